@@ -1,0 +1,13 @@
+DROP TABLE events;
+DROP TABLE create_requests;
+DROP TABLE room_members;
+DROP TABLE message_rooms;
+DROP TABLE group_group_members;
+DROP TABLE group_team_members;
+DROP TABLE group_user_members;
+DROP TABLE groups;
+DROP TABLE contacts;
+DROP TABLE team_members;
+DROP TABLE teams;
+DROP TABLE users;
+DROP TABLE tenants;

@@ -1,0 +1,184 @@
+//! Configuration from flags and environment, in one typed struct.
+
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "group-service",
+    version,
+    about = "gRPC service for workplace groups"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub config: Config,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Serve gRPC (the default).
+    Serve,
+    /// Run the database migrations and exit.
+    Migrate,
+    /// Print a bearer token signed with the configured HS256 secret.
+    Token(TokenArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct TokenArgs {
+    /// The caller's tenant id.
+    #[arg(long)]
+    pub tenant: i64,
+    /// The user id (or, with --service, the service's name).
+    #[arg(long, default_value = "operator")]
+    pub user: String,
+    /// Claim admin rights (they hold only while the directory also says the user is an admin).
+    #[arg(long)]
+    pub admin: bool,
+    /// A service caller (needed for DirectoryService).
+    #[arg(long)]
+    pub service: bool,
+    /// Lifetime in seconds.
+    #[arg(long, default_value_t = 3600)]
+    pub ttl: u64,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct Config {
+    /// Address to serve gRPC on.
+    #[arg(
+        long,
+        env = "GROUP_SERVICE_LISTEN",
+        default_value = "127.0.0.1:50051",
+        global = true
+    )]
+    pub listen: String,
+    /// `postgres://...` for PostgreSQL; otherwise an SQLite file (default under the data dir).
+    #[arg(long, env = "DATABASE_URL", global = true)]
+    pub database_url: Option<String>,
+    /// Where the SQLite file and the generated development secret live.
+    #[arg(
+        long,
+        env = "GROUP_SERVICE_DATA_DIR",
+        default_value = "data",
+        global = true
+    )]
+    pub data_dir: PathBuf,
+    /// Database connections (SQLite: readers; writes use one connection).
+    #[arg(
+        long,
+        env = "GROUP_SERVICE_MAX_CONNECTIONS",
+        default_value_t = 16,
+        global = true
+    )]
+    pub max_connections: u32,
+    /// HS256 secret for bearer tokens. Without it and without a public key, a secret is
+    /// generated once and kept in the data dir (development).
+    #[arg(
+        long,
+        env = "GROUP_SERVICE_JWT_SECRET",
+        hide_env_values = true,
+        global = true
+    )]
+    pub jwt_secret: Option<String>,
+    /// PEM public key (RSA for RS256, P-256 for ES256) that verifies bearer tokens (production).
+    #[arg(long, env = "GROUP_SERVICE_JWT_PUBLIC_KEY", global = true)]
+    pub jwt_public_key: Option<PathBuf>,
+    /// Key that signs page tokens; defaults to one derived from the JWT secret, or a random
+    /// one per process with a public key (page tokens then end with the process).
+    #[arg(
+        long,
+        env = "GROUP_SERVICE_PAGE_TOKEN_KEY",
+        hide_env_values = true,
+        global = true
+    )]
+    pub page_token_key: Option<String>,
+    /// Log format.
+    #[arg(
+        long,
+        env = "GROUP_SERVICE_LOG_FORMAT",
+        value_enum,
+        default_value = "text",
+        global = true
+    )]
+    pub log_format: LogFormat,
+}
+
+impl Config {
+    pub fn database_url(&self) -> String {
+        self.database_url.clone().unwrap_or_else(|| {
+            self.data_dir
+                .join("group-service.db")
+                .to_string_lossy()
+                .into_owned()
+        })
+    }
+
+    /// The HS256 secret: configured, or generated once under the data dir.
+    pub fn hs256_secret(&self) -> anyhow::Result<Option<Vec<u8>>> {
+        if let Some(s) = &self.jwt_secret {
+            anyhow::ensure!(
+                s.len() >= 16,
+                "GROUP_SERVICE_JWT_SECRET must be at least 16 bytes"
+            );
+            return Ok(Some(s.as_bytes().to_vec()));
+        }
+        if self.jwt_public_key.is_some() {
+            return Ok(None);
+        }
+        Ok(Some(dev_secret(&self.data_dir)?))
+    }
+}
+
+fn dev_secret(dir: &Path) -> anyhow::Result<Vec<u8>> {
+    let path = dir.join("jwt-secret");
+    if let Ok(s) = std::fs::read_to_string(&path) {
+        let s = s.trim();
+        if s.len() >= 16 {
+            return Ok(s.as_bytes().to_vec());
+        }
+    }
+    std::fs::create_dir_all(dir)?;
+    let secret: String = (0..48)
+        .map(|_| {
+            let i = rand::random_range(0..62u8);
+            (match i {
+                0..=9 => b'0' + i,
+                10..=35 => b'a' + i - 10,
+                _ => b'A' + i - 36,
+            }) as char
+        })
+        .collect();
+    write_private(&path, &secret)?;
+    tracing::info!(path = %path.display(), "generated a development token secret");
+    Ok(secret.into_bytes())
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, content: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(content.as_bytes())?;
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &Path, content: &str) -> anyhow::Result<()> {
+    std::fs::write(path, content)?;
+    Ok(())
+}

@@ -1,0 +1,473 @@
+//! The local copy of directory data, written by the directory system (a service caller of the
+//! tenant it writes).
+
+use std::collections::BTreeSet;
+
+use super::Service;
+use super::caller::Caller;
+use super::error::{Error, Reason, Result, Violations};
+use super::model::*;
+use super::page::PageRequest;
+use super::repo::Page;
+
+const MAX_NAME_CHARS: usize = 200;
+const MAX_EMAIL_CHARS: usize = 254;
+const MAX_MEMBERS: usize = 10_000;
+
+fn check_id(v: &mut Violations, field: &str, id: i64) {
+    v.check(id > 0, field, || "must be a positive id".into());
+}
+
+fn check_name(v: &mut Violations, field: &str, name: &str) {
+    v.check(name.chars().count() <= MAX_NAME_CHARS, field, || {
+        format!("must be at most {MAX_NAME_CHARS} characters")
+    });
+}
+
+/// A plain check of an address's shape: one `@`, a non-empty local part and a domain with a dot.
+pub fn is_email(s: &str) -> bool {
+    let Some((local, domain)) = s.split_once('@') else {
+        return false;
+    };
+    !local.is_empty()
+        && !domain.contains('@')
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && s.chars().count() <= MAX_EMAIL_CHARS
+        && !s.chars().any(|c| c.is_whitespace() || c.is_control())
+}
+
+fn not_found(what: &'static str) -> Error {
+    Error::NotFound(what)
+}
+
+async fn require_tenant(tx: &mut dyn super::repo::Tx, tenant: TenantId) -> Result<()> {
+    if tx.get_tenant(tenant).await?.is_none() {
+        return Err(Error::precondition(
+            Reason::TenantNotFound,
+            format!("tenant {tenant} does not exist"),
+        ));
+    }
+    Ok(())
+}
+
+/// Fails unless every key is a user in the directory.
+async fn require_users(tx: &mut dyn super::repo::Tx, keys: &[UserKey]) -> Result<()> {
+    let found: BTreeSet<UserKey> = tx
+        .get_users(keys)
+        .await?
+        .into_iter()
+        .map(|u| u.key)
+        .collect();
+    if let Some(missing) = keys.iter().find(|k| !found.contains(k)) {
+        return Err(Error::precondition(
+            Reason::UnknownMember,
+            format!(
+                "tenants/{}/users/{} does not exist",
+                missing.tenant, missing.user
+            ),
+        ));
+    }
+    Ok(())
+}
+
+impl Service {
+    pub async fn upsert_tenant(&self, caller: &Caller, tenant: Tenant) -> Result<Tenant> {
+        caller.require_service_of(tenant.id)?;
+        let mut v = Violations::default();
+        check_id(&mut v, "tenant.id", tenant.id.0);
+        check_name(&mut v, "tenant.display_name", &tenant.display_name);
+        v.check(
+            tenant.storage_quota_bytes >= 0,
+            "tenant.storage_quota_bytes",
+            || "must not be negative".into(),
+        );
+        v.finish()?;
+        self.store
+            .write(move |tx| {
+                let tenant = tenant.clone();
+                Box::pin(async move {
+                    tx.upsert_tenant(&tenant).await?;
+                    tx.get_tenant(tenant.id).await?.ok_or(not_found("tenant"))
+                })
+            })
+            .await
+    }
+
+    pub async fn get_tenant(&self, caller: &Caller, id: TenantId) -> Result<Tenant> {
+        caller.require_service_of(id)?;
+        self.store
+            .read(move |tx| {
+                Box::pin(async move { tx.get_tenant(id).await?.ok_or(not_found("tenant")) })
+            })
+            .await
+    }
+
+    /// The tenants the caller may read: its own.
+    pub async fn list_tenants(
+        &self,
+        caller: &Caller,
+        page: PageRequest,
+    ) -> Result<(Vec<Tenant>, String)> {
+        let tenant = caller.tenant;
+        caller.require_service_of(tenant)?;
+        let scope = format!("tenants|{tenant}");
+        let (size, after) = self.pager.start::<i64>(&scope, &page)?;
+        let rows = self
+            .store
+            .read(move |tx| {
+                Box::pin(async move {
+                    let own = tx.get_tenant(tenant).await?;
+                    Ok(own
+                        .into_iter()
+                        .filter(|t| after.is_none_or(|a| t.id.0 > a))
+                        .take(size as usize)
+                        .collect::<Vec<_>>())
+                })
+            })
+            .await?;
+        let next = self.pager.next(&scope, &rows, size, |t| t.id.0);
+        Ok((rows, next))
+    }
+
+    /// Deletes a tenant with all its data: users, teams, rooms, groups and their memberships.
+    pub async fn delete_tenant(&self, caller: &Caller, id: TenantId) -> Result<()> {
+        caller.require_service_of(id)?;
+        self.store
+            .write(move |tx| {
+                Box::pin(async move {
+                    if tx.delete_tenant(id).await? {
+                        Ok(())
+                    } else {
+                        Err(not_found("tenant"))
+                    }
+                })
+            })
+            .await
+    }
+
+    pub async fn upsert_user(&self, caller: &Caller, user: User) -> Result<User> {
+        caller.require_service_of(user.key.tenant)?;
+        let mut v = Violations::default();
+        check_id(&mut v, "user.id", user.key.user.0);
+        check_name(&mut v, "user.display_name", &user.display_name);
+        v.check(is_email(&user.email), "user.email", || {
+            "must be an email address".into()
+        });
+        v.finish()?;
+        self.store
+            .write(move |tx| {
+                let user = user.clone();
+                Box::pin(async move {
+                    require_tenant(tx, user.key.tenant).await?;
+                    tx.upsert_user(&user).await?;
+                    Ok(user)
+                })
+            })
+            .await
+    }
+
+    pub async fn get_user(&self, caller: &Caller, key: UserKey) -> Result<User> {
+        caller.require_service_of(key.tenant)?;
+        self.store
+            .read(move |tx| {
+                Box::pin(async move { tx.get_user(key).await?.ok_or(not_found("user")) })
+            })
+            .await
+    }
+
+    pub async fn list_users(
+        &self,
+        caller: &Caller,
+        tenant: TenantId,
+        page: PageRequest,
+    ) -> Result<(Vec<User>, String)> {
+        caller.require_service_of(tenant)?;
+        let scope = format!("users|{tenant}");
+        let (size, after) = self.pager.start::<i64>(&scope, &page)?;
+        let rows = self
+            .store
+            .read(move |tx| {
+                Box::pin(async move {
+                    tx.list_users(
+                        tenant,
+                        Page {
+                            after: after.map(UserId),
+                            limit: size,
+                        },
+                    )
+                    .await
+                })
+            })
+            .await?;
+        let next = self.pager.next(&scope, &rows, size, |u| u.key.user.0);
+        Ok((rows, next))
+    }
+
+    /// Deletes a user; their memberships, team memberships, contacts and room seats go with
+    /// them in the same transaction.
+    pub async fn delete_user(&self, caller: &Caller, key: UserKey) -> Result<()> {
+        caller.require_service_of(key.tenant)?;
+        self.store
+            .write(move |tx| {
+                Box::pin(async move {
+                    if tx.delete_user(key).await? {
+                        Ok(())
+                    } else {
+                        Err(not_found("user"))
+                    }
+                })
+            })
+            .await
+    }
+
+    pub async fn upsert_team(&self, caller: &Caller, mut team: Team) -> Result<Team> {
+        caller.require_service_of(team.tenant)?;
+        let mut v = Violations::default();
+        check_id(&mut v, "team.id", team.id.0);
+        check_name(&mut v, "team.display_name", &team.display_name);
+        v.check(
+            team.email.is_empty() || is_email(&team.email),
+            "team.email",
+            || "must be an email address".into(),
+        );
+        v.check(
+            team.members.len() <= MAX_MEMBERS,
+            "team.member_user_ids",
+            || format!("at most {MAX_MEMBERS} members"),
+        );
+        v.finish()?;
+        team.members.sort();
+        team.members.dedup();
+        self.store
+            .write(move |tx| {
+                let team = team.clone();
+                Box::pin(async move {
+                    require_tenant(tx, team.tenant).await?;
+                    let keys: Vec<UserKey> = team
+                        .members
+                        .iter()
+                        .map(|u| UserKey {
+                            tenant: team.tenant,
+                            user: *u,
+                        })
+                        .collect();
+                    require_users(tx, &keys).await?;
+                    tx.upsert_team(&team).await?;
+                    Ok(team)
+                })
+            })
+            .await
+    }
+
+    pub async fn get_team(&self, caller: &Caller, tenant: TenantId, id: TeamId) -> Result<Team> {
+        caller.require_service_of(tenant)?;
+        self.store
+            .read(move |tx| {
+                Box::pin(async move { tx.get_team(tenant, id).await?.ok_or(not_found("team")) })
+            })
+            .await
+    }
+
+    pub async fn list_teams(
+        &self,
+        caller: &Caller,
+        tenant: TenantId,
+        page: PageRequest,
+    ) -> Result<(Vec<Team>, String)> {
+        caller.require_service_of(tenant)?;
+        let scope = format!("teams|{tenant}");
+        let (size, after) = self.pager.start::<i64>(&scope, &page)?;
+        let rows = self
+            .store
+            .read(move |tx| {
+                Box::pin(async move {
+                    tx.list_teams(
+                        tenant,
+                        Page {
+                            after: after.map(TeamId),
+                            limit: size,
+                        },
+                    )
+                    .await
+                })
+            })
+            .await?;
+        let next = self.pager.next(&scope, &rows, size, |t| t.id.0);
+        Ok((rows, next))
+    }
+
+    /// Deletes a team; its group memberships go with it in the same transaction.
+    pub async fn delete_team(&self, caller: &Caller, tenant: TenantId, id: TeamId) -> Result<()> {
+        caller.require_service_of(tenant)?;
+        self.store
+            .write(move |tx| {
+                Box::pin(async move {
+                    if tx.delete_team(tenant, id).await? {
+                        Ok(())
+                    } else {
+                        Err(not_found("team"))
+                    }
+                })
+            })
+            .await
+    }
+
+    /// Adds an external contact: a user of another tenant in a user's address book.
+    pub async fn add_contact(&self, caller: &Caller, contact: Contact) -> Result<Contact> {
+        caller.require_service_of(contact.owner.tenant)?;
+        let mut v = Violations::default();
+        check_id(&mut v, "contact.user_id", contact.owner.user.0);
+        check_id(
+            &mut v,
+            "contact.contact_tenant_id",
+            contact.contact.tenant.0,
+        );
+        check_id(&mut v, "contact.contact_user_id", contact.contact.user.0);
+        v.check(
+            contact.contact.tenant != contact.owner.tenant,
+            "contact.contact_tenant_id",
+            || "an external contact is a user of another tenant".into(),
+        );
+        v.finish()?;
+        self.store
+            .write(move |tx| {
+                Box::pin(async move {
+                    require_users(tx, &[contact.owner, contact.contact]).await?;
+                    tx.add_contact(&contact).await?;
+                    Ok(contact)
+                })
+            })
+            .await
+    }
+
+    pub async fn list_contacts(
+        &self,
+        caller: &Caller,
+        owner: UserKey,
+        page: PageRequest,
+    ) -> Result<(Vec<Contact>, String)> {
+        caller.require_service_of(owner.tenant)?;
+        let scope = format!("contacts|{}|{}", owner.tenant, owner.user);
+        let (size, after) = self.pager.start::<(i64, i64)>(&scope, &page)?;
+        let rows = self
+            .store
+            .read(move |tx| {
+                Box::pin(async move {
+                    let after = after.map(|(t, u)| UserKey {
+                        tenant: TenantId(t),
+                        user: UserId(u),
+                    });
+                    tx.list_contacts(owner, Page { after, limit: size }).await
+                })
+            })
+            .await?;
+        let next = self.pager.next(&scope, &rows, size, |c| {
+            (c.contact.tenant.0, c.contact.user.0)
+        });
+        Ok((rows, next))
+    }
+
+    pub async fn remove_contact(&self, caller: &Caller, contact: Contact) -> Result<()> {
+        caller.require_service_of(contact.owner.tenant)?;
+        self.store
+            .write(move |tx| {
+                Box::pin(async move {
+                    if tx.remove_contact(&contact).await? {
+                        Ok(())
+                    } else {
+                        Err(not_found("contact"))
+                    }
+                })
+            })
+            .await
+    }
+
+    pub async fn upsert_room(&self, caller: &Caller, mut room: MessageRoom) -> Result<MessageRoom> {
+        caller.require_service_of(room.tenant)?;
+        let mut v = Violations::default();
+        check_id(&mut v, "room.id", room.id.0);
+        check_name(&mut v, "room.display_name", &room.display_name);
+        v.check(room.members.len() <= MAX_MEMBERS, "room.members", || {
+            format!("at most {MAX_MEMBERS} members")
+        });
+        v.finish()?;
+        room.members.sort();
+        room.members.dedup();
+        self.store
+            .write(move |tx| {
+                let room = room.clone();
+                Box::pin(async move {
+                    require_tenant(tx, room.tenant).await?;
+                    require_users(tx, &room.members).await?;
+                    tx.upsert_room(&room).await?;
+                    tx.get_room(room.tenant, room.id)
+                        .await?
+                        .ok_or(not_found("message room"))
+                })
+            })
+            .await
+    }
+
+    pub async fn get_room(
+        &self,
+        caller: &Caller,
+        tenant: TenantId,
+        id: RoomId,
+    ) -> Result<MessageRoom> {
+        caller.require_service_of(tenant)?;
+        self.store
+            .read(move |tx| {
+                Box::pin(async move {
+                    tx.get_room(tenant, id)
+                        .await?
+                        .ok_or(not_found("message room"))
+                })
+            })
+            .await
+    }
+
+    pub async fn list_rooms(
+        &self,
+        caller: &Caller,
+        tenant: TenantId,
+        page: PageRequest,
+    ) -> Result<(Vec<MessageRoom>, String)> {
+        caller.require_service_of(tenant)?;
+        let scope = format!("rooms|{tenant}");
+        let (size, after) = self.pager.start::<i64>(&scope, &page)?;
+        let rows = self
+            .store
+            .read(move |tx| {
+                Box::pin(async move {
+                    tx.list_rooms(
+                        tenant,
+                        Page {
+                            after: after.map(RoomId),
+                            limit: size,
+                        },
+                    )
+                    .await
+                })
+            })
+            .await?;
+        let next = self.pager.next(&scope, &rows, size, |r| r.id.0);
+        Ok((rows, next))
+    }
+
+    pub async fn delete_room(&self, caller: &Caller, tenant: TenantId, id: RoomId) -> Result<()> {
+        caller.require_service_of(tenant)?;
+        self.store
+            .write(move |tx| {
+                Box::pin(async move {
+                    if tx.delete_room(tenant, id).await? {
+                        Ok(())
+                    } else {
+                        Err(not_found("message room"))
+                    }
+                })
+            })
+            .await
+    }
+}

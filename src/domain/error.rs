@@ -1,0 +1,177 @@
+//! The domain's one error type. `grpc::status` maps every variant to a gRPC status with an
+//! exhaustive match, so a new variant does not compile until someone picks its code.
+
+use std::fmt;
+
+/// Stable machine-readable reasons, sent as `google.rpc.ErrorInfo.reason` (domain `groups.v1`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reason {
+    /// The caller is not allowed to create groups in the tenant (R04).
+    GroupCreationRestricted,
+    /// The caller may not change this group or this part of it (R06).
+    NotGroupManager,
+    /// DirectoryService and other system methods need a service caller.
+    ServiceCallerRequired,
+    /// The method acts for a user; a service token cannot call it.
+    UserCallerRequired,
+    /// The token names a tenant or user that the directory does not know.
+    CallerNotInDirectory,
+    /// The token's tenant is not the tenant the request names (R24).
+    WrongTenant,
+    /// Another group of the tenant has this name, case-insensitively (R01).
+    GroupNameTaken,
+    /// Another group of the tenant has this external key.
+    ExternalKeyTaken,
+    /// A request_id was reused with a different request.
+    RequestIdReused,
+    /// The tenant holds as many groups as its plan allows (R03).
+    TenantGroupLimit,
+    /// A user is a direct member of as many groups as allowed (R03).
+    UserGroupLimit,
+    /// A named master or member is not a user, team or group of the tenant.
+    UnknownMember,
+    /// The tenant named by the request does not exist.
+    TenantNotFound,
+    /// The given etag no longer matches the resource.
+    EtagMismatch,
+    /// A referenced user does not belong to the tenant.
+    UserNotInTenant,
+    /// The page token was altered or does not belong to this query.
+    InvalidPageToken,
+    /// Adding the group would make it contain itself (R21).
+    MembershipCycle,
+    /// Adding the group would nest groups deeper than allowed (R21).
+    NestingTooDeep,
+}
+
+impl Reason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::GroupCreationRestricted => "GROUP_CREATION_RESTRICTED",
+            Reason::NotGroupManager => "NOT_GROUP_MANAGER",
+            Reason::ServiceCallerRequired => "SERVICE_CALLER_REQUIRED",
+            Reason::UserCallerRequired => "USER_CALLER_REQUIRED",
+            Reason::CallerNotInDirectory => "CALLER_NOT_IN_DIRECTORY",
+            Reason::WrongTenant => "WRONG_TENANT",
+            Reason::GroupNameTaken => "GROUP_NAME_TAKEN",
+            Reason::ExternalKeyTaken => "EXTERNAL_KEY_TAKEN",
+            Reason::RequestIdReused => "REQUEST_ID_REUSED",
+            Reason::TenantGroupLimit => "TENANT_GROUP_LIMIT",
+            Reason::UserGroupLimit => "USER_GROUP_LIMIT",
+            Reason::UnknownMember => "UNKNOWN_MEMBER",
+            Reason::TenantNotFound => "TENANT_NOT_FOUND",
+            Reason::EtagMismatch => "ETAG_MISMATCH",
+            Reason::UserNotInTenant => "USER_NOT_IN_TENANT",
+            Reason::InvalidPageToken => "INVALID_PAGE_TOKEN",
+            Reason::MembershipCycle => "MEMBERSHIP_CYCLE",
+            Reason::NestingTooDeep => "NESTING_TOO_DEEP",
+        }
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One bad field of a request (`google.rpc.BadRequest.FieldViolation`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FieldViolation {
+    pub field: String,
+    pub description: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Bad input; every violation names its field.
+    #[error("invalid argument: {0:?}")]
+    InvalidArgument(Vec<FieldViolation>),
+    /// Bad input that also has a stable reason (a reused request id, a bad page token).
+    #[error("invalid argument {field}: {reason}")]
+    InvalidArgumentReason {
+        reason: Reason,
+        field: &'static str,
+        description: String,
+    },
+    /// The resource does not exist, or the caller may not know that it does.
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("already exists: {reason}")]
+    AlreadyExists { reason: Reason, message: String },
+    #[error("permission denied: {reason}")]
+    PermissionDenied { reason: Reason, message: String },
+    #[error("failed precondition: {reason}")]
+    FailedPrecondition { reason: Reason, message: String },
+    /// A limit of R03; `subject` names what is full (`tenants/1`, `tenants/1/users/7`).
+    #[error("quota exceeded: {reason} for {subject}")]
+    QuotaExceeded {
+        reason: Reason,
+        subject: String,
+        description: String,
+    },
+    #[error("aborted: {reason}")]
+    Aborted { reason: Reason, message: String },
+    /// A transaction lost a race (serialization failure, deadlock); the store runs it again
+    /// and only gives up after a bounded number of attempts.
+    #[error("retry: {0}")]
+    Retry(String),
+    /// The database cannot be reached; the call may be retried.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    /// A bug or an unexpected storage answer; logged, never sent to the client.
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub fn invalid(field: impl Into<String>, description: impl Into<String>) -> Self {
+        Error::InvalidArgument(vec![FieldViolation {
+            field: field.into(),
+            description: description.into(),
+        }])
+    }
+
+    pub fn permission(reason: Reason, message: impl Into<String>) -> Self {
+        Error::PermissionDenied {
+            reason,
+            message: message.into(),
+        }
+    }
+
+    pub fn precondition(reason: Reason, message: impl Into<String>) -> Self {
+        Error::FailedPrecondition {
+            reason,
+            message: message.into(),
+        }
+    }
+}
+
+/// Collects field violations so one answer names every bad field.
+#[derive(Default)]
+pub struct Violations(Vec<FieldViolation>);
+
+impl Violations {
+    pub fn add(&mut self, field: impl Into<String>, description: impl Into<String>) {
+        self.0.push(FieldViolation {
+            field: field.into(),
+            description: description.into(),
+        });
+    }
+
+    pub fn check(&mut self, ok: bool, field: &str, description: impl FnOnce() -> String) {
+        if !ok {
+            self.add(field, description());
+        }
+    }
+
+    pub fn finish(self) -> Result<()> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::InvalidArgument(self.0))
+        }
+    }
+}

@@ -1,0 +1,486 @@
+//! Groups: create, read, delete (R01, R02, R03, R04, R07, R12).
+
+use std::collections::BTreeSet;
+
+use serde::Serialize;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use super::caller::{Actor, Caller};
+use super::error::{Error, Reason, Result, Violations};
+use super::model::*;
+use super::repo::Tx;
+use super::{Service, group_event};
+
+pub const MAX_NAME_CHARS: usize = 100;
+pub const MAX_DESCRIPTION_CHARS: usize = 300;
+pub const MAX_PHOTO_URI_CHARS: usize = 2_000;
+pub const MAX_EXTERNAL_KEY_CHARS: usize = 100;
+pub const MAX_REQUEST_ID_CHARS: usize = 100;
+/// Masters plus members named in one create.
+pub const MAX_INITIAL_MEMBERS: usize = 100;
+/// R03: a user is a direct member of at most this many groups.
+pub const USER_GROUP_LIMIT: i64 = 2_000;
+
+/// A member reference in a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub enum MemberRef {
+    User(UserKey),
+    Team(TeamId),
+    Group(GroupId),
+}
+
+/// The settings a client gives a group.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct GroupSpec {
+    pub display_name: String,
+    pub description: String,
+    pub photo_uri: String,
+    #[serde(skip)]
+    pub kind: GroupKind,
+    pub is_public: bool,
+    #[serde(skip)]
+    pub features: Features,
+    pub notify_all_members: bool,
+    pub master_manages_features: bool,
+    pub external_key: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct CreateGroup {
+    pub tenant: TenantId,
+    pub spec: GroupSpec,
+    pub masters: Vec<UserId>,
+    pub members: Vec<MemberRef>,
+    #[serde(skip)]
+    pub request_id: Option<String>,
+}
+
+/// R01 and R02, naming each bad field.
+pub fn validate_spec(spec: &GroupSpec, v: &mut Violations) {
+    let name_chars = spec.display_name.chars().count();
+    v.check(
+        name_chars > 0 && !spec.display_name.trim().is_empty(),
+        "group.display_name",
+        || "is required".into(),
+    );
+    v.check(name_chars <= MAX_NAME_CHARS, "group.display_name", || {
+        format!("must be at most {MAX_NAME_CHARS} characters, is {name_chars}")
+    });
+    let desc_chars = spec.description.chars().count();
+    v.check(
+        desc_chars <= MAX_DESCRIPTION_CHARS,
+        "group.description",
+        || format!("must be at most {MAX_DESCRIPTION_CHARS} characters, is {desc_chars}"),
+    );
+    v.check(
+        spec.photo_uri.chars().count() <= MAX_PHOTO_URI_CHARS,
+        "group.photo_uri",
+        || format!("must be at most {MAX_PHOTO_URI_CHARS} characters"),
+    );
+    if let Some(key) = &spec.external_key {
+        v.check(
+            !key.is_empty() && key.chars().count() <= MAX_EXTERNAL_KEY_CHARS,
+            "group.external_key",
+            || format!("must be 1-{MAX_EXTERNAL_KEY_CHARS} characters"),
+        );
+    }
+    for (field, s) in [
+        ("group.display_name", &spec.display_name),
+        ("group.description", &spec.description),
+    ] {
+        v.check(
+            !s.chars().any(|c| c.is_control() && c != '\n' && c != '\t'),
+            field,
+            || "must not contain control characters".into(),
+        );
+    }
+    let f = spec.features;
+    v.check(
+        f.message || !(f.note || f.event || f.task || f.folder),
+        "group.features",
+        || "note, event, task and folder need message".into(),
+    );
+}
+
+fn not_found() -> Error {
+    Error::NotFound("group")
+}
+
+/// R07: whether the actor may see the group at all. An invisible group answers as a missing one.
+pub(crate) async fn can_see(tx: &mut dyn Tx, actor: &Actor, group: &Group) -> Result<bool> {
+    if actor.is_admin_of(group.tenant) {
+        return Ok(true);
+    }
+    let Some(user) = actor.user_key() else {
+        return Ok(false);
+    };
+    if group.is_public && group.kind == GroupKind::Internal && user.tenant == group.tenant {
+        return Ok(true);
+    }
+    tx.is_effective_member(group.tenant, group.id, user).await
+}
+
+/// Reads a group the actor may see, or NOT_FOUND.
+pub(crate) async fn visible_group(
+    tx: &mut dyn Tx,
+    actor: &Actor,
+    tenant: TenantId,
+    id: GroupId,
+    lock: bool,
+) -> Result<Group> {
+    let group = if lock {
+        tx.lock_group(tenant, id).await?
+    } else {
+        tx.get_group(tenant, id).await?
+    };
+    let group = group.ok_or_else(not_found)?;
+    if can_see(tx, actor, &group).await? {
+        Ok(group)
+    } else {
+        Err(not_found())
+    }
+}
+
+fn fingerprint(caller: &Caller, cmd: &CreateGroup) -> String {
+    let mut h = Sha256::new();
+    h.update(format!("{:?}|{:?}|", caller.principal, cmd.spec.kind).as_bytes());
+    h.update(format!("{:?}|", cmd.spec.features).as_bytes());
+    h.update(serde_json::to_vec(cmd).unwrap_or_default());
+    hex(&h.finalize()[..16])
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl Service {
+    /// Creates a group (R01-R04). All or nothing: the group, its masters and members, the quota
+    /// counters and the event are written in one transaction.
+    pub async fn create_group(&self, caller: &Caller, mut cmd: CreateGroup) -> Result<Group> {
+        let mut v = Violations::default();
+        validate_spec(&cmd.spec, &mut v);
+        v.check(!cmd.masters.is_empty(), "master_user_ids", || {
+            "name at least one Group Master".into()
+        });
+        v.check(
+            cmd.masters.len() + cmd.members.len() <= MAX_INITIAL_MEMBERS,
+            "members",
+            || format!("at most {MAX_INITIAL_MEMBERS} masters and members in one create"),
+        );
+        if let Some(id) = &cmd.request_id {
+            v.check(
+                id.chars().count() <= MAX_REQUEST_ID_CHARS,
+                "request_id",
+                || format!("must be at most {MAX_REQUEST_ID_CHARS} characters"),
+            );
+        }
+        v.check(cmd.spec.kind == GroupKind::Internal, "group.kind", || {
+            "only INTERNAL groups can be created".into()
+        });
+        for m in &cmd.members {
+            if let MemberRef::User(k) = m {
+                v.check(k.tenant == cmd.tenant, "members", || {
+                    format!("user {} is not a user of tenant {}", k.user, cmd.tenant)
+                });
+            }
+        }
+        v.finish()?;
+        cmd.masters.sort();
+        cmd.masters.dedup();
+        cmd.members.sort();
+        cmd.members.dedup();
+        let fingerprint = fingerprint(caller, &cmd);
+        let caller = caller.clone();
+        self.store
+            .write(move |tx| {
+                let (cmd, caller, fingerprint) = (cmd.clone(), caller.clone(), fingerprint.clone());
+                Box::pin(async move { create_in(tx, &caller, &cmd, &fingerprint).await })
+            })
+            .await
+    }
+
+    pub async fn get_group(&self, caller: &Caller, tenant: TenantId, id: GroupId) -> Result<Group> {
+        let caller = caller.clone();
+        self.store
+            .read(move |tx| {
+                let caller = caller.clone();
+                Box::pin(async move {
+                    let actor = caller.resolve(tx).await?;
+                    visible_group(tx, &actor, tenant, id, false).await
+                })
+            })
+            .await
+    }
+
+    /// Deletes a group with all its data (R12). Only admins of the owning tenant may.
+    pub async fn delete_group(
+        &self,
+        caller: &Caller,
+        tenant: TenantId,
+        id: GroupId,
+        etag: Option<String>,
+    ) -> Result<()> {
+        let caller = caller.clone();
+        self.store
+            .write(move |tx| {
+                let (caller, etag) = (caller.clone(), etag.clone());
+                Box::pin(async move {
+                    let actor = caller.resolve(tx).await?;
+                    let group = visible_group(tx, &actor, tenant, id, true).await?;
+                    if !actor.is_admin_of(group.tenant) {
+                        return Err(Error::permission(
+                            Reason::NotGroupManager,
+                            "only admins of the owning tenant may delete a group",
+                        ));
+                    }
+                    if let Some(etag) = etag {
+                        if etag != group.etag() {
+                            return Err(Error::Aborted {
+                                reason: Reason::EtagMismatch,
+                                message: "the group changed since it was read".into(),
+                            });
+                        }
+                    }
+                    let recipients = if group.notify_all_members {
+                        tx.effective_users(tenant, id).await?
+                    } else {
+                        Vec::new()
+                    };
+                    let direct = tx.direct_members(tenant, id).await?;
+                    let users: Vec<UserKey> = direct.users.iter().map(|(k, _)| *k).collect();
+                    tx.release_user_group_slots(&users).await?;
+                    tx.release_group_slot(tenant).await?;
+                    tx.delete_group(tenant, id).await?;
+                    let now = now_micros();
+                    tx.insert_event(&group_event(
+                        &group,
+                        "group.deleted",
+                        json!({
+                            "group": group.resource_name(),
+                            "kind": group.kind.as_str(),
+                            "purged": ["message", "note", "event", "task", "folder", "mailing_list"],
+                            "tenants": [group.tenant.0],
+                            "notify": recipients.iter().map(|u| [u.tenant.0, u.user.0]).collect::<Vec<_>>(),
+                        }),
+                        now,
+                    ))
+                    .await?;
+                    Ok(())
+                })
+            })
+            .await
+    }
+}
+
+async fn create_in(
+    tx: &mut dyn Tx,
+    caller: &Caller,
+    cmd: &CreateGroup,
+    fingerprint: &str,
+) -> Result<Group> {
+    let actor = caller.resolve(tx).await?;
+    if actor.tenant() != cmd.tenant {
+        return Err(Error::NotFound("tenant"));
+    }
+    let tenant = tx
+        .get_tenant(cmd.tenant)
+        .await?
+        .ok_or(Error::NotFound("tenant"))?;
+    // R04: who may create.
+    if !actor.is_admin_of(tenant.id) && tenant.group_creation == GroupCreation::AdminsOnly {
+        return Err(Error::permission(
+            Reason::GroupCreationRestricted,
+            "only admins may create groups in this tenant",
+        ));
+    }
+    let now = now_micros();
+    let id = GroupId(next_id());
+    if let Some(request_id) = &cmd.request_id {
+        if !tx
+            .insert_create_request(tenant.id, request_id, fingerprint, id, now)
+            .await?
+        {
+            let (first_fingerprint, group) = tx
+                .get_create_request(tenant.id, request_id)
+                .await?
+                .ok_or_else(|| Error::Retry("request id claimed by a rolled back call".into()))?;
+            if first_fingerprint != fingerprint {
+                return Err(Error::InvalidArgumentReason {
+                    reason: Reason::RequestIdReused,
+                    field: "request_id",
+                    description: "this request_id was used for a different request".into(),
+                });
+            }
+            return tx.get_group(tenant.id, group).await?.ok_or_else(not_found);
+        }
+    }
+    // R03: the tenant's quota, taken under the tenant's row lock.
+    if !tx.take_group_slot(tenant.id).await? {
+        return Err(Error::QuotaExceeded {
+            reason: Reason::TenantGroupLimit,
+            subject: format!("tenants/{}", tenant.id),
+            description: format!(
+                "the tenant holds its plan's limit of {} groups",
+                tenant.plan.group_limit()
+            ),
+        });
+    }
+
+    // Masters and user members must be users of the tenant; teams and groups too.
+    let mut users: BTreeSet<UserKey> = cmd
+        .masters
+        .iter()
+        .map(|u| UserKey {
+            tenant: tenant.id,
+            user: *u,
+        })
+        .collect();
+    let mut teams = Vec::new();
+    let mut groups = Vec::new();
+    for m in &cmd.members {
+        match m {
+            MemberRef::User(k) => {
+                users.insert(*k);
+            }
+            MemberRef::Team(t) => teams.push(*t),
+            MemberRef::Group(g) => groups.push(*g),
+        }
+    }
+    let users: Vec<UserKey> = users.into_iter().collect();
+    let found: BTreeSet<UserKey> = tx
+        .get_users(&users)
+        .await?
+        .into_iter()
+        .map(|u| u.key)
+        .collect();
+    if let Some(missing) = users.iter().find(|k| !found.contains(k)) {
+        return Err(Error::precondition(
+            Reason::UnknownMember,
+            format!(
+                "tenants/{}/users/{} does not exist",
+                missing.tenant, missing.user
+            ),
+        ));
+    }
+    let found_teams = tx.existing_teams(tenant.id, &teams).await?;
+    if let Some(missing) = teams.iter().find(|t| !found_teams.contains(t)) {
+        return Err(Error::precondition(
+            Reason::UnknownMember,
+            format!("tenants/{}/teams/{missing} does not exist", tenant.id),
+        ));
+    }
+    let found_groups = tx.existing_groups(tenant.id, &groups).await?;
+    if let Some(missing) = groups.iter().find(|g| !found_groups.contains(g)) {
+        return Err(Error::precondition(
+            Reason::UnknownMember,
+            format!("tenants/{}/groups/{missing} does not exist", tenant.id),
+        ));
+    }
+
+    let group = Group {
+        tenant: tenant.id,
+        id,
+        display_name: cmd.spec.display_name.clone(),
+        description: cmd.spec.description.clone(),
+        photo_uri: cmd.spec.photo_uri.clone(),
+        kind: cmd.spec.kind,
+        is_public: cmd.spec.is_public && cmd.spec.kind == GroupKind::Internal,
+        features: cmd.spec.features,
+        notify_all_members: cmd.spec.notify_all_members,
+        master_manages_features: cmd.spec.master_manages_features,
+        external_key: cmd.spec.external_key.clone(),
+        storage_used_bytes: 0,
+        version: 1,
+        create_time: now,
+        update_time: now,
+    };
+    tx.insert_group(&group).await?;
+    for user in &users {
+        if !tx.take_user_group_slot(*user, USER_GROUP_LIMIT).await? {
+            return Err(Error::QuotaExceeded {
+                reason: Reason::UserGroupLimit,
+                subject: format!("tenants/{}/users/{}", user.tenant, user.user),
+                description: format!("the user is a direct member of {USER_GROUP_LIMIT} groups"),
+            });
+        }
+        let is_master = cmd.masters.contains(&user.user) && user.tenant == tenant.id;
+        tx.insert_user_member(tenant.id, id, *user, is_master, now)
+            .await?;
+    }
+    for team in &teams {
+        tx.insert_team_member(tenant.id, id, *team, now).await?;
+    }
+    for member in &groups {
+        check_nesting(tx, tenant.id, id, *member).await?;
+        tx.insert_group_member(tenant.id, id, *member, now).await?;
+    }
+    tx.insert_event(&group_event(
+        &group,
+        "group.created",
+        json!({
+            "group": group.resource_name(),
+            "masters": cmd.masters.iter().map(|u| u.0).collect::<Vec<_>>(),
+            "members": cmd.members,
+        }),
+        now,
+    ))
+    .await?;
+    Ok(group)
+}
+
+/// R21: adding `member` into `parent` must not close a cycle nor make a chain of nested
+/// groups longer than `MAX_NESTING` edges. Both walks are level by level (one query a level,
+/// de-duplicated), so their cost grows with the depth and width of the two neighbourhoods,
+/// never with the size of the tenant.
+pub(crate) async fn check_nesting(
+    tx: &mut dyn Tx,
+    tenant: TenantId,
+    parent: GroupId,
+    member: GroupId,
+) -> Result<()> {
+    if parent == member {
+        return Err(Error::precondition(
+            Reason::MembershipCycle,
+            "a group cannot contain itself",
+        ));
+    }
+    // Longest chain below `member`, and above `parent`. Levels are de-duplicated within a
+    // level only, so a group reached by a short and a long path counts at the long one.
+    let mut below = 0;
+    let mut frontier = vec![member];
+    while below <= MAX_NESTING {
+        let next = tx.child_groups(tenant, &frontier).await?;
+        if next.contains(&parent) {
+            return Err(Error::precondition(
+                Reason::MembershipCycle,
+                "the group is already contained in the member group",
+            ));
+        }
+        if next.is_empty() {
+            break;
+        }
+        below += 1;
+        frontier = next;
+    }
+    let mut above = 0;
+    let mut frontier = vec![parent];
+    while above <= MAX_NESTING {
+        let next = tx.parent_groups(tenant, &frontier).await?;
+        if next.is_empty() {
+            break;
+        }
+        above += 1;
+        frontier = next;
+    }
+    if above + 1 + below > MAX_NESTING {
+        return Err(Error::precondition(
+            Reason::NestingTooDeep,
+            format!("nested groups may be at most {MAX_NESTING} levels deep"),
+        ));
+    }
+    Ok(())
+}
+
+/// R21: the longest chain of group-in-group edges.
+pub const MAX_NESTING: usize = 10;

@@ -1,0 +1,142 @@
+//! What the domain needs from storage: one transaction's worth of reads and writes.
+//! `store/` implements it once, expanded for each backend.
+
+use async_trait::async_trait;
+
+use super::error::Result;
+use super::model::*;
+
+/// A keyset page request: rows strictly after `after`, at most `limit` of them.
+#[derive(Clone, Copy, Debug)]
+pub struct Page<K> {
+    pub after: Option<K>,
+    pub limit: i64,
+}
+
+/// Direct members of a group, as stored.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DirectMembers {
+    /// (user, is_master), sorted by user.
+    pub users: Vec<(UserKey, bool)>,
+    pub teams: Vec<TeamId>,
+    pub groups: Vec<GroupId>,
+}
+
+/// One transaction. Every method runs inside it; the transaction commits only when the domain
+/// operation returns `Ok`.
+#[async_trait]
+pub trait Tx: Send {
+    async fn ping(&mut self) -> Result<()>;
+
+    // Tenants
+    /// Inserts or updates a tenant's settings; counters are kept.
+    async fn upsert_tenant(&mut self, tenant: &Tenant) -> Result<()>;
+    async fn get_tenant(&mut self, id: TenantId) -> Result<Option<Tenant>>;
+    async fn list_tenants(&mut self, page: Page<TenantId>) -> Result<Vec<Tenant>>;
+    async fn delete_tenant(&mut self, id: TenantId) -> Result<bool>;
+    /// Takes one group slot if the tenant is under its plan's limit (R03); false when full.
+    /// Holds the tenant's row lock to the end of the transaction.
+    async fn take_group_slot(&mut self, id: TenantId) -> Result<bool>;
+    async fn release_group_slot(&mut self, id: TenantId) -> Result<()>;
+
+    // Users
+    async fn upsert_user(&mut self, user: &User) -> Result<()>;
+    async fn get_user(&mut self, key: UserKey) -> Result<Option<User>>;
+    async fn get_users(&mut self, keys: &[UserKey]) -> Result<Vec<User>>;
+    async fn list_users(&mut self, tenant: TenantId, page: Page<UserId>) -> Result<Vec<User>>;
+    async fn delete_user(&mut self, key: UserKey) -> Result<bool>;
+    /// Counts one more direct group for the user if under `limit` (R03); false when full.
+    async fn take_user_group_slot(&mut self, key: UserKey, limit: i64) -> Result<bool>;
+    async fn release_user_group_slots(&mut self, keys: &[UserKey]) -> Result<()>;
+
+    // Teams
+    /// Inserts or updates a team and replaces its members.
+    async fn upsert_team(&mut self, team: &Team) -> Result<()>;
+    async fn get_team(&mut self, tenant: TenantId, id: TeamId) -> Result<Option<Team>>;
+    async fn existing_teams(&mut self, tenant: TenantId, ids: &[TeamId]) -> Result<Vec<TeamId>>;
+    async fn list_teams(&mut self, tenant: TenantId, page: Page<TeamId>) -> Result<Vec<Team>>;
+    async fn delete_team(&mut self, tenant: TenantId, id: TeamId) -> Result<bool>;
+
+    // Contacts
+    async fn add_contact(&mut self, contact: &Contact) -> Result<()>;
+    async fn list_contacts(&mut self, owner: UserKey, page: Page<UserKey>) -> Result<Vec<Contact>>;
+    async fn remove_contact(&mut self, contact: &Contact) -> Result<bool>;
+
+    // Message rooms
+    /// Inserts or updates a room and replaces its members.
+    async fn upsert_room(&mut self, room: &MessageRoom) -> Result<()>;
+    async fn get_room(&mut self, tenant: TenantId, id: RoomId) -> Result<Option<MessageRoom>>;
+    async fn list_rooms(
+        &mut self,
+        tenant: TenantId,
+        page: Page<RoomId>,
+    ) -> Result<Vec<MessageRoom>>;
+    async fn delete_room(&mut self, tenant: TenantId, id: RoomId) -> Result<bool>;
+
+    // Groups
+    async fn insert_group(&mut self, group: &Group) -> Result<()>;
+    async fn get_group(&mut self, tenant: TenantId, id: GroupId) -> Result<Option<Group>>;
+    /// Reads the group and holds its row lock to the end of the transaction.
+    async fn lock_group(&mut self, tenant: TenantId, id: GroupId) -> Result<Option<Group>>;
+    async fn existing_groups(&mut self, tenant: TenantId, ids: &[GroupId]) -> Result<Vec<GroupId>>;
+    async fn delete_group(&mut self, tenant: TenantId, id: GroupId) -> Result<bool>;
+    async fn direct_members(&mut self, tenant: TenantId, id: GroupId) -> Result<DirectMembers>;
+    async fn insert_user_member(
+        &mut self,
+        tenant: TenantId,
+        group: GroupId,
+        user: UserKey,
+        is_master: bool,
+        now: i64,
+    ) -> Result<()>;
+    async fn insert_team_member(
+        &mut self,
+        tenant: TenantId,
+        group: GroupId,
+        team: TeamId,
+        now: i64,
+    ) -> Result<()>;
+    async fn insert_group_member(
+        &mut self,
+        tenant: TenantId,
+        group: GroupId,
+        member: GroupId,
+        now: i64,
+    ) -> Result<()>;
+    /// Distinct groups directly contained in any of `of`.
+    async fn child_groups(&mut self, tenant: TenantId, of: &[GroupId]) -> Result<Vec<GroupId>>;
+    /// Distinct groups that directly contain any of `of`.
+    async fn parent_groups(&mut self, tenant: TenantId, of: &[GroupId]) -> Result<Vec<GroupId>>;
+    /// Whether `user` is a member of the group directly, through a team, or through nested
+    /// groups (R22).
+    async fn is_effective_member(
+        &mut self,
+        tenant: TenantId,
+        group: GroupId,
+        user: UserKey,
+    ) -> Result<bool>;
+    /// Every distinct user reached from the group (R22), sorted.
+    async fn effective_users(&mut self, tenant: TenantId, group: GroupId) -> Result<Vec<UserKey>>;
+
+    // Idempotent creates
+    /// The (fingerprint, group) a request id first created, if any.
+    async fn get_create_request(
+        &mut self,
+        tenant: TenantId,
+        request_id: &str,
+    ) -> Result<Option<(String, GroupId)>>;
+    /// Claims a request id; false when another transaction already holds it (on PostgreSQL
+    /// this waits for that transaction to end).
+    async fn insert_create_request(
+        &mut self,
+        tenant: TenantId,
+        request_id: &str,
+        fingerprint: &str,
+        group: GroupId,
+        now: i64,
+    ) -> Result<bool>;
+
+    // Outbox
+    async fn insert_event(&mut self, event: &Event) -> Result<()>;
+    async fn list_events(&mut self, tenant: TenantId, group: GroupId) -> Result<Vec<Event>>;
+}

@@ -1,0 +1,105 @@
+use clap::Parser;
+use sha2::{Digest, Sha256};
+use tokio::net::TcpListener;
+
+use group_service::auth::{self, Verifier};
+use group_service::config::{Cli, Command, Config, LogFormat};
+use group_service::domain::Service;
+use group_service::server;
+use group_service::store::Store;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    init_tracing(&cli.config);
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(cli.config).await,
+        Command::Migrate => {
+            let store = Store::connect(&cli.config.database_url(), 2).await?;
+            store.migrate().await?;
+            println!("migrations applied");
+            Ok(())
+        }
+        Command::Token(args) => {
+            let secret = cli
+                .config
+                .hs256_secret()?
+                .ok_or_else(|| anyhow::anyhow!("tokens can be minted only with an HS256 secret"))?;
+            let sub = if !args.service && args.user == "operator" {
+                anyhow::bail!("--user is required for a user token (or pass --service)");
+            } else {
+                args.user
+            };
+            println!(
+                "{}",
+                auth::mint_hs256(
+                    &secret,
+                    args.tenant,
+                    &sub,
+                    args.admin,
+                    args.service,
+                    args.ttl
+                )?
+            );
+            Ok(())
+        }
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let verifier = match (&config.jwt_public_key, config.hs256_secret()?) {
+        (Some(path), _) => Verifier::from_public_key_pem(&std::fs::read(path)?)?,
+        (None, Some(secret)) => Verifier::hs256(&secret),
+        (None, None) => anyhow::bail!("no token verification key configured"),
+    };
+    let page_key = match (&config.page_token_key, config.hs256_secret()?) {
+        (Some(key), _) => key.as_bytes().to_vec(),
+        (None, Some(secret)) => {
+            Sha256::digest([b"page-token:".as_slice(), &secret].concat()).to_vec()
+        }
+        (None, None) => rand::random::<[u8; 32]>().to_vec(),
+    };
+    let store = Store::connect(&config.database_url(), config.max_connections).await?;
+    store.migrate().await?;
+    let listener = TcpListener::bind(&config.listen).await?;
+    server::run(
+        listener,
+        Service::new(store, &page_key),
+        verifier,
+        shutdown_signal(),
+    )
+    .await
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}
+
+fn init_tracing(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match config.log_format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}

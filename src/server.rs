@@ -1,0 +1,93 @@
+//! The server as a function tests can start: `run(listener, service, verifier, shutdown)`.
+
+use std::future::Future;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::Server;
+use tonic_health::ServingStatus;
+
+use crate::auth::Verifier;
+use crate::domain::Service;
+use crate::grpc::pb::directory_service_server::DirectoryServiceServer;
+use crate::grpc::pb::group_service_server::GroupServiceServer;
+use crate::grpc::{DirectoryApi, GroupApi, pb};
+
+/// Service names whose health follows the database.
+const HEALTH_NAMES: [&str; 3] = ["", "groups.v1.GroupService", "groups.v1.DirectoryService"];
+
+/// Serves until `shutdown` resolves, then stops taking calls and drains the ones in flight.
+pub async fn run(
+    listener: TcpListener,
+    service: Service,
+    verifier: Verifier,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let (reporter, health) = tonic_health::server::health_reporter();
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()?;
+
+    // Health: SERVING only while the database answers.
+    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+    let store = service.store().clone();
+    let health_reporter = reporter.clone();
+    let health_task = tokio::spawn(async move {
+        let mut last = None;
+        loop {
+            let status = if store.ping().await {
+                ServingStatus::Serving
+            } else {
+                ServingStatus::NotServing
+            };
+            if last != Some(status) {
+                if status == ServingStatus::NotServing {
+                    tracing::warn!("database not answering: health NOT_SERVING");
+                }
+                for name in HEALTH_NAMES {
+                    health_reporter.set_service_status(name, status).await;
+                }
+                last = Some(status);
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+                _ = stop_rx.changed() => break,
+            }
+        }
+    });
+
+    let auth = verifier.interceptor();
+    let groups = GroupServiceServer::with_interceptor(GroupApi::new(service.clone()), auth.clone());
+    let directory = DirectoryServiceServer::with_interceptor(DirectoryApi::new(service), auth);
+
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, "serving");
+    let shutdown_reporter = reporter.clone();
+    let on_shutdown = async move {
+        shutdown.await;
+        tracing::info!("shutting down: draining calls in flight");
+        let _ = stop_tx.send(true);
+        for name in HEALTH_NAMES {
+            shutdown_reporter
+                .set_service_status(name, ServingStatus::NotServing)
+                .await;
+        }
+    };
+    Server::builder()
+        .trace_fn(|req| tracing::info_span!("rpc", method = %req.uri().path()))
+        .add_service(health)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(groups)
+        .add_service(directory)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), on_shutdown)
+        .await?;
+    health_task.abort();
+    Ok(())
+}

@@ -1,0 +1,226 @@
+//! Storage: the only code that touches Diesel. One schema and one body of query code serve
+//! SQLite (embedded default) and PostgreSQL; see `tx.rs`.
+
+mod rows;
+mod schema;
+mod tx;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use diesel::{Connection, SqliteConnection};
+use diesel_async::pooled_connection::bb8::{Pool, RunError};
+use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
+use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
+use diesel_async::{
+    AsyncConnection, AsyncMigrationHarness, AsyncPgConnection, SimpleAsyncConnection,
+};
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+use futures_util::FutureExt;
+
+use crate::domain::error::{Error, Result};
+use crate::domain::repo::Tx;
+use tx::{PgTx, SqliteTx};
+
+pub(crate) type SqliteConn = SyncConnectionWrapper<SqliteConnection>;
+
+const PG_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+
+/// How many times a transaction that lost a serialization race is run again.
+const MAX_ATTEMPTS: u32 = 5;
+
+/// A boxed future borrowing one transaction.
+pub type TxFuture<'t, R> = Pin<Box<dyn Future<Output = Result<R>> + Send + 't>>;
+
+/// The database: PostgreSQL, or SQLite with one writer connection (SQLite allows one writer at
+/// a time; queueing writers in the pool instead of in `busy_timeout` keeps them fair and makes
+/// every write transaction serial, which the limits and the cycle check rely on) and a pool of
+/// readers (WAL lets them run beside the writer).
+#[derive(Clone)]
+pub enum Store {
+    Postgres(Pool<AsyncPgConnection>),
+    Sqlite {
+        writer: Pool<SqliteConn>,
+        readers: Pool<SqliteConn>,
+    },
+}
+
+/// Which database a URL names.
+pub fn is_postgres_url(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
+impl Store {
+    /// Connects to `url` (`postgres://...`, or an SQLite path / `sqlite://path`).
+    pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<Store> {
+        let timeout = Duration::from_secs(5);
+        if is_postgres_url(url) {
+            let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(url);
+            let pool = Pool::builder()
+                .max_size(max_connections)
+                .connection_timeout(timeout)
+                .build(manager)
+                .await?;
+            Ok(Store::Postgres(pool))
+        } else {
+            let path = url.strip_prefix("sqlite://").unwrap_or(url).to_owned();
+            if let Some(dir) = std::path::Path::new(&path).parent() {
+                if !dir.as_os_str().is_empty() {
+                    std::fs::create_dir_all(dir)?;
+                }
+            }
+            let manager = || {
+                let mut config = ManagerConfig::default();
+                config.custom_setup = Box::new(|url| {
+                    let url = url.to_owned();
+                    async move {
+                        let mut conn = SyncConnectionWrapper::<SqliteConnection>::new(
+                            tokio::task::spawn_blocking(move || SqliteConnection::establish(&url))
+                                .await
+                                .map_err(|e| {
+                                    diesel::ConnectionError::BadConnection(e.to_string())
+                                })??,
+                        );
+                        conn.batch_execute(
+                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                             PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;",
+                        )
+                        .await
+                        .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+                        Ok(conn)
+                    }
+                    .boxed()
+                });
+                AsyncDieselConnectionManager::<SqliteConn>::new_with_config(&path, config)
+            };
+            let writer = Pool::builder()
+                .max_size(1)
+                .connection_timeout(Duration::from_secs(30))
+                .build(manager())
+                .await?;
+            let readers = Pool::builder()
+                .max_size(max_connections.max(1))
+                .connection_timeout(timeout)
+                .build(manager())
+                .await?;
+            Ok(Store::Sqlite { writer, readers })
+        }
+    }
+
+    /// Runs the pending migrations of this backend; running them again changes nothing.
+    pub async fn migrate(&self) -> anyhow::Result<()> {
+        match self {
+            Store::Postgres(pool) => {
+                let conn = pool.get_owned().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+                let mut harness = AsyncMigrationHarness::new(conn);
+                harness
+                    .run_pending_migrations(PG_MIGRATIONS)
+                    .map_err(|e| anyhow::anyhow!("migrations failed: {e}"))?;
+            }
+            Store::Sqlite { writer, .. } => {
+                let conn = writer
+                    .get_owned()
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                let mut harness = AsyncMigrationHarness::new(conn);
+                harness
+                    .run_pending_migrations(SQLITE_MIGRATIONS)
+                    .map_err(|e| anyhow::anyhow!("migrations failed: {e}"))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs `op` in a read-only transaction.
+    pub async fn read<R, F>(&self, op: F) -> Result<R>
+    where
+        R: Send + 'static,
+        F: for<'t> Fn(&'t mut dyn Tx) -> TxFuture<'t, R> + Send + Sync,
+    {
+        match self {
+            Store::Postgres(pool) => run_pg(pool, &op).await,
+            Store::Sqlite { readers, .. } => run_sqlite(readers, &op).await,
+        }
+    }
+
+    /// Runs `op` in a write transaction, again when it loses a serialization race.
+    pub async fn write<R, F>(&self, op: F) -> Result<R>
+    where
+        R: Send + 'static,
+        F: for<'t> Fn(&'t mut dyn Tx) -> TxFuture<'t, R> + Send + Sync,
+    {
+        let mut attempt = 1;
+        loop {
+            let res = match self {
+                Store::Postgres(pool) => run_pg(pool, &op).await,
+                Store::Sqlite { writer, .. } => run_sqlite(writer, &op).await,
+            };
+            match res {
+                Err(Error::Retry(cause)) if attempt < MAX_ATTEMPTS => {
+                    tracing::debug!(attempt, %cause, "transaction retried");
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(5 * u64::from(attempt))).await;
+                }
+                Err(Error::Retry(cause)) => {
+                    return Err(Error::Unavailable(format!(
+                        "gave up after retries: {cause}"
+                    )));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Whether the database answers (health).
+    pub async fn ping(&self) -> bool {
+        self.read(|tx| Box::pin(async move { tx.ping().await }))
+            .await
+            .is_ok()
+    }
+}
+
+async fn run_pg<R, F>(pool: &Pool<AsyncPgConnection>, op: &F) -> Result<R>
+where
+    R: Send + 'static,
+    F: for<'t> Fn(&'t mut dyn Tx) -> TxFuture<'t, R> + Send + Sync,
+{
+    let mut conn = pool.get().await.map_err(pool_error)?;
+    conn.transaction::<R, Error, _>(async |c| op(&mut PgTx(c)).await)
+        .await
+}
+
+async fn run_sqlite<R, F>(pool: &Pool<SqliteConn>, op: &F) -> Result<R>
+where
+    R: Send + 'static,
+    F: for<'t> Fn(&'t mut dyn Tx) -> TxFuture<'t, R> + Send + Sync,
+{
+    let mut conn = pool.get().await.map_err(pool_error)?;
+    conn.transaction::<R, Error, _>(async |c| op(&mut SqliteTx(c)).await)
+        .await
+}
+
+fn pool_error(e: RunError) -> Error {
+    Error::Unavailable(e.to_string())
+}
+
+impl From<DieselError> for Error {
+    fn from(e: DieselError) -> Self {
+        match &e {
+            DieselError::DatabaseError(DatabaseErrorKind::SerializationFailure, _) => {
+                Error::Retry(e.to_string())
+            }
+            DieselError::DatabaseError(DatabaseErrorKind::ClosedConnection, _)
+            | DieselError::BrokenTransactionManager => Error::Unavailable(e.to_string()),
+            DieselError::DatabaseError(DatabaseErrorKind::Unknown, info)
+                if info.message().contains("deadlock detected")
+                    || info.message().contains("database is locked") =>
+            {
+                Error::Retry(e.to_string())
+            }
+            _ => Error::Internal(e.to_string()),
+        }
+    }
+}

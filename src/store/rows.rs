@@ -1,0 +1,356 @@
+//! Row structs (Diesel's view of the tables) and their conversions to domain types.
+//! Row structs are not domain types: text enums are parsed here, and an unknown value is an
+//! internal error, never a guess.
+
+use diesel::prelude::*;
+
+use super::schema::*;
+use crate::domain::error::{Error, Result};
+use crate::domain::model::*;
+
+fn bad_value(column: &str, value: &str) -> Error {
+    Error::Internal(format!("unexpected value {value:?} in column {column}"))
+}
+
+pub fn plan_text(plan: Plan) -> &'static str {
+    match plan {
+        Plan::Free => "FREE",
+        Plan::Paid => "PAID",
+    }
+}
+
+pub fn group_creation_text(value: GroupCreation) -> &'static str {
+    match value {
+        GroupCreation::AdminsOnly => "ADMINS_ONLY",
+        GroupCreation::AllMembers => "ALL_MEMBERS",
+    }
+}
+
+pub fn user_kind_text(kind: UserKind) -> &'static str {
+    match kind {
+        UserKind::Works => "WORKS",
+        UserKind::Line => "LINE",
+    }
+}
+
+#[derive(Queryable, Selectable, Insertable)]
+#[diesel(table_name = tenants)]
+pub struct TenantRow {
+    pub tenant_id: i64,
+    pub display_name: String,
+    pub plan: String,
+    pub core_enabled: bool,
+    pub group_creation: String,
+    pub masters_may_manage_settings: bool,
+    pub storage_quota_bytes: i64,
+    pub storage_used_bytes: i64,
+    pub group_count: i64,
+    pub create_time: i64,
+    pub update_time: i64,
+}
+
+impl TenantRow {
+    pub fn new(t: &Tenant, now: i64) -> Self {
+        TenantRow {
+            tenant_id: t.id.0,
+            display_name: t.display_name.clone(),
+            plan: plan_text(t.plan).into(),
+            core_enabled: t.core_enabled,
+            group_creation: group_creation_text(t.group_creation).into(),
+            masters_may_manage_settings: t.masters_may_manage_settings,
+            storage_quota_bytes: t.storage_quota_bytes,
+            storage_used_bytes: 0,
+            group_count: 0,
+            create_time: now,
+            update_time: now,
+        }
+    }
+}
+
+impl TryFrom<TenantRow> for Tenant {
+    type Error = Error;
+    fn try_from(r: TenantRow) -> Result<Self> {
+        Ok(Tenant {
+            id: TenantId(r.tenant_id),
+            display_name: r.display_name,
+            plan: match r.plan.as_str() {
+                "FREE" => Plan::Free,
+                "PAID" => Plan::Paid,
+                other => return Err(bad_value("tenants.plan", other)),
+            },
+            core_enabled: r.core_enabled,
+            group_creation: match r.group_creation.as_str() {
+                "ADMINS_ONLY" => GroupCreation::AdminsOnly,
+                "ALL_MEMBERS" => GroupCreation::AllMembers,
+                other => return Err(bad_value("tenants.group_creation", other)),
+            },
+            masters_may_manage_settings: r.masters_may_manage_settings,
+            storage_quota_bytes: r.storage_quota_bytes,
+            storage_used_bytes: r.storage_used_bytes,
+            group_count: r.group_count,
+        })
+    }
+}
+
+#[derive(Queryable, Selectable, Insertable)]
+#[diesel(table_name = users)]
+pub struct UserRow {
+    pub tenant_id: i64,
+    pub user_id: i64,
+    pub email: String,
+    pub display_name: String,
+    pub is_admin: bool,
+    pub external_messaging_allowed: bool,
+    pub kind: String,
+}
+
+impl From<&User> for UserRow {
+    fn from(u: &User) -> Self {
+        UserRow {
+            tenant_id: u.key.tenant.0,
+            user_id: u.key.user.0,
+            email: u.email.clone(),
+            display_name: u.display_name.clone(),
+            is_admin: u.is_admin,
+            external_messaging_allowed: u.external_messaging_allowed,
+            kind: user_kind_text(u.kind).into(),
+        }
+    }
+}
+
+impl TryFrom<UserRow> for User {
+    type Error = Error;
+    fn try_from(r: UserRow) -> Result<Self> {
+        Ok(User {
+            key: UserKey {
+                tenant: TenantId(r.tenant_id),
+                user: UserId(r.user_id),
+            },
+            email: r.email,
+            display_name: r.display_name,
+            is_admin: r.is_admin,
+            external_messaging_allowed: r.external_messaging_allowed,
+            kind: match r.kind.as_str() {
+                "WORKS" => UserKind::Works,
+                "LINE" => UserKind::Line,
+                other => return Err(bad_value("users.kind", other)),
+            },
+        })
+    }
+}
+
+#[derive(Queryable, Selectable, Insertable)]
+#[diesel(table_name = teams)]
+pub struct TeamRow {
+    pub tenant_id: i64,
+    pub team_id: i64,
+    pub display_name: String,
+    pub email: String,
+}
+
+impl TeamRow {
+    pub fn into_team(self, members: Vec<UserId>) -> Team {
+        Team {
+            tenant: TenantId(self.tenant_id),
+            id: TeamId(self.team_id),
+            display_name: self.display_name,
+            email: self.email,
+            members,
+        }
+    }
+}
+
+#[derive(Queryable, Selectable, Insertable)]
+#[diesel(table_name = team_members)]
+pub struct TeamMemberRow {
+    pub tenant_id: i64,
+    pub team_id: i64,
+    pub user_id: i64,
+}
+
+#[derive(Queryable, Selectable, Insertable)]
+#[diesel(table_name = contacts)]
+pub struct ContactRow {
+    pub tenant_id: i64,
+    pub user_id: i64,
+    pub contact_tenant_id: i64,
+    pub contact_user_id: i64,
+}
+
+impl From<&Contact> for ContactRow {
+    fn from(c: &Contact) -> Self {
+        ContactRow {
+            tenant_id: c.owner.tenant.0,
+            user_id: c.owner.user.0,
+            contact_tenant_id: c.contact.tenant.0,
+            contact_user_id: c.contact.user.0,
+        }
+    }
+}
+
+impl From<ContactRow> for Contact {
+    fn from(r: ContactRow) -> Self {
+        Contact {
+            owner: UserKey {
+                tenant: TenantId(r.tenant_id),
+                user: UserId(r.user_id),
+            },
+            contact: UserKey {
+                tenant: TenantId(r.contact_tenant_id),
+                user: UserId(r.contact_user_id),
+            },
+        }
+    }
+}
+
+#[derive(Queryable, Selectable, Insertable)]
+#[diesel(table_name = message_rooms)]
+pub struct RoomRow {
+    pub tenant_id: i64,
+    pub room_id: i64,
+    pub display_name: String,
+    pub converted_group_id: Option<i64>,
+}
+
+impl RoomRow {
+    pub fn into_room(self, members: Vec<UserKey>) -> MessageRoom {
+        MessageRoom {
+            tenant: TenantId(self.tenant_id),
+            id: RoomId(self.room_id),
+            display_name: self.display_name,
+            members,
+            converted_group: self.converted_group_id.map(GroupId),
+        }
+    }
+}
+
+#[derive(Queryable, Selectable, Insertable)]
+#[diesel(table_name = room_members)]
+pub struct RoomMemberRow {
+    pub tenant_id: i64,
+    pub room_id: i64,
+    pub user_tenant_id: i64,
+    pub user_id: i64,
+}
+
+#[derive(Queryable, Selectable, Insertable, AsChangeset)]
+#[diesel(table_name = groups)]
+pub struct GroupRow {
+    pub tenant_id: i64,
+    pub group_id: i64,
+    pub display_name: String,
+    pub name_key: String,
+    pub description: String,
+    pub photo_uri: String,
+    pub kind: String,
+    pub is_public: bool,
+    pub use_message: bool,
+    pub use_note: bool,
+    pub use_event: bool,
+    pub use_task: bool,
+    pub use_folder: bool,
+    pub notify_all_members: bool,
+    pub master_manages_features: bool,
+    pub external_key: Option<String>,
+    pub storage_used_bytes: i64,
+    pub version: i64,
+    pub create_time: i64,
+    pub update_time: i64,
+}
+
+impl From<&Group> for GroupRow {
+    fn from(g: &Group) -> Self {
+        GroupRow {
+            tenant_id: g.tenant.0,
+            group_id: g.id.0,
+            display_name: g.display_name.clone(),
+            name_key: name_key(&g.display_name),
+            description: g.description.clone(),
+            photo_uri: g.photo_uri.clone(),
+            kind: g.kind.as_str().into(),
+            is_public: g.is_public,
+            use_message: g.features.message,
+            use_note: g.features.note,
+            use_event: g.features.event,
+            use_task: g.features.task,
+            use_folder: g.features.folder,
+            notify_all_members: g.notify_all_members,
+            master_manages_features: g.master_manages_features,
+            external_key: g.external_key.clone(),
+            storage_used_bytes: g.storage_used_bytes,
+            version: g.version,
+            create_time: g.create_time,
+            update_time: g.update_time,
+        }
+    }
+}
+
+impl TryFrom<GroupRow> for Group {
+    type Error = Error;
+    fn try_from(r: GroupRow) -> Result<Self> {
+        Ok(Group {
+            tenant: TenantId(r.tenant_id),
+            id: GroupId(r.group_id),
+            display_name: r.display_name,
+            description: r.description,
+            photo_uri: r.photo_uri,
+            kind: match r.kind.as_str() {
+                "INTERNAL" => GroupKind::Internal,
+                "EXTERNAL" => GroupKind::External,
+                other => return Err(bad_value("groups.kind", other)),
+            },
+            is_public: r.is_public,
+            features: Features {
+                message: r.use_message,
+                note: r.use_note,
+                event: r.use_event,
+                task: r.use_task,
+                folder: r.use_folder,
+            },
+            notify_all_members: r.notify_all_members,
+            master_manages_features: r.master_manages_features,
+            external_key: r.external_key,
+            storage_used_bytes: r.storage_used_bytes,
+            version: r.version,
+            create_time: r.create_time,
+            update_time: r.update_time,
+        })
+    }
+}
+
+#[derive(Queryable, Selectable, Insertable)]
+#[diesel(table_name = events)]
+pub struct EventRow {
+    pub tenant_id: i64,
+    pub event_id: i64,
+    pub group_id: Option<i64>,
+    pub kind: String,
+    pub payload: String,
+    pub create_time: i64,
+}
+
+impl From<&Event> for EventRow {
+    fn from(e: &Event) -> Self {
+        EventRow {
+            tenant_id: e.tenant.0,
+            event_id: e.id.0,
+            group_id: e.group.map(|g| g.0),
+            kind: e.kind.clone(),
+            payload: e.payload.clone(),
+            create_time: e.create_time,
+        }
+    }
+}
+
+impl From<EventRow> for Event {
+    fn from(r: EventRow) -> Self {
+        Event {
+            tenant: TenantId(r.tenant_id),
+            id: EventId(r.event_id),
+            group: r.group_id.map(GroupId),
+            kind: r.kind,
+            payload: r.payload,
+            create_time: r.create_time,
+        }
+    }
+}

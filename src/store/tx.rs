@@ -1,0 +1,823 @@
+//! `Tx` for both backends from one body of Diesel code: `impl_tx!` expands the same query code
+//! once for PostgreSQL and once for SQLite; only the few statements whose SQL must differ (row
+//! locks) are written per backend.
+
+use async_trait::async_trait;
+use diesel::prelude::*;
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use diesel::sql_types::{BigInt, Bool};
+use diesel::upsert::excluded;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+
+use super::SqliteConn;
+use super::rows::*;
+use super::schema::*;
+use crate::domain::error::{Error, Reason, Result};
+use crate::domain::model::*;
+use crate::domain::repo::{DirectMembers, Page, Tx};
+
+/// Reachable groups from `$1` (the group itself included) inside tenant `$2`. `UNION`
+/// de-duplicates, so the walk ends even if a cycle were ever stored.
+const REACH: &str = "WITH RECURSIVE reach(group_id) AS ( \
+     SELECT CAST($1 AS BIGINT) \
+     UNION \
+     SELECT m.member_group_id FROM group_group_members m \
+     JOIN reach r ON m.group_id = r.group_id WHERE m.tenant_id = $2) ";
+
+#[derive(QueryableByName)]
+struct FlagRow {
+    #[diesel(sql_type = Bool)]
+    flag: bool,
+}
+
+#[derive(QueryableByName)]
+struct UserKeyRow {
+    #[diesel(sql_type = BigInt)]
+    tenant_id: i64,
+    #[diesel(sql_type = BigInt)]
+    user_id: i64,
+}
+
+fn unique_violation_on(err: &DieselError, needle: &str) -> bool {
+    match err {
+        DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, info) => {
+            info.constraint_name().is_some_and(|c| c.contains(needle))
+                || info.message().contains(needle)
+        }
+        _ => false,
+    }
+}
+
+fn user_key(tenant_id: i64, user_id: i64) -> UserKey {
+    UserKey {
+        tenant: TenantId(tenant_id),
+        user: UserId(user_id),
+    }
+}
+
+pub struct PgTx<'c>(pub &'c mut AsyncPgConnection);
+pub struct SqliteTx<'c>(pub &'c mut SqliteConn);
+
+macro_rules! impl_tx {
+    ($tx:ident { $($backend_specific:item)* }) => {
+        #[async_trait]
+        impl Tx for $tx<'_> {
+            $($backend_specific)*
+
+            async fn ping(&mut self) -> Result<()> {
+                diesel::sql_query("SELECT 1").execute(self.0).await?;
+                Ok(())
+            }
+
+            async fn upsert_tenant(&mut self, t: &Tenant) -> Result<()> {
+                use tenants::dsl as c;
+                let row = TenantRow::new(t, now_micros());
+                diesel::insert_into(tenants::table)
+                    .values(&row)
+                    .on_conflict(c::tenant_id)
+                    .do_update()
+                    .set((
+                        c::display_name.eq(excluded(c::display_name)),
+                        c::plan.eq(excluded(c::plan)),
+                        c::core_enabled.eq(excluded(c::core_enabled)),
+                        c::group_creation.eq(excluded(c::group_creation)),
+                        c::masters_may_manage_settings.eq(excluded(c::masters_may_manage_settings)),
+                        c::storage_quota_bytes.eq(excluded(c::storage_quota_bytes)),
+                        c::update_time.eq(excluded(c::update_time)),
+                    ))
+                    .execute(self.0)
+                    .await?;
+                Ok(())
+            }
+
+            async fn get_tenant(&mut self, id: TenantId) -> Result<Option<Tenant>> {
+                tenants::table
+                    .find(id.0)
+                    .select(TenantRow::as_select())
+                    .first(self.0)
+                    .await
+                    .optional()?
+                    .map(Tenant::try_from)
+                    .transpose()
+            }
+
+            async fn list_tenants(&mut self, page: Page<TenantId>) -> Result<Vec<Tenant>> {
+                let after = page.after.map_or(i64::MIN, |t| t.0);
+                tenants::table
+                    .filter(tenants::tenant_id.gt(after))
+                    .order(tenants::tenant_id)
+                    .limit(page.limit)
+                    .select(TenantRow::as_select())
+                    .load(self.0)
+                    .await?
+                    .into_iter()
+                    .map(Tenant::try_from)
+                    .collect()
+            }
+
+            async fn delete_tenant(&mut self, id: TenantId) -> Result<bool> {
+                let n = diesel::delete(tenants::table.find(id.0)).execute(self.0).await?;
+                Ok(n > 0)
+            }
+
+            async fn take_group_slot(&mut self, id: TenantId) -> Result<bool> {
+                // One conditional UPDATE: the row lock it takes serializes concurrent creates
+                // of the tenant, and the re-checked WHERE keeps the count at or under the limit.
+                let n = diesel::sql_query(
+                    "UPDATE tenants SET group_count = group_count + 1 \
+                     WHERE tenant_id = $1 \
+                     AND group_count < CASE WHEN plan = 'PAID' THEN $2 ELSE $3 END",
+                )
+                .bind::<BigInt, _>(id.0)
+                .bind::<BigInt, _>(Plan::Paid.group_limit())
+                .bind::<BigInt, _>(Plan::Free.group_limit())
+                .execute(self.0)
+                .await?;
+                Ok(n > 0)
+            }
+
+            async fn release_group_slot(&mut self, id: TenantId) -> Result<()> {
+                use tenants::dsl as c;
+                diesel::update(tenants::table.find(id.0).filter(c::group_count.gt(0)))
+                    .set(c::group_count.eq(c::group_count - 1))
+                    .execute(self.0)
+                    .await?;
+                Ok(())
+            }
+
+            async fn upsert_user(&mut self, u: &User) -> Result<()> {
+                use users::dsl as c;
+                diesel::insert_into(users::table)
+                    .values(&UserRow::from(u))
+                    .on_conflict((c::tenant_id, c::user_id))
+                    .do_update()
+                    .set((
+                        c::email.eq(excluded(c::email)),
+                        c::display_name.eq(excluded(c::display_name)),
+                        c::is_admin.eq(excluded(c::is_admin)),
+                        c::external_messaging_allowed.eq(excluded(c::external_messaging_allowed)),
+                        c::kind.eq(excluded(c::kind)),
+                    ))
+                    .execute(self.0)
+                    .await?;
+                Ok(())
+            }
+
+            async fn get_user(&mut self, key: UserKey) -> Result<Option<User>> {
+                users::table
+                    .find((key.tenant.0, key.user.0))
+                    .select(UserRow::as_select())
+                    .first(self.0)
+                    .await
+                    .optional()?
+                    .map(User::try_from)
+                    .transpose()
+            }
+
+            async fn get_users(&mut self, keys: &[UserKey]) -> Result<Vec<User>> {
+                let mut out = Vec::with_capacity(keys.len());
+                let mut by_tenant: std::collections::BTreeMap<TenantId, Vec<i64>> =
+                    Default::default();
+                for k in keys {
+                    by_tenant.entry(k.tenant).or_default().push(k.user.0);
+                }
+                for (tenant, ids) in by_tenant {
+                    let rows = users::table
+                        .filter(users::tenant_id.eq(tenant.0))
+                        .filter(users::user_id.eq_any(ids))
+                        .select(UserRow::as_select())
+                        .load(self.0)
+                        .await?;
+                    for r in rows {
+                        out.push(User::try_from(r)?);
+                    }
+                }
+                Ok(out)
+            }
+
+            async fn list_users(&mut self, tenant: TenantId, page: Page<UserId>) -> Result<Vec<User>> {
+                let after = page.after.map_or(i64::MIN, |u| u.0);
+                users::table
+                    .filter(users::tenant_id.eq(tenant.0))
+                    .filter(users::user_id.gt(after))
+                    .order(users::user_id)
+                    .limit(page.limit)
+                    .select(UserRow::as_select())
+                    .load(self.0)
+                    .await?
+                    .into_iter()
+                    .map(User::try_from)
+                    .collect()
+            }
+
+            async fn delete_user(&mut self, key: UserKey) -> Result<bool> {
+                let n = diesel::delete(users::table.find((key.tenant.0, key.user.0)))
+                    .execute(self.0)
+                    .await?;
+                Ok(n > 0)
+            }
+
+            async fn take_user_group_slot(&mut self, key: UserKey, limit: i64) -> Result<bool> {
+                use users::dsl as c;
+                let n = diesel::update(
+                    users::table
+                        .find((key.tenant.0, key.user.0))
+                        .filter(c::direct_group_count.lt(limit)),
+                )
+                .set(c::direct_group_count.eq(c::direct_group_count + 1))
+                .execute(self.0)
+                .await?;
+                Ok(n > 0)
+            }
+
+            async fn release_user_group_slots(&mut self, keys: &[UserKey]) -> Result<()> {
+                use users::dsl as c;
+                for key in keys {
+                    diesel::update(
+                        users::table
+                            .find((key.tenant.0, key.user.0))
+                            .filter(c::direct_group_count.gt(0)),
+                    )
+                    .set(c::direct_group_count.eq(c::direct_group_count - 1))
+                    .execute(self.0)
+                    .await?;
+                }
+                Ok(())
+            }
+
+            async fn upsert_team(&mut self, team: &Team) -> Result<()> {
+                use teams::dsl as c;
+                diesel::insert_into(teams::table)
+                    .values(&TeamRow {
+                        tenant_id: team.tenant.0,
+                        team_id: team.id.0,
+                        display_name: team.display_name.clone(),
+                        email: team.email.clone(),
+                    })
+                    .on_conflict((c::tenant_id, c::team_id))
+                    .do_update()
+                    .set((
+                        c::display_name.eq(excluded(c::display_name)),
+                        c::email.eq(excluded(c::email)),
+                    ))
+                    .execute(self.0)
+                    .await?;
+                diesel::delete(
+                    team_members::table
+                        .filter(team_members::tenant_id.eq(team.tenant.0))
+                        .filter(team_members::team_id.eq(team.id.0)),
+                )
+                .execute(self.0)
+                .await?;
+                let rows: Vec<TeamMemberRow> = team
+                    .members
+                    .iter()
+                    .map(|u| TeamMemberRow {
+                        tenant_id: team.tenant.0,
+                        team_id: team.id.0,
+                        user_id: u.0,
+                    })
+                    .collect();
+                // Row by row: the SQLite wrapper has no multi-row insert.
+                for row in rows {
+                    diesel::insert_into(team_members::table)
+                        .values(row)
+                        .execute(self.0)
+                        .await?;
+                }
+                Ok(())
+            }
+
+            async fn get_team(&mut self, tenant: TenantId, id: TeamId) -> Result<Option<Team>> {
+                let Some(row) = teams::table
+                    .find((tenant.0, id.0))
+                    .select(TeamRow::as_select())
+                    .first(self.0)
+                    .await
+                    .optional()?
+                else {
+                    return Ok(None);
+                };
+                let members = team_members::table
+                    .filter(team_members::tenant_id.eq(tenant.0))
+                    .filter(team_members::team_id.eq(id.0))
+                    .order(team_members::user_id)
+                    .select(team_members::user_id)
+                    .load::<i64>(self.0)
+                    .await?;
+                Ok(Some(row.into_team(members.into_iter().map(UserId).collect())))
+            }
+
+            async fn existing_teams(&mut self, tenant: TenantId, ids: &[TeamId]) -> Result<Vec<TeamId>> {
+                let ids: Vec<i64> = ids.iter().map(|t| t.0).collect();
+                Ok(teams::table
+                    .filter(teams::tenant_id.eq(tenant.0))
+                    .filter(teams::team_id.eq_any(ids))
+                    .select(teams::team_id)
+                    .load::<i64>(self.0)
+                    .await?
+                    .into_iter()
+                    .map(TeamId)
+                    .collect())
+            }
+
+            async fn list_teams(&mut self, tenant: TenantId, page: Page<TeamId>) -> Result<Vec<Team>> {
+                let after = page.after.map_or(i64::MIN, |t| t.0);
+                let rows = teams::table
+                    .filter(teams::tenant_id.eq(tenant.0))
+                    .filter(teams::team_id.gt(after))
+                    .order(teams::team_id)
+                    .limit(page.limit)
+                    .select(TeamRow::as_select())
+                    .load(self.0)
+                    .await?;
+                let ids: Vec<i64> = rows.iter().map(|r| r.team_id).collect();
+                let members = team_members::table
+                    .filter(team_members::tenant_id.eq(tenant.0))
+                    .filter(team_members::team_id.eq_any(ids))
+                    .order((team_members::team_id, team_members::user_id))
+                    .select((team_members::team_id, team_members::user_id))
+                    .load::<(i64, i64)>(self.0)
+                    .await?;
+                Ok(rows
+                    .into_iter()
+                    .map(|r| {
+                        let team_id = r.team_id;
+                        let ids = members
+                            .iter()
+                            .filter(|(t, _)| *t == team_id)
+                            .map(|(_, u)| UserId(*u))
+                            .collect();
+                        r.into_team(ids)
+                    })
+                    .collect())
+            }
+
+            async fn delete_team(&mut self, tenant: TenantId, id: TeamId) -> Result<bool> {
+                let n = diesel::delete(teams::table.find((tenant.0, id.0)))
+                    .execute(self.0)
+                    .await?;
+                Ok(n > 0)
+            }
+
+            async fn add_contact(&mut self, contact: &Contact) -> Result<()> {
+                diesel::insert_into(contacts::table)
+                    .values(&ContactRow::from(contact))
+                    .on_conflict_do_nothing()
+                    .execute(self.0)
+                    .await?;
+                Ok(())
+            }
+
+            async fn list_contacts(&mut self, owner: UserKey, page: Page<UserKey>) -> Result<Vec<Contact>> {
+                use contacts::dsl as c;
+                let after = page.after.unwrap_or(user_key(i64::MIN, i64::MIN));
+                Ok(contacts::table
+                    .filter(c::tenant_id.eq(owner.tenant.0))
+                    .filter(c::user_id.eq(owner.user.0))
+                    .filter(
+                        c::contact_tenant_id.gt(after.tenant.0).or(c::contact_tenant_id
+                            .eq(after.tenant.0)
+                            .and(c::contact_user_id.gt(after.user.0))),
+                    )
+                    .order((c::contact_tenant_id, c::contact_user_id))
+                    .limit(page.limit)
+                    .select(ContactRow::as_select())
+                    .load(self.0)
+                    .await?
+                    .into_iter()
+                    .map(Contact::from)
+                    .collect())
+            }
+
+            async fn remove_contact(&mut self, contact: &Contact) -> Result<bool> {
+                let n = diesel::delete(contacts::table.find((
+                    contact.owner.tenant.0,
+                    contact.owner.user.0,
+                    contact.contact.tenant.0,
+                    contact.contact.user.0,
+                )))
+                .execute(self.0)
+                .await?;
+                Ok(n > 0)
+            }
+
+            async fn upsert_room(&mut self, room: &MessageRoom) -> Result<()> {
+                use message_rooms::dsl as c;
+                diesel::insert_into(message_rooms::table)
+                    .values(&RoomRow {
+                        tenant_id: room.tenant.0,
+                        room_id: room.id.0,
+                        display_name: room.display_name.clone(),
+                        converted_group_id: None,
+                    })
+                    .on_conflict((c::tenant_id, c::room_id))
+                    .do_update()
+                    .set(c::display_name.eq(excluded(c::display_name)))
+                    .execute(self.0)
+                    .await?;
+                diesel::delete(
+                    room_members::table
+                        .filter(room_members::tenant_id.eq(room.tenant.0))
+                        .filter(room_members::room_id.eq(room.id.0)),
+                )
+                .execute(self.0)
+                .await?;
+                let rows: Vec<RoomMemberRow> = room
+                    .members
+                    .iter()
+                    .map(|u| RoomMemberRow {
+                        tenant_id: room.tenant.0,
+                        room_id: room.id.0,
+                        user_tenant_id: u.tenant.0,
+                        user_id: u.user.0,
+                    })
+                    .collect();
+                // Row by row: the SQLite wrapper has no multi-row insert.
+                for row in rows {
+                    diesel::insert_into(room_members::table)
+                        .values(row)
+                        .execute(self.0)
+                        .await?;
+                }
+                Ok(())
+            }
+
+            async fn get_room(&mut self, tenant: TenantId, id: RoomId) -> Result<Option<MessageRoom>> {
+                let Some(row) = message_rooms::table
+                    .find((tenant.0, id.0))
+                    .select(RoomRow::as_select())
+                    .first(self.0)
+                    .await
+                    .optional()?
+                else {
+                    return Ok(None);
+                };
+                let members = room_members::table
+                    .filter(room_members::tenant_id.eq(tenant.0))
+                    .filter(room_members::room_id.eq(id.0))
+                    .order((room_members::user_tenant_id, room_members::user_id))
+                    .select((room_members::user_tenant_id, room_members::user_id))
+                    .load::<(i64, i64)>(self.0)
+                    .await?;
+                Ok(Some(row.into_room(
+                    members.into_iter().map(|(t, u)| user_key(t, u)).collect(),
+                )))
+            }
+
+            async fn list_rooms(&mut self, tenant: TenantId, page: Page<RoomId>) -> Result<Vec<MessageRoom>> {
+                let after = page.after.map_or(i64::MIN, |r| r.0);
+                let rows = message_rooms::table
+                    .filter(message_rooms::tenant_id.eq(tenant.0))
+                    .filter(message_rooms::room_id.gt(after))
+                    .order(message_rooms::room_id)
+                    .limit(page.limit)
+                    .select(RoomRow::as_select())
+                    .load(self.0)
+                    .await?;
+                let ids: Vec<i64> = rows.iter().map(|r| r.room_id).collect();
+                let members = room_members::table
+                    .filter(room_members::tenant_id.eq(tenant.0))
+                    .filter(room_members::room_id.eq_any(ids))
+                    .order((
+                        room_members::room_id,
+                        room_members::user_tenant_id,
+                        room_members::user_id,
+                    ))
+                    .select((
+                        room_members::room_id,
+                        room_members::user_tenant_id,
+                        room_members::user_id,
+                    ))
+                    .load::<(i64, i64, i64)>(self.0)
+                    .await?;
+                Ok(rows
+                    .into_iter()
+                    .map(|r| {
+                        let room_id = r.room_id;
+                        let keys = members
+                            .iter()
+                            .filter(|(room, _, _)| *room == room_id)
+                            .map(|(_, t, u)| user_key(*t, *u))
+                            .collect();
+                        r.into_room(keys)
+                    })
+                    .collect())
+            }
+
+            async fn delete_room(&mut self, tenant: TenantId, id: RoomId) -> Result<bool> {
+                let n = diesel::delete(message_rooms::table.find((tenant.0, id.0)))
+                    .execute(self.0)
+                    .await?;
+                Ok(n > 0)
+            }
+
+            async fn insert_group(&mut self, group: &Group) -> Result<()> {
+                let res = diesel::insert_into(groups::table)
+                    .values(&GroupRow::from(group))
+                    .execute(self.0)
+                    .await;
+                match res {
+                    Ok(_) => Ok(()),
+                    Err(e) if unique_violation_on(&e, "name_key") => Err(Error::AlreadyExists {
+                        reason: Reason::GroupNameTaken,
+                        message: "another group of the tenant has this name".into(),
+                    }),
+                    Err(e) if unique_violation_on(&e, "external_key") => Err(Error::AlreadyExists {
+                        reason: Reason::ExternalKeyTaken,
+                        message: "another group of the tenant has this external key".into(),
+                    }),
+                    Err(e) => Err(e.into()),
+                }
+            }
+
+            async fn get_group(&mut self, tenant: TenantId, id: GroupId) -> Result<Option<Group>> {
+                groups::table
+                    .find((tenant.0, id.0))
+                    .select(GroupRow::as_select())
+                    .first(self.0)
+                    .await
+                    .optional()?
+                    .map(Group::try_from)
+                    .transpose()
+            }
+
+            async fn existing_groups(&mut self, tenant: TenantId, ids: &[GroupId]) -> Result<Vec<GroupId>> {
+                let ids: Vec<i64> = ids.iter().map(|g| g.0).collect();
+                Ok(groups::table
+                    .filter(groups::tenant_id.eq(tenant.0))
+                    .filter(groups::group_id.eq_any(ids))
+                    .select(groups::group_id)
+                    .load::<i64>(self.0)
+                    .await?
+                    .into_iter()
+                    .map(GroupId)
+                    .collect())
+            }
+
+            async fn delete_group(&mut self, tenant: TenantId, id: GroupId) -> Result<bool> {
+                let n = diesel::delete(groups::table.find((tenant.0, id.0)))
+                    .execute(self.0)
+                    .await?;
+                Ok(n > 0)
+            }
+
+            async fn direct_members(&mut self, tenant: TenantId, id: GroupId) -> Result<DirectMembers> {
+                use group_user_members::dsl as u;
+                let users = group_user_members::table
+                    .filter(u::tenant_id.eq(tenant.0))
+                    .filter(u::group_id.eq(id.0))
+                    .order((u::user_tenant_id, u::user_id))
+                    .select((u::user_tenant_id, u::user_id, u::is_master))
+                    .load::<(i64, i64, bool)>(self.0)
+                    .await?
+                    .into_iter()
+                    .map(|(t, user, m)| (user_key(t, user), m))
+                    .collect();
+                let teams = group_team_members::table
+                    .filter(group_team_members::tenant_id.eq(tenant.0))
+                    .filter(group_team_members::group_id.eq(id.0))
+                    .order(group_team_members::team_id)
+                    .select(group_team_members::team_id)
+                    .load::<i64>(self.0)
+                    .await?
+                    .into_iter()
+                    .map(TeamId)
+                    .collect();
+                let groups = group_group_members::table
+                    .filter(group_group_members::tenant_id.eq(tenant.0))
+                    .filter(group_group_members::group_id.eq(id.0))
+                    .order(group_group_members::member_group_id)
+                    .select(group_group_members::member_group_id)
+                    .load::<i64>(self.0)
+                    .await?
+                    .into_iter()
+                    .map(GroupId)
+                    .collect();
+                Ok(DirectMembers { users, teams, groups })
+            }
+
+            async fn insert_user_member(
+                &mut self,
+                tenant: TenantId,
+                group: GroupId,
+                user: UserKey,
+                is_master: bool,
+                now: i64,
+            ) -> Result<()> {
+                use group_user_members::dsl as u;
+                diesel::insert_into(group_user_members::table)
+                    .values((
+                        u::tenant_id.eq(tenant.0),
+                        u::group_id.eq(group.0),
+                        u::user_tenant_id.eq(user.tenant.0),
+                        u::user_id.eq(user.user.0),
+                        u::is_master.eq(is_master),
+                        u::add_time.eq(now),
+                    ))
+                    .execute(self.0)
+                    .await?;
+                Ok(())
+            }
+
+            async fn insert_team_member(
+                &mut self,
+                tenant: TenantId,
+                group: GroupId,
+                team: TeamId,
+                now: i64,
+            ) -> Result<()> {
+                use group_team_members::dsl as t;
+                diesel::insert_into(group_team_members::table)
+                    .values((
+                        t::tenant_id.eq(tenant.0),
+                        t::group_id.eq(group.0),
+                        t::team_id.eq(team.0),
+                        t::add_time.eq(now),
+                    ))
+                    .execute(self.0)
+                    .await?;
+                Ok(())
+            }
+
+            async fn insert_group_member(
+                &mut self,
+                tenant: TenantId,
+                group: GroupId,
+                member: GroupId,
+                now: i64,
+            ) -> Result<()> {
+                use group_group_members::dsl as g;
+                diesel::insert_into(group_group_members::table)
+                    .values((
+                        g::tenant_id.eq(tenant.0),
+                        g::group_id.eq(group.0),
+                        g::member_group_id.eq(member.0),
+                        g::add_time.eq(now),
+                    ))
+                    .execute(self.0)
+                    .await?;
+                Ok(())
+            }
+
+            async fn child_groups(&mut self, tenant: TenantId, of: &[GroupId]) -> Result<Vec<GroupId>> {
+                use group_group_members::dsl as g;
+                let of: Vec<i64> = of.iter().map(|x| x.0).collect();
+                Ok(group_group_members::table
+                    .filter(g::tenant_id.eq(tenant.0))
+                    .filter(g::group_id.eq_any(of))
+                    .select(g::member_group_id)
+                    .distinct()
+                    .load::<i64>(self.0)
+                    .await?
+                    .into_iter()
+                    .map(GroupId)
+                    .collect())
+            }
+
+            async fn parent_groups(&mut self, tenant: TenantId, of: &[GroupId]) -> Result<Vec<GroupId>> {
+                use group_group_members::dsl as g;
+                let of: Vec<i64> = of.iter().map(|x| x.0).collect();
+                Ok(group_group_members::table
+                    .filter(g::tenant_id.eq(tenant.0))
+                    .filter(g::member_group_id.eq_any(of))
+                    .select(g::group_id)
+                    .distinct()
+                    .load::<i64>(self.0)
+                    .await?
+                    .into_iter()
+                    .map(GroupId)
+                    .collect())
+            }
+
+            async fn is_effective_member(
+                &mut self,
+                tenant: TenantId,
+                group: GroupId,
+                user: UserKey,
+            ) -> Result<bool> {
+                let sql = format!(
+                    "{REACH}SELECT (EXISTS (SELECT 1 FROM group_user_members u \
+                       WHERE u.tenant_id = $2 AND u.group_id IN (SELECT group_id FROM reach) \
+                       AND u.user_tenant_id = $3 AND u.user_id = $4) \
+                     OR EXISTS (SELECT 1 FROM group_team_members t \
+                       JOIN team_members tm ON tm.tenant_id = t.tenant_id AND tm.team_id = t.team_id \
+                       WHERE t.tenant_id = $2 AND t.group_id IN (SELECT group_id FROM reach) \
+                       AND tm.tenant_id = $3 AND tm.user_id = $4)) AS flag"
+                );
+                let row: FlagRow = diesel::sql_query(sql)
+                    .bind::<BigInt, _>(group.0)
+                    .bind::<BigInt, _>(tenant.0)
+                    .bind::<BigInt, _>(user.tenant.0)
+                    .bind::<BigInt, _>(user.user.0)
+                    .get_result(self.0)
+                    .await?;
+                Ok(row.flag)
+            }
+
+            async fn effective_users(&mut self, tenant: TenantId, group: GroupId) -> Result<Vec<UserKey>> {
+                let sql = format!(
+                    "{REACH}SELECT u.user_tenant_id AS tenant_id, u.user_id AS user_id \
+                       FROM group_user_members u \
+                       WHERE u.tenant_id = $2 AND u.group_id IN (SELECT group_id FROM reach) \
+                     UNION \
+                     SELECT tm.tenant_id AS tenant_id, tm.user_id AS user_id \
+                       FROM group_team_members t \
+                       JOIN team_members tm ON tm.tenant_id = t.tenant_id AND tm.team_id = t.team_id \
+                       WHERE t.tenant_id = $2 AND t.group_id IN (SELECT group_id FROM reach) \
+                     ORDER BY 1, 2"
+                );
+                Ok(diesel::sql_query(sql)
+                    .bind::<BigInt, _>(group.0)
+                    .bind::<BigInt, _>(tenant.0)
+                    .load::<UserKeyRow>(self.0)
+                    .await?
+                    .into_iter()
+                    .map(|r| user_key(r.tenant_id, r.user_id))
+                    .collect())
+            }
+
+            async fn get_create_request(
+                &mut self,
+                tenant: TenantId,
+                request_id: &str,
+            ) -> Result<Option<(String, GroupId)>> {
+                Ok(create_requests::table
+                    .find((tenant.0, request_id))
+                    .select((create_requests::fingerprint, create_requests::group_id))
+                    .first::<(String, i64)>(self.0)
+                    .await
+                    .optional()?
+                    .map(|(f, g)| (f, GroupId(g))))
+            }
+
+            async fn insert_create_request(
+                &mut self,
+                tenant: TenantId,
+                request_id: &str,
+                fingerprint: &str,
+                group: GroupId,
+                now: i64,
+            ) -> Result<bool> {
+                use create_requests::dsl as r;
+                let n = diesel::insert_into(create_requests::table)
+                    .values((
+                        r::tenant_id.eq(tenant.0),
+                        r::request_id.eq(request_id),
+                        r::fingerprint.eq(fingerprint),
+                        r::group_id.eq(group.0),
+                        r::create_time.eq(now),
+                    ))
+                    .on_conflict_do_nothing()
+                    .execute(self.0)
+                    .await?;
+                Ok(n > 0)
+            }
+
+            async fn insert_event(&mut self, event: &Event) -> Result<()> {
+                diesel::insert_into(events::table)
+                    .values(&EventRow::from(event))
+                    .execute(self.0)
+                    .await?;
+                Ok(())
+            }
+
+            async fn list_events(&mut self, tenant: TenantId, group: GroupId) -> Result<Vec<Event>> {
+                Ok(events::table
+                    .filter(events::tenant_id.eq(tenant.0))
+                    .filter(events::group_id.eq(group.0))
+                    .order(events::event_id)
+                    .select(EventRow::as_select())
+                    .load(self.0)
+                    .await?
+                    .into_iter()
+                    .map(Event::from)
+                    .collect())
+            }
+        }
+    };
+}
+
+impl_tx!(PgTx {
+    async fn lock_group(&mut self, tenant: TenantId, id: GroupId) -> Result<Option<Group>> {
+        groups::table
+            .find((tenant.0, id.0))
+            .select(GroupRow::as_select())
+            .for_update()
+            .first(self.0)
+            .await
+            .optional()?
+            .map(Group::try_from)
+            .transpose()
+    }
+
+});
+
+// SQLite writes go through one writer connection (see `Store`), so a plain read already holds
+// the only write lock there is.
+impl_tx!(SqliteTx {
+    async fn lock_group(&mut self, tenant: TenantId, id: GroupId) -> Result<Option<Group>> {
+        self.get_group(tenant, id).await
+    }
+
+});
