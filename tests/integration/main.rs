@@ -1,1 +1,5 @@
+//! One integration-test binary: every test starts the real gRPC server over its own database.
 
+mod harness;
+
+mod groups;

@@ -1,0 +1,440 @@
+//! Starts the real server on 127.0.0.1:0 over a fresh database per test and hands out
+//! generated clients with tokens.
+//!
+//! Backend: SQLite (a new file per test) unless `TEST_DATABASE_URL` names a PostgreSQL server;
+//! then each test gets a database cloned from a migrated template, dropped afterwards. Outside
+//! CI a PostgreSQL that does not answer skips the test with a printed line; with `CI=true` it
+//! fails the test.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use group_service::auth::{Verifier, mint_hs256};
+use group_service::domain::Service;
+use group_service::grpc::pb;
+use group_service::grpc::pb::directory_service_client::DirectoryServiceClient;
+use group_service::grpc::pb::group_service_client::GroupServiceClient;
+use group_service::store::Store;
+use sha2::{Digest, Sha256};
+use tokio::net::TcpListener;
+use tonic::metadata::MetadataValue;
+use tonic::service::Interceptor;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
+use tonic::{Code, Request, Status};
+use tonic_types::StatusExt;
+
+pub const SECRET: &[u8] = b"integration-test-secret-0123456789";
+
+/// Adds a bearer token to every call.
+#[derive(Clone)]
+pub struct Bearer(Option<String>);
+
+impl Interceptor for Bearer {
+    fn call(&mut self, mut req: Request<()>) -> Result<Request<()>, Status> {
+        if let Some(token) = &self.0 {
+            let value: MetadataValue<_> = format!("Bearer {token}").parse().expect("ascii token");
+            req.metadata_mut().insert("authorization", value);
+        }
+        Ok(req)
+    }
+}
+
+pub type Groups = GroupServiceClient<InterceptedService<Channel, Bearer>>;
+pub type Directory = DirectoryServiceClient<InterceptedService<Channel, Bearer>>;
+
+pub struct TestServer {
+    pub addr: std::net::SocketAddr,
+    pub channel: Channel,
+    pub store: Store,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+    _dir: Option<tempfile::TempDir>,
+    pg_database: Option<(String, String)>,
+}
+
+pub fn is_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// Which backend the suite runs on.
+pub fn backend() -> &'static str {
+    if std::env::var("TEST_DATABASE_URL").is_ok_and(|u| !u.is_empty()) {
+        "postgres"
+    } else {
+        "sqlite"
+    }
+}
+
+impl TestServer {
+    /// A server over a new database, or `None` (with a printed reason) when the configured
+    /// PostgreSQL does not answer outside CI.
+    pub async fn start() -> Option<TestServer> {
+        let (url, dir, pg_database) = match std::env::var("TEST_DATABASE_URL") {
+            Ok(admin) if !admin.is_empty() => match pg::create_database(&admin).await {
+                Ok((url, name)) => (url, None, Some((admin, name))),
+                Err(e) if !is_ci() => {
+                    println!("skipping: PostgreSQL at TEST_DATABASE_URL does not answer ({e})");
+                    return None;
+                }
+                Err(e) => panic!("PostgreSQL at TEST_DATABASE_URL does not answer: {e}"),
+            },
+            _ => {
+                let dir = tempfile::tempdir().expect("temp dir");
+                let url = dir.path().join("test.db").to_string_lossy().into_owned();
+                (url, Some(dir), None)
+            }
+        };
+        let store = Store::connect(&url, 8).await.expect("connect");
+        store.migrate().await.expect("migrate");
+        Some(Self::serve(store, dir, pg_database).await)
+    }
+
+    async fn serve(
+        store: Store,
+        dir: Option<tempfile::TempDir>,
+        pg_database: Option<(String, String)>,
+    ) -> TestServer {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let service = Service::new(store.clone(), b"page-token-test-key");
+        let task = tokio::spawn(async move {
+            group_service::server::run(listener, service, Verifier::hs256(SECRET), async {
+                let _ = rx.await;
+            })
+            .await
+            .expect("server");
+        });
+        let channel = Channel::from_shared(format!("http://{addr}"))
+            .expect("uri")
+            .connect_lazy();
+        TestServer {
+            addr,
+            channel,
+            store,
+            shutdown: Some(tx),
+            task: Some(task),
+            _dir: dir,
+            pg_database,
+        }
+    }
+
+    pub fn token(&self, tenant: i64, sub: &str, admin: bool, service: bool) -> String {
+        mint_hs256(SECRET, tenant, sub, admin, service, 600).expect("mint")
+    }
+
+    pub fn groups_as(&self, token: Option<String>) -> Groups {
+        GroupServiceClient::with_interceptor(self.channel.clone(), Bearer(token))
+    }
+
+    pub fn directory_as(&self, token: Option<String>) -> Directory {
+        DirectoryServiceClient::with_interceptor(self.channel.clone(), Bearer(token))
+    }
+
+    /// GroupService as a user of `tenant` (admin claim included when `admin`).
+    pub fn groups(&self, tenant: i64, user: i64, admin: bool) -> Groups {
+        self.groups_as(Some(self.token(tenant, &user.to_string(), admin, false)))
+    }
+
+    /// DirectoryService as the directory system of `tenant`.
+    pub fn directory(&self, tenant: i64) -> Directory {
+        self.directory_as(Some(self.token(tenant, "directory", false, true)))
+    }
+
+    /// Creates a tenant.
+    pub async fn tenant(&self, id: i64, plan: pb::Plan, creation: pb::GroupCreation) -> pb::Tenant {
+        self.directory(id)
+            .upsert_tenant(pb::UpsertTenantRequest {
+                tenant: Some(pb::Tenant {
+                    id,
+                    display_name: format!("Tenant {id}"),
+                    plan: plan as i32,
+                    group_creation: creation as i32,
+                    core_enabled: true,
+                    masters_may_manage_settings: true,
+                    storage_quota_bytes: 1 << 30,
+                    ..Default::default()
+                }),
+            })
+            .await
+            .expect("upsert tenant")
+            .into_inner()
+    }
+
+    /// Creates a user.
+    pub async fn user(&self, tenant: i64, id: i64, admin: bool) -> pb::User {
+        self.directory(tenant)
+            .upsert_user(pb::UpsertUserRequest {
+                user: Some(pb::User {
+                    tenant_id: tenant,
+                    id,
+                    email: format!("user{id}@t{tenant}.example"),
+                    display_name: format!("User {id}"),
+                    is_admin: admin,
+                    external_messaging_allowed: true,
+                    kind: pb::UserKind::Works as i32,
+                }),
+            })
+            .await
+            .expect("upsert user")
+            .into_inner()
+    }
+
+    /// A tenant (FREE, ADMINS_ONLY) with admin user 1 and plain users 2..=n.
+    pub async fn company(&self, tenant: i64, users: i64) {
+        self.tenant(tenant, pb::Plan::Free, pb::GroupCreation::AdminsOnly)
+            .await;
+        self.user(tenant, 1, true).await;
+        for id in 2..=users {
+            self.user(tenant, id, false).await;
+        }
+    }
+
+    /// Stops the server, draining calls in flight.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+        if let Some((admin, name)) = self.pg_database.take() {
+            // Dropped on a thread of its own: Drop cannot await.
+            let _ = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("runtime");
+                rt.block_on(pg::drop_database(&admin, &name));
+            })
+            .join();
+        }
+    }
+}
+
+/// A group spec with just a name.
+pub fn group_named(name: &str) -> pb::Group {
+    pb::Group {
+        display_name: name.to_owned(),
+        ..Default::default()
+    }
+}
+
+/// A create request for `tenant` with the given masters and no other members.
+pub fn create_req(tenant: i64, name: &str, masters: &[i64]) -> pb::CreateGroupRequest {
+    pb::CreateGroupRequest {
+        parent: format!("tenants/{tenant}"),
+        group: Some(group_named(name)),
+        master_user_ids: masters.to_vec(),
+        ..Default::default()
+    }
+}
+
+pub fn user_member(id: i64) -> pb::MemberRef {
+    pb::MemberRef {
+        r#type: pb::MemberType::User as i32,
+        id,
+        tenant_id: 0,
+    }
+}
+
+/// Asserts the code and the `ErrorInfo.reason`.
+#[track_caller]
+pub fn assert_reason(status: &Status, code: Code, reason: &str) {
+    assert_eq!(status.code(), code, "unexpected status: {status:?}");
+    let info = status
+        .get_details_error_info()
+        .unwrap_or_else(|| panic!("no ErrorInfo in {status:?}"));
+    assert_eq!(info.reason, reason, "unexpected reason in {status:?}");
+    assert_eq!(info.domain, "groups.v1");
+}
+
+/// Asserts INVALID_ARGUMENT with a BadRequest naming `field`.
+#[track_caller]
+pub fn assert_bad_field(status: &Status, field: &str) {
+    assert_eq!(
+        status.code(),
+        Code::InvalidArgument,
+        "unexpected status: {status:?}"
+    );
+    let bad = status
+        .get_details_bad_request()
+        .unwrap_or_else(|| panic!("no BadRequest in {status:?}"));
+    let fields: Vec<&str> = bad
+        .field_violations
+        .iter()
+        .map(|v| v.field.as_str())
+        .collect();
+    assert!(fields.contains(&field), "{field} not named in {fields:?}");
+}
+
+/// Code, message and details of a status, to compare two answers byte for byte.
+pub fn fingerprint(status: &Status) -> (Code, String, Vec<u8>) {
+    (
+        status.code(),
+        status.message().to_owned(),
+        status.details().to_vec(),
+    )
+}
+
+pub fn unique() -> u64 {
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
+}
+
+pub mod pg {
+    //! Per-test PostgreSQL databases cloned from a migrated template.
+
+    use super::*;
+    use tokio_postgres::NoTls;
+
+    async fn admin_client(admin: &str) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+        let (client, conn) = tokio_postgres::connect(admin, NoTls).await?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        Ok(client)
+    }
+
+    /// `admin` with its database replaced by `name`.
+    fn with_database(admin: &str, name: &str) -> String {
+        let (url, query) = match admin.split_once('?') {
+            Some((u, q)) => (u, format!("?{q}")),
+            None => (admin, String::new()),
+        };
+        let after_scheme = url.find("://").map_or(0, |i| i + 3);
+        let base = match url[after_scheme..].find('/') {
+            Some(i) => &url[..after_scheme + i],
+            None => url,
+        };
+        format!("{base}/{name}{query}")
+    }
+
+    /// The template's name changes with the migrations, so an edited migration gets a new one.
+    fn template_name() -> String {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/postgres");
+        let mut files: Vec<_> = walk(&dir);
+        files.sort();
+        let mut h = Sha256::new();
+        for f in files {
+            h.update(f.to_string_lossy().as_bytes());
+            h.update(std::fs::read(&f).expect("read migration"));
+        }
+        let digest = h.finalize();
+        format!(
+            "gs_template_{}",
+            digest[..6]
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        )
+    }
+
+    fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir(dir).expect("migrations dir").flatten() {
+            let p = entry.path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else {
+                out.push(p);
+            }
+        }
+        out
+    }
+
+    /// Creates a database for one test; returns its URL and name.
+    pub async fn create_database(admin: &str) -> Result<(String, String), String> {
+        let client = admin_client(admin).await.map_err(|e| e.to_string())?;
+        let template = template_name();
+        // One process builds the template; the others wait on the advisory lock.
+        client
+            .execute("SELECT pg_advisory_lock(727274)", &[])
+            .await
+            .map_err(|e| e.to_string())?;
+        let exists = client
+            .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&template])
+            .await
+            .map_err(|e| e.to_string())?
+            .is_some();
+        if !exists {
+            let building = format!("{template}_building");
+            client
+                .execute(
+                    &format!("DROP DATABASE IF EXISTS {building} WITH (FORCE)"),
+                    &[],
+                )
+                .await
+                .map_err(|e| e.to_string())?;
+            client
+                .execute(&format!("CREATE DATABASE {building}"), &[])
+                .await
+                .map_err(|e| e.to_string())?;
+            {
+                let store = Store::connect(&with_database(admin, &building), 1)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                store.migrate().await.map_err(|e| e.to_string())?;
+            }
+            client
+                .execute(
+                    &format!("ALTER DATABASE {building} RENAME TO {template}"),
+                    &[],
+                )
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        client
+            .execute("SELECT pg_advisory_unlock(727274)", &[])
+            .await
+            .map_err(|e| e.to_string())?;
+        let name = format!(
+            "gs_test_{}_{}_{}",
+            std::process::id(),
+            unique(),
+            rand_suffix()
+        );
+        let mut last = String::new();
+        for _ in 0..20 {
+            match client
+                .execute(&format!("CREATE DATABASE {name} TEMPLATE {template}"), &[])
+                .await
+            {
+                Ok(_) => return Ok((with_database(admin, &name), name)),
+                // Another test is copying the same template at this instant.
+                Err(e) => {
+                    last = e.to_string();
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+            }
+        }
+        Err(last)
+    }
+
+    fn rand_suffix() -> u32 {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        t % 100_000
+    }
+
+    pub async fn drop_database(admin: &str, name: &str) {
+        if let Ok(client) = admin_client(admin).await {
+            let _ = client
+                .execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"), &[])
+                .await;
+        }
+    }
+}
