@@ -8,6 +8,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/groups/v1/common.proto",
         "proto/groups/v1/directory.proto",
         "proto/groups/v1/groups.proto",
+        "proto/groups/v1/membership.proto",
     ];
     for file in &files {
         println!("cargo:rerun-if-changed={file}");

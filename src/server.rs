@@ -12,10 +12,16 @@ use crate::auth::Verifier;
 use crate::domain::Service;
 use crate::grpc::pb::directory_service_server::DirectoryServiceServer;
 use crate::grpc::pb::group_service_server::GroupServiceServer;
-use crate::grpc::{DirectoryApi, GroupApi, pb};
+use crate::grpc::pb::membership_service_server::MembershipServiceServer;
+use crate::grpc::{DirectoryApi, GroupApi, MembershipApi, pb};
 
 /// Service names whose health follows the database.
-const HEALTH_NAMES: [&str; 3] = ["", "groups.v1.GroupService", "groups.v1.DirectoryService"];
+const HEALTH_NAMES: [&str; 4] = [
+    "",
+    "groups.v1.GroupService",
+    "groups.v1.MembershipService",
+    "groups.v1.DirectoryService",
+];
 
 /// Serves until `shutdown` resolves, then stops taking calls and drains the ones in flight.
 pub async fn run(
@@ -28,10 +34,12 @@ pub async fn run(
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
         .build_v1()?;
     let reflection_v1alpha = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()?;
 
     // Health: SERVING only while the database answers.
@@ -64,6 +72,10 @@ pub async fn run(
 
     let auth = verifier.interceptor();
     let groups = GroupServiceServer::with_interceptor(GroupApi::new(service.clone()), auth.clone());
+    let membership = MembershipServiceServer::with_interceptor(
+        MembershipApi::new(service.clone()),
+        auth.clone(),
+    );
     let directory = DirectoryServiceServer::with_interceptor(DirectoryApi::new(service), auth);
 
     let addr = listener.local_addr()?;
@@ -85,6 +97,7 @@ pub async fn run(
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(groups)
+        .add_service(membership)
         .add_service(directory)
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), on_shutdown)
         .await?;

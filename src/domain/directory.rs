@@ -212,6 +212,16 @@ impl Service {
         self.store
             .write(move |tx| {
                 Box::pin(async move {
+                    if tx.get_user(key).await?.is_some() {
+                        super::membership::remove_user_everywhere(
+                            tx,
+                            key,
+                            false,
+                            "user_deleted",
+                            now_micros(),
+                        )
+                        .await?;
+                    }
                     if tx.delete_user(key).await? {
                         Ok(())
                     } else {
@@ -304,6 +314,7 @@ impl Service {
         self.store
             .write(move |tx| {
                 Box::pin(async move {
+                    super::membership::remove_team_everywhere(tx, tenant, id, now_micros()).await?;
                     if tx.delete_team(tenant, id).await? {
                         Ok(())
                     } else {

@@ -42,6 +42,18 @@ pub enum Reason {
     MembershipCycle,
     /// Adding the group would nest groups deeper than allowed (R21).
     NestingTooDeep,
+    /// Every named member is already a member.
+    AlreadyMember,
+    /// Every named user is already a Group Master.
+    AlreadyMaster,
+    /// None of the named members is a member.
+    NotAMember,
+    /// None of the named users is a Group Master.
+    NotAMaster,
+    /// The change would leave the group without a Group Master (R05).
+    LastMaster,
+    /// Members cannot leave a group by themselves (R17, R23).
+    MembersCannotLeave,
 }
 
 impl Reason {
@@ -65,6 +77,12 @@ impl Reason {
             Reason::InvalidPageToken => "INVALID_PAGE_TOKEN",
             Reason::MembershipCycle => "MEMBERSHIP_CYCLE",
             Reason::NestingTooDeep => "NESTING_TOO_DEEP",
+            Reason::AlreadyMember => "ALREADY_MEMBER",
+            Reason::AlreadyMaster => "ALREADY_MASTER",
+            Reason::NotAMember => "NOT_A_MEMBER",
+            Reason::NotAMaster => "NOT_A_MASTER",
+            Reason::LastMaster => "LAST_MASTER",
+            Reason::MembersCannotLeave => "MEMBERS_CANNOT_LEAVE",
         }
     }
 }

@@ -1,13 +1,12 @@
 //! Groups: create, read, delete (R01, R02, R03, R04, R07, R12).
 
-use std::collections::BTreeSet;
-
 use serde::Serialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use super::caller::{Actor, Caller};
 use super::error::{Error, Reason, Result, Violations};
+use super::membership::{Managed, add_members_in};
 use super::model::*;
 use super::repo::Tx;
 use super::{Service, group_event};
@@ -23,7 +22,7 @@ pub const MAX_INITIAL_MEMBERS: usize = 100;
 pub const USER_GROUP_LIMIT: i64 = 2_000;
 
 /// A member reference in a request.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize)]
 pub enum MemberRef {
     User(UserKey),
     Team(TeamId),
@@ -247,6 +246,10 @@ impl Service {
                     } else {
                         Vec::new()
                     };
+                    let parents = tx.parent_groups(tenant, &[id]).await?;
+                    for parent in &parents {
+                        tx.touch_group(tenant, *parent, now_micros()).await?;
+                    }
                     let direct = tx.direct_members(tenant, id).await?;
                     let users: Vec<UserKey> = direct.users.iter().map(|(k, _)| *k).collect();
                     tx.release_user_group_slots(&users).await?;
@@ -261,6 +264,7 @@ impl Service {
                             "kind": group.kind.as_str(),
                             "purged": ["message", "note", "event", "task", "folder", "mailing_list"],
                             "tenants": [group.tenant.0],
+                            "removed_from": parents.iter().map(|p| group_name(tenant, *p)).collect::<Vec<_>>(),
                             "notify": recipients.iter().map(|u| [u.tenant.0, u.user.0]).collect::<Vec<_>>(),
                         }),
                         now,
@@ -327,57 +331,6 @@ async fn create_in(
         });
     }
 
-    // Masters and user members must be users of the tenant; teams and groups too.
-    let mut users: BTreeSet<UserKey> = cmd
-        .masters
-        .iter()
-        .map(|u| UserKey {
-            tenant: tenant.id,
-            user: *u,
-        })
-        .collect();
-    let mut teams = Vec::new();
-    let mut groups = Vec::new();
-    for m in &cmd.members {
-        match m {
-            MemberRef::User(k) => {
-                users.insert(*k);
-            }
-            MemberRef::Team(t) => teams.push(*t),
-            MemberRef::Group(g) => groups.push(*g),
-        }
-    }
-    let users: Vec<UserKey> = users.into_iter().collect();
-    let found: BTreeSet<UserKey> = tx
-        .get_users(&users)
-        .await?
-        .into_iter()
-        .map(|u| u.key)
-        .collect();
-    if let Some(missing) = users.iter().find(|k| !found.contains(k)) {
-        return Err(Error::precondition(
-            Reason::UnknownMember,
-            format!(
-                "tenants/{}/users/{} does not exist",
-                missing.tenant, missing.user
-            ),
-        ));
-    }
-    let found_teams = tx.existing_teams(tenant.id, &teams).await?;
-    if let Some(missing) = teams.iter().find(|t| !found_teams.contains(t)) {
-        return Err(Error::precondition(
-            Reason::UnknownMember,
-            format!("tenants/{}/teams/{missing} does not exist", tenant.id),
-        ));
-    }
-    let found_groups = tx.existing_groups(tenant.id, &groups).await?;
-    if let Some(missing) = groups.iter().find(|g| !found_groups.contains(g)) {
-        return Err(Error::precondition(
-            Reason::UnknownMember,
-            format!("tenants/{}/groups/{missing} does not exist", tenant.id),
-        ));
-    }
-
     let group = Group {
         tenant: tenant.id,
         id,
@@ -396,25 +349,19 @@ async fn create_in(
         update_time: now,
     };
     tx.insert_group(&group).await?;
-    for user in &users {
-        if !tx.take_user_group_slot(*user, USER_GROUP_LIMIT).await? {
-            return Err(Error::QuotaExceeded {
-                reason: Reason::UserGroupLimit,
-                subject: format!("tenants/{}/users/{}", user.tenant, user.user),
-                description: format!("the user is a direct member of {USER_GROUP_LIMIT} groups"),
-            });
-        }
-        let is_master = cmd.masters.contains(&user.user) && user.tenant == tenant.id;
-        tx.insert_user_member(tenant.id, id, *user, is_master, now)
-            .await?;
-    }
-    for team in &teams {
-        tx.insert_team_member(tenant.id, id, *team, now).await?;
-    }
-    for member in &groups {
-        check_nesting(tx, tenant.id, id, *member).await?;
-        tx.insert_group_member(tenant.id, id, *member, now).await?;
-    }
+    // The creator passed R04 above: that is the permission to name the first members.
+    let managed = Managed {
+        group: group.clone(),
+    };
+    let masters: Vec<UserKey> = cmd
+        .masters
+        .iter()
+        .map(|u| UserKey {
+            tenant: tenant.id,
+            user: *u,
+        })
+        .collect();
+    add_members_in(tx, &managed, &cmd.members, &masters, now).await?;
     tx.insert_event(&group_event(
         &group,
         "group.created",

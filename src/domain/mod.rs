@@ -5,6 +5,7 @@ pub mod caller;
 pub mod directory;
 pub mod error;
 pub mod groups;
+pub mod membership;
 pub mod model;
 pub mod page;
 pub mod repo;

@@ -22,6 +22,16 @@ pub struct DirectMembers {
     pub groups: Vec<GroupId>,
 }
 
+/// A direct member as listed: kind order (user, team, group), tenant, id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MemberRow {
+    /// 1 user, 2 team, 3 group.
+    pub kind: i32,
+    pub tenant: TenantId,
+    pub id: i64,
+    pub is_master: bool,
+}
+
 /// One transaction. Every method runs inside it; the transaction commits only when the domain
 /// operation returns `Ok`.
 #[async_trait]
@@ -76,6 +86,8 @@ pub trait Tx: Send {
     // Groups
     async fn insert_group(&mut self, group: &Group) -> Result<()>;
     async fn get_group(&mut self, tenant: TenantId, id: GroupId) -> Result<Option<Group>>;
+    /// Bumps the group's version (its etag) and update time.
+    async fn touch_group(&mut self, tenant: TenantId, id: GroupId, now: i64) -> Result<()>;
     /// Reads the group and holds its row lock to the end of the transaction.
     async fn lock_group(&mut self, tenant: TenantId, id: GroupId) -> Result<Option<Group>>;
     async fn existing_groups(&mut self, tenant: TenantId, ids: &[GroupId]) -> Result<Vec<GroupId>>;
@@ -117,6 +129,120 @@ pub trait Tx: Send {
     ) -> Result<bool>;
     /// Every distinct user reached from the group (R22), sorted.
     async fn effective_users(&mut self, tenant: TenantId, group: GroupId) -> Result<Vec<UserKey>>;
+
+    /// Serializes changes to nested-group edges of a tenant until the transaction ends (R21).
+    async fn lock_nesting(&mut self, tenant: TenantId) -> Result<()>;
+    /// `Some(is_master)` when `user` is a direct member.
+    async fn user_member(
+        &mut self,
+        tenant: TenantId,
+        group: GroupId,
+        user: UserKey,
+    ) -> Result<Option<bool>>;
+    async fn has_team_member(
+        &mut self,
+        tenant: TenantId,
+        group: GroupId,
+        team: TeamId,
+    ) -> Result<bool>;
+    async fn has_group_member(
+        &mut self,
+        tenant: TenantId,
+        group: GroupId,
+        member: GroupId,
+    ) -> Result<bool>;
+    async fn delete_user_member(
+        &mut self,
+        tenant: TenantId,
+        group: GroupId,
+        user: UserKey,
+    ) -> Result<bool>;
+    async fn delete_team_member(
+        &mut self,
+        tenant: TenantId,
+        group: GroupId,
+        team: TeamId,
+    ) -> Result<bool>;
+    async fn delete_group_member(
+        &mut self,
+        tenant: TenantId,
+        group: GroupId,
+        member: GroupId,
+    ) -> Result<bool>;
+    async fn set_master(
+        &mut self,
+        tenant: TenantId,
+        group: GroupId,
+        user: UserKey,
+        is_master: bool,
+    ) -> Result<bool>;
+    async fn count_masters(&mut self, tenant: TenantId, group: GroupId) -> Result<i64>;
+    /// Direct members after `after`, in (kind, tenant, id) order.
+    async fn list_members(
+        &mut self,
+        tenant: TenantId,
+        group: GroupId,
+        page: Page<(i32, i64, i64)>,
+    ) -> Result<Vec<MemberRow>>;
+    async fn list_masters(
+        &mut self,
+        tenant: TenantId,
+        group: GroupId,
+        page: Page<UserKey>,
+    ) -> Result<Vec<UserKey>>;
+    /// A page of the distinct users reached from the group (R22).
+    async fn list_effective_users(
+        &mut self,
+        tenant: TenantId,
+        group: GroupId,
+        page: Page<UserKey>,
+    ) -> Result<Vec<UserKey>>;
+    /// Groups the user is in, directly, through a team or through nested groups, in
+    /// (tenant, group) order, with whether the user is a direct member.
+    async fn groups_of_user(
+        &mut self,
+        user: UserKey,
+        page: Page<(TenantId, GroupId)>,
+    ) -> Result<Vec<(Group, bool)>>;
+    /// Groups in which the user is a direct member: (tenant, group, is_master).
+    async fn direct_groups_of_user(
+        &mut self,
+        user: UserKey,
+    ) -> Result<Vec<(TenantId, GroupId, bool)>>;
+    /// Groups in which the team is a direct member.
+    async fn groups_with_team(&mut self, tenant: TenantId, team: TeamId) -> Result<Vec<GroupId>>;
+    /// The user member who joined first, of `of_tenant`, other than `except`, optionally only
+    /// among those allowed external messaging.
+    async fn earliest_member(
+        &mut self,
+        tenant: TenantId,
+        group: GroupId,
+        of_tenant: TenantId,
+        except: UserKey,
+        needs_external_permission: bool,
+    ) -> Result<Option<UserKey>>;
+
+    // Idempotent batches
+    /// Claims a request id for a batch call; false when it was claimed before.
+    async fn claim_batch_request(
+        &mut self,
+        tenant: TenantId,
+        request_id: &str,
+        fingerprint: &str,
+        now: i64,
+    ) -> Result<bool>;
+    /// (fingerprint, response) of a claimed request id.
+    async fn get_batch_request(
+        &mut self,
+        tenant: TenantId,
+        request_id: &str,
+    ) -> Result<Option<(String, String)>>;
+    async fn save_batch_response(
+        &mut self,
+        tenant: TenantId,
+        request_id: &str,
+        response: &str,
+    ) -> Result<()>;
 
     // Idempotent creates
     /// The (fingerprint, group) a request id first created, if any.

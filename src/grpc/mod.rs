@@ -5,10 +5,12 @@
 mod convert;
 mod directory;
 mod groups;
+mod membership;
 mod status;
 
 pub use directory::DirectoryApi;
 pub use groups::GroupApi;
+pub use membership::MembershipApi;
 pub use status::to_status;
 
 /// Generated messages, clients and servers of `groups.v1`.

@@ -148,6 +148,16 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    batch_requests (tenant_id, request_id) {
+        tenant_id -> BigInt,
+        request_id -> Text,
+        fingerprint -> Text,
+        response -> Text,
+        create_time -> BigInt,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     tenants,
     users,
@@ -162,4 +172,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     room_members,
     create_requests,
     events,
+    batch_requests,
 );

@@ -14,7 +14,7 @@ use super::rows::*;
 use super::schema::*;
 use crate::domain::error::{Error, Reason, Result};
 use crate::domain::model::*;
-use crate::domain::repo::{DirectMembers, Page, Tx};
+use crate::domain::repo::{DirectMembers, MemberRow, Page, Tx};
 
 /// Reachable groups from `$1` (the group itself included) inside tenant `$2`. `UNION`
 /// de-duplicates, so the walk ends even if a cycle were ever stored.
@@ -29,6 +29,50 @@ struct FlagRow {
     #[diesel(sql_type = Bool)]
     flag: bool,
 }
+
+#[derive(QueryableByName)]
+struct MemberSqlRow {
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    kind: i32,
+    #[diesel(sql_type = BigInt)]
+    tenant_id: i64,
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+    #[diesel(sql_type = Bool)]
+    is_master: bool,
+}
+
+#[derive(QueryableByName)]
+struct GroupOfUserRow {
+    #[diesel(sql_type = BigInt)]
+    tenant_id: i64,
+    #[diesel(sql_type = BigInt)]
+    group_id: i64,
+    #[diesel(sql_type = Bool)]
+    direct: bool,
+}
+
+/// Groups that contain user ($1, $2) directly, through a team, or through nested groups.
+const UP_FROM_USER: &str = "WITH RECURSIVE up(tenant_id, group_id) AS ( \
+     SELECT u.tenant_id, u.group_id FROM group_user_members u \
+       WHERE u.user_tenant_id = $1 AND u.user_id = $2 \
+     UNION \
+     SELECT t.tenant_id, t.group_id FROM group_team_members t \
+       JOIN team_members tm ON tm.tenant_id = t.tenant_id AND tm.team_id = t.team_id \
+       WHERE tm.tenant_id = $1 AND tm.user_id = $2 \
+     UNION \
+     SELECT m.tenant_id, m.group_id FROM group_group_members m \
+       JOIN up ON m.tenant_id = up.tenant_id AND m.member_group_id = up.group_id) ";
+
+/// Effective users of group $1 in tenant $2 (R22).
+const EFFECTIVE_USERS: &str = "SELECT u.user_tenant_id AS tenant_id, u.user_id AS user_id \
+       FROM group_user_members u \
+       WHERE u.tenant_id = $2 AND u.group_id IN (SELECT group_id FROM reach) \
+     UNION \
+     SELECT tm.tenant_id AS tenant_id, tm.user_id AS user_id \
+       FROM group_team_members t \
+       JOIN team_members tm ON tm.tenant_id = t.tenant_id AND tm.team_id = t.team_id \
+       WHERE t.tenant_id = $2 AND t.group_id IN (SELECT group_id FROM reach)";
 
 #[derive(QueryableByName)]
 struct UserKeyRow {
@@ -542,6 +586,15 @@ macro_rules! impl_tx {
                     .transpose()
             }
 
+            async fn touch_group(&mut self, tenant: TenantId, id: GroupId, now: i64) -> Result<()> {
+                use groups::dsl as c;
+                diesel::update(groups::table.find((tenant.0, id.0)))
+                    .set((c::version.eq(c::version + 1), c::update_time.eq(now)))
+                    .execute(self.0)
+                    .await?;
+                Ok(())
+            }
+
             async fn existing_groups(&mut self, tenant: TenantId, ids: &[GroupId]) -> Result<Vec<GroupId>> {
                 let ids: Vec<i64> = ids.iter().map(|g| g.0).collect();
                 Ok(groups::table
@@ -716,17 +769,7 @@ macro_rules! impl_tx {
             }
 
             async fn effective_users(&mut self, tenant: TenantId, group: GroupId) -> Result<Vec<UserKey>> {
-                let sql = format!(
-                    "{REACH}SELECT u.user_tenant_id AS tenant_id, u.user_id AS user_id \
-                       FROM group_user_members u \
-                       WHERE u.tenant_id = $2 AND u.group_id IN (SELECT group_id FROM reach) \
-                     UNION \
-                     SELECT tm.tenant_id AS tenant_id, tm.user_id AS user_id \
-                       FROM group_team_members t \
-                       JOIN team_members tm ON tm.tenant_id = t.tenant_id AND tm.team_id = t.team_id \
-                       WHERE t.tenant_id = $2 AND t.group_id IN (SELECT group_id FROM reach) \
-                     ORDER BY 1, 2"
-                );
+                let sql = format!("{REACH}{EFFECTIVE_USERS} ORDER BY 1, 2");
                 Ok(diesel::sql_query(sql)
                     .bind::<BigInt, _>(group.0)
                     .bind::<BigInt, _>(tenant.0)
@@ -735,6 +778,263 @@ macro_rules! impl_tx {
                     .into_iter()
                     .map(|r| user_key(r.tenant_id, r.user_id))
                     .collect())
+            }
+
+            async fn list_effective_users(&mut self, tenant: TenantId, group: GroupId, page: Page<UserKey>) -> Result<Vec<UserKey>> {
+                let after = page.after.unwrap_or(user_key(i64::MIN, i64::MIN));
+                let sql = format!(
+                    "{REACH}SELECT e.tenant_id, e.user_id FROM ({EFFECTIVE_USERS}) e \
+                     WHERE e.tenant_id > $3 OR (e.tenant_id = $3 AND e.user_id > $4) \
+                     ORDER BY 1, 2 LIMIT $5"
+                );
+                Ok(diesel::sql_query(sql)
+                    .bind::<BigInt, _>(group.0)
+                    .bind::<BigInt, _>(tenant.0)
+                    .bind::<BigInt, _>(after.tenant.0)
+                    .bind::<BigInt, _>(after.user.0)
+                    .bind::<BigInt, _>(page.limit)
+                    .load::<UserKeyRow>(self.0)
+                    .await?
+                    .into_iter()
+                    .map(|r| user_key(r.tenant_id, r.user_id))
+                    .collect())
+            }
+
+            async fn user_member(&mut self, tenant: TenantId, group: GroupId, user: UserKey) -> Result<Option<bool>> {
+                Ok(group_user_members::table
+                    .find((tenant.0, group.0, user.tenant.0, user.user.0))
+                    .select(group_user_members::is_master)
+                    .first::<bool>(self.0)
+                    .await
+                    .optional()?)
+            }
+
+            async fn has_team_member(&mut self, tenant: TenantId, group: GroupId, team: TeamId) -> Result<bool> {
+                Ok(group_team_members::table
+                    .find((tenant.0, group.0, team.0))
+                    .select(group_team_members::team_id)
+                    .first::<i64>(self.0)
+                    .await
+                    .optional()?
+                    .is_some())
+            }
+
+            async fn has_group_member(&mut self, tenant: TenantId, group: GroupId, member: GroupId) -> Result<bool> {
+                Ok(group_group_members::table
+                    .find((tenant.0, group.0, member.0))
+                    .select(group_group_members::member_group_id)
+                    .first::<i64>(self.0)
+                    .await
+                    .optional()?
+                    .is_some())
+            }
+
+            async fn delete_user_member(&mut self, tenant: TenantId, group: GroupId, user: UserKey) -> Result<bool> {
+                let n = diesel::delete(group_user_members::table.find((tenant.0, group.0, user.tenant.0, user.user.0)))
+                    .execute(self.0)
+                    .await?;
+                Ok(n > 0)
+            }
+
+            async fn delete_team_member(&mut self, tenant: TenantId, group: GroupId, team: TeamId) -> Result<bool> {
+                let n = diesel::delete(group_team_members::table.find((tenant.0, group.0, team.0)))
+                    .execute(self.0)
+                    .await?;
+                Ok(n > 0)
+            }
+
+            async fn delete_group_member(&mut self, tenant: TenantId, group: GroupId, member: GroupId) -> Result<bool> {
+                let n = diesel::delete(group_group_members::table.find((tenant.0, group.0, member.0)))
+                    .execute(self.0)
+                    .await?;
+                Ok(n > 0)
+            }
+
+            async fn set_master(&mut self, tenant: TenantId, group: GroupId, user: UserKey, is_master: bool) -> Result<bool> {
+                let n = diesel::update(group_user_members::table.find((tenant.0, group.0, user.tenant.0, user.user.0)))
+                    .set(group_user_members::is_master.eq(is_master))
+                    .execute(self.0)
+                    .await?;
+                Ok(n > 0)
+            }
+
+            async fn count_masters(&mut self, tenant: TenantId, group: GroupId) -> Result<i64> {
+                use group_user_members::dsl as u;
+                Ok(group_user_members::table
+                    .filter(u::tenant_id.eq(tenant.0))
+                    .filter(u::group_id.eq(group.0))
+                    .filter(u::is_master.eq(true))
+                    .count()
+                    .get_result::<i64>(self.0)
+                    .await?)
+            }
+
+            async fn list_members(&mut self, tenant: TenantId, group: GroupId, page: Page<(i32, i64, i64)>) -> Result<Vec<MemberRow>> {
+                let (k, t, i) = page.after.unwrap_or((0, i64::MIN, i64::MIN));
+                let rows = diesel::sql_query(
+                    "SELECT kind, tenant_id, id, is_master FROM ( \
+                       SELECT 1 AS kind, user_tenant_id AS tenant_id, user_id AS id, is_master \
+                         FROM group_user_members WHERE tenant_id = $1 AND group_id = $2 \
+                       UNION ALL \
+                       SELECT 2, tenant_id, team_id, FALSE \
+                         FROM group_team_members WHERE tenant_id = $1 AND group_id = $2 \
+                       UNION ALL \
+                       SELECT 3, tenant_id, member_group_id, FALSE \
+                         FROM group_group_members WHERE tenant_id = $1 AND group_id = $2 \
+                     ) m \
+                     WHERE kind > $3 OR (kind = $3 AND tenant_id > $4) \
+                       OR (kind = $3 AND tenant_id = $4 AND id > $5) \
+                     ORDER BY kind, tenant_id, id LIMIT $6",
+                )
+                .bind::<BigInt, _>(tenant.0)
+                .bind::<BigInt, _>(group.0)
+                .bind::<diesel::sql_types::Integer, _>(k)
+                .bind::<BigInt, _>(t)
+                .bind::<BigInt, _>(i)
+                .bind::<BigInt, _>(page.limit)
+                .load::<MemberSqlRow>(self.0)
+                .await?;
+                Ok(rows
+                    .into_iter()
+                    .map(|r| MemberRow { kind: r.kind, tenant: TenantId(r.tenant_id), id: r.id, is_master: r.is_master })
+                    .collect())
+            }
+
+            async fn list_masters(&mut self, tenant: TenantId, group: GroupId, page: Page<UserKey>) -> Result<Vec<UserKey>> {
+                use group_user_members::dsl as u;
+                let after = page.after.unwrap_or(user_key(i64::MIN, i64::MIN));
+                Ok(group_user_members::table
+                    .filter(u::tenant_id.eq(tenant.0))
+                    .filter(u::group_id.eq(group.0))
+                    .filter(u::is_master.eq(true))
+                    .filter(
+                        u::user_tenant_id
+                            .gt(after.tenant.0)
+                            .or(u::user_tenant_id.eq(after.tenant.0).and(u::user_id.gt(after.user.0))),
+                    )
+                    .order((u::user_tenant_id, u::user_id))
+                    .limit(page.limit)
+                    .select((u::user_tenant_id, u::user_id))
+                    .load::<(i64, i64)>(self.0)
+                    .await?
+                    .into_iter()
+                    .map(|(t, id)| user_key(t, id))
+                    .collect())
+            }
+
+            async fn groups_of_user(&mut self, user: UserKey, page: Page<(TenantId, GroupId)>) -> Result<Vec<(Group, bool)>> {
+                let (t, g) = page.after.map_or((i64::MIN, i64::MIN), |(t, g)| (t.0, g.0));
+                let sql = format!(
+                    "{UP_FROM_USER}SELECT up.tenant_id, up.group_id, EXISTS ( \
+                       SELECT 1 FROM group_user_members d WHERE d.tenant_id = up.tenant_id \
+                       AND d.group_id = up.group_id AND d.user_tenant_id = $1 AND d.user_id = $2) AS direct \
+                     FROM up WHERE up.tenant_id > $3 OR (up.tenant_id = $3 AND up.group_id > $4) \
+                     ORDER BY up.tenant_id, up.group_id LIMIT $5"
+                );
+                let rows = diesel::sql_query(sql)
+                    .bind::<BigInt, _>(user.tenant.0)
+                    .bind::<BigInt, _>(user.user.0)
+                    .bind::<BigInt, _>(t)
+                    .bind::<BigInt, _>(g)
+                    .bind::<BigInt, _>(page.limit)
+                    .load::<GroupOfUserRow>(self.0)
+                    .await?;
+                let mut out = Vec::with_capacity(rows.len());
+                for r in rows {
+                    if let Some(group) = self.get_group(TenantId(r.tenant_id), GroupId(r.group_id)).await? {
+                        out.push((group, r.direct));
+                    }
+                }
+                Ok(out)
+            }
+
+            async fn direct_groups_of_user(&mut self, user: UserKey) -> Result<Vec<(TenantId, GroupId, bool)>> {
+                use group_user_members::dsl as u;
+                Ok(group_user_members::table
+                    .filter(u::user_tenant_id.eq(user.tenant.0))
+                    .filter(u::user_id.eq(user.user.0))
+                    .order((u::tenant_id, u::group_id))
+                    .select((u::tenant_id, u::group_id, u::is_master))
+                    .load::<(i64, i64, bool)>(self.0)
+                    .await?
+                    .into_iter()
+                    .map(|(t, g, m)| (TenantId(t), GroupId(g), m))
+                    .collect())
+            }
+
+            async fn groups_with_team(&mut self, tenant: TenantId, team: TeamId) -> Result<Vec<GroupId>> {
+                use group_team_members::dsl as t;
+                Ok(group_team_members::table
+                    .filter(t::tenant_id.eq(tenant.0))
+                    .filter(t::team_id.eq(team.0))
+                    .order(t::group_id)
+                    .select(t::group_id)
+                    .load::<i64>(self.0)
+                    .await?
+                    .into_iter()
+                    .map(GroupId)
+                    .collect())
+            }
+
+            async fn earliest_member(
+                &mut self,
+                tenant: TenantId,
+                group: GroupId,
+                of_tenant: TenantId,
+                except: UserKey,
+                needs_external_permission: bool,
+            ) -> Result<Option<UserKey>> {
+                use group_user_members::dsl as m;
+                let mut q = group_user_members::table
+                    .inner_join(users::table.on(users::tenant_id.eq(m::user_tenant_id).and(users::user_id.eq(m::user_id))))
+                    .filter(m::tenant_id.eq(tenant.0))
+                    .filter(m::group_id.eq(group.0))
+                    .filter(m::user_tenant_id.eq(of_tenant.0))
+                    .filter(m::user_id.ne(except.user.0).or(m::user_tenant_id.ne(except.tenant.0)))
+                    .into_boxed();
+                if needs_external_permission {
+                    q = q.filter(users::external_messaging_allowed.eq(true));
+                }
+                Ok(q
+                    .order((m::add_time, m::user_id))
+                    .select((m::user_tenant_id, m::user_id))
+                    .first::<(i64, i64)>(self.0)
+                    .await
+                    .optional()?
+                    .map(|(t, u)| user_key(t, u)))
+            }
+
+            async fn claim_batch_request(&mut self, tenant: TenantId, request_id: &str, fingerprint: &str, now: i64) -> Result<bool> {
+                use batch_requests::dsl as r;
+                let n = diesel::insert_into(batch_requests::table)
+                    .values((
+                        r::tenant_id.eq(tenant.0),
+                        r::request_id.eq(request_id),
+                        r::fingerprint.eq(fingerprint),
+                        r::response.eq(""),
+                        r::create_time.eq(now),
+                    ))
+                    .on_conflict_do_nothing()
+                    .execute(self.0)
+                    .await?;
+                Ok(n > 0)
+            }
+
+            async fn get_batch_request(&mut self, tenant: TenantId, request_id: &str) -> Result<Option<(String, String)>> {
+                Ok(batch_requests::table
+                    .find((tenant.0, request_id))
+                    .select((batch_requests::fingerprint, batch_requests::response))
+                    .first::<(String, String)>(self.0)
+                    .await
+                    .optional()?)
+            }
+
+            async fn save_batch_response(&mut self, tenant: TenantId, request_id: &str, response: &str) -> Result<()> {
+                diesel::update(batch_requests::table.find((tenant.0, request_id)))
+                    .set(batch_requests::response.eq(response))
+                    .execute(self.0)
+                    .await?;
+                Ok(())
             }
 
             async fn get_create_request(
@@ -799,6 +1099,14 @@ macro_rules! impl_tx {
 }
 
 impl_tx!(PgTx {
+    async fn lock_nesting(&mut self, tenant: TenantId) -> Result<()> {
+        diesel::sql_query("SELECT pg_advisory_xact_lock(hashtextextended('nesting:' || $1, 0))")
+            .bind::<diesel::sql_types::Text, _>(tenant.0.to_string())
+            .execute(self.0)
+            .await?;
+        Ok(())
+    }
+
     async fn lock_group(&mut self, tenant: TenantId, id: GroupId) -> Result<Option<Group>> {
         groups::table
             .find((tenant.0, id.0))
@@ -816,6 +1124,10 @@ impl_tx!(PgTx {
 // SQLite writes go through one writer connection (see `Store`), so a plain read already holds
 // the only write lock there is.
 impl_tx!(SqliteTx {
+    async fn lock_nesting(&mut self, _tenant: TenantId) -> Result<()> {
+        Ok(())
+    }
+
     async fn lock_group(&mut self, tenant: TenantId, id: GroupId) -> Result<Option<Group>> {
         self.get_group(tenant, id).await
     }

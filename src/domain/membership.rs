@@ -1,0 +1,898 @@
+//! Members, Group Masters, nested groups and transitive membership (R03, R05, R06, R11, R17,
+//! R21, R22, R23).
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use super::caller::Caller;
+use super::error::{Error, Reason, Result, Violations};
+use super::groups::{MemberRef, USER_GROUP_LIMIT, check_nesting, visible_group};
+use super::model::*;
+use super::page::PageRequest;
+use super::repo::{MemberRow, Page, Tx};
+use super::{Service, group_event};
+
+/// Members named in one batch call.
+pub const MAX_BATCH: usize = 100;
+
+/// Proof that the actor passed the R06 check for changing the group's membership. Only
+/// `manage_membership` makes one, so no change can skip the check.
+pub(crate) struct Managed {
+    pub group: Group,
+}
+
+/// R06: admins of the owning tenant always; Group Masters unless the tenant's
+/// `masters_may_manage_settings` is off; nobody else. Locks the group row.
+pub(crate) async fn manage_membership(
+    tx: &mut dyn Tx,
+    caller: &Caller,
+    tenant: TenantId,
+    id: GroupId,
+) -> Result<Managed> {
+    let actor = caller.resolve(tx).await?;
+    let group = visible_group(tx, &actor, tenant, id, true).await?;
+    let owner = tx
+        .get_tenant(group.tenant)
+        .await?
+        .ok_or(Error::NotFound("group"))?;
+    if actor.is_admin_of(group.tenant) {
+        return Ok(Managed { group });
+    }
+    let is_master = match actor.user_key() {
+        Some(user) => tx.user_member(group.tenant, group.id, user).await? == Some(true),
+        None => false,
+    };
+    if !is_master {
+        return Err(Error::permission(
+            Reason::NotGroupManager,
+            "only admins and Group Masters may change members",
+        ));
+    }
+    if !owner.masters_may_manage_settings {
+        return Err(Error::permission(
+            Reason::NotGroupManager,
+            "the tenant does not let Group Masters manage groups",
+        ));
+    }
+    Ok(Managed { group })
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AddOutcome {
+    pub added: Vec<MemberRef>,
+    pub already_present: Vec<MemberRef>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemoveOutcome {
+    pub removed: Vec<MemberRef>,
+    pub not_members: Vec<MemberRef>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MastersOutcome {
+    pub changed: Vec<UserKey>,
+    pub unchanged: Vec<UserKey>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Membership {
+    pub member: bool,
+    pub master: bool,
+    pub direct: bool,
+}
+
+/// A direct member as listed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DirectMember {
+    pub member: MemberRef,
+    pub master: bool,
+    pub display_name: String,
+}
+
+/// A membership batch call.
+#[derive(Clone, Debug, Serialize)]
+pub struct MemberBatch {
+    pub tenant: TenantId,
+    pub group: GroupId,
+    pub members: Vec<MemberRef>,
+    #[serde(skip)]
+    pub request_id: Option<String>,
+}
+
+fn validate_batch(batch: &mut MemberBatch) -> Result<()> {
+    let mut v = Violations::default();
+    v.check(!batch.members.is_empty(), "members", || {
+        "name at least one member".into()
+    });
+    v.check(batch.members.len() <= MAX_BATCH, "members", || {
+        format!("at most {MAX_BATCH} members in one call")
+    });
+    if let Some(id) = &batch.request_id {
+        v.check(id.chars().count() <= 100, "request_id", || {
+            "must be at most 100 characters".into()
+        });
+    }
+    v.finish()?;
+    batch.members.sort();
+    batch.members.dedup();
+    Ok(())
+}
+
+fn user_subject(u: UserKey) -> String {
+    format!("tenants/{}/users/{}", u.tenant, u.user)
+}
+
+/// The users a change of `members` concerns, for R11 notifications.
+async fn recipients(tx: &mut dyn Tx, group: &Group, members: &[MemberRef]) -> Result<Vec<UserKey>> {
+    let mut out = BTreeSet::new();
+    for m in members {
+        match m {
+            MemberRef::User(u) => {
+                out.insert(*u);
+            }
+            MemberRef::Team(t) => {
+                if let Some(team) = tx.get_team(group.tenant, *t).await? {
+                    out.extend(team.members.iter().map(|u| UserKey {
+                        tenant: group.tenant,
+                        user: *u,
+                    }));
+                }
+            }
+            MemberRef::Group(g) => out.extend(tx.effective_users(group.tenant, *g).await?),
+        }
+    }
+    Ok(out.into_iter().collect())
+}
+
+/// Writes a membership event; with `notify_all_members` on, it names the users to notify.
+async fn member_event(
+    tx: &mut dyn Tx,
+    group: &Group,
+    kind: &str,
+    members: &[MemberRef],
+    extra: serde_json::Value,
+    now: i64,
+) -> Result<()> {
+    let notify = if group.notify_all_members {
+        recipients(tx, group, members).await?
+    } else {
+        Vec::new()
+    };
+    tx.insert_event(&group_event(
+        group,
+        kind,
+        json!({
+            "group": group.resource_name(),
+            "members": members,
+            "notify": notify,
+            "detail": extra,
+        }),
+        now,
+    ))
+    .await
+}
+
+/// Adds members to a group the caller may manage; members already present are reported.
+/// `masters` are added (or promoted) as Group Masters.
+pub(crate) async fn add_members_in(
+    tx: &mut dyn Tx,
+    m: &Managed,
+    members: &[MemberRef],
+    masters: &[UserKey],
+    now: i64,
+) -> Result<AddOutcome> {
+    let group = &m.group;
+    let tenant = group.tenant;
+    // Everything named must exist, and (for internal groups) belong to the group's tenant.
+    let mut users: Vec<UserKey> = members
+        .iter()
+        .filter_map(|x| {
+            if let MemberRef::User(u) = x {
+                Some(*u)
+            } else {
+                None
+            }
+        })
+        .chain(masters.iter().copied())
+        .collect();
+    users.sort();
+    users.dedup();
+    if let Some(u) = users
+        .iter()
+        .find(|u| u.tenant != tenant && group.kind == GroupKind::Internal)
+    {
+        return Err(Error::precondition(
+            Reason::UserNotInTenant,
+            format!("{} is not a user of the group's tenant", user_subject(*u)),
+        ));
+    }
+    let found: BTreeSet<UserKey> = tx
+        .get_users(&users)
+        .await?
+        .into_iter()
+        .map(|u| u.key)
+        .collect();
+    if let Some(missing) = users.iter().find(|k| !found.contains(k)) {
+        return Err(Error::precondition(
+            Reason::UnknownMember,
+            format!("{} does not exist", user_subject(*missing)),
+        ));
+    }
+    let teams: Vec<TeamId> = members
+        .iter()
+        .filter_map(|x| {
+            if let MemberRef::Team(t) = x {
+                Some(*t)
+            } else {
+                None
+            }
+        })
+        .collect();
+    let found_teams = tx.existing_teams(tenant, &teams).await?;
+    if let Some(missing) = teams.iter().find(|t| !found_teams.contains(t)) {
+        return Err(Error::precondition(
+            Reason::UnknownMember,
+            format!("tenants/{tenant}/teams/{missing} does not exist"),
+        ));
+    }
+    let nested: Vec<GroupId> = members
+        .iter()
+        .filter_map(|x| {
+            if let MemberRef::Group(g) = x {
+                Some(*g)
+            } else {
+                None
+            }
+        })
+        .collect();
+    let found_groups = tx.existing_groups(tenant, &nested).await?;
+    if let Some(missing) = nested.iter().find(|g| !found_groups.contains(g)) {
+        return Err(Error::precondition(
+            Reason::UnknownMember,
+            format!("tenants/{tenant}/groups/{missing} does not exist"),
+        ));
+    }
+    if !nested.is_empty() {
+        tx.lock_nesting(tenant).await?;
+    }
+
+    let mut out = AddOutcome::default();
+    let master_set: BTreeSet<UserKey> = masters.iter().copied().collect();
+    let mut all: Vec<MemberRef> = members.to_vec();
+    all.extend(masters.iter().map(|u| MemberRef::User(*u)));
+    all.sort();
+    all.dedup();
+    for member in all {
+        let present = match member {
+            MemberRef::User(u) => match tx.user_member(tenant, group.id, u).await? {
+                Some(is_master) => {
+                    if master_set.contains(&u) && !is_master {
+                        tx.set_master(tenant, group.id, u, true).await?;
+                    }
+                    true
+                }
+                None => {
+                    // R03: the user's own limit, under the user's row lock.
+                    if !tx.take_user_group_slot(u, USER_GROUP_LIMIT).await? {
+                        return Err(Error::QuotaExceeded {
+                            reason: Reason::UserGroupLimit,
+                            subject: user_subject(u),
+                            description: format!(
+                                "the user is a direct member of {USER_GROUP_LIMIT} groups"
+                            ),
+                        });
+                    }
+                    tx.insert_user_member(tenant, group.id, u, master_set.contains(&u), now)
+                        .await?;
+                    false
+                }
+            },
+            MemberRef::Team(t) => {
+                let present = tx.has_team_member(tenant, group.id, t).await?;
+                if !present {
+                    tx.insert_team_member(tenant, group.id, t, now).await?;
+                }
+                present
+            }
+            MemberRef::Group(g) => {
+                let present = tx.has_group_member(tenant, group.id, g).await?;
+                if !present {
+                    check_nesting(tx, tenant, group.id, g).await?;
+                    tx.insert_group_member(tenant, group.id, g, now).await?;
+                }
+                present
+            }
+        };
+        if present {
+            out.already_present.push(member);
+        } else {
+            out.added.push(member);
+        }
+    }
+    Ok(out)
+}
+
+fn fingerprint(caller: &Caller, method: &str, batch: &MemberBatch) -> String {
+    let mut h = Sha256::new();
+    h.update(format!("{method}|{:?}|", caller.principal).as_bytes());
+    h.update(serde_json::to_vec(batch).unwrap_or_default());
+    h.finalize()[..16]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Runs a batch body once per request id: a retry with the same id gets the stored answer.
+macro_rules! idempotent {
+    ($tx:expr, $batch:expr, $fingerprint:expr, $out:ty, $now:ident => $body:expr) => {{
+        let $now = now_micros();
+        if let Some(request_id) = &$batch.request_id {
+            if !$tx
+                .claim_batch_request($batch.tenant, request_id, $fingerprint, $now)
+                .await?
+            {
+                let (first, response) = $tx
+                    .get_batch_request($batch.tenant, request_id)
+                    .await?
+                    .ok_or_else(|| {
+                        Error::Retry("request id claimed by a rolled back call".into())
+                    })?;
+                if first.as_str() != $fingerprint {
+                    return Err(Error::InvalidArgumentReason {
+                        reason: Reason::RequestIdReused,
+                        field: "request_id",
+                        description: "this request_id was used for a different request".into(),
+                    });
+                }
+                return serde_json::from_str::<$out>(&response)
+                    .map_err(|e| Error::Internal(format!("stored response: {e}")));
+            }
+        }
+        let out: $out = $body;
+        if let Some(request_id) = &$batch.request_id {
+            let response =
+                serde_json::to_string(&out).map_err(|e| Error::Internal(e.to_string()))?;
+            $tx.save_batch_response($batch.tenant, request_id, &response)
+                .await?;
+        }
+        Ok(out)
+    }};
+}
+
+impl Service {
+    pub async fn add_members(&self, caller: &Caller, mut batch: MemberBatch) -> Result<AddOutcome> {
+        validate_batch(&mut batch)?;
+        let fp = fingerprint(caller, "add", &batch);
+        let caller = caller.clone();
+        self.store
+            .write(move |tx| {
+                let (caller, batch, fp) = (caller.clone(), batch.clone(), fp.clone());
+                Box::pin(async move {
+                    let m = manage_membership(tx, &caller, batch.tenant, batch.group).await?;
+                    idempotent!(tx, batch, fp.as_str(), AddOutcome, now => {
+                        let out = add_members_in(tx, &m, &batch.members, &[], now).await?;
+                        if out.added.is_empty() {
+                            return Err(Error::AlreadyExists {
+                                reason: Reason::AlreadyMember,
+                                message: "every named member is already a member".into(),
+                            });
+                        }
+                        tx.touch_group(m.group.tenant, m.group.id, now).await?;
+                        member_event(tx, &m.group, "members.added", &out.added, json!({}), now).await?;
+                        out
+                    })
+                })
+            })
+            .await
+    }
+
+    pub async fn remove_members(
+        &self,
+        caller: &Caller,
+        mut batch: MemberBatch,
+    ) -> Result<RemoveOutcome> {
+        validate_batch(&mut batch)?;
+        let fp = fingerprint(caller, "remove", &batch);
+        let caller = caller.clone();
+        self.store
+            .write(move |tx| {
+                let (caller, batch, fp) = (caller.clone(), batch.clone(), fp.clone());
+                Box::pin(async move {
+                    let m = manage_membership(tx, &caller, batch.tenant, batch.group).await?;
+                    idempotent!(tx, batch, fp.as_str(), RemoveOutcome, now => {
+                        let out = remove_members_in(tx, &m.group, &batch.members, now).await?;
+                        if out.removed.is_empty() {
+                            return Err(Error::precondition(Reason::NotAMember, "none of the named members is a member"));
+                        }
+                        tx.touch_group(m.group.tenant, m.group.id, now).await?;
+                        member_event(tx, &m.group, "members.removed", &out.removed, json!({}), now).await?;
+                        out
+                    })
+                })
+            })
+            .await
+    }
+
+    pub async fn add_masters(
+        &self,
+        caller: &Caller,
+        tenant: TenantId,
+        group: GroupId,
+        users: Vec<UserKey>,
+    ) -> Result<MastersOutcome> {
+        let users = master_batch(users)?;
+        let caller = caller.clone();
+        self.store
+            .write(move |tx| {
+                let (caller, users) = (caller.clone(), users.clone());
+                Box::pin(async move {
+                    let m = manage_membership(tx, &caller, tenant, group).await?;
+                    let mut out = MastersOutcome::default();
+                    for u in &users {
+                        if tx.user_member(tenant, group, *u).await? == Some(true) {
+                            out.unchanged.push(*u);
+                        } else {
+                            out.changed.push(*u);
+                        }
+                    }
+                    if out.changed.is_empty() {
+                        return Err(Error::AlreadyExists {
+                            reason: Reason::AlreadyMaster,
+                            message: "every named user is already a Group Master".into(),
+                        });
+                    }
+                    let now = now_micros();
+                    let added = add_members_in(tx, &m, &[], &out.changed, now).await?;
+                    tx.touch_group(tenant, group, now).await?;
+                    if !added.added.is_empty() {
+                        member_event(tx, &m.group, "members.added", &added.added, json!({}), now)
+                            .await?;
+                    }
+                    let changed: Vec<MemberRef> =
+                        out.changed.iter().map(|u| MemberRef::User(*u)).collect();
+                    member_event(tx, &m.group, "masters.added", &changed, json!({}), now).await?;
+                    Ok(out)
+                })
+            })
+            .await
+    }
+
+    pub async fn remove_masters(
+        &self,
+        caller: &Caller,
+        tenant: TenantId,
+        group: GroupId,
+        users: Vec<UserKey>,
+    ) -> Result<MastersOutcome> {
+        let users = master_batch(users)?;
+        let caller = caller.clone();
+        self.store
+            .write(move |tx| {
+                let (caller, users) = (caller.clone(), users.clone());
+                Box::pin(async move {
+                    let m = manage_membership(tx, &caller, tenant, group).await?;
+                    let mut out = MastersOutcome::default();
+                    for u in &users {
+                        if tx.user_member(tenant, group, *u).await? == Some(true) {
+                            out.changed.push(*u);
+                        } else {
+                            out.unchanged.push(*u);
+                        }
+                    }
+                    if out.changed.is_empty() {
+                        return Err(Error::precondition(
+                            Reason::NotAMaster,
+                            "none of the named users is a Group Master",
+                        ));
+                    }
+                    // R05: at least one Group Master stays.
+                    if tx.count_masters(tenant, group).await? <= out.changed.len() as i64 {
+                        return Err(Error::precondition(
+                            Reason::LastMaster,
+                            "a group keeps at least one Group Master",
+                        ));
+                    }
+                    for u in &out.changed {
+                        tx.set_master(tenant, group, *u, false).await?;
+                    }
+                    let now = now_micros();
+                    tx.touch_group(tenant, group, now).await?;
+                    let changed: Vec<MemberRef> =
+                        out.changed.iter().map(|u| MemberRef::User(*u)).collect();
+                    member_event(tx, &m.group, "masters.removed", &changed, json!({}), now).await?;
+                    Ok(out)
+                })
+            })
+            .await
+    }
+
+    pub async fn list_members(
+        &self,
+        caller: &Caller,
+        tenant: TenantId,
+        group: GroupId,
+        page: PageRequest,
+    ) -> Result<(Vec<DirectMember>, String)> {
+        let scope = format!("members|{tenant}|{group}");
+        let (size, after) = self.pager.start::<(i32, i64, i64)>(&scope, &page)?;
+        let caller = caller.clone();
+        let rows = self
+            .store
+            .read(move |tx| {
+                let caller = caller.clone();
+                Box::pin(async move {
+                    let actor = caller.resolve(tx).await?;
+                    visible_group(tx, &actor, tenant, group, false).await?;
+                    let rows = tx
+                        .list_members(tenant, group, Page { after, limit: size })
+                        .await?;
+                    let keys: Vec<UserKey> = rows
+                        .iter()
+                        .filter(|r| r.kind == 1)
+                        .map(|r| UserKey {
+                            tenant: r.tenant,
+                            user: UserId(r.id),
+                        })
+                        .collect();
+                    let names: std::collections::HashMap<UserKey, String> = tx
+                        .get_users(&keys)
+                        .await?
+                        .into_iter()
+                        .map(|u| (u.key, u.display_name))
+                        .collect();
+                    Ok(rows
+                        .into_iter()
+                        .map(|r| {
+                            let member = member_of_row(&r);
+                            let display_name = match member {
+                                MemberRef::User(k) => names.get(&k).cloned().unwrap_or_default(),
+                                _ => String::new(),
+                            };
+                            (
+                                r,
+                                DirectMember {
+                                    member,
+                                    master: r.is_master,
+                                    display_name,
+                                },
+                            )
+                        })
+                        .collect::<Vec<_>>())
+                })
+            })
+            .await?;
+        let next = self
+            .pager
+            .next(&scope, &rows, size, |(r, _)| (r.kind, r.tenant.0, r.id));
+        Ok((rows.into_iter().map(|(_, m)| m).collect(), next))
+    }
+
+    pub async fn list_effective_members(
+        &self,
+        caller: &Caller,
+        tenant: TenantId,
+        group: GroupId,
+        page: PageRequest,
+    ) -> Result<(Vec<UserKey>, String)> {
+        let scope = format!("effective|{tenant}|{group}");
+        let (size, after) = self.pager.start::<UserKey>(&scope, &page)?;
+        let caller = caller.clone();
+        let rows = self
+            .store
+            .read(move |tx| {
+                let caller = caller.clone();
+                Box::pin(async move {
+                    let actor = caller.resolve(tx).await?;
+                    visible_group(tx, &actor, tenant, group, false).await?;
+                    tx.list_effective_users(tenant, group, Page { after, limit: size })
+                        .await
+                })
+            })
+            .await?;
+        let next = self.pager.next(&scope, &rows, size, |u| *u);
+        Ok((rows, next))
+    }
+
+    pub async fn list_masters(
+        &self,
+        caller: &Caller,
+        tenant: TenantId,
+        group: GroupId,
+        page: PageRequest,
+    ) -> Result<(Vec<UserKey>, String)> {
+        let scope = format!("masters|{tenant}|{group}");
+        let (size, after) = self.pager.start::<UserKey>(&scope, &page)?;
+        let caller = caller.clone();
+        let rows = self
+            .store
+            .read(move |tx| {
+                let caller = caller.clone();
+                Box::pin(async move {
+                    let actor = caller.resolve(tx).await?;
+                    visible_group(tx, &actor, tenant, group, false).await?;
+                    tx.list_masters(tenant, group, Page { after, limit: size })
+                        .await
+                })
+            })
+            .await?;
+        let next = self.pager.next(&scope, &rows, size, |u| *u);
+        Ok((rows, next))
+    }
+
+    /// R22: whether `user` is a member of the group, transitively.
+    pub async fn check_membership(
+        &self,
+        caller: &Caller,
+        tenant: TenantId,
+        group: GroupId,
+        user: UserKey,
+    ) -> Result<Membership> {
+        let caller = caller.clone();
+        self.store
+            .read(move |tx| {
+                let caller = caller.clone();
+                Box::pin(async move {
+                    let actor = caller.resolve(tx).await?;
+                    visible_group(tx, &actor, tenant, group, false).await?;
+                    let direct = tx.user_member(tenant, group, user).await?;
+                    let member =
+                        direct.is_some() || tx.is_effective_member(tenant, group, user).await?;
+                    Ok(Membership {
+                        member,
+                        master: direct == Some(true),
+                        direct: direct.is_some(),
+                    })
+                })
+            })
+            .await
+    }
+
+    /// Groups `user` belongs to (directly or transitively) that the caller may see. A page can
+    /// hold fewer than `page_size` groups when some are hidden from the caller; the token then
+    /// continues after the last group looked at.
+    pub async fn list_groups_of_user(
+        &self,
+        caller: &Caller,
+        user: UserKey,
+        page: PageRequest,
+    ) -> Result<(Vec<(Group, bool)>, String)> {
+        let scope = format!(
+            "groups-of-user|{}|{}|{}|{:?}",
+            user.tenant, user.user, caller.tenant, caller.principal
+        );
+        let (size, after) = self.pager.start::<(i64, i64)>(&scope, &page)?;
+        let caller = caller.clone();
+        let (rows, last) = self
+            .store
+            .read(move |tx| {
+                let caller = caller.clone();
+                Box::pin(async move {
+                    let actor = caller.resolve(tx).await?;
+                    // R24: a caller asks about users of its own tenant only.
+                    if user.tenant != actor.tenant() || tx.get_user(user).await?.is_none() {
+                        return Err(Error::NotFound("user"));
+                    }
+                    let after = after.map(|(t, g)| (TenantId(t), GroupId(g)));
+                    let scanned = tx.groups_of_user(user, Page { after, limit: size }).await?;
+                    let last = if scanned.len() as i64 == size {
+                        scanned.last().map(|(g, _)| (g.tenant.0, g.id.0))
+                    } else {
+                        None
+                    };
+                    let mut out = Vec::with_capacity(scanned.len());
+                    for (group, direct) in scanned {
+                        if super::groups::can_see(tx, &actor, &group).await? {
+                            out.push((group, direct));
+                        }
+                    }
+                    Ok((out, last))
+                })
+            })
+            .await?;
+        let next = match last {
+            Some(key) => self.pager.next(&scope, &[key], 1, |k| *k),
+            None => String::new(),
+        };
+        Ok((rows, next))
+    }
+
+    /// R17, R23: members cannot leave by themselves.
+    pub async fn leave(&self, caller: &Caller, tenant: TenantId, group: GroupId) -> Result<()> {
+        let caller = caller.clone();
+        self.store
+            .read(move |tx| {
+                let caller = caller.clone();
+                Box::pin(async move {
+                    let actor = caller.resolve(tx).await?;
+                    let g = visible_group(tx, &actor, tenant, group, false).await?;
+                    let Some(user) = actor.user_key() else {
+                        return Err(Error::permission(Reason::UserCallerRequired, "only a user can leave a group"));
+                    };
+                    if tx.is_effective_member(tenant, group, user).await? {
+                        return Err(Error::precondition(
+                            Reason::MembersCannotLeave,
+                            "members cannot leave a group by themselves; a Group Master or an admin removes them",
+                        ));
+                    }
+                    Err(Error::precondition(Reason::NotAMember, format!("the caller is not a member of {}", g.resource_name())))
+                })
+            })
+            .await
+    }
+}
+
+fn master_batch(mut users: Vec<UserKey>) -> Result<Vec<UserKey>> {
+    let mut v = Violations::default();
+    v.check(!users.is_empty(), "users", || {
+        "name at least one user".into()
+    });
+    v.check(users.len() <= MAX_BATCH, "users", || {
+        format!("at most {MAX_BATCH} users in one call")
+    });
+    v.finish()?;
+    users.sort();
+    users.dedup();
+    Ok(users)
+}
+
+fn member_of_row(r: &MemberRow) -> MemberRef {
+    match r.kind {
+        1 => MemberRef::User(UserKey {
+            tenant: r.tenant,
+            user: UserId(r.id),
+        }),
+        2 => MemberRef::Team(TeamId(r.id)),
+        _ => MemberRef::Group(GroupId(r.id)),
+    }
+}
+
+/// Removes direct members; R05 holds (removing the last Group Master fails). Returns what was
+/// removed and what was not a member.
+pub(crate) async fn remove_members_in(
+    tx: &mut dyn Tx,
+    group: &Group,
+    members: &[MemberRef],
+    _now: i64,
+) -> Result<RemoveOutcome> {
+    let tenant = group.tenant;
+    let mut out = RemoveOutcome::default();
+    let mut masters_removed = 0;
+    let mut present = Vec::new();
+    for m in members {
+        let is_member = match m {
+            MemberRef::User(u) => match tx.user_member(tenant, group.id, *u).await? {
+                Some(is_master) => {
+                    masters_removed += i64::from(is_master);
+                    true
+                }
+                None => false,
+            },
+            MemberRef::Team(t) => tx.has_team_member(tenant, group.id, *t).await?,
+            MemberRef::Group(g) => tx.has_group_member(tenant, group.id, *g).await?,
+        };
+        if is_member {
+            present.push(*m);
+        } else {
+            out.not_members.push(*m);
+        }
+    }
+    if masters_removed > 0 && tx.count_masters(tenant, group.id).await? <= masters_removed {
+        return Err(Error::precondition(
+            Reason::LastMaster,
+            "a group keeps at least one Group Master",
+        ));
+    }
+    let mut released = Vec::new();
+    for m in &present {
+        match m {
+            MemberRef::User(u) => {
+                tx.delete_user_member(tenant, group.id, *u).await?;
+                released.push(*u);
+            }
+            MemberRef::Team(t) => {
+                tx.delete_team_member(tenant, group.id, *t).await?;
+            }
+            MemberRef::Group(g) => {
+                tx.delete_group_member(tenant, group.id, *g).await?;
+            }
+        }
+    }
+    tx.release_user_group_slots(&released).await?;
+    out.removed = present;
+    Ok(out)
+}
+
+/// A user leaves every group they are a direct member of, because the directory deleted
+/// them (or, for external groups, revoked their permission). Never fails on R05: where they
+/// were the last Group Master, the member of the owning tenant who joined first (and, for an
+/// external group, has the external permission) becomes master; if there is none the group
+/// has no master until an admin names one. The event says which.
+pub(crate) async fn remove_user_everywhere(
+    tx: &mut dyn Tx,
+    user: UserKey,
+    only_external: bool,
+    cause: &str,
+    now: i64,
+) -> Result<()> {
+    for (tenant, group_id, is_master) in tx.direct_groups_of_user(user).await? {
+        let Some(group) = tx.lock_group(tenant, group_id).await? else {
+            continue;
+        };
+        if only_external && group.kind != GroupKind::External {
+            continue;
+        }
+        let mut successor = None;
+        if is_master && tx.count_masters(tenant, group_id).await? <= 1 {
+            successor = tx
+                .earliest_member(
+                    tenant,
+                    group_id,
+                    tenant,
+                    user,
+                    group.kind == GroupKind::External,
+                )
+                .await?;
+            if let Some(s) = successor {
+                tx.set_master(tenant, group_id, s, true).await?;
+            }
+        }
+        tx.delete_user_member(tenant, group_id, user).await?;
+        tx.release_user_group_slots(&[user]).await?;
+        tx.touch_group(tenant, group_id, now).await?;
+        let without_master =
+            is_master && successor.is_none() && tx.count_masters(tenant, group_id).await? == 0;
+        member_event(
+            tx,
+            &group,
+            "members.removed",
+            &[MemberRef::User(user)],
+            json!({
+                "cause": cause,
+                "last_master_replaced_by": successor,
+                "without_master": without_master,
+            }),
+            now,
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// A team leaves every group it is a member of (the directory deleted it).
+pub(crate) async fn remove_team_everywhere(
+    tx: &mut dyn Tx,
+    tenant: TenantId,
+    team: TeamId,
+    now: i64,
+) -> Result<()> {
+    // The recipients are resolved before the team's members go.
+    for group_id in tx.groups_with_team(tenant, team).await? {
+        let Some(group) = tx.lock_group(tenant, group_id).await? else {
+            continue;
+        };
+        let notify = if group.notify_all_members {
+            recipients(tx, &group, &[MemberRef::Team(team)]).await?
+        } else {
+            Vec::new()
+        };
+        tx.delete_team_member(tenant, group_id, team).await?;
+        tx.touch_group(tenant, group_id, now).await?;
+        tx.insert_event(&group_event(
+            &group,
+            "members.removed",
+            json!({
+                "group": group.resource_name(),
+                "members": [MemberRef::Team(team)],
+                "notify": notify,
+                "detail": {"cause": "team_deleted"},
+            }),
+            now,
+        ))
+        .await?;
+    }
+    Ok(())
+}
