@@ -54,6 +54,18 @@ pub enum Reason {
     LastMaster,
     /// Members cannot leave a group by themselves (R17, R23).
     MembersCannotLeave,
+    /// Note, event, task and folder need message (R08).
+    MessageRequired,
+    /// Feature data can be deleted only where it exists (R09).
+    NoFeatureData,
+    /// The mailing-list address is used by a user, a team or another group (R10).
+    AddressInUse,
+    /// External groups are always private (R07).
+    ExternalGroupAlwaysPrivate,
+    /// A designated sender must be a direct user member (R10).
+    SenderNotMember,
+    /// An external recipient contact is not a partner contact of the tenant (R10).
+    NotAPartnerContact,
 }
 
 impl Reason {
@@ -83,6 +95,12 @@ impl Reason {
             Reason::NotAMaster => "NOT_A_MASTER",
             Reason::LastMaster => "LAST_MASTER",
             Reason::MembersCannotLeave => "MEMBERS_CANNOT_LEAVE",
+            Reason::MessageRequired => "MESSAGE_REQUIRED",
+            Reason::NoFeatureData => "NO_FEATURE_DATA",
+            Reason::AddressInUse => "ADDRESS_IN_USE",
+            Reason::ExternalGroupAlwaysPrivate => "EXTERNAL_GROUP_ALWAYS_PRIVATE",
+            Reason::SenderNotMember => "SENDER_NOT_MEMBER",
+            Reason::NotAPartnerContact => "NOT_A_PARTNER_CONTACT",
         }
     }
 }

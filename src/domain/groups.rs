@@ -43,6 +43,7 @@ pub struct GroupSpec {
     pub notify_all_members: bool,
     pub master_manages_features: bool,
     pub external_key: Option<String>,
+    pub mailing_list: Option<MailingList>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -206,7 +207,9 @@ impl Service {
                 let caller = caller.clone();
                 Box::pin(async move {
                     let actor = caller.resolve(tx).await?;
-                    visible_group(tx, &actor, tenant, id, false).await
+                    let mut group = visible_group(tx, &actor, tenant, id, false).await?;
+                    tx.load_mailing_list(&mut group).await?;
+                    Ok(group)
                 })
             })
             .await
@@ -338,11 +341,12 @@ async fn create_in(
         description: cmd.spec.description.clone(),
         photo_uri: cmd.spec.photo_uri.clone(),
         kind: cmd.spec.kind,
-        is_public: cmd.spec.is_public && cmd.spec.kind == GroupKind::Internal,
+        is_public: cmd.spec.is_public,
         features: cmd.spec.features,
         notify_all_members: cmd.spec.notify_all_members,
         master_manages_features: cmd.spec.master_manages_features,
         external_key: cmd.spec.external_key.clone(),
+        mailing_list: cmd.spec.mailing_list.clone(),
         storage_used_bytes: 0,
         version: 1,
         create_time: now,
@@ -362,6 +366,8 @@ async fn create_in(
         })
         .collect();
     add_members_in(tx, &managed, &cmd.members, &masters, now).await?;
+    super::settings::check_settings(tx, &group).await?;
+    tx.save_mailing_list(&group).await?;
     tx.insert_event(&group_event(
         &group,
         "group.created",

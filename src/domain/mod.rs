@@ -3,12 +3,14 @@
 
 pub mod caller;
 pub mod directory;
+pub mod discovery;
 pub mod error;
 pub mod groups;
 pub mod membership;
 pub mod model;
 pub mod page;
 pub mod repo;
+pub mod settings;
 
 use crate::store::Store;
 use page::Pager;

@@ -181,6 +181,8 @@ pub struct Group {
     pub notify_all_members: bool,
     pub master_manages_features: bool,
     pub external_key: Option<String>,
+    /// The mailing list (R10), if the group has one.
+    pub mailing_list: Option<MailingList>,
     pub storage_used_bytes: i64,
     /// Bumped by every change; the etag is derived from it.
     pub version: i64,
@@ -203,9 +205,30 @@ pub fn group_name(tenant: TenantId, group: GroupId) -> String {
     format!("tenants/{tenant}/groups/{group}")
 }
 
+/// A group's mailing list (R10).
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct MailingList {
+    /// Local part: 2-40 characters of `a-z 0-9 . - _ ! #`.
+    pub address: String,
+    /// Only senders with the company's own addresses reach the list.
+    pub block_external_senders: bool,
+    /// When not empty, only these direct user members may send to the list. Filled by
+    /// `GetGroup` and `UpdateGroup`; lists of groups leave it empty.
+    pub designated_senders: Vec<UserKey>,
+    /// Plain external addresses and partner contacts (`tenants/T/users/U`). Filled like
+    /// `designated_senders`.
+    pub external_recipients: Vec<String>,
+}
+
 /// The case-insensitive key under which group names are unique (R01).
 pub fn name_key(display_name: &str) -> String {
     display_name.to_lowercase()
+}
+
+/// What SearchGroups matches: name and description, lower-cased the same way on both
+/// backends.
+pub fn search_text(display_name: &str, description: &str) -> String {
+    format!("{}\n{}", name_key(display_name), description.to_lowercase())
 }
 
 /// A change recorded in the outbox in the same transaction as the change itself.

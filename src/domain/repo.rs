@@ -32,6 +32,13 @@ pub struct MemberRow {
     pub is_master: bool,
 }
 
+/// What ListGroups may filter on.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct GroupFilter {
+    pub kind: Option<GroupKind>,
+    pub is_public: Option<bool>,
+}
+
 /// One transaction. Every method runs inside it; the transaction commits only when the domain
 /// operation returns `Ok`.
 #[async_trait]
@@ -221,6 +228,68 @@ pub trait Tx: Send {
         except: UserKey,
         needs_external_permission: bool,
     ) -> Result<Option<UserKey>>;
+
+    // Settings (R06-R10)
+    /// Writes every column of the group (the caller bumps `version`).
+    async fn update_group(&mut self, group: &Group) -> Result<()>;
+    /// Whether a mailing-list local part is in use in the tenant: by a user's or a team's
+    /// address, or by another group's list.
+    async fn address_in_use(
+        &mut self,
+        tenant: TenantId,
+        local: &str,
+        except: GroupId,
+    ) -> Result<bool>;
+    /// Whether `contact` is in the address book of some user of `tenant`.
+    async fn is_partner_contact(&mut self, tenant: TenantId, contact: UserKey) -> Result<bool>;
+    /// Fills the designated senders and external recipients of the group's mailing list.
+    async fn load_mailing_list(&mut self, group: &mut Group) -> Result<()>;
+    /// Replaces the designated senders and external recipients.
+    async fn save_mailing_list(&mut self, group: &Group) -> Result<()>;
+    /// Sizes of the group's feature data, by feature.
+    async fn feature_usage(
+        &mut self,
+        tenant: TenantId,
+        group: GroupId,
+    ) -> Result<Vec<(String, i64)>>;
+    /// Sets a feature's data size; returns the previous size.
+    async fn set_feature_usage(
+        &mut self,
+        tenant: TenantId,
+        group: GroupId,
+        feature: &str,
+        bytes: i64,
+        now: i64,
+    ) -> Result<i64>;
+    /// Adds `delta` (may be negative) to the group's and its tenant's storage, never below 0.
+    async fn add_storage(&mut self, tenant: TenantId, group: GroupId, delta: i64) -> Result<()>;
+
+    // Discovery (R07)
+    /// Groups of `tenant` that `viewer` may see (`None`: all of them), after `after` by id.
+    async fn list_groups(
+        &mut self,
+        tenant: TenantId,
+        viewer: Option<UserKey>,
+        filter: &GroupFilter,
+        page: Page<GroupId>,
+    ) -> Result<Vec<Group>>;
+    /// Groups whose name or description contains `query` (lower-cased), ranked exact name,
+    /// name prefix, then substring; keyset over (rank, name_key, id).
+    async fn search_groups(
+        &mut self,
+        tenant: TenantId,
+        viewer: Option<UserKey>,
+        query: &str,
+        page: Page<(i32, String, i64)>,
+    ) -> Result<Vec<(i32, Group)>>;
+    /// Groups whose lower-cased name starts with `prefix`, in name order.
+    async fn autocomplete_groups(
+        &mut self,
+        tenant: TenantId,
+        viewer: Option<UserKey>,
+        prefix: &str,
+        limit: i64,
+    ) -> Result<Vec<Group>>;
 
     // Idempotent batches
     /// Claims a request id for a batch call; false when it was claimed before.

@@ -9,6 +9,7 @@ use crate::domain::error::{Error, Violations};
 use crate::domain::groups::{CreateGroup, GroupSpec, MemberRef};
 use crate::domain::model::*;
 use crate::domain::page::PageRequest;
+use crate::domain::settings::{Field, UpdateGroup};
 
 pub fn invalid(field: &str, description: impl Into<String>) -> Status {
     to_status(Error::invalid(field, description))
@@ -324,6 +325,34 @@ pub fn group_spec(g: pb::Group) -> Result<GroupSpec, Status> {
         notify_all_members: g.notify_all_members,
         master_manages_features: g.master_manages_features,
         external_key: Some(g.external_key).filter(|k| !k.is_empty()),
+        mailing_list: g.mailing_list.map(mailing_list_from).transpose()?,
+    })
+}
+
+fn mailing_list_from(m: pb::MailingList) -> Result<MailingList, Status> {
+    let mut senders = Vec::with_capacity(m.designated_senders.len());
+    for (i, u) in m.designated_senders.iter().enumerate() {
+        senders.push(UserKey {
+            tenant: TenantId(positive(
+                &format!("group.mailing_list.designated_senders[{i}].tenant_id"),
+                u.tenant_id,
+            )?),
+            user: UserId(positive(
+                &format!("group.mailing_list.designated_senders[{i}].user_id"),
+                u.user_id,
+            )?),
+        });
+    }
+    senders.sort();
+    senders.dedup();
+    let mut recipients = m.external_recipients;
+    recipients.sort();
+    recipients.dedup();
+    Ok(MailingList {
+        address: m.address,
+        block_external_senders: m.block_external_senders,
+        designated_senders: senders,
+        external_recipients: recipients,
     })
 }
 
@@ -380,6 +409,49 @@ impl From<Group> for pb::Group {
             create_time: Some(timestamp(g.create_time)),
             update_time: Some(timestamp(g.update_time)),
             storage_used_bytes: g.storage_used_bytes,
+            mailing_list: g.mailing_list.map(|m| pb::MailingList {
+                address: m.address,
+                block_external_senders: m.block_external_senders,
+                designated_senders: m
+                    .designated_senders
+                    .into_iter()
+                    .map(|u| pb::UserRef {
+                        tenant_id: u.tenant.0,
+                        user_id: u.user.0,
+                    })
+                    .collect(),
+                external_recipients: m.external_recipients,
+            }),
         }
+    }
+}
+
+impl TryFrom<pb::UpdateGroupRequest> for UpdateGroup {
+    type Error = Status;
+    fn try_from(r: pb::UpdateGroupRequest) -> Result<Self, Status> {
+        let g = r.group.ok_or_else(|| invalid("group", "is required"))?;
+        let (tenant, id) = parse_group_name("group.name", &g.name)?;
+        let etag = Some(g.etag.clone()).filter(|e| !e.is_empty());
+        let paths = r.update_mask.map(|m| m.paths).unwrap_or_default();
+        let mut mask = Vec::new();
+        for p in &paths {
+            if p == "*" {
+                mask.extend(Field::ALL);
+            } else {
+                mask.push(Field::parse(p).ok_or_else(|| {
+                    invalid("update_mask", format!("{p:?} is not an updatable field"))
+                })?);
+            }
+        }
+        mask.sort();
+        mask.dedup();
+        let spec = group_spec(g)?;
+        Ok(UpdateGroup {
+            tenant,
+            id,
+            spec,
+            mask,
+            etag,
+        })
     }
 }

@@ -2,12 +2,13 @@
 
 use tonic::{Request, Response, Status};
 
-use super::convert::parse_group_name;
+use super::convert::{invalid, page, parse_group_name, parse_parent};
 use super::pb;
 use super::pb::group_service_server::GroupService;
 use super::{caller, to_status};
 use crate::domain::Service;
 use crate::domain::groups::CreateGroup;
+use crate::domain::settings::{DataFeature, UpdateGroup};
 
 pub struct GroupApi {
     service: Service,
@@ -62,5 +63,116 @@ impl GroupService for GroupApi {
             .await
             .map_err(to_status)?;
         Ok(Response::new(()))
+    }
+
+    async fn update_group(
+        &self,
+        req: Request<pb::UpdateGroupRequest>,
+    ) -> Result<Response<pb::Group>, Status> {
+        let caller = caller(&req)?;
+        let cmd: UpdateGroup = req.into_inner().try_into()?;
+        let group = self
+            .service
+            .update_group(&caller, cmd)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(group.into()))
+    }
+
+    async fn list_groups(
+        &self,
+        req: Request<pb::ListGroupsRequest>,
+    ) -> Result<Response<pb::ListGroupsResponse>, Status> {
+        let caller = caller(&req)?;
+        let r = req.into_inner();
+        let tenant = parse_parent("parent", &r.parent)?;
+        let (groups, next_page_token) = self
+            .service
+            .list_groups(&caller, tenant, r.filter, page(r.page_size, r.page_token))
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(pb::ListGroupsResponse {
+            groups: groups.into_iter().map(Into::into).collect(),
+            next_page_token,
+        }))
+    }
+
+    async fn search_groups(
+        &self,
+        req: Request<pb::SearchGroupsRequest>,
+    ) -> Result<Response<pb::SearchGroupsResponse>, Status> {
+        let caller = caller(&req)?;
+        let r = req.into_inner();
+        let tenant = parse_parent("parent", &r.parent)?;
+        let (groups, next_page_token) = self
+            .service
+            .search_groups(&caller, tenant, r.query, page(r.page_size, r.page_token))
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(pb::SearchGroupsResponse {
+            groups: groups.into_iter().map(Into::into).collect(),
+            next_page_token,
+        }))
+    }
+
+    async fn autocomplete_groups(
+        &self,
+        req: Request<pb::AutocompleteGroupsRequest>,
+    ) -> Result<Response<pb::AutocompleteGroupsResponse>, Status> {
+        let caller = caller(&req)?;
+        let r = req.into_inner();
+        let tenant = parse_parent("parent", &r.parent)?;
+        let groups = self
+            .service
+            .autocomplete_groups(&caller, tenant, r.prefix, r.limit)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(pb::AutocompleteGroupsResponse {
+            groups: groups.into_iter().map(Into::into).collect(),
+        }))
+    }
+
+    async fn delete_feature_data(
+        &self,
+        req: Request<pb::DeleteFeatureDataRequest>,
+    ) -> Result<Response<pb::Group>, Status> {
+        let caller = caller(&req)?;
+        let r = req.into_inner();
+        let (tenant, id) = parse_group_name("name", &r.name)?;
+        let mut features = Vec::with_capacity(r.features.len());
+        for (i, f) in r.features.iter().enumerate() {
+            features.push(match pb::DataFeature::try_from(*f) {
+                Ok(pb::DataFeature::Note) => DataFeature::Note,
+                Ok(pb::DataFeature::Event) => DataFeature::Event,
+                Ok(pb::DataFeature::Folder) => DataFeature::Folder,
+                _ => {
+                    return Err(invalid(
+                        &format!("features[{i}]"),
+                        "must be NOTE, EVENT or FOLDER",
+                    ));
+                }
+            });
+        }
+        let group = self
+            .service
+            .delete_feature_data(&caller, tenant, id, features)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(group.into()))
+    }
+
+    async fn report_feature_usage(
+        &self,
+        req: Request<pb::ReportFeatureUsageRequest>,
+    ) -> Result<Response<pb::Group>, Status> {
+        let caller = caller(&req)?;
+        let r = req.into_inner();
+        let (tenant, id) = parse_group_name("name", &r.name)?;
+        let group = self
+            .service
+            .report_feature_usage(&caller, tenant, id, r.feature, r.bytes)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(group.into()))
     }
 }

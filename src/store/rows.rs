@@ -233,8 +233,9 @@ pub struct RoomMemberRow {
     pub user_id: i64,
 }
 
-#[derive(Queryable, Selectable, Insertable, AsChangeset)]
+#[derive(Queryable, QueryableByName, Selectable, Insertable, AsChangeset)]
 #[diesel(table_name = groups)]
+#[diesel(treat_none_as_null = true)]
 pub struct GroupRow {
     pub tenant_id: i64,
     pub group_id: i64,
@@ -256,6 +257,9 @@ pub struct GroupRow {
     pub version: i64,
     pub create_time: i64,
     pub update_time: i64,
+    pub search_text: String,
+    pub mailing_list: Option<String>,
+    pub ml_block_external: bool,
 }
 
 impl From<&Group> for GroupRow {
@@ -281,6 +285,12 @@ impl From<&Group> for GroupRow {
             version: g.version,
             create_time: g.create_time,
             update_time: g.update_time,
+            search_text: search_text(&g.display_name, &g.description),
+            mailing_list: g.mailing_list.as_ref().map(|m| m.address.clone()),
+            ml_block_external: g
+                .mailing_list
+                .as_ref()
+                .is_some_and(|m| m.block_external_senders),
         }
     }
 }
@@ -310,6 +320,11 @@ impl TryFrom<GroupRow> for Group {
             notify_all_members: r.notify_all_members,
             master_manages_features: r.master_manages_features,
             external_key: r.external_key,
+            mailing_list: r.mailing_list.map(|address| MailingList {
+                address,
+                block_external_senders: r.ml_block_external,
+                ..Default::default()
+            }),
             storage_used_bytes: r.storage_used_bytes,
             version: r.version,
             create_time: r.create_time,

@@ -77,6 +77,9 @@ diesel::table! {
         version -> BigInt,
         create_time -> BigInt,
         update_time -> BigInt,
+        search_text -> Text,
+        mailing_list -> Nullable<Text>,
+        ml_block_external -> Bool,
     }
 }
 
@@ -158,6 +161,33 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    mailing_list_senders (tenant_id, group_id, user_tenant_id, user_id) {
+        tenant_id -> BigInt,
+        group_id -> BigInt,
+        user_tenant_id -> BigInt,
+        user_id -> BigInt,
+    }
+}
+
+diesel::table! {
+    mailing_list_recipients (tenant_id, group_id, address) {
+        tenant_id -> BigInt,
+        group_id -> BigInt,
+        address -> Text,
+    }
+}
+
+diesel::table! {
+    feature_usage (tenant_id, group_id, feature) {
+        tenant_id -> BigInt,
+        group_id -> BigInt,
+        feature -> Text,
+        bytes -> BigInt,
+        update_time -> BigInt,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     tenants,
     users,
@@ -173,4 +203,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     create_requests,
     events,
     batch_requests,
+    mailing_list_senders,
+    mailing_list_recipients,
+    feature_usage,
 );

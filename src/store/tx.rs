@@ -14,7 +14,7 @@ use super::rows::*;
 use super::schema::*;
 use crate::domain::error::{Error, Reason, Result};
 use crate::domain::model::*;
-use crate::domain::repo::{DirectMembers, MemberRow, Page, Tx};
+use crate::domain::repo::{DirectMembers, GroupFilter, MemberRow, Page, Tx};
 
 /// Reachable groups from `$1` (the group itself included) inside tenant `$2`. `UNION`
 /// de-duplicates, so the walk ends even if a cycle were ever stored.
@@ -75,6 +75,54 @@ const EFFECTIVE_USERS: &str = "SELECT u.user_tenant_id AS tenant_id, u.user_id A
        WHERE t.tenant_id = $2 AND t.group_id IN (SELECT group_id FROM reach)";
 
 #[derive(QueryableByName)]
+struct RankedGroupRow {
+    #[diesel(embed)]
+    group: GroupRow,
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    search_rank: i32,
+}
+
+/// `(viewer may see g)` for a viewer ($1, $2), with `up` from UP_FROM_USER.
+/// Admins are passed as no viewer and see every group of their tenant.
+const VISIBLE: &str = "((g.kind = 'INTERNAL' AND g.is_public AND $1 = g.tenant_id) \
+     OR EXISTS (SELECT 1 FROM up WHERE up.tenant_id = g.tenant_id AND up.group_id = g.group_id))";
+
+/// Escapes LIKE wildcards; patterns use `ESCAPE '\'`.
+fn like_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The visibility clause, or none for an admin.
+fn visible_clause(viewer: Option<UserKey>) -> (&'static str, UserKey) {
+    match viewer {
+        Some(v) => (VISIBLE, v),
+        None => ("($1 = $1 AND $2 = $2)", user_key(0, 0)),
+    }
+}
+
+fn filter_clause(filter: &GroupFilter) -> String {
+    let mut out = String::new();
+    if let Some(kind) = filter.kind {
+        out.push_str(&format!(" AND g.kind = '{}'", kind.as_str()));
+    }
+    if let Some(public) = filter.is_public {
+        out.push_str(if public {
+            " AND g.is_public"
+        } else {
+            " AND NOT g.is_public"
+        });
+    }
+    out
+}
+
+#[derive(QueryableByName)]
 struct UserKeyRow {
     #[diesel(sql_type = BigInt)]
     tenant_id: i64,
@@ -89,6 +137,28 @@ fn unique_violation_on(err: &DieselError, needle: &str) -> bool {
                 || info.message().contains(needle)
         }
         _ => false,
+    }
+}
+
+/// Unique violations of a group write, as the rule they break.
+fn map_group_write(e: DieselError) -> Error {
+    if unique_violation_on(&e, "name_key") {
+        Error::AlreadyExists {
+            reason: Reason::GroupNameTaken,
+            message: "another group of the tenant has this name".into(),
+        }
+    } else if unique_violation_on(&e, "external_key") {
+        Error::AlreadyExists {
+            reason: Reason::ExternalKeyTaken,
+            message: "another group of the tenant has this external key".into(),
+        }
+    } else if unique_violation_on(&e, "mailing_list") {
+        Error::precondition(
+            Reason::AddressInUse,
+            "the mailing-list address is in use in the tenant",
+        )
+    } else {
+        e.into()
     }
 }
 
@@ -563,15 +633,7 @@ macro_rules! impl_tx {
                     .await;
                 match res {
                     Ok(_) => Ok(()),
-                    Err(e) if unique_violation_on(&e, "name_key") => Err(Error::AlreadyExists {
-                        reason: Reason::GroupNameTaken,
-                        message: "another group of the tenant has this name".into(),
-                    }),
-                    Err(e) if unique_violation_on(&e, "external_key") => Err(Error::AlreadyExists {
-                        reason: Reason::ExternalKeyTaken,
-                        message: "another group of the tenant has this external key".into(),
-                    }),
-                    Err(e) => Err(e.into()),
+                    Err(e) => Err(map_group_write(e)),
                 }
             }
 
@@ -1002,6 +1064,241 @@ macro_rules! impl_tx {
                     .await
                     .optional()?
                     .map(|(t, u)| user_key(t, u)))
+            }
+
+            async fn update_group(&mut self, group: &Group) -> Result<()> {
+                let res = diesel::update(groups::table.find((group.tenant.0, group.id.0)))
+                    .set(&GroupRow::from(group))
+                    .execute(self.0)
+                    .await;
+                match res {
+                    Ok(_) => Ok(()),
+                    Err(e) => Err(map_group_write(e)),
+                }
+            }
+
+            async fn address_in_use(&mut self, tenant: TenantId, local: &str, except: GroupId) -> Result<bool> {
+                let pattern = format!("{}@%", like_escape(local));
+                let row: FlagRow = diesel::sql_query(
+                    "SELECT (EXISTS (SELECT 1 FROM users WHERE tenant_id = $1 AND lower(email) LIKE $2 ESCAPE '\\') \
+                     OR EXISTS (SELECT 1 FROM teams WHERE tenant_id = $1 AND lower(email) LIKE $2 ESCAPE '\\') \
+                     OR EXISTS (SELECT 1 FROM groups WHERE tenant_id = $1 AND mailing_list = $3 AND group_id <> $4)) AS flag",
+                )
+                .bind::<BigInt, _>(tenant.0)
+                .bind::<diesel::sql_types::Text, _>(pattern)
+                .bind::<diesel::sql_types::Text, _>(local)
+                .bind::<BigInt, _>(except.0)
+                .get_result(self.0)
+                .await?;
+                Ok(row.flag)
+            }
+
+            async fn is_partner_contact(&mut self, tenant: TenantId, contact: UserKey) -> Result<bool> {
+                use contacts::dsl as c;
+                Ok(contacts::table
+                    .filter(c::tenant_id.eq(tenant.0))
+                    .filter(c::contact_tenant_id.eq(contact.tenant.0))
+                    .filter(c::contact_user_id.eq(contact.user.0))
+                    .select(c::user_id)
+                    .first::<i64>(self.0)
+                    .await
+                    .optional()?
+                    .is_some())
+            }
+
+            async fn load_mailing_list(&mut self, group: &mut Group) -> Result<()> {
+                let (tenant, id) = (group.tenant.0, group.id.0);
+                let Some(list) = group.mailing_list.as_mut() else { return Ok(()) };
+                list.designated_senders = mailing_list_senders::table
+                    .filter(mailing_list_senders::tenant_id.eq(tenant))
+                    .filter(mailing_list_senders::group_id.eq(id))
+                    .order((mailing_list_senders::user_tenant_id, mailing_list_senders::user_id))
+                    .select((mailing_list_senders::user_tenant_id, mailing_list_senders::user_id))
+                    .load::<(i64, i64)>(self.0)
+                    .await?
+                    .into_iter()
+                    .map(|(t, u)| user_key(t, u))
+                    .collect();
+                list.external_recipients = mailing_list_recipients::table
+                    .filter(mailing_list_recipients::tenant_id.eq(tenant))
+                    .filter(mailing_list_recipients::group_id.eq(id))
+                    .order(mailing_list_recipients::address)
+                    .select(mailing_list_recipients::address)
+                    .load::<String>(self.0)
+                    .await?;
+                Ok(())
+            }
+
+            async fn save_mailing_list(&mut self, group: &Group) -> Result<()> {
+                let (tenant, id) = (group.tenant.0, group.id.0);
+                diesel::delete(
+                    mailing_list_senders::table
+                        .filter(mailing_list_senders::tenant_id.eq(tenant))
+                        .filter(mailing_list_senders::group_id.eq(id)),
+                )
+                .execute(self.0)
+                .await?;
+                diesel::delete(
+                    mailing_list_recipients::table
+                        .filter(mailing_list_recipients::tenant_id.eq(tenant))
+                        .filter(mailing_list_recipients::group_id.eq(id)),
+                )
+                .execute(self.0)
+                .await?;
+                let Some(list) = &group.mailing_list else { return Ok(()) };
+                for s in &list.designated_senders {
+                    diesel::insert_into(mailing_list_senders::table)
+                        .values((
+                            mailing_list_senders::tenant_id.eq(tenant),
+                            mailing_list_senders::group_id.eq(id),
+                            mailing_list_senders::user_tenant_id.eq(s.tenant.0),
+                            mailing_list_senders::user_id.eq(s.user.0),
+                        ))
+                        .execute(self.0)
+                        .await?;
+                }
+                for a in &list.external_recipients {
+                    diesel::insert_into(mailing_list_recipients::table)
+                        .values((
+                            mailing_list_recipients::tenant_id.eq(tenant),
+                            mailing_list_recipients::group_id.eq(id),
+                            mailing_list_recipients::address.eq(a),
+                        ))
+                        .execute(self.0)
+                        .await?;
+                }
+                Ok(())
+            }
+
+            async fn feature_usage(&mut self, tenant: TenantId, group: GroupId) -> Result<Vec<(String, i64)>> {
+                Ok(feature_usage::table
+                    .filter(feature_usage::tenant_id.eq(tenant.0))
+                    .filter(feature_usage::group_id.eq(group.0))
+                    .order(feature_usage::feature)
+                    .select((feature_usage::feature, feature_usage::bytes))
+                    .load::<(String, i64)>(self.0)
+                    .await?)
+            }
+
+            async fn set_feature_usage(&mut self, tenant: TenantId, group: GroupId, feature: &str, bytes: i64, now: i64) -> Result<i64> {
+                use feature_usage::dsl as f;
+                let old = feature_usage::table
+                    .find((tenant.0, group.0, feature))
+                    .select(f::bytes)
+                    .first::<i64>(self.0)
+                    .await
+                    .optional()?
+                    .unwrap_or(0);
+                diesel::insert_into(feature_usage::table)
+                    .values((
+                        f::tenant_id.eq(tenant.0),
+                        f::group_id.eq(group.0),
+                        f::feature.eq(feature),
+                        f::bytes.eq(bytes),
+                        f::update_time.eq(now),
+                    ))
+                    .on_conflict((f::tenant_id, f::group_id, f::feature))
+                    .do_update()
+                    .set((f::bytes.eq(excluded(f::bytes)), f::update_time.eq(excluded(f::update_time))))
+                    .execute(self.0)
+                    .await?;
+                Ok(old)
+            }
+
+            async fn add_storage(&mut self, tenant: TenantId, group: GroupId, delta: i64) -> Result<()> {
+                diesel::sql_query(
+                    "UPDATE groups SET storage_used_bytes = CASE WHEN storage_used_bytes + $1 < 0 THEN 0 \
+                     ELSE storage_used_bytes + $1 END WHERE tenant_id = $2 AND group_id = $3",
+                )
+                .bind::<BigInt, _>(delta)
+                .bind::<BigInt, _>(tenant.0)
+                .bind::<BigInt, _>(group.0)
+                .execute(self.0)
+                .await?;
+                diesel::sql_query(
+                    "UPDATE tenants SET storage_used_bytes = CASE WHEN storage_used_bytes + $1 < 0 THEN 0 \
+                     ELSE storage_used_bytes + $1 END WHERE tenant_id = $2",
+                )
+                .bind::<BigInt, _>(delta)
+                .bind::<BigInt, _>(tenant.0)
+                .execute(self.0)
+                .await?;
+                Ok(())
+            }
+
+            async fn list_groups(&mut self, tenant: TenantId, viewer: Option<UserKey>, filter: &GroupFilter, page: Page<GroupId>) -> Result<Vec<Group>> {
+                let (visible, v) = visible_clause(viewer);
+                let sql = format!(
+                    "{UP_FROM_USER}SELECT g.* FROM groups g WHERE g.tenant_id = $3 AND {visible} \
+                     AND g.group_id > $4{} ORDER BY g.group_id LIMIT $5",
+                    filter_clause(filter)
+                );
+                diesel::sql_query(sql)
+                    .bind::<BigInt, _>(v.tenant.0)
+                    .bind::<BigInt, _>(v.user.0)
+                    .bind::<BigInt, _>(tenant.0)
+                    .bind::<BigInt, _>(page.after.map_or(i64::MIN, |g| g.0))
+                    .bind::<BigInt, _>(page.limit)
+                    .load::<GroupRow>(self.0)
+                    .await?
+                    .into_iter()
+                    .map(Group::try_from)
+                    .collect()
+            }
+
+            async fn search_groups(&mut self, tenant: TenantId, viewer: Option<UserKey>, query: &str, page: Page<(i32, String, i64)>) -> Result<Vec<(i32, Group)>> {
+                let (visible, v) = visible_clause(viewer);
+                let (rank, name, id) = page.after.unwrap_or((-1, String::new(), i64::MIN));
+                // SQLite numbers `$n` by first appearance: they appear here in order.
+                let sql = format!(
+                    "{UP_FROM_USER}SELECT * FROM ( \
+                       SELECT g.*, CASE WHEN g.name_key = $3 THEN 0 \
+                         WHEN g.name_key LIKE $4 ESCAPE '\\' THEN 1 ELSE 2 END AS search_rank \
+                       FROM groups g WHERE g.tenant_id = $5 AND {visible} \
+                       AND g.search_text LIKE $6 ESCAPE '\\') s \
+                     WHERE s.search_rank > $7 OR (s.search_rank = $7 AND s.name_key > $8) \
+                       OR (s.search_rank = $7 AND s.name_key = $8 AND s.group_id > $9) \
+                     ORDER BY s.search_rank, s.name_key, s.group_id LIMIT $10"
+                );
+                let escaped = like_escape(query);
+                diesel::sql_query(sql)
+                    .bind::<BigInt, _>(v.tenant.0)
+                    .bind::<BigInt, _>(v.user.0)
+                    .bind::<diesel::sql_types::Text, _>(query)
+                    .bind::<diesel::sql_types::Text, _>(format!("{escaped}%"))
+                    .bind::<BigInt, _>(tenant.0)
+                    .bind::<diesel::sql_types::Text, _>(format!("%{escaped}%"))
+                    .bind::<diesel::sql_types::Integer, _>(rank)
+                    .bind::<diesel::sql_types::Text, _>(name)
+                    .bind::<BigInt, _>(id)
+                    .bind::<BigInt, _>(page.limit)
+                    .load::<RankedGroupRow>(self.0)
+                    .await?
+                    .into_iter()
+                    .map(|r| Ok((r.search_rank, Group::try_from(r.group)?)))
+                    .collect()
+            }
+
+            async fn autocomplete_groups(&mut self, tenant: TenantId, viewer: Option<UserKey>, prefix: &str, limit: i64) -> Result<Vec<Group>> {
+                let (visible, v) = visible_clause(viewer);
+                // A range over the (tenant_id, name_key) index: bytewise on both backends.
+                let sql = format!(
+                    "{UP_FROM_USER}SELECT g.* FROM groups g WHERE g.tenant_id = $3 \
+                     AND g.name_key >= $4 AND g.name_key < $5 AND {visible} \
+                     ORDER BY g.name_key LIMIT $6"
+                );
+                diesel::sql_query(sql)
+                    .bind::<BigInt, _>(v.tenant.0)
+                    .bind::<BigInt, _>(v.user.0)
+                    .bind::<BigInt, _>(tenant.0)
+                    .bind::<diesel::sql_types::Text, _>(prefix)
+                    .bind::<diesel::sql_types::Text, _>(format!("{prefix}{}", char::MAX))
+                    .bind::<BigInt, _>(limit)
+                    .load::<GroupRow>(self.0)
+                    .await?
+                    .into_iter()
+                    .map(Group::try_from)
+                    .collect()
             }
 
             async fn claim_batch_request(&mut self, tenant: TenantId, request_id: &str, fingerprint: &str, now: i64) -> Result<bool> {

@@ -1,0 +1,174 @@
+//! Listing, search and autocomplete of groups, with R07 visibility: public internal groups
+//! for every user of the tenant; private ones for their (transitive) members and the tenant's
+//! admins.
+
+use super::Service;
+use super::caller::{Actor, Caller};
+use super::error::{Error, Result, Violations};
+use super::model::*;
+use super::page::PageRequest;
+use super::repo::{GroupFilter, Page};
+
+pub const MAX_QUERY_CHARS: usize = 100;
+pub const MAX_AUTOCOMPLETE: i32 = 20;
+pub const DEFAULT_AUTOCOMPLETE: i32 = 10;
+
+/// The viewer whose visibility applies: `None` for admins of the tenant, who see every group.
+fn viewer(actor: &Actor, tenant: TenantId) -> Option<UserKey> {
+    if actor.is_admin_of(tenant) {
+        None
+    } else {
+        // A service of another tenant has no user: it sees nothing (UserKey 0/0 matches no row).
+        Some(actor.user_key().unwrap_or(UserKey {
+            tenant: TenantId(0),
+            user: UserId(0),
+        }))
+    }
+}
+
+fn check_text(field: &str, text: &str) -> Result<String> {
+    let mut v = Violations::default();
+    let n = text.chars().count();
+    v.check(n > 0 && n <= MAX_QUERY_CHARS, field, || {
+        format!("must be 1-{MAX_QUERY_CHARS} characters")
+    });
+    v.finish()?;
+    Ok(text.to_lowercase())
+}
+
+/// `kind = INTERNAL|EXTERNAL` and `visibility = PUBLIC|PRIVATE`, joined by AND.
+pub fn parse_filter(filter: &str) -> Result<GroupFilter> {
+    let mut out = GroupFilter::default();
+    if filter.trim().is_empty() {
+        return Ok(out);
+    }
+    for clause in filter.split(" AND ") {
+        let Some((key, value)) = clause.split_once('=') else {
+            return Err(Error::invalid(
+                "filter",
+                format!("{clause:?} is not key = value"),
+            ));
+        };
+        match (key.trim(), value.trim()) {
+            ("kind", "INTERNAL") => out.kind = Some(GroupKind::Internal),
+            ("kind", "EXTERNAL") => out.kind = Some(GroupKind::External),
+            ("visibility", "PUBLIC") => out.is_public = Some(true),
+            ("visibility", "PRIVATE") => out.is_public = Some(false),
+            _ => {
+                return Err(Error::invalid(
+                    "filter",
+                    format!(
+                        "{clause:?}: use kind = INTERNAL|EXTERNAL or visibility = PUBLIC|PRIVATE"
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
+impl Service {
+    pub async fn list_groups(
+        &self,
+        caller: &Caller,
+        tenant: TenantId,
+        filter: String,
+        page: PageRequest,
+    ) -> Result<(Vec<Group>, String)> {
+        let parsed = parse_filter(&filter)?;
+        let scope = format!(
+            "list|{tenant}|{filter}|{}|{:?}",
+            caller.tenant, caller.principal
+        );
+        let (size, after) = self.pager.start::<i64>(&scope, &page)?;
+        let caller = caller.clone();
+        let rows = self
+            .store
+            .read(move |tx| {
+                let (caller, parsed) = (caller.clone(), parsed.clone());
+                Box::pin(async move {
+                    let actor = caller.resolve(tx).await?;
+                    tx.list_groups(
+                        tenant,
+                        viewer(&actor, tenant),
+                        &parsed,
+                        Page {
+                            after: after.map(GroupId),
+                            limit: size,
+                        },
+                    )
+                    .await
+                })
+            })
+            .await?;
+        let next = self.pager.next(&scope, &rows, size, |g| g.id.0);
+        Ok((rows, next))
+    }
+
+    pub async fn search_groups(
+        &self,
+        caller: &Caller,
+        tenant: TenantId,
+        query: String,
+        page: PageRequest,
+    ) -> Result<(Vec<Group>, String)> {
+        let query = check_text("query", &query)?;
+        let scope = format!(
+            "search|{tenant}|{query}|{}|{:?}",
+            caller.tenant, caller.principal
+        );
+        let (size, after) = self.pager.start::<(i32, String, i64)>(&scope, &page)?;
+        let caller = caller.clone();
+        let rows = self
+            .store
+            .read(move |tx| {
+                let (caller, query, after) = (caller.clone(), query.clone(), after.clone());
+                Box::pin(async move {
+                    let actor = caller.resolve(tx).await?;
+                    tx.search_groups(
+                        tenant,
+                        viewer(&actor, tenant),
+                        &query,
+                        Page { after, limit: size },
+                    )
+                    .await
+                })
+            })
+            .await?;
+        let next = self.pager.next(&scope, &rows, size, |(rank, g)| {
+            (*rank, name_key(&g.display_name), g.id.0)
+        });
+        Ok((rows.into_iter().map(|(_, g)| g).collect(), next))
+    }
+
+    pub async fn autocomplete_groups(
+        &self,
+        caller: &Caller,
+        tenant: TenantId,
+        prefix: String,
+        limit: i32,
+    ) -> Result<Vec<Group>> {
+        let prefix = check_text("prefix", &prefix)?;
+        let mut v = Violations::default();
+        v.check((0..=MAX_AUTOCOMPLETE).contains(&limit), "limit", || {
+            format!("must be 0-{MAX_AUTOCOMPLETE}")
+        });
+        v.finish()?;
+        let limit = i64::from(if limit == 0 {
+            DEFAULT_AUTOCOMPLETE
+        } else {
+            limit
+        });
+        let caller = caller.clone();
+        self.store
+            .read(move |tx| {
+                let (caller, prefix) = (caller.clone(), prefix.clone());
+                Box::pin(async move {
+                    let actor = caller.resolve(tx).await?;
+                    tx.autocomplete_groups(tenant, viewer(&actor, tenant), &prefix, limit)
+                        .await
+                })
+            })
+            .await
+    }
+}

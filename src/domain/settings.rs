@@ -1,0 +1,492 @@
+//! Group settings: UpdateGroup with update mask and etag, the R06 permission matrix,
+//! message-room features (R08), feature data (R09) and the mailing list (R10).
+
+use std::collections::BTreeSet;
+
+use serde_json::json;
+
+use super::caller::{Actor, Caller};
+use super::directory::is_email;
+use super::error::{Error, Reason, Result, Violations};
+use super::groups::{GroupSpec, validate_spec, visible_group};
+use super::model::*;
+use super::repo::Tx;
+use super::{Service, group_event};
+
+/// Fields UpdateGroup can change (AIP-134 paths).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Field {
+    DisplayName,
+    Description,
+    PhotoUri,
+    Visibility,
+    /// All five features.
+    Features,
+    FeatureMessage,
+    FeatureNote,
+    FeatureEvent,
+    FeatureTask,
+    FeatureFolder,
+    MailingList,
+    NotifyAllMembers,
+    MasterManagesFeatures,
+}
+
+impl Field {
+    pub const ALL: [Field; 8] = [
+        Field::DisplayName,
+        Field::Description,
+        Field::PhotoUri,
+        Field::Visibility,
+        Field::Features,
+        Field::MailingList,
+        Field::NotifyAllMembers,
+        Field::MasterManagesFeatures,
+    ];
+
+    pub fn parse(path: &str) -> Option<Field> {
+        Some(match path {
+            "display_name" => Field::DisplayName,
+            "description" => Field::Description,
+            "photo_uri" => Field::PhotoUri,
+            "visibility" => Field::Visibility,
+            "features" => Field::Features,
+            "features.message" => Field::FeatureMessage,
+            "features.note" => Field::FeatureNote,
+            "features.event" => Field::FeatureEvent,
+            "features.task" => Field::FeatureTask,
+            "features.folder" => Field::FeatureFolder,
+            "mailing_list" => Field::MailingList,
+            "notify_all_members" => Field::NotifyAllMembers,
+            "master_manages_features" => Field::MasterManagesFeatures,
+            _ => return None,
+        })
+    }
+
+    /// Who may change the field (R06).
+    fn class(self) -> Class {
+        match self {
+            Field::DisplayName | Field::Description | Field::PhotoUri | Field::Visibility => {
+                Class::Basic
+            }
+            Field::Features
+            | Field::FeatureMessage
+            | Field::FeatureNote
+            | Field::FeatureEvent
+            | Field::FeatureTask
+            | Field::FeatureFolder
+            | Field::MailingList => Class::RoomFeature,
+            Field::NotifyAllMembers | Field::MasterManagesFeatures => Class::AdminOnly,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Class {
+    /// Admins; Group Masters unless the tenant's `masters_may_manage_settings` is off.
+    Basic,
+    /// Admins; Group Masters when the group's `master_manages_features` is on (and the tenant
+    /// lets masters manage groups at all).
+    RoomFeature,
+    /// Admins of the owning tenant only.
+    AdminOnly,
+}
+
+#[derive(Clone, Debug)]
+pub struct UpdateGroup {
+    pub tenant: TenantId,
+    pub id: GroupId,
+    /// The new values; only the fields in `mask` are read.
+    pub spec: GroupSpec,
+    pub mask: Vec<Field>,
+    pub etag: Option<String>,
+}
+
+pub const MAX_SENDERS: usize = 100;
+pub const MAX_RECIPIENTS: usize = 100;
+
+/// R10: 2-40 characters of `a-z 0-9 . - _ ! #` (upper case is rejected, not folded).
+pub fn valid_address(local: &str) -> bool {
+    (2..=40).contains(&local.len())
+        && local.chars().all(|c| {
+            c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '-' | '_' | '!' | '#')
+        })
+}
+
+/// Field-level checks of a mailing list.
+pub fn validate_mailing_list(list: &MailingList, v: &mut Violations) {
+    v.check(
+        valid_address(&list.address),
+        "group.mailing_list.address",
+        || "must be 2-40 characters of a-z 0-9 . - _ ! #".into(),
+    );
+    v.check(
+        list.designated_senders.len() <= MAX_SENDERS,
+        "group.mailing_list.designated_senders",
+        || format!("at most {MAX_SENDERS}"),
+    );
+    v.check(
+        list.external_recipients.len() <= MAX_RECIPIENTS,
+        "group.mailing_list.external_recipients",
+        || format!("at most {MAX_RECIPIENTS}"),
+    );
+    for (i, r) in list.external_recipients.iter().enumerate() {
+        v.check(
+            parse_contact(r).is_some() || is_email(r),
+            &format!("group.mailing_list.external_recipients[{i}]"),
+            || "must be an email address or a contact tenants/{tenant}/users/{user}".into(),
+        );
+    }
+}
+
+/// `tenants/{t}/users/{u}`.
+pub fn parse_contact(s: &str) -> Option<UserKey> {
+    let parts: Vec<&str> = s.split('/').collect();
+    match parts.as_slice() {
+        ["tenants", t, "users", u] => Some(UserKey {
+            tenant: TenantId(t.parse().ok().filter(|x: &i64| *x > 0)?),
+            user: UserId(u.parse().ok().filter(|x: &i64| *x > 0)?),
+        }),
+        _ => None,
+    }
+}
+
+/// Rule-level checks of the group's settings as they would be stored: R07 (external groups
+/// are private), R08 (features need message), R10 (address free, senders are members,
+/// recipient contacts are partners).
+pub(crate) async fn check_settings(tx: &mut dyn Tx, group: &Group) -> Result<()> {
+    if group.kind == GroupKind::External && group.is_public {
+        return Err(Error::precondition(
+            Reason::ExternalGroupAlwaysPrivate,
+            "external groups are always private",
+        ));
+    }
+    let f = group.features;
+    if !f.message && (f.note || f.event || f.task || f.folder) {
+        return Err(Error::precondition(
+            Reason::MessageRequired,
+            "note, event, task and folder need message",
+        ));
+    }
+    if let Some(list) = &group.mailing_list {
+        if tx
+            .address_in_use(group.tenant, &list.address, group.id)
+            .await?
+        {
+            return Err(Error::precondition(
+                Reason::AddressInUse,
+                format!(
+                    "{} is in use by a user, a team or another group",
+                    list.address
+                ),
+            ));
+        }
+        for s in &list.designated_senders {
+            if tx.user_member(group.tenant, group.id, *s).await?.is_none() {
+                return Err(Error::precondition(
+                    Reason::SenderNotMember,
+                    format!(
+                        "tenants/{}/users/{} is not a member of the group",
+                        s.tenant, s.user
+                    ),
+                ));
+            }
+        }
+        for r in &list.external_recipients {
+            if let Some(c) = parse_contact(r) {
+                if c.tenant == group.tenant || !tx.is_partner_contact(group.tenant, c).await? {
+                    return Err(Error::precondition(
+                        Reason::NotAPartnerContact,
+                        format!("{r} is not a partner contact of the tenant"),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// R06: may the actor change fields of `class` in this group?
+async fn may_change(
+    tx: &mut dyn Tx,
+    actor: &Actor,
+    group: &Group,
+    tenant: &Tenant,
+    class: Class,
+) -> Result<bool> {
+    if actor.is_admin_of(group.tenant) {
+        return Ok(true);
+    }
+    let is_master = match actor.user_key() {
+        Some(u) => tx.user_member(group.tenant, group.id, u).await? == Some(true),
+        None => false,
+    };
+    Ok(match class {
+        Class::AdminOnly => false,
+        Class::Basic => is_master && tenant.masters_may_manage_settings,
+        Class::RoomFeature => {
+            is_master && tenant.masters_may_manage_settings && group.master_manages_features
+        }
+    })
+}
+
+fn apply(group: &mut Group, spec: &GroupSpec, field: Field) {
+    match field {
+        Field::DisplayName => group.display_name = spec.display_name.clone(),
+        Field::Description => group.description = spec.description.clone(),
+        Field::PhotoUri => group.photo_uri = spec.photo_uri.clone(),
+        Field::Visibility => group.is_public = spec.is_public,
+        Field::Features => group.features = spec.features,
+        Field::FeatureMessage => group.features.message = spec.features.message,
+        Field::FeatureNote => group.features.note = spec.features.note,
+        Field::FeatureEvent => group.features.event = spec.features.event,
+        Field::FeatureTask => group.features.task = spec.features.task,
+        Field::FeatureFolder => group.features.folder = spec.features.folder,
+        Field::MailingList => group.mailing_list = spec.mailing_list.clone(),
+        Field::NotifyAllMembers => group.notify_all_members = spec.notify_all_members,
+        Field::MasterManagesFeatures => {
+            group.master_manages_features = spec.master_manages_features
+        }
+    }
+}
+
+/// The feature data kinds that can be deleted (R09).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum DataFeature {
+    Note,
+    Event,
+    Folder,
+}
+
+impl DataFeature {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DataFeature::Note => "note",
+            DataFeature::Event => "event",
+            DataFeature::Folder => "folder",
+        }
+    }
+}
+
+/// Features whose data size other services report.
+pub const REPORTABLE: [&str; 5] = ["message", "note", "event", "task", "folder"];
+
+impl Service {
+    /// UpdateGroup (AIP-134 mask, AIP-154 etag). All named fields change, or none.
+    pub async fn update_group(&self, caller: &Caller, cmd: UpdateGroup) -> Result<Group> {
+        if cmd.mask.is_empty() {
+            return Err(Error::invalid(
+                "update_mask",
+                "name the fields to change, or *",
+            ));
+        }
+        let mut v = Violations::default();
+        let mut probe = cmd.spec.clone();
+        // Only masked fields are validated: an unmasked empty name is not a change.
+        if !cmd.mask.contains(&Field::DisplayName) {
+            probe.display_name = "x".into();
+        }
+        if !cmd
+            .mask
+            .iter()
+            .any(|f| f.class() == Class::RoomFeature && *f != Field::MailingList)
+        {
+            probe.features = Features::default();
+        }
+        validate_spec(&probe, &mut v);
+        if cmd.mask.contains(&Field::MailingList) {
+            if let Some(list) = &cmd.spec.mailing_list {
+                validate_mailing_list(list, &mut v);
+            }
+        }
+        v.finish()?;
+        let caller = caller.clone();
+        self.store
+            .write(move |tx| {
+                let (caller, cmd) = (caller.clone(), cmd.clone());
+                Box::pin(async move { update_in(tx, &caller, &cmd).await })
+            })
+            .await
+    }
+
+    /// Deletes the data of note, event or folder (R09): only where data exists; cannot be
+    /// undone. Records the purge as an event that tells the owning services.
+    pub async fn delete_feature_data(
+        &self,
+        caller: &Caller,
+        tenant: TenantId,
+        id: GroupId,
+        features: Vec<DataFeature>,
+    ) -> Result<Group> {
+        if features.is_empty() {
+            return Err(Error::invalid(
+                "features",
+                "name at least one of note, event, folder",
+            ));
+        }
+        let features: BTreeSet<DataFeature> = features.into_iter().collect();
+        let caller = caller.clone();
+        self.store
+            .write(move |tx| {
+                let (caller, features) = (caller.clone(), features.clone());
+                Box::pin(async move {
+                    let actor = caller.resolve(tx).await?;
+                    let group = visible_group(tx, &actor, tenant, id, true).await?;
+                    let owner = tx
+                        .get_tenant(group.tenant)
+                        .await?
+                        .ok_or(Error::NotFound("group"))?;
+                    if !may_change(tx, &actor, &group, &owner, Class::RoomFeature).await? {
+                        return Err(Error::permission(
+                            Reason::NotGroupManager,
+                            "the caller may not manage this group's features",
+                        ));
+                    }
+                    let usage = tx.feature_usage(tenant, id).await?;
+                    let now = now_micros();
+                    let mut purged = Vec::new();
+                    for f in &features {
+                        let bytes = usage
+                            .iter()
+                            .find(|(name, _)| name == f.as_str())
+                            .map_or(0, |(_, b)| *b);
+                        if bytes <= 0 {
+                            return Err(Error::precondition(
+                                Reason::NoFeatureData,
+                                format!("the group has no {} data", f.as_str()),
+                            ));
+                        }
+                        tx.set_feature_usage(tenant, id, f.as_str(), 0, now).await?;
+                        tx.add_storage(tenant, id, -bytes).await?;
+                        purged.push(json!({"feature": f.as_str(), "bytes": bytes}));
+                    }
+                    tx.touch_group(tenant, id, now).await?;
+                    tx.insert_event(&group_event(
+                        &group,
+                        "feature_data.purged",
+                        json!({"group": group.resource_name(), "purged": purged}),
+                        now,
+                    ))
+                    .await?;
+                    tx.get_group(tenant, id)
+                        .await?
+                        .ok_or(Error::NotFound("group"))
+                })
+            })
+            .await
+    }
+
+    /// A service of the owning tenant reports how much data a feature holds for a group.
+    pub async fn report_feature_usage(
+        &self,
+        caller: &Caller,
+        tenant: TenantId,
+        id: GroupId,
+        feature: String,
+        bytes: i64,
+    ) -> Result<Group> {
+        caller.require_service_of(tenant)?;
+        let mut v = Violations::default();
+        v.check(REPORTABLE.contains(&feature.as_str()), "feature", || {
+            "must be message, note, event, task or folder".into()
+        });
+        v.check(bytes >= 0, "bytes", || "must not be negative".into());
+        v.finish()?;
+        self.store
+            .write(move |tx| {
+                let feature = feature.clone();
+                Box::pin(async move {
+                    let group = tx
+                        .lock_group(tenant, id)
+                        .await?
+                        .ok_or(Error::NotFound("group"))?;
+                    let now = now_micros();
+                    let old = tx
+                        .set_feature_usage(tenant, id, &feature, bytes, now)
+                        .await?;
+                    tx.add_storage(tenant, id, bytes - old).await?;
+                    tx.insert_event(&group_event(
+                        &group,
+                        "feature_usage.reported",
+                        json!({"group": group.resource_name(), "feature": feature, "bytes": bytes}),
+                        now,
+                    ))
+                    .await?;
+                    tx.get_group(tenant, id)
+                        .await?
+                        .ok_or(Error::NotFound("group"))
+                })
+            })
+            .await
+    }
+}
+
+async fn update_in(tx: &mut dyn Tx, caller: &Caller, cmd: &UpdateGroup) -> Result<Group> {
+    let actor = caller.resolve(tx).await?;
+    let mut group = visible_group(tx, &actor, cmd.tenant, cmd.id, true).await?;
+    if let Some(etag) = &cmd.etag {
+        if *etag != group.etag() {
+            return Err(Error::Aborted {
+                reason: Reason::EtagMismatch,
+                message: "the group changed since it was read".into(),
+            });
+        }
+    }
+    let owner = tx
+        .get_tenant(group.tenant)
+        .await?
+        .ok_or(Error::NotFound("group"))?;
+    let mut classes: Vec<Class> = cmd.mask.iter().map(|f| f.class()).collect();
+    classes.dedup();
+    for class in classes {
+        if !may_change(tx, &actor, &group, &owner, class).await? {
+            return Err(Error::permission(
+                Reason::NotGroupManager,
+                "the caller may not change these fields of this group",
+            ));
+        }
+    }
+    tx.load_mailing_list(&mut group).await?;
+    let before = group.clone();
+    for f in &cmd.mask {
+        apply(&mut group, &cmd.spec, *f);
+    }
+    // R08: turning message off turns the features that need it off.
+    if cmd.mask.contains(&Field::FeatureMessage) && !group.features.message {
+        group.features = Features::default();
+    }
+    check_settings(tx, &group).await?;
+    if group == before {
+        return Ok(group);
+    }
+    let now = now_micros();
+    group.version += 1;
+    group.update_time = now;
+    tx.update_group(&group).await?;
+    if group.mailing_list != before.mailing_list {
+        tx.save_mailing_list(&group).await?;
+    }
+    let renamed = group.display_name != before.display_name;
+    let notify = if renamed && group.notify_all_members {
+        tx.effective_users(group.tenant, group.id).await?
+    } else {
+        Vec::new()
+    };
+    tx.insert_event(&group_event(
+        &group,
+        if renamed {
+            "group.renamed"
+        } else {
+            "group.updated"
+        },
+        json!({
+            "group": group.resource_name(),
+            "fields": cmd.mask.iter().map(|f| format!("{f:?}")).collect::<Vec<_>>(),
+            "previous_name": before.display_name,
+            "notify": notify,
+        }),
+        now,
+    ))
+    .await?;
+    Ok(group)
+}
