@@ -42,7 +42,12 @@ pub async fn run(
         .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()?;
 
-    // Health: SERVING only while the database answers.
+    // Health: SERVING only while the database answers; NOT_SERVING until it first has.
+    for name in HEALTH_NAMES {
+        reporter
+            .set_service_status(name, ServingStatus::NotServing)
+            .await;
+    }
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
     let store = service.store().clone();
     let health_reporter = reporter.clone();

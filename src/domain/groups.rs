@@ -236,14 +236,13 @@ impl Service {
                             "only admins of the owning tenant may delete a group",
                         ));
                     }
-                    if let Some(etag) = etag {
-                        if etag != group.etag() {
+                    if let Some(etag) = etag
+                        && etag != group.etag() {
                             return Err(Error::Aborted {
                                 reason: Reason::EtagMismatch,
                                 message: "the group changed since it was read".into(),
                             });
                         }
-                    }
                     let recipients = if group.notify_all_members {
                         tx.effective_users(tenant, id).await?
                     } else {
@@ -303,24 +302,23 @@ async fn create_in(
     }
     let now = now_micros();
     let id = GroupId(next_id());
-    if let Some(request_id) = &cmd.request_id {
-        if !tx
+    if let Some(request_id) = &cmd.request_id
+        && !tx
             .insert_create_request(tenant.id, request_id, fingerprint, id, now)
             .await?
-        {
-            let (first_fingerprint, group) = tx
-                .get_create_request(tenant.id, request_id)
-                .await?
-                .ok_or_else(|| Error::Retry("request id claimed by a rolled back call".into()))?;
-            if first_fingerprint != fingerprint {
-                return Err(Error::InvalidArgumentReason {
-                    reason: Reason::RequestIdReused,
-                    field: "request_id",
-                    description: "this request_id was used for a different request".into(),
-                });
-            }
-            return tx.get_group(tenant.id, group).await?.ok_or_else(not_found);
+    {
+        let (first_fingerprint, group) = tx
+            .get_create_request(tenant.id, request_id)
+            .await?
+            .ok_or_else(|| Error::Retry("request id claimed by a rolled back call".into()))?;
+        if first_fingerprint != fingerprint {
+            return Err(Error::InvalidArgumentReason {
+                reason: Reason::RequestIdReused,
+                field: "request_id",
+                description: "this request_id was used for a different request".into(),
+            });
         }
+        return tx.get_group(tenant.id, group).await?.ok_or_else(not_found);
     }
     // R03: the tenant's quota, taken under the tenant's row lock.
     if !tx.take_group_slot(tenant.id).await? {

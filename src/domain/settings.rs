@@ -193,13 +193,13 @@ pub(crate) async fn check_settings(tx: &mut dyn Tx, group: &Group) -> Result<()>
             }
         }
         for r in &list.external_recipients {
-            if let Some(c) = parse_contact(r) {
-                if c.tenant == group.tenant || !tx.is_partner_contact(group.tenant, c).await? {
-                    return Err(Error::precondition(
-                        Reason::NotAPartnerContact,
-                        format!("{r} is not a partner contact of the tenant"),
-                    ));
-                }
+            if let Some(c) = parse_contact(r)
+                && (c.tenant == group.tenant || !tx.is_partner_contact(group.tenant, c).await?)
+            {
+                return Err(Error::precondition(
+                    Reason::NotAPartnerContact,
+                    format!("{r} is not a partner contact of the tenant"),
+                ));
             }
         }
     }
@@ -294,10 +294,10 @@ impl Service {
             probe.features = Features::default();
         }
         validate_spec(&probe, &mut v);
-        if cmd.mask.contains(&Field::MailingList) {
-            if let Some(list) = &cmd.spec.mailing_list {
-                validate_mailing_list(list, &mut v);
-            }
+        if cmd.mask.contains(&Field::MailingList)
+            && let Some(list) = &cmd.spec.mailing_list
+        {
+            validate_mailing_list(list, &mut v);
         }
         v.finish()?;
         let caller = caller.clone();
@@ -424,13 +424,13 @@ impl Service {
 async fn update_in(tx: &mut dyn Tx, caller: &Caller, cmd: &UpdateGroup) -> Result<Group> {
     let actor = caller.resolve(tx).await?;
     let mut group = visible_group(tx, &actor, cmd.tenant, cmd.id, true).await?;
-    if let Some(etag) = &cmd.etag {
-        if *etag != group.etag() {
-            return Err(Error::Aborted {
-                reason: Reason::EtagMismatch,
-                message: "the group changed since it was read".into(),
-            });
-        }
+    if let Some(etag) = &cmd.etag
+        && *etag != group.etag()
+    {
+        return Err(Error::Aborted {
+            reason: Reason::EtagMismatch,
+            message: "the group changed since it was read".into(),
+        });
     }
     let owner = tx
         .get_tenant(group.tenant)

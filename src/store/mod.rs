@@ -67,10 +67,10 @@ impl Store {
             Ok(Store::Postgres(pool))
         } else {
             let path = url.strip_prefix("sqlite://").unwrap_or(url).to_owned();
-            if let Some(dir) = std::path::Path::new(&path).parent() {
-                if !dir.as_os_str().is_empty() {
-                    std::fs::create_dir_all(dir)?;
-                }
+            if let Some(dir) = std::path::Path::new(&path).parent()
+                && !dir.as_os_str().is_empty()
+            {
+                std::fs::create_dir_all(dir)?;
             }
             let manager = || {
                 let mut config = ManagerConfig::default();

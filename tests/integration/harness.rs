@@ -69,6 +69,16 @@ impl TestServer {
     /// A server over a new database, or `None` (with a printed reason) when the configured
     /// PostgreSQL does not answer outside CI.
     pub async fn start() -> Option<TestServer> {
+        Self::start_with(|_| async {}).await.map(|(srv, ())| srv)
+    }
+
+    /// Like `start`, but first runs `before` on the migrated store, before the server exists,
+    /// and hands back what it returns (say, pooled connections to hold).
+    pub async fn start_with<T, F, Fut>(before: F) -> Option<(TestServer, T)>
+    where
+        F: FnOnce(Store) -> Fut,
+        Fut: std::future::Future<Output = T>,
+    {
         let (url, dir, pg_database) = match std::env::var("TEST_DATABASE_URL") {
             Ok(admin) if !admin.is_empty() => match pg::create_database(&admin).await {
                 Ok((url, name)) => (url, None, Some((admin, name))),
@@ -86,7 +96,8 @@ impl TestServer {
         };
         let store = Store::connect(&url, 8).await.expect("connect");
         store.migrate().await.expect("migrate");
-        Some(Self::serve(store, dir, pg_database).await)
+        let arranged = before(store.clone()).await;
+        Some((Self::serve(store, dir, pg_database).await, arranged))
     }
 
     async fn serve(
@@ -180,6 +191,42 @@ impl TestServer {
             .into_inner()
     }
 
+    /// GroupService as the directory system (a service caller) of `tenant`.
+    pub fn groups_service(&self, tenant: i64) -> Groups {
+        self.groups_as(Some(self.token(tenant, "directory", false, true)))
+    }
+
+    /// The tenant as DirectoryService reports it.
+    pub async fn get_tenant(&self, tenant: i64) -> pb::Tenant {
+        self.directory(tenant)
+            .get_tenant(pb::GetTenantRequest { tenant_id: tenant })
+            .await
+            .expect("get tenant")
+            .into_inner()
+    }
+
+    /// Groups the tenant owns, as counted against its plan's limit (R03).
+    pub async fn group_count(&self, tenant: i64) -> i64 {
+        self.get_tenant(tenant).await.group_count
+    }
+
+    /// Creates a team with the given user members.
+    pub async fn team(&self, tenant: i64, id: i64, members: &[i64]) -> pb::Team {
+        self.directory(tenant)
+            .upsert_team(pb::UpsertTeamRequest {
+                team: Some(pb::Team {
+                    tenant_id: tenant,
+                    id,
+                    display_name: format!("Team {id}"),
+                    email: format!("team{id}@t{tenant}.example"),
+                    member_user_ids: members.to_vec(),
+                }),
+            })
+            .await
+            .expect("upsert team")
+            .into_inner()
+    }
+
     /// A tenant (FREE, ADMINS_ONLY) with admin user 1 and plain users 2..=n.
     pub async fn company(&self, tenant: i64, users: i64) {
         self.tenant(tenant, pb::Plan::Free, pb::GroupCreation::AdminsOnly)
@@ -192,6 +239,12 @@ impl TestServer {
 
     /// Stops the server, draining calls in flight.
     pub async fn stop(mut self) {
+        self.shutdown().await;
+    }
+
+    /// Stops the server, draining calls in flight, and keeps the database (and `store`) until
+    /// the `TestServer` drops.
+    pub async fn shutdown(&mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
@@ -238,6 +291,27 @@ pub fn create_req(tenant: i64, name: &str, masters: &[i64]) -> pb::CreateGroupRe
         group: Some(group_named(name)),
         master_user_ids: masters.to_vec(),
         ..Default::default()
+    }
+}
+
+pub fn get_req(name: &str) -> pb::GetGroupRequest {
+    pb::GetGroupRequest {
+        name: name.to_owned(),
+    }
+}
+
+pub fn delete_req(name: &str, etag: &str) -> pb::DeleteGroupRequest {
+    pb::DeleteGroupRequest {
+        name: name.to_owned(),
+        etag: etag.to_owned(),
+    }
+}
+
+pub fn team_member(id: i64) -> pb::MemberRef {
+    pb::MemberRef {
+        r#type: pb::MemberType::Team as i32,
+        id,
+        tenant_id: 0,
     }
 }
 

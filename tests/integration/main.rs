@@ -1,5 +1,11 @@
 //! One integration-test binary: every test starts the real gRPC server over its own database.
 
+// A failed unwrap in a test is the test failing, with the error in the panic message.
+#![allow(clippy::unwrap_used)]
+
 mod harness;
 
+mod auth;
+mod directory;
 mod groups;
+mod ops;
