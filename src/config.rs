@@ -115,12 +115,16 @@ pub struct Config {
 
 impl Config {
     pub fn database_url(&self) -> String {
-        self.database_url.clone().unwrap_or_else(|| {
-            self.data_dir
-                .join("group-service.db")
-                .to_string_lossy()
-                .into_owned()
-        })
+        // An empty DATABASE_URL means "not set", not SQLite's private temporary database.
+        self.database_url
+            .clone()
+            .filter(|u| !u.trim().is_empty())
+            .unwrap_or_else(|| {
+                self.data_dir
+                    .join("group-service.db")
+                    .to_string_lossy()
+                    .into_owned()
+            })
     }
 
     /// The HS256 secret: configured, or generated once under the data dir.

@@ -161,7 +161,22 @@ impl Service {
                 let user = user.clone();
                 Box::pin(async move {
                     require_tenant(tx, user.key.tenant).await?;
+                    let before = tx.get_user(user.key).await?;
                     tx.upsert_user(&user).await?;
+                    // R18: losing the external permission (or becoming a LINE user) takes the
+                    // user out of every external group in this same transaction.
+                    let could =
+                        |u: &User| u.external_messaging_allowed && u.kind == UserKind::Works;
+                    if before.as_ref().is_some_and(could) && !could(&user) {
+                        super::membership::remove_user_everywhere(
+                            tx,
+                            user.key,
+                            true,
+                            "external_permission_revoked",
+                            now_micros(),
+                        )
+                        .await?;
+                    }
                     Ok(user)
                 })
             })

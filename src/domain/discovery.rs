@@ -13,17 +13,14 @@ pub const MAX_QUERY_CHARS: usize = 100;
 pub const MAX_AUTOCOMPLETE: i32 = 20;
 pub const DEFAULT_AUTOCOMPLETE: i32 = 10;
 
-/// The viewer whose visibility applies: `None` for admins of the tenant, who see every group.
-fn viewer(actor: &Actor, tenant: TenantId) -> Option<UserKey> {
-    if actor.is_admin_of(tenant) {
-        None
-    } else {
-        // A service of another tenant has no user: it sees nothing (UserKey 0/0 matches no row).
-        Some(actor.user_key().unwrap_or(UserKey {
-            tenant: TenantId(0),
-            user: UserId(0),
-        }))
-    }
+/// The viewer whose visibility applies, and whether they see every group of the tenant
+/// (its admins and services). A service has no user: `0/0` matches no membership.
+fn viewer(actor: &Actor, tenant: TenantId) -> (UserKey, bool) {
+    let key = actor.user_key().unwrap_or(UserKey {
+        tenant: TenantId(0),
+        user: UserId(0),
+    });
+    (key, actor.is_admin_of(tenant))
 }
 
 fn check_text(field: &str, text: &str) -> Result<String> {
@@ -88,9 +85,11 @@ impl Service {
                 let (caller, parsed) = (caller.clone(), parsed.clone());
                 Box::pin(async move {
                     let actor = caller.resolve(tx).await?;
+                    let (v, all) = viewer(&actor, tenant);
                     tx.list_groups(
                         tenant,
-                        viewer(&actor, tenant),
+                        v,
+                        all,
                         &parsed,
                         Page {
                             after: after.map(GroupId),
@@ -125,13 +124,9 @@ impl Service {
                 let (caller, query, after) = (caller.clone(), query.clone(), after.clone());
                 Box::pin(async move {
                     let actor = caller.resolve(tx).await?;
-                    tx.search_groups(
-                        tenant,
-                        viewer(&actor, tenant),
-                        &query,
-                        Page { after, limit: size },
-                    )
-                    .await
+                    let (v, all) = viewer(&actor, tenant);
+                    tx.search_groups(tenant, v, all, &query, Page { after, limit: size })
+                        .await
                 })
             })
             .await?;
@@ -165,8 +160,8 @@ impl Service {
                 let (caller, prefix) = (caller.clone(), prefix.clone());
                 Box::pin(async move {
                     let actor = caller.resolve(tx).await?;
-                    tx.autocomplete_groups(tenant, viewer(&actor, tenant), &prefix, limit)
-                        .await
+                    let (v, all) = viewer(&actor, tenant);
+                    tx.autocomplete_groups(tenant, v, all, &prefix, limit).await
                 })
             })
             .await

@@ -66,6 +66,20 @@ pub enum Reason {
     SenderNotMember,
     /// An external recipient contact is not a partner contact of the tenant (R10).
     NotAPartnerContact,
+    /// External groups need NAVER WORKS Core (R13).
+    CoreRequired,
+    /// The user lacks `external_messaging_allowed` (R13, R14).
+    ExternalPermissionRequired,
+    /// LINE users are never members of an external group (R14).
+    LineUserNotAllowed,
+    /// External members are added only from the adding master's contacts (R15).
+    NotInContacts,
+    /// External groups have users as members, never teams or groups.
+    ExternalGroupUsersOnly,
+    /// A room is converted once, and for good (R16).
+    RoomAlreadyConverted,
+    /// The caller is not a member of the room it converts (R16).
+    NotRoomMember,
 }
 
 impl Reason {
@@ -101,6 +115,13 @@ impl Reason {
             Reason::ExternalGroupAlwaysPrivate => "EXTERNAL_GROUP_ALWAYS_PRIVATE",
             Reason::SenderNotMember => "SENDER_NOT_MEMBER",
             Reason::NotAPartnerContact => "NOT_A_PARTNER_CONTACT",
+            Reason::CoreRequired => "CORE_REQUIRED",
+            Reason::ExternalPermissionRequired => "EXTERNAL_PERMISSION_REQUIRED",
+            Reason::LineUserNotAllowed => "LINE_USER_NOT_ALLOWED",
+            Reason::NotInContacts => "NOT_IN_CONTACTS",
+            Reason::ExternalGroupUsersOnly => "EXTERNAL_GROUP_USERS_ONLY",
+            Reason::RoomAlreadyConverted => "ROOM_ALREADY_CONVERTED",
+            Reason::NotRoomMember => "NOT_ROOM_MEMBER",
         }
     }
 }

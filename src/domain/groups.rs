@@ -6,7 +6,7 @@ use sha2::{Digest, Sha256};
 
 use super::caller::{Actor, Caller};
 use super::error::{Error, Reason, Result, Violations};
-use super::membership::{Managed, add_members_in};
+use super::membership::{Admission, Managed, add_members_in};
 use super::model::*;
 use super::repo::Tx;
 use super::{Service, group_event};
@@ -157,7 +157,7 @@ fn hex(bytes: &[u8]) -> String {
 impl Service {
     /// Creates a group (R01-R04). All or nothing: the group, its masters and members, the quota
     /// counters and the event are written in one transaction.
-    pub async fn create_group(&self, caller: &Caller, mut cmd: CreateGroup) -> Result<Group> {
+    pub async fn create_group(&self, caller: &Caller, mut cmd: CreateGroup) -> Result<Created> {
         let mut v = Violations::default();
         validate_spec(&cmd.spec, &mut v);
         v.check(!cmd.masters.is_empty(), "master_user_ids", || {
@@ -175,9 +175,6 @@ impl Service {
                 || format!("must be at most {MAX_REQUEST_ID_CHARS} characters"),
             );
         }
-        v.check(cmd.spec.kind == GroupKind::Internal, "group.kind", || {
-            "only INTERNAL groups can be created".into()
-        });
         for m in &cmd.members {
             if let MemberRef::User(k) = m {
                 v.check(k.tenant == cmd.tenant, "members", || {
@@ -254,6 +251,10 @@ impl Service {
                     }
                     let direct = tx.direct_members(tenant, id).await?;
                     let users: Vec<UserKey> = direct.users.iter().map(|(k, _)| *k).collect();
+                    // R12: an external group's deletion reaches every member company at once.
+                    let mut tenants: Vec<i64> = users.iter().map(|u| u.tenant.0).chain([tenant.0]).collect();
+                    tenants.sort();
+                    tenants.dedup();
                     tx.release_user_group_slots(&users).await?;
                     tx.release_group_slot(tenant).await?;
                     tx.delete_group(tenant, id).await?;
@@ -265,7 +266,7 @@ impl Service {
                             "group": group.resource_name(),
                             "kind": group.kind.as_str(),
                             "purged": ["message", "note", "event", "task", "folder", "mailing_list"],
-                            "tenants": [group.tenant.0],
+                            "tenants": tenants,
                             "removed_from": parents.iter().map(|p| group_name(tenant, *p)).collect::<Vec<_>>(),
                             "notify": recipients.iter().map(|u| [u.tenant.0, u.user.0]).collect::<Vec<_>>(),
                         }),
@@ -284,7 +285,7 @@ async fn create_in(
     caller: &Caller,
     cmd: &CreateGroup,
     fingerprint: &str,
-) -> Result<Group> {
+) -> Result<Created> {
     let actor = caller.resolve(tx).await?;
     if actor.tenant() != cmd.tenant {
         return Err(Error::NotFound("tenant"));
@@ -300,9 +301,48 @@ async fn create_in(
             "only admins may create groups in this tenant",
         ));
     }
+    let masters: Vec<UserKey> = cmd
+        .masters
+        .iter()
+        .map(|u| UserKey {
+            tenant: tenant.id,
+            user: *u,
+        })
+        .collect();
+    let request = cmd.request_id.as_deref().map(|id| (id, fingerprint));
+    insert_new_group(
+        tx,
+        &tenant,
+        &cmd.spec,
+        &masters,
+        &cmd.members,
+        request,
+        json!({}),
+    )
+    .await
+}
+
+/// A new group and what was left out of it (R14).
+#[derive(Clone, Debug)]
+pub struct Created {
+    pub group: Group,
+    pub excluded: Vec<(UserKey, Reason)>,
+}
+
+/// Creates a group once the caller's right to do so is settled: request-id replay, R13,
+/// the tenant quota (R03), the row, first masters and members, settings, the event.
+pub(crate) async fn insert_new_group(
+    tx: &mut dyn Tx,
+    tenant: &Tenant,
+    spec: &GroupSpec,
+    masters: &[UserKey],
+    members: &[MemberRef],
+    request: Option<(&str, &str)>,
+    origin: serde_json::Value,
+) -> Result<Created> {
     let now = now_micros();
     let id = GroupId(next_id());
-    if let Some(request_id) = &cmd.request_id
+    if let Some((request_id, fingerprint)) = request
         && !tx
             .insert_create_request(tenant.id, request_id, fingerprint, id, now)
             .await?
@@ -318,7 +358,21 @@ async fn create_in(
                 description: "this request_id was used for a different request".into(),
             });
         }
-        return tx.get_group(tenant.id, group).await?.ok_or_else(not_found);
+        let group = tx
+            .get_group(tenant.id, group)
+            .await?
+            .ok_or_else(not_found)?;
+        return Ok(Created {
+            group,
+            excluded: Vec::new(),
+        });
+    }
+    // R13: external groups need Core.
+    if spec.kind == GroupKind::External && !tenant.core_enabled {
+        return Err(Error::precondition(
+            Reason::CoreRequired,
+            "external groups need NAVER WORKS Core",
+        ));
     }
     // R03: the tenant's quota, taken under the tenant's row lock.
     if !tx.take_group_slot(tenant.id).await? {
@@ -331,39 +385,30 @@ async fn create_in(
             ),
         });
     }
-
     let group = Group {
         tenant: tenant.id,
         id,
-        display_name: cmd.spec.display_name.clone(),
-        description: cmd.spec.description.clone(),
-        photo_uri: cmd.spec.photo_uri.clone(),
-        kind: cmd.spec.kind,
-        is_public: cmd.spec.is_public,
-        features: cmd.spec.features,
-        notify_all_members: cmd.spec.notify_all_members,
-        master_manages_features: cmd.spec.master_manages_features,
-        external_key: cmd.spec.external_key.clone(),
-        mailing_list: cmd.spec.mailing_list.clone(),
+        display_name: spec.display_name.clone(),
+        description: spec.description.clone(),
+        photo_uri: spec.photo_uri.clone(),
+        kind: spec.kind,
+        is_public: spec.is_public,
+        features: spec.features,
+        notify_all_members: spec.notify_all_members,
+        master_manages_features: spec.master_manages_features,
+        external_key: spec.external_key.clone(),
+        mailing_list: spec.mailing_list.clone(),
         storage_used_bytes: 0,
         version: 1,
         create_time: now,
         update_time: now,
     };
     tx.insert_group(&group).await?;
-    // The creator passed R04 above: that is the permission to name the first members.
+    // The caller's right to create is settled: that is the right to name the first members.
     let managed = Managed {
         group: group.clone(),
     };
-    let masters: Vec<UserKey> = cmd
-        .masters
-        .iter()
-        .map(|u| UserKey {
-            tenant: tenant.id,
-            user: *u,
-        })
-        .collect();
-    add_members_in(tx, &managed, &cmd.members, &masters, now).await?;
+    let added = add_members_in(tx, &managed, members, masters, Admission::Initial, now).await?;
     super::settings::check_settings(tx, &group).await?;
     tx.save_mailing_list(&group).await?;
     tx.insert_event(&group_event(
@@ -371,13 +416,19 @@ async fn create_in(
         "group.created",
         json!({
             "group": group.resource_name(),
-            "masters": cmd.masters.iter().map(|u| u.0).collect::<Vec<_>>(),
-            "members": cmd.members,
+            "kind": group.kind.as_str(),
+            "masters": masters,
+            "members": added.added,
+            "excluded": added.excluded.iter().map(|(u, r)| json!({"user": u, "reason": r.as_str()})).collect::<Vec<_>>(),
+            "origin": origin,
         }),
         now,
     ))
     .await?;
-    Ok(group)
+    Ok(Created {
+        group,
+        excluded: added.excluded,
+    })
 }
 
 /// R21: adding `member` into `parent` must not close a cycle nor make a chain of nested

@@ -64,6 +64,9 @@ pub(crate) async fn manage_membership(
 pub struct AddOutcome {
     pub added: Vec<MemberRef>,
     pub already_present: Vec<MemberRef>,
+    /// Users left out of an external group at creation or conversion (R14).
+    #[serde(skip)]
+    pub excluded: Vec<(UserKey, Reason)>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -176,6 +179,27 @@ async fn member_event(
     .await
 }
 
+/// How the external-group rules (R13-R15) admit users.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Admission {
+    /// Initial members (create, room conversion): users without the external permission and
+    /// LINE users are left out and reported; a master without the permission fails.
+    Initial,
+    /// Added later by `adder`: users of other tenants must be in the adder's contacts, and
+    /// every user must have the permission.
+    Added { adder: Option<UserKey> },
+}
+
+fn excluded_reason(user: &User) -> Option<Reason> {
+    if user.kind == UserKind::Line {
+        Some(Reason::LineUserNotAllowed)
+    } else if !user.external_messaging_allowed {
+        Some(Reason::ExternalPermissionRequired)
+    } else {
+        None
+    }
+}
+
 /// Adds members to a group the caller may manage; members already present are reported.
 /// `masters` are added (or promoted) as Group Masters.
 pub(crate) async fn add_members_in(
@@ -183,11 +207,12 @@ pub(crate) async fn add_members_in(
     m: &Managed,
     members: &[MemberRef],
     masters: &[UserKey],
+    admission: Admission,
     now: i64,
 ) -> Result<AddOutcome> {
     let group = &m.group;
     let tenant = group.tenant;
-    // Everything named must exist, and (for internal groups) belong to the group's tenant.
+    let external = group.kind == GroupKind::External;
     let mut users: Vec<UserKey> = members
         .iter()
         .filter_map(|x| {
@@ -201,22 +226,26 @@ pub(crate) async fn add_members_in(
         .collect();
     users.sort();
     users.dedup();
-    if let Some(u) = users
-        .iter()
-        .find(|u| u.tenant != tenant && group.kind == GroupKind::Internal)
-    {
+    if !external {
+        if let Some(u) = users.iter().find(|u| u.tenant != tenant) {
+            return Err(Error::precondition(
+                Reason::UserNotInTenant,
+                format!("{} is not a user of the group's tenant", user_subject(*u)),
+            ));
+        }
+    } else if members.iter().any(|x| !matches!(x, MemberRef::User(_))) {
         return Err(Error::precondition(
-            Reason::UserNotInTenant,
-            format!("{} is not a user of the group's tenant", user_subject(*u)),
+            Reason::ExternalGroupUsersOnly,
+            "external groups have users as members, not teams or groups",
         ));
     }
-    let found: BTreeSet<UserKey> = tx
+    let found: std::collections::HashMap<UserKey, User> = tx
         .get_users(&users)
         .await?
         .into_iter()
-        .map(|u| u.key)
+        .map(|u| (u.key, u))
         .collect();
-    if let Some(missing) = users.iter().find(|k| !found.contains(k)) {
+    if let Some(missing) = users.iter().find(|k| !found.contains_key(k)) {
         return Err(Error::precondition(
             Reason::UnknownMember,
             format!("{} does not exist", user_subject(*missing)),
@@ -262,7 +291,57 @@ pub(crate) async fn add_members_in(
 
     let mut out = AddOutcome::default();
     let master_set: BTreeSet<UserKey> = masters.iter().copied().collect();
-    let mut all: Vec<MemberRef> = members.to_vec();
+    // R13-R15 for external groups.
+    let mut admitted: BTreeSet<UserKey> = BTreeSet::new();
+    for u in &users {
+        let user = &found[u];
+        if !external {
+            admitted.insert(*u);
+            continue;
+        }
+        if let Some(reason) = excluded_reason(user) {
+            match admission {
+                Admission::Initial if !master_set.contains(u) => {
+                    out.excluded.push((*u, reason));
+                    continue;
+                }
+                _ => {
+                    return Err(Error::precondition(
+                        reason,
+                        format!("{} cannot be in an external group", user_subject(*u)),
+                    ));
+                }
+            }
+        }
+        if let Admission::Added { adder } = admission {
+            let is_present = tx.user_member(tenant, group.id, *u).await?.is_some();
+            if u.tenant != tenant && !is_present {
+                let in_contacts = match adder {
+                    Some(a) => a == *u || tx.has_contact(a, *u).await?,
+                    None => false,
+                };
+                if !in_contacts {
+                    return Err(Error::precondition(
+                        Reason::NotInContacts,
+                        format!(
+                            "{} is not in the adding master's contacts",
+                            user_subject(*u)
+                        ),
+                    ));
+                }
+            }
+        }
+        admitted.insert(*u);
+    }
+
+    let mut all: Vec<MemberRef> = members
+        .iter()
+        .filter(|x| match x {
+            MemberRef::User(u) => admitted.contains(u),
+            _ => true,
+        })
+        .copied()
+        .collect();
     all.extend(masters.iter().map(|u| MemberRef::User(*u)));
     all.sort();
     all.dedup();
@@ -276,15 +355,12 @@ pub(crate) async fn add_members_in(
                     true
                 }
                 None => {
-                    // R03: the user's own limit, under the user's row lock.
-                    if !tx.take_user_group_slot(u, USER_GROUP_LIMIT).await? {
-                        return Err(Error::QuotaExceeded {
-                            reason: Reason::UserGroupLimit,
-                            subject: user_subject(u),
-                            description: format!(
-                                "the user is a direct member of {USER_GROUP_LIMIT} groups"
-                            ),
-                        });
+                    // R03 (and R14 for external groups), under the user's row lock.
+                    if !tx
+                        .take_user_group_slot(u, USER_GROUP_LIMIT, external)
+                        .await?
+                    {
+                        return Err(slot_refused(tx, u, external).await);
                     }
                     tx.insert_user_member(tenant, group.id, u, master_set.contains(&u), now)
                         .await?;
@@ -314,6 +390,35 @@ pub(crate) async fn add_members_in(
         }
     }
     Ok(out)
+}
+
+/// Why a user's slot was refused: the R03 limit, or (external groups) a permission revoked
+/// since it was checked.
+async fn slot_refused(tx: &mut dyn Tx, u: UserKey, external: bool) -> Error {
+    if external {
+        match tx.get_user(u).await {
+            Ok(Some(user)) => {
+                if let Some(reason) = excluded_reason(&user) {
+                    return Error::precondition(
+                        reason,
+                        format!("{} cannot be in an external group", user_subject(u)),
+                    );
+                }
+            }
+            Ok(None) => {
+                return Error::precondition(
+                    Reason::UnknownMember,
+                    format!("{} does not exist", user_subject(u)),
+                );
+            }
+            Err(e) => return e,
+        }
+    }
+    Error::QuotaExceeded {
+        reason: Reason::UserGroupLimit,
+        subject: user_subject(u),
+        description: format!("the user is a direct member of {USER_GROUP_LIMIT} groups"),
+    }
 }
 
 fn fingerprint(caller: &Caller, method: &str, batch: &MemberBatch) -> String {
@@ -374,7 +479,8 @@ impl Service {
                 Box::pin(async move {
                     let m = manage_membership(tx, &caller, batch.tenant, batch.group).await?;
                     idempotent!(tx, batch, fp.as_str(), AddOutcome, now => {
-                        let out = add_members_in(tx, &m, &batch.members, &[], now).await?;
+                        let adder = caller.resolve(tx).await?.user_key();
+                        let out = add_members_in(tx, &m, &batch.members, &[], Admission::Added { adder }, now).await?;
                         if out.added.is_empty() {
                             return Err(Error::AlreadyExists {
                                 reason: Reason::AlreadyMember,
@@ -446,7 +552,10 @@ impl Service {
                         });
                     }
                     let now = now_micros();
-                    let added = add_members_in(tx, &m, &[], &out.changed, now).await?;
+                    let adder = caller.resolve(tx).await?.user_key();
+                    let added =
+                        add_members_in(tx, &m, &[], &out.changed, Admission::Added { adder }, now)
+                            .await?;
                     tx.touch_group(tenant, group, now).await?;
                     if !added.added.is_empty() {
                         member_event(tx, &m.group, "members.added", &added.added, json!({}), now)

@@ -5,6 +5,7 @@ pub mod caller;
 pub mod directory;
 pub mod discovery;
 pub mod error;
+pub mod external;
 pub mod groups;
 pub mod membership;
 pub mod model;

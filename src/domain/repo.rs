@@ -62,8 +62,15 @@ pub trait Tx: Send {
     async fn get_users(&mut self, keys: &[UserKey]) -> Result<Vec<User>>;
     async fn list_users(&mut self, tenant: TenantId, page: Page<UserId>) -> Result<Vec<User>>;
     async fn delete_user(&mut self, key: UserKey) -> Result<bool>;
-    /// Counts one more direct group for the user if under `limit` (R03); false when full.
-    async fn take_user_group_slot(&mut self, key: UserKey, limit: i64) -> Result<bool>;
+    /// Counts one more direct group for the user if under `limit` (R03) and, when
+    /// `needs_external_permission`, if the user still has it (R14, checked under the user's row
+    /// lock so a concurrent revocation cannot slip between check and insert); false otherwise.
+    async fn take_user_group_slot(
+        &mut self,
+        key: UserKey,
+        limit: i64,
+        needs_external_permission: bool,
+    ) -> Result<bool>;
     async fn release_user_group_slots(&mut self, keys: &[UserKey]) -> Result<()>;
 
     // Teams
@@ -89,6 +96,13 @@ pub trait Tx: Send {
         page: Page<RoomId>,
     ) -> Result<Vec<MessageRoom>>;
     async fn delete_room(&mut self, tenant: TenantId, id: RoomId) -> Result<bool>;
+    /// Marks the room converted into `group` unless it already was; false if it was (R16).
+    async fn mark_room_converted(
+        &mut self,
+        tenant: TenantId,
+        id: RoomId,
+        group: GroupId,
+    ) -> Result<bool>;
 
     // Groups
     async fn insert_group(&mut self, group: &Group) -> Result<()>;
@@ -264,12 +278,20 @@ pub trait Tx: Send {
     /// Adds `delta` (may be negative) to the group's and its tenant's storage, never below 0.
     async fn add_storage(&mut self, tenant: TenantId, group: GroupId, delta: i64) -> Result<()>;
 
+    /// (groups, storage bytes) owned by the tenant, for internal and for external groups.
+    async fn usage_by_kind(&mut self, tenant: TenantId) -> Result<[(i64, i64); 2]>;
+    /// Whether `contact` is in `owner`'s address book (R15).
+    async fn has_contact(&mut self, owner: UserKey, contact: UserKey) -> Result<bool>;
+
     // Discovery (R07)
-    /// Groups of `tenant` that `viewer` may see (`None`: all of them), after `after` by id.
+    /// Groups of `tenant` that `viewer` may see (`sees_all`: the tenant's admins see every
+    /// group of it), plus external groups of other tenants the viewer is a member of (R20);
+    /// after `after` by id.
     async fn list_groups(
         &mut self,
         tenant: TenantId,
-        viewer: Option<UserKey>,
+        viewer: UserKey,
+        sees_all: bool,
         filter: &GroupFilter,
         page: Page<GroupId>,
     ) -> Result<Vec<Group>>;
@@ -278,7 +300,8 @@ pub trait Tx: Send {
     async fn search_groups(
         &mut self,
         tenant: TenantId,
-        viewer: Option<UserKey>,
+        viewer: UserKey,
+        sees_all: bool,
         query: &str,
         page: Page<(i32, String, i64)>,
     ) -> Result<Vec<(i32, Group)>>;
@@ -286,7 +309,8 @@ pub trait Tx: Send {
     async fn autocomplete_groups(
         &mut self,
         tenant: TenantId,
-        viewer: Option<UserKey>,
+        viewer: UserKey,
+        sees_all: bool,
         prefix: &str,
         limit: i64,
     ) -> Result<Vec<Group>>;

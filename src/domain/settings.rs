@@ -377,6 +377,9 @@ impl Service {
     }
 
     /// A service of the owning tenant reports how much data a feature holds for a group.
+    /// R19: an external group's data counts against the tenant that owns it. A report is
+    /// recorded even when it takes the tenant over its quota (the data exists already); the
+    /// answer carries the tenant so the caller sees it is over.
     pub async fn report_feature_usage(
         &self,
         caller: &Caller,
@@ -384,7 +387,7 @@ impl Service {
         id: GroupId,
         feature: String,
         bytes: i64,
-    ) -> Result<Group> {
+    ) -> Result<(Group, Tenant)> {
         caller.require_service_of(tenant)?;
         let mut v = Violations::default();
         v.check(REPORTABLE.contains(&feature.as_str()), "feature", || {
@@ -412,9 +415,15 @@ impl Service {
                         now,
                     ))
                     .await?;
-                    tx.get_group(tenant, id)
+                    let group = tx
+                        .get_group(tenant, id)
                         .await?
-                        .ok_or(Error::NotFound("group"))
+                        .ok_or(Error::NotFound("group"))?;
+                    let owner = tx
+                        .get_tenant(tenant)
+                        .await?
+                        .ok_or(Error::NotFound("tenant"))?;
+                    Ok((group, owner))
                 })
             })
             .await

@@ -6,7 +6,8 @@ use tonic::Status;
 use super::pb;
 use super::status::to_status;
 use crate::domain::error::{Error, Violations};
-use crate::domain::groups::{CreateGroup, GroupSpec, MemberRef};
+use crate::domain::external::{ConvertRoom, TenantUsage};
+use crate::domain::groups::{CreateGroup, Created, GroupSpec, MemberRef};
 use crate::domain::model::*;
 use crate::domain::page::PageRequest;
 use crate::domain::settings::{Field, UpdateGroup};
@@ -409,6 +410,7 @@ impl From<Group> for pb::Group {
             create_time: Some(timestamp(g.create_time)),
             update_time: Some(timestamp(g.update_time)),
             storage_used_bytes: g.storage_used_bytes,
+            excluded_members: Vec::new(),
             mailing_list: g.mailing_list.map(|m| pb::MailingList {
                 address: m.address,
                 block_external_senders: m.block_external_senders,
@@ -421,6 +423,71 @@ impl From<Group> for pb::Group {
                     })
                     .collect(),
                 external_recipients: m.external_recipients,
+            }),
+        }
+    }
+}
+
+impl From<Created> for pb::Group {
+    fn from(c: Created) -> Self {
+        let mut g = pb::Group::from(c.group);
+        g.excluded_members = c
+            .excluded
+            .into_iter()
+            .map(|(u, reason)| pb::ExcludedMember {
+                user: Some(pb::UserRef {
+                    tenant_id: u.tenant.0,
+                    user_id: u.user.0,
+                }),
+                reason: reason.as_str().to_owned(),
+            })
+            .collect();
+        g
+    }
+}
+
+/// `tenants/{tenant}/rooms/{room}`.
+pub fn parse_room_name(field: &str, name: &str) -> Result<(TenantId, RoomId), Status> {
+    let parts: Vec<&str> = name.split('/').collect();
+    match parts.as_slice() {
+        ["tenants", t, "rooms", r] => {
+            Ok((TenantId(parse_id(field, t)?), RoomId(parse_id(field, r)?)))
+        }
+        _ => Err(invalid(field, "must be tenants/{tenant}/rooms/{room}")),
+    }
+}
+
+impl TryFrom<pb::ConvertMessageRoomRequest> for ConvertRoom {
+    type Error = Status;
+    fn try_from(r: pb::ConvertMessageRoomRequest) -> Result<Self, Status> {
+        let (tenant, room) = parse_room_name("room", &r.room)?;
+        Ok(ConvertRoom {
+            tenant,
+            room,
+            display_name: r.display_name,
+            description: r.description,
+            features: features_from(r.features),
+            request_id: Some(r.request_id).filter(|id| !id.is_empty()),
+        })
+    }
+}
+
+impl From<TenantUsage> for pb::TenantUsage {
+    fn from(u: TenantUsage) -> Self {
+        pb::TenantUsage {
+            name: format!("tenants/{}", u.tenant),
+            over_quota: u.over_quota(),
+            groups_used: u.groups_used,
+            groups_limit: u.groups_limit,
+            storage_used_bytes: u.storage_used_bytes,
+            storage_quota_bytes: u.storage_quota_bytes,
+            internal: Some(pb::KindUsage {
+                groups: u.internal.0,
+                storage_used_bytes: u.internal.1,
+            }),
+            external: Some(pb::KindUsage {
+                groups: u.external.0,
+                storage_used_bytes: u.external.1,
             }),
         }
     }

@@ -7,6 +7,7 @@ use super::pb;
 use super::pb::group_service_server::GroupService;
 use super::{caller, to_status};
 use crate::domain::Service;
+use crate::domain::external::{ConvertRoom, over_quota};
 use crate::domain::groups::CreateGroup;
 use crate::domain::settings::{DataFeature, UpdateGroup};
 
@@ -164,15 +165,48 @@ impl GroupService for GroupApi {
     async fn report_feature_usage(
         &self,
         req: Request<pb::ReportFeatureUsageRequest>,
-    ) -> Result<Response<pb::Group>, Status> {
+    ) -> Result<Response<pb::ReportFeatureUsageResponse>, Status> {
         let caller = caller(&req)?;
         let r = req.into_inner();
         let (tenant, id) = parse_group_name("name", &r.name)?;
-        let group = self
+        let (group, owner) = self
             .service
             .report_feature_usage(&caller, tenant, id, r.feature, r.bytes)
             .await
             .map_err(to_status)?;
-        Ok(Response::new(group.into()))
+        Ok(Response::new(pb::ReportFeatureUsageResponse {
+            group: Some(group.into()),
+            over_quota: over_quota(&owner),
+            tenant_storage_used_bytes: owner.storage_used_bytes,
+            tenant_storage_quota_bytes: owner.storage_quota_bytes,
+        }))
+    }
+
+    async fn convert_message_room(
+        &self,
+        req: Request<pb::ConvertMessageRoomRequest>,
+    ) -> Result<Response<pb::Group>, Status> {
+        let caller = caller(&req)?;
+        let cmd: ConvertRoom = req.into_inner().try_into()?;
+        let created = self
+            .service
+            .convert_room(&caller, cmd)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(created.into()))
+    }
+
+    async fn get_tenant_usage(
+        &self,
+        req: Request<pb::GetTenantUsageRequest>,
+    ) -> Result<Response<pb::TenantUsage>, Status> {
+        let caller = caller(&req)?;
+        let tenant = parse_parent("name", &req.get_ref().name)?;
+        let usage = self
+            .service
+            .tenant_usage(&caller, tenant)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(usage.into()))
     }
 }

@@ -67,6 +67,14 @@ impl Store {
             Ok(Store::Postgres(pool))
         } else {
             let path = url.strip_prefix("sqlite://").unwrap_or(url).to_owned();
+            // Each connection would get a database of its own: the writer's tables would be
+            // invisible to the readers.
+            anyhow::ensure!(
+                !path.trim().is_empty()
+                    && !path.contains(":memory:")
+                    && !path.contains("mode=memory"),
+                "SQLite needs a file path: an empty or in-memory database is private to one connection"
+            );
             if let Some(dir) = std::path::Path::new(&path).parent()
                 && !dir.as_os_str().is_empty()
             {

@@ -99,13 +99,20 @@ fn like_escape(s: &str) -> String {
     out
 }
 
-/// The visibility clause, or none for an admin.
-fn visible_clause(viewer: Option<UserKey>) -> (&'static str, UserKey) {
-    match viewer {
-        Some(v) => (VISIBLE, v),
-        None => ("($1 = $1 AND $2 = $2)", user_key(0, 0)),
+/// The visibility clause: everything of the tenant for its admins, else VISIBLE.
+fn visible_clause(sees_all: bool) -> &'static str {
+    if sees_all {
+        "($1 = $1 AND $2 = $2)"
+    } else {
+        VISIBLE
     }
 }
+
+/// External groups of other tenants that the viewer ($1, $2) is a member of (R20), for a
+/// viewer whose own tenant is $3. The caller adds conditions on `g` and an order.
+const OTHER_TENANTS_EXTERNAL: &str = "SELECT g.* FROM up JOIN groups g \
+     ON g.tenant_id = up.tenant_id AND g.group_id = up.group_id \
+     WHERE up.tenant_id <> $3 AND $1 = $3 AND g.kind = 'EXTERNAL'";
 
 fn filter_clause(filter: &GroupFilter) -> String {
     let mut out = String::new();
@@ -120,6 +127,16 @@ fn filter_clause(filter: &GroupFilter) -> String {
         });
     }
     out
+}
+
+#[derive(QueryableByName)]
+struct KindUsageRow {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    kind: String,
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+    #[diesel(sql_type = BigInt)]
+    bytes: i64,
 }
 
 #[derive(QueryableByName)]
@@ -331,16 +348,20 @@ macro_rules! impl_tx {
                 Ok(n > 0)
             }
 
-            async fn take_user_group_slot(&mut self, key: UserKey, limit: i64) -> Result<bool> {
+            async fn take_user_group_slot(&mut self, key: UserKey, limit: i64, needs_external_permission: bool) -> Result<bool> {
                 use users::dsl as c;
-                let n = diesel::update(
-                    users::table
-                        .find((key.tenant.0, key.user.0))
-                        .filter(c::direct_group_count.lt(limit)),
-                )
-                .set(c::direct_group_count.eq(c::direct_group_count + 1))
-                .execute(self.0)
-                .await?;
+                let mut q = diesel::update(users::table)
+                    .filter(c::tenant_id.eq(key.tenant.0))
+                    .filter(c::user_id.eq(key.user.0))
+                    .filter(c::direct_group_count.lt(limit))
+                    .into_boxed();
+                if needs_external_permission {
+                    q = q.filter(c::external_messaging_allowed.eq(true)).filter(c::kind.eq("WORKS"));
+                }
+                let n = q
+                    .set(c::direct_group_count.eq(c::direct_group_count + 1))
+                    .execute(self.0)
+                    .await?;
                 Ok(n > 0)
             }
 
@@ -624,6 +645,40 @@ macro_rules! impl_tx {
                     .execute(self.0)
                     .await?;
                 Ok(n > 0)
+            }
+
+            async fn mark_room_converted(&mut self, tenant: TenantId, id: RoomId, group: GroupId) -> Result<bool> {
+                use message_rooms::dsl as r;
+                let n = diesel::update(message_rooms::table.find((tenant.0, id.0)).filter(r::converted_group_id.is_null()))
+                    .set(r::converted_group_id.eq(group.0))
+                    .execute(self.0)
+                    .await?;
+                Ok(n > 0)
+            }
+
+            async fn usage_by_kind(&mut self, tenant: TenantId) -> Result<[(i64, i64); 2]> {
+                let rows = diesel::sql_query(
+                    "SELECT kind, COUNT(*) AS n, CAST(COALESCE(SUM(storage_used_bytes), 0) AS BIGINT) AS bytes \
+                     FROM groups WHERE tenant_id = $1 GROUP BY kind",
+                )
+                .bind::<BigInt, _>(tenant.0)
+                .load::<KindUsageRow>(self.0)
+                .await?;
+                let mut out = [(0, 0); 2];
+                for r in rows {
+                    out[usize::from(r.kind == GroupKind::External.as_str())] = (r.n, r.bytes);
+                }
+                Ok(out)
+            }
+
+            async fn has_contact(&mut self, owner: UserKey, contact: UserKey) -> Result<bool> {
+                Ok(contacts::table
+                    .find((owner.tenant.0, owner.user.0, contact.tenant.0, contact.user.0))
+                    .select(contacts::user_id)
+                    .first::<i64>(self.0)
+                    .await
+                    .optional()?
+                    .is_some())
             }
 
             async fn insert_group(&mut self, group: &Group) -> Result<()> {
@@ -1226,16 +1281,21 @@ macro_rules! impl_tx {
                 Ok(())
             }
 
-            async fn list_groups(&mut self, tenant: TenantId, viewer: Option<UserKey>, filter: &GroupFilter, page: Page<GroupId>) -> Result<Vec<Group>> {
-                let (visible, v) = visible_clause(viewer);
+            async fn list_groups(&mut self, tenant: TenantId, viewer: UserKey, sees_all: bool, filter: &GroupFilter, page: Page<GroupId>) -> Result<Vec<Group>> {
+                let visible = visible_clause(sees_all);
+                let filter = filter_clause(filter);
                 let sql = format!(
-                    "{UP_FROM_USER}SELECT g.* FROM groups g WHERE g.tenant_id = $3 AND {visible} \
-                     AND g.group_id > $4{} ORDER BY g.group_id LIMIT $5",
-                    filter_clause(filter)
+                    "{UP_FROM_USER}SELECT * FROM ( \
+                       SELECT * FROM (SELECT g.* FROM groups g WHERE g.tenant_id = $3 AND {visible} \
+                         AND g.group_id > $4{filter} ORDER BY g.group_id LIMIT $5) own \
+                       UNION ALL \
+                       SELECT * FROM ({OTHER_TENANTS_EXTERNAL} AND g.group_id > $4{filter} \
+                         ORDER BY g.group_id LIMIT $5) ext \
+                     ) x ORDER BY group_id LIMIT $5"
                 );
                 diesel::sql_query(sql)
-                    .bind::<BigInt, _>(v.tenant.0)
-                    .bind::<BigInt, _>(v.user.0)
+                    .bind::<BigInt, _>(viewer.tenant.0)
+                    .bind::<BigInt, _>(viewer.user.0)
                     .bind::<BigInt, _>(tenant.0)
                     .bind::<BigInt, _>(page.after.map_or(i64::MIN, |g| g.0))
                     .bind::<BigInt, _>(page.limit)
@@ -1246,24 +1306,29 @@ macro_rules! impl_tx {
                     .collect()
             }
 
-            async fn search_groups(&mut self, tenant: TenantId, viewer: Option<UserKey>, query: &str, page: Page<(i32, String, i64)>) -> Result<Vec<(i32, Group)>> {
-                let (visible, v) = visible_clause(viewer);
+            async fn search_groups(&mut self, tenant: TenantId, viewer: UserKey, sees_all: bool, query: &str, page: Page<(i32, String, i64)>) -> Result<Vec<(i32, Group)>> {
+                let visible = visible_clause(sees_all);
                 let (rank, name, id) = page.after.unwrap_or((-1, String::new(), i64::MIN));
-                // SQLite numbers `$n` by first appearance: they appear here in order.
+                // SQLite numbers `$n` by first appearance: they first appear here in order.
                 let sql = format!(
                     "{UP_FROM_USER}SELECT * FROM ( \
-                       SELECT g.*, CASE WHEN g.name_key = $3 THEN 0 \
-                         WHEN g.name_key LIKE $4 ESCAPE '\\' THEN 1 ELSE 2 END AS search_rank \
-                       FROM groups g WHERE g.tenant_id = $5 AND {visible} \
-                       AND g.search_text LIKE $6 ESCAPE '\\') s \
+                       SELECT c.*, CASE WHEN c.name_key = $3 THEN 0 \
+                         WHEN c.name_key LIKE $4 ESCAPE '\\' THEN 1 ELSE 2 END AS search_rank \
+                       FROM ( \
+                         SELECT g.* FROM groups g WHERE g.tenant_id = $5 AND {visible} \
+                         UNION ALL \
+                         SELECT g.* FROM up JOIN groups g \
+                           ON g.tenant_id = up.tenant_id AND g.group_id = up.group_id \
+                           WHERE up.tenant_id <> $5 AND $1 = $5 AND g.kind = 'EXTERNAL' \
+                       ) c WHERE c.search_text LIKE $6 ESCAPE '\\') s \
                      WHERE s.search_rank > $7 OR (s.search_rank = $7 AND s.name_key > $8) \
                        OR (s.search_rank = $7 AND s.name_key = $8 AND s.group_id > $9) \
                      ORDER BY s.search_rank, s.name_key, s.group_id LIMIT $10"
                 );
                 let escaped = like_escape(query);
                 diesel::sql_query(sql)
-                    .bind::<BigInt, _>(v.tenant.0)
-                    .bind::<BigInt, _>(v.user.0)
+                    .bind::<BigInt, _>(viewer.tenant.0)
+                    .bind::<BigInt, _>(viewer.user.0)
                     .bind::<diesel::sql_types::Text, _>(query)
                     .bind::<diesel::sql_types::Text, _>(format!("{escaped}%"))
                     .bind::<BigInt, _>(tenant.0)
@@ -1279,17 +1344,23 @@ macro_rules! impl_tx {
                     .collect()
             }
 
-            async fn autocomplete_groups(&mut self, tenant: TenantId, viewer: Option<UserKey>, prefix: &str, limit: i64) -> Result<Vec<Group>> {
-                let (visible, v) = visible_clause(viewer);
-                // A range over the (tenant_id, name_key) index: bytewise on both backends.
+            async fn autocomplete_groups(&mut self, tenant: TenantId, viewer: UserKey, sees_all: bool, prefix: &str, limit: i64) -> Result<Vec<Group>> {
+                let visible = visible_clause(sees_all);
+                // A range over the (tenant_id, name_key) index, bytewise on both backends, cut
+                // at `limit` before the two parts are merged.
                 let sql = format!(
-                    "{UP_FROM_USER}SELECT g.* FROM groups g WHERE g.tenant_id = $3 \
-                     AND g.name_key >= $4 AND g.name_key < $5 AND {visible} \
-                     ORDER BY g.name_key LIMIT $6"
+                    "{UP_FROM_USER}SELECT * FROM ( \
+                       SELECT * FROM (SELECT g.* FROM groups g WHERE g.tenant_id = $3 \
+                         AND g.name_key >= $4 AND g.name_key < $5 AND {visible} \
+                         ORDER BY g.name_key LIMIT $6) own \
+                       UNION ALL \
+                       SELECT * FROM ({OTHER_TENANTS_EXTERNAL} AND g.name_key >= $4 AND g.name_key < $5 \
+                         ORDER BY g.name_key LIMIT $6) ext \
+                     ) x ORDER BY name_key, group_id LIMIT $6"
                 );
                 diesel::sql_query(sql)
-                    .bind::<BigInt, _>(v.tenant.0)
-                    .bind::<BigInt, _>(v.user.0)
+                    .bind::<BigInt, _>(viewer.tenant.0)
+                    .bind::<BigInt, _>(viewer.user.0)
                     .bind::<BigInt, _>(tenant.0)
                     .bind::<diesel::sql_types::Text, _>(prefix)
                     .bind::<diesel::sql_types::Text, _>(format!("{prefix}{}", char::MAX))
@@ -1408,7 +1479,9 @@ impl_tx!(PgTx {
         groups::table
             .find((tenant.0, id.0))
             .select(GroupRow::as_select())
-            .for_update()
+            // NO KEY UPDATE: foreign-key checks of rows that reference the group (a nested
+            // group being added elsewhere) take KEY SHARE, which this must not block.
+            .for_no_key_update()
             .first(self.0)
             .await
             .optional()?

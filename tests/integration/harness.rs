@@ -13,6 +13,7 @@ use group_service::domain::Service;
 use group_service::grpc::pb;
 use group_service::grpc::pb::directory_service_client::DirectoryServiceClient;
 use group_service::grpc::pb::group_service_client::GroupServiceClient;
+use group_service::grpc::pb::membership_service_client::MembershipServiceClient;
 use group_service::store::Store;
 use sha2::{Digest, Sha256};
 use tokio::net::TcpListener;
@@ -41,11 +42,16 @@ impl Interceptor for Bearer {
 
 pub type Groups = GroupServiceClient<InterceptedService<Channel, Bearer>>;
 pub type Directory = DirectoryServiceClient<InterceptedService<Channel, Bearer>>;
+pub type Membership = MembershipServiceClient<InterceptedService<Channel, Bearer>>;
 
 pub struct TestServer {
+    #[allow(dead_code)]
     pub addr: std::net::SocketAddr,
     pub channel: Channel,
     pub store: Store,
+    /// The database: an SQLite file path or a PostgreSQL URL, for checks made behind the
+    /// server's back.
+    pub url: String,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
     _dir: Option<tempfile::TempDir>,
@@ -97,7 +103,9 @@ impl TestServer {
         let store = Store::connect(&url, 8).await.expect("connect");
         store.migrate().await.expect("migrate");
         let arranged = before(store.clone()).await;
-        Some((Self::serve(store, dir, pg_database).await, arranged))
+        let mut srv = Self::serve(store, dir, pg_database).await;
+        srv.url = url;
+        Some((srv, arranged))
     }
 
     async fn serve(
@@ -123,6 +131,7 @@ impl TestServer {
             addr,
             channel,
             store,
+            url: String::new(),
             shutdown: Some(tx),
             task: Some(task),
             _dir: dir,
@@ -145,6 +154,14 @@ impl TestServer {
     /// GroupService as a user of `tenant` (admin claim included when `admin`).
     pub fn groups(&self, tenant: i64, user: i64, admin: bool) -> Groups {
         self.groups_as(Some(self.token(tenant, &user.to_string(), admin, false)))
+    }
+
+    /// MembershipService as a user of `tenant` (admin claim included when `admin`).
+    pub fn membership(&self, tenant: i64, user: i64, admin: bool) -> Membership {
+        MembershipServiceClient::with_interceptor(
+            self.channel.clone(),
+            Bearer(Some(self.token(tenant, &user.to_string(), admin, false))),
+        )
     }
 
     /// DirectoryService as the directory system of `tenant`.

@@ -8,4 +8,6 @@ mod harness;
 mod auth;
 mod directory;
 mod groups;
+mod membership;
+mod membership_props;
 mod ops;
