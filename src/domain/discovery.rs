@@ -30,7 +30,7 @@ fn check_text(field: &str, text: &str) -> Result<String> {
         format!("must be 1-{MAX_QUERY_CHARS} characters")
     });
     v.finish()?;
-    Ok(text.to_lowercase())
+    Ok(fold_case(text))
 }
 
 /// `kind = INTERNAL|EXTERNAL` and `visibility = PUBLIC|PRIVATE`, joined by AND.

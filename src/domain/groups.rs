@@ -95,12 +95,11 @@ pub fn validate_spec(spec: &GroupSpec, v: &mut Violations) {
             || "must not contain control characters".into(),
         );
     }
-    let f = spec.features;
-    v.check(
-        f.message || !(f.note || f.event || f.task || f.folder),
-        "group.features",
-        || "note, event, task and folder need message".into(),
-    );
+    // R08 (features need message) is a rule on the stored group, checked after an update's
+    // mask is applied: see settings::check_settings.
+    if let Some(list) = &spec.mailing_list {
+        super::settings::validate_mailing_list(list, v);
+    }
 }
 
 fn not_found() -> Error {
@@ -183,6 +182,7 @@ impl Service {
             }
         }
         v.finish()?;
+        super::settings::normalize_mailing_list(&mut cmd.spec.mailing_list);
         cmd.masters.sort();
         cmd.masters.dedup();
         cmd.members.sort();
@@ -257,6 +257,8 @@ impl Service {
                     tenants.dedup();
                     tx.release_user_group_slots(&users).await?;
                     tx.release_group_slot(tenant).await?;
+                    // The group's storage goes back to the tenant that was charged (R19).
+                    tx.add_storage(tenant, id, -group.storage_used_bytes).await?;
                     tx.delete_group(tenant, id).await?;
                     let now = now_micros();
                     tx.insert_event(&group_event(

@@ -927,13 +927,17 @@ pub(crate) async fn remove_user_everywhere(
     cause: &str,
     now: i64,
 ) -> Result<()> {
-    for (tenant, group_id, is_master) in tx.direct_groups_of_user(user).await? {
+    for (tenant, group_id, _) in tx.direct_groups_of_user(user).await? {
         let Some(group) = tx.lock_group(tenant, group_id).await? else {
             continue;
         };
         if only_external && group.kind != GroupKind::External {
             continue;
         }
+        // Read under the group's lock: a concurrent promotion or demotion has settled.
+        let Some(is_master) = tx.user_member(tenant, group_id, user).await? else {
+            continue;
+        };
         let mut successor = None;
         if is_master && tx.count_masters(tenant, group_id).await? <= 1 {
             successor = tx

@@ -222,13 +222,20 @@ pub struct MailingList {
 
 /// The case-insensitive key under which group names are unique (R01).
 pub fn name_key(display_name: &str) -> String {
-    display_name.to_lowercase()
+    fold_case(display_name)
+}
+
+/// Lower case, with the Greek final sigma folded to σ so that "ΣΑΣ" typed in capitals
+/// matches the start of "Σασα" (`to_lowercase` alone gives "σας" for one and "σασα" for the
+/// other).
+pub fn fold_case(s: &str) -> String {
+    s.to_lowercase().replace('ς', "σ")
 }
 
 /// What SearchGroups matches: name and description, lower-cased the same way on both
 /// backends.
 pub fn search_text(display_name: &str, description: &str) -> String {
-    format!("{}\n{}", name_key(display_name), description.to_lowercase())
+    format!("{}\n{}", name_key(display_name), fold_case(description))
 }
 
 /// A change recorded in the outbox in the same transaction as the change itself.

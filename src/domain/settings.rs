@@ -151,6 +151,17 @@ pub fn parse_contact(s: &str) -> Option<UserKey> {
     }
 }
 
+/// Sorts and de-duplicates senders and recipients (after validation named bad entries by
+/// their index in the request).
+pub fn normalize_mailing_list(list: &mut Option<MailingList>) {
+    if let Some(l) = list {
+        l.designated_senders.sort();
+        l.designated_senders.dedup();
+        l.external_recipients.sort();
+        l.external_recipients.dedup();
+    }
+}
+
 /// Rule-level checks of the group's settings as they would be stored: R07 (external groups
 /// are private), R08 (features need message), R10 (address free, senders are members,
 /// recipient contacts are partners).
@@ -286,20 +297,13 @@ impl Service {
         if !cmd.mask.contains(&Field::DisplayName) {
             probe.display_name = "x".into();
         }
-        if !cmd
-            .mask
-            .iter()
-            .any(|f| f.class() == Class::RoomFeature && *f != Field::MailingList)
-        {
-            probe.features = Features::default();
+        if !cmd.mask.contains(&Field::MailingList) {
+            probe.mailing_list = None;
         }
         validate_spec(&probe, &mut v);
-        if cmd.mask.contains(&Field::MailingList)
-            && let Some(list) = &cmd.spec.mailing_list
-        {
-            validate_mailing_list(list, &mut v);
-        }
         v.finish()?;
+        let mut cmd = cmd;
+        normalize_mailing_list(&mut cmd.spec.mailing_list);
         let caller = caller.clone();
         self.store
             .write(move |tx| {

@@ -344,16 +344,13 @@ fn mailing_list_from(m: pb::MailingList) -> Result<MailingList, Status> {
             )?),
         });
     }
-    senders.sort();
-    senders.dedup();
-    let mut recipients = m.external_recipients;
-    recipients.sort();
-    recipients.dedup();
+    // Kept in request order: violations name the index the client sent. The domain sorts and
+    // de-duplicates after validating.
     Ok(MailingList {
         address: m.address,
         block_external_senders: m.block_external_senders,
         designated_senders: senders,
-        external_recipients: recipients,
+        external_recipients: m.external_recipients,
     })
 }
 

@@ -1177,10 +1177,11 @@ macro_rules! impl_tx {
                 list.external_recipients = mailing_list_recipients::table
                     .filter(mailing_list_recipients::tenant_id.eq(tenant))
                     .filter(mailing_list_recipients::group_id.eq(id))
-                    .order(mailing_list_recipients::address)
                     .select(mailing_list_recipients::address)
                     .load::<String>(self.0)
                     .await?;
+                // Byte order, as written, whatever the database's collation.
+                list.external_recipients.sort();
                 Ok(())
             }
 

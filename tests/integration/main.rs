@@ -7,7 +7,9 @@ mod harness;
 
 mod auth;
 mod directory;
+mod discovery;
 mod groups;
 mod membership;
 mod membership_props;
 mod ops;
+mod settings;
