@@ -102,6 +102,25 @@ pub fn validate_spec(spec: &GroupSpec, v: &mut Violations) {
     }
 }
 
+/// Admins of the owning tenant delete any group; the Group Masters of an external group may
+/// delete it too (user guide), unless the tenant does not let masters manage groups.
+async fn may_delete(tx: &mut dyn Tx, actor: &Actor, group: &Group) -> Result<bool> {
+    if actor.is_admin_of(group.tenant) {
+        return Ok(true);
+    }
+    if group.kind != GroupKind::External {
+        return Ok(false);
+    }
+    let Some(user) = actor.user_key() else {
+        return Ok(false);
+    };
+    if tx.user_member(group.tenant, group.id, user).await? != Some(true) {
+        return Ok(false);
+    }
+    let owner = tx.get_tenant(group.tenant).await?;
+    Ok(owner.is_some_and(|t| t.masters_may_manage_settings))
+}
+
 fn not_found() -> Error {
     Error::NotFound("group")
 }
@@ -227,10 +246,10 @@ impl Service {
                 Box::pin(async move {
                     let actor = caller.resolve(tx).await?;
                     let group = visible_group(tx, &actor, tenant, id, true).await?;
-                    if !actor.is_admin_of(group.tenant) {
+                    if !may_delete(tx, &actor, &group).await? {
                         return Err(Error::permission(
                             Reason::NotGroupManager,
-                            "only admins of the owning tenant may delete a group",
+                            "only admins of the owning tenant (and, for an external group, its Group Masters) may delete it",
                         ));
                     }
                     if let Some(etag) = etag
