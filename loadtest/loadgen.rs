@@ -29,6 +29,8 @@ use tonic::Request;
 use tonic::transport::Channel;
 
 const SECRET: &[u8] = b"loadgen-secret-0123456789abcdef";
+/// Users per tenant: enough that 100,000 groups stay under R03's 2,000 per user.
+const USERS: i64 = 300;
 const WORDS: [&str; 12] = [
     "alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliet",
     "kilo", "lima",
@@ -49,7 +51,7 @@ fn service_caller(tenant: i64) -> Caller {
     }
 }
 
-/// A tenant with `users` users (user 1 an admin), a team, a chain of nested groups (depth 3)
+/// A tenant with 300 users (user 1 an admin), a team, a chain of nested groups (depth 3)
 /// whose innermost group holds the team, and `groups` groups in all.
 async fn seed(service: &Service, tenant: i64, groups: usize) -> anyhow::Result<(GroupId, GroupId)> {
     let svc = service_caller(tenant);
@@ -69,7 +71,7 @@ async fn seed(service: &Service, tenant: i64, groups: usize) -> anyhow::Result<(
             },
         )
         .await?;
-    for id in 1..=20 {
+    for id in 1..=USERS {
         service
             .upsert_user(
                 &svc,
@@ -99,29 +101,35 @@ async fn seed(service: &Service, tenant: i64, groups: usize) -> anyhow::Result<(
             },
         )
         .await?;
-    let create = |name: String, members: Vec<MemberRef>, public: bool| CreateGroup {
-        tenant: TenantId(tenant),
-        spec: GroupSpec {
-            display_name: name,
-            description: "load test group".into(),
-            photo_uri: String::new(),
-            kind: GroupKind::Internal,
-            is_public: public,
-            features: Features::default(),
-            notify_all_members: false,
-            master_manages_features: false,
-            external_key: None,
-            mailing_list: None,
-        },
-        masters: vec![UserId(2)],
-        members,
-        request_id: None,
-    };
+    let create =
+        |name: String, master: UserId, members: Vec<MemberRef>, public: bool| CreateGroup {
+            tenant: TenantId(tenant),
+            spec: GroupSpec {
+                display_name: name,
+                description: "load test group".into(),
+                photo_uri: String::new(),
+                kind: GroupKind::Internal,
+                is_public: public,
+                features: Features::default(),
+                notify_all_members: false,
+                master_manages_features: false,
+                external_key: None,
+                mailing_list: None,
+            },
+            masters: vec![master],
+            members,
+            request_id: None,
+        };
     // Nested chain: outer > middle > inner > team 1 (user 20).
     let inner = service
         .create_group(
             &svc,
-            create("nest-inner".into(), vec![MemberRef::Team(TeamId(1))], false),
+            create(
+                "nest-inner".into(),
+                UserId(2),
+                vec![MemberRef::Team(TeamId(1))],
+                false,
+            ),
         )
         .await?
         .group;

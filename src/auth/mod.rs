@@ -146,3 +146,122 @@ pub fn mint_hs256(
         &EncodingKey::from_secret(secret),
     )?)
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    //! Production keys: RS256 and ES256 tokens verified with their public keys (test keys in
+    //! tests/fixtures, made for these tests only).
+
+    use super::*;
+
+    const RSA_PRIVATE: &[u8] = include_bytes!("../../tests/fixtures/rsa-private.pem");
+    const RSA_PUBLIC: &[u8] = include_bytes!("../../tests/fixtures/rsa-public.pem");
+    const EC_PRIVATE: &[u8] = include_bytes!("../../tests/fixtures/es256-private-pkcs8.pem");
+    const EC_PUBLIC: &[u8] = include_bytes!("../../tests/fixtures/es256-public.pem");
+
+    fn claims(sub: &str, tenant: i64, admin: bool, svc: bool) -> Claims {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        Claims {
+            sub: sub.into(),
+            tenant,
+            admin,
+            svc,
+            exp: now + 60,
+            iat: now,
+        }
+    }
+
+    fn sign(alg: Algorithm, key: &EncodingKey, c: &Claims) -> String {
+        jsonwebtoken::encode(&Header::new(alg), c, key).unwrap()
+    }
+
+    #[test]
+    fn r24_rs256_token_verifies_with_the_public_key() {
+        let verifier = Verifier::from_public_key_pem(RSA_PUBLIC).unwrap();
+        let key = EncodingKey::from_rsa_pem(RSA_PRIVATE).unwrap();
+        let caller = verifier
+            .verify(&sign(Algorithm::RS256, &key, &claims("7", 1, true, false)))
+            .unwrap();
+        assert_eq!(caller.tenant, TenantId(1));
+        assert_eq!(caller.principal, Principal::User(UserId(7)));
+        assert!(caller.admin_claim);
+    }
+
+    #[test]
+    fn r24_es256_token_verifies_with_the_public_key() {
+        let verifier = Verifier::from_public_key_pem(EC_PUBLIC).unwrap();
+        let key = EncodingKey::from_ec_pem(EC_PRIVATE).unwrap();
+        let caller = verifier
+            .verify(&sign(
+                Algorithm::ES256,
+                &key,
+                &claims("directory", 3, false, true),
+            ))
+            .unwrap();
+        assert_eq!(caller.principal, Principal::Service("directory".into()));
+        assert_eq!(caller.tenant, TenantId(3));
+    }
+
+    #[test]
+    fn r24_public_key_verifier_refuses_other_algorithms_and_keys() {
+        let verifier = Verifier::from_public_key_pem(RSA_PUBLIC).unwrap();
+        // An HS256 token "signed" with the public key's bytes: the classic algorithm confusion.
+        let forged = sign(
+            Algorithm::HS256,
+            &EncodingKey::from_secret(RSA_PUBLIC),
+            &claims("7", 1, true, false),
+        );
+        assert!(verifier.verify(&forged).is_err());
+        // A token of another key pair.
+        let ec = sign(
+            Algorithm::ES256,
+            &EncodingKey::from_ec_pem(EC_PRIVATE).unwrap(),
+            &claims("7", 1, false, false),
+        );
+        assert!(verifier.verify(&ec).is_err());
+        assert!(Verifier::from_public_key_pem(b"not a key").is_err());
+    }
+
+    #[test]
+    fn r24_claims_must_name_a_tenant_and_a_user_id() {
+        let verifier = Verifier::hs256(b"0123456789abcdef0123");
+        let key = EncodingKey::from_secret(b"0123456789abcdef0123");
+        assert!(
+            verifier
+                .verify(&sign(Algorithm::HS256, &key, &claims("7", 0, false, false)))
+                .is_err()
+        );
+        assert!(
+            verifier
+                .verify(&sign(
+                    Algorithm::HS256,
+                    &key,
+                    &claims("kim", 1, false, false)
+                ))
+                .is_err()
+        );
+        assert!(
+            verifier
+                .verify(&sign(
+                    Algorithm::HS256,
+                    &key,
+                    &claims("-3", 1, false, false)
+                ))
+                .is_err()
+        );
+        assert!(
+            verifier
+                .verify(&sign(Algorithm::HS256, &key, &claims("", 1, false, true)))
+                .is_err()
+        );
+        assert!(
+            verifier
+                .verify(&sign(Algorithm::HS256, &key, &claims("7", 1, false, false)))
+                .is_ok()
+        );
+    }
+}

@@ -96,6 +96,13 @@ pub struct DirectMember {
     pub display_name: String,
 }
 
+/// Which users of a group a list returns.
+#[derive(Clone, Copy, Debug)]
+enum UserList {
+    Effective,
+    Masters,
+}
+
 /// A membership batch call.
 #[derive(Clone, Debug, Serialize)]
 pub struct MemberBatch {
@@ -680,6 +687,7 @@ impl Service {
         Ok((rows.into_iter().map(|(_, m)| m).collect(), next))
     }
 
+    /// R22: the distinct users reached from the group, a page at a time.
     pub async fn list_effective_members(
         &self,
         caller: &Caller,
@@ -687,23 +695,8 @@ impl Service {
         group: GroupId,
         page: PageRequest,
     ) -> Result<(Vec<UserKey>, String)> {
-        let scope = format!("effective|{tenant}|{group}");
-        let (size, after) = self.pager.start::<UserKey>(&scope, &page)?;
-        let caller = caller.clone();
-        let rows = self
-            .store
-            .read(move |tx| {
-                let caller = caller.clone();
-                Box::pin(async move {
-                    let actor = caller.resolve(tx).await?;
-                    visible_group(tx, &actor, tenant, group, false).await?;
-                    tx.list_effective_users(tenant, group, Page { after, limit: size })
-                        .await
-                })
-            })
-            .await?;
-        let next = self.pager.next(&scope, &rows, size, |u| *u);
-        Ok((rows, next))
+        self.list_users_of(caller, tenant, group, page, UserList::Effective)
+            .await
     }
 
     pub async fn list_masters(
@@ -713,7 +706,19 @@ impl Service {
         group: GroupId,
         page: PageRequest,
     ) -> Result<(Vec<UserKey>, String)> {
-        let scope = format!("masters|{tenant}|{group}");
+        self.list_users_of(caller, tenant, group, page, UserList::Masters)
+            .await
+    }
+
+    async fn list_users_of(
+        &self,
+        caller: &Caller,
+        tenant: TenantId,
+        group: GroupId,
+        page: PageRequest,
+        list: UserList,
+    ) -> Result<(Vec<UserKey>, String)> {
+        let scope = format!("{list:?}|{tenant}|{group}");
         let (size, after) = self.pager.start::<UserKey>(&scope, &page)?;
         let caller = caller.clone();
         let rows = self
@@ -723,8 +728,11 @@ impl Service {
                 Box::pin(async move {
                     let actor = caller.resolve(tx).await?;
                     visible_group(tx, &actor, tenant, group, false).await?;
-                    tx.list_masters(tenant, group, Page { after, limit: size })
-                        .await
+                    let page = Page { after, limit: size };
+                    match list {
+                        UserList::Effective => tx.list_effective_users(tenant, group, page).await,
+                        UserList::Masters => tx.list_masters(tenant, group, page).await,
+                    }
                 })
             })
             .await?;
