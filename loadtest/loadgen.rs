@@ -138,6 +138,7 @@ async fn seed(service: &Service, tenant: i64, groups: usize) -> anyhow::Result<(
             &svc,
             create(
                 "nest-middle".into(),
+                UserId(2),
                 vec![MemberRef::Group(inner.id)],
                 false,
             ),
@@ -149,6 +150,7 @@ async fn seed(service: &Service, tenant: i64, groups: usize) -> anyhow::Result<(
             &svc,
             create(
                 "nest-outer".into(),
+                UserId(2),
                 vec![MemberRef::Group(middle.id)],
                 false,
             ),
@@ -161,12 +163,16 @@ async fn seed(service: &Service, tenant: i64, groups: usize) -> anyhow::Result<(
     for i in 3..groups {
         let permit = sem.clone().acquire_owned().await?;
         let (service, svc) = (service.clone(), svc.clone());
+        // Spread over the users: nobody comes near R03's 2,000 direct groups.
+        let spread = (USERS - 2) / 2;
+        let master = UserId(2 + (i as i64 % spread));
         let member = MemberRef::User(UserKey {
             tenant: TenantId(tenant),
-            user: UserId(3 + (i % 17) as i64),
+            user: UserId(2 + spread + (i as i64 % spread)),
         });
         let cmd = create(
             format!("{}-{i:06}", WORDS[i % WORDS.len()]),
+            master,
             vec![member],
             i % 2 == 0,
         );

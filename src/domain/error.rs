@@ -78,8 +78,8 @@ pub enum Reason {
     ExternalGroupUsersOnly,
     /// A room is converted once, and for good (R16).
     RoomAlreadyConverted,
-    /// The caller is not a member of the room it converts (R16).
-    NotRoomMember,
+    /// An external group cannot be a member of another group (R24).
+    ExternalGroupNotNestable,
 }
 
 impl Reason {
@@ -121,7 +121,7 @@ impl Reason {
             Reason::NotInContacts => "NOT_IN_CONTACTS",
             Reason::ExternalGroupUsersOnly => "EXTERNAL_GROUP_USERS_ONLY",
             Reason::RoomAlreadyConverted => "ROOM_ALREADY_CONVERTED",
-            Reason::NotRoomMember => "NOT_ROOM_MEMBER",
+            Reason::ExternalGroupNotNestable => "EXTERNAL_GROUP_NOT_NESTABLE",
         }
     }
 }

@@ -64,7 +64,7 @@ impl Service {
             mailing_list: None,
         };
         let mut v = Violations::default();
-        validate_spec(&spec, &mut v);
+        validate_spec(&spec, "", &mut v);
         v.finish()?;
         let fingerprint = format!(
             "convert|{:?}|{:?}|{}",
@@ -90,8 +90,15 @@ impl Service {
                         return Err(Error::NotFound("message room"));
                     }
                     let request = cmd.request_id.as_deref().map(|id| (id, fingerprint.as_str()));
-                    if room.converted_group.is_some() && request.is_none() {
-                        return Err(Error::precondition(Reason::RoomAlreadyConverted, "the room was converted already"));
+                    if let Some(converted) = room.converted_group {
+                        // Only a retry of the conversion that did it gets past a converted room.
+                        let replay = match request {
+                            Some((id, _)) => tx.get_create_request(cmd.tenant, id).await?,
+                            None => None,
+                        };
+                        if replay.is_none_or(|(_, group)| group != converted) {
+                            return Err(Error::precondition(Reason::RoomAlreadyConverted, "the room was converted already"));
+                        }
                     }
                     let tenant = tx.get_tenant(cmd.tenant).await?.ok_or(Error::NotFound("tenant"))?;
                     let members: Vec<MemberRef> = room.members.iter().filter(|u| **u != me).map(|u| MemberRef::User(*u)).collect();
@@ -105,13 +112,15 @@ impl Service {
                         json!({"converted_from": format!("tenants/{}/rooms/{}", room.tenant, room.id)}),
                     )
                     .await?;
-                    if room.converted_group == Some(created.group.id) {
-                        return Ok(created);
+                    // Read again: a concurrent retry of this conversion may have committed while
+                    // the request id was being claimed (PostgreSQL waits there).
+                    let now = tx.get_room(room.tenant, room.id).await?.ok_or(Error::NotFound("message room"))?;
+                    match now.converted_group {
+                        Some(g) if g == created.group.id => Ok(created),
+                        Some(_) => Err(Error::precondition(Reason::RoomAlreadyConverted, "the room was converted already")),
+                        None if tx.mark_room_converted(room.tenant, room.id, created.group.id).await? => Ok(created),
+                        None => Err(Error::precondition(Reason::RoomAlreadyConverted, "the room was converted already")),
                     }
-                    if !tx.mark_room_converted(room.tenant, room.id, created.group.id).await? {
-                        return Err(Error::precondition(Reason::RoomAlreadyConverted, "the room was converted already"));
-                    }
-                    Ok(created)
                 })
             })
             .await

@@ -57,48 +57,51 @@ pub struct CreateGroup {
 }
 
 /// R01 and R02, naming each bad field.
-pub fn validate_spec(spec: &GroupSpec, v: &mut Violations) {
+/// `prefix` is where the group's fields sit in the request (`group.` for CreateGroup and
+/// UpdateGroup, empty for ConvertMessageRoom), so violations name the client's own field.
+pub fn validate_spec(spec: &GroupSpec, prefix: &str, v: &mut Violations) {
+    let field = |name: &str| format!("{prefix}{name}");
     let name_chars = spec.display_name.chars().count();
     v.check(
         name_chars > 0 && !spec.display_name.trim().is_empty(),
-        "group.display_name",
+        &field("display_name"),
         || "is required".into(),
     );
-    v.check(name_chars <= MAX_NAME_CHARS, "group.display_name", || {
+    v.check(name_chars <= MAX_NAME_CHARS, &field("display_name"), || {
         format!("must be at most {MAX_NAME_CHARS} characters, is {name_chars}")
     });
     let desc_chars = spec.description.chars().count();
     v.check(
         desc_chars <= MAX_DESCRIPTION_CHARS,
-        "group.description",
+        &field("description"),
         || format!("must be at most {MAX_DESCRIPTION_CHARS} characters, is {desc_chars}"),
     );
     v.check(
         spec.photo_uri.chars().count() <= MAX_PHOTO_URI_CHARS,
-        "group.photo_uri",
+        &field("photo_uri"),
         || format!("must be at most {MAX_PHOTO_URI_CHARS} characters"),
     );
     if let Some(key) = &spec.external_key {
         v.check(
             !key.is_empty() && key.chars().count() <= MAX_EXTERNAL_KEY_CHARS,
-            "group.external_key",
+            &field("external_key"),
             || format!("must be 1-{MAX_EXTERNAL_KEY_CHARS} characters"),
         );
     }
-    for (field, s) in [
-        ("group.display_name", &spec.display_name),
-        ("group.description", &spec.description),
+    for (name, s) in [
+        (field("display_name"), &spec.display_name),
+        (field("description"), &spec.description),
     ] {
         v.check(
             !s.chars().any(|c| c.is_control() && c != '\n' && c != '\t'),
-            field,
+            &name,
             || "must not contain control characters".into(),
         );
     }
     // R08 (features need message) is a rule on the stored group, checked after an update's
     // mask is applied: see settings::check_settings.
     if let Some(list) = &spec.mailing_list {
-        super::settings::validate_mailing_list(list, v);
+        super::settings::validate_mailing_list(list, prefix, v);
     }
 }
 
@@ -177,7 +180,7 @@ impl Service {
     /// counters and the event are written in one transaction.
     pub async fn create_group(&self, caller: &Caller, mut cmd: CreateGroup) -> Result<Created> {
         let mut v = Violations::default();
-        validate_spec(&cmd.spec, &mut v);
+        validate_spec(&cmd.spec, "group.", &mut v);
         v.check(!cmd.masters.is_empty(), "master_user_ids", || {
             "name at least one Group Master".into()
         });

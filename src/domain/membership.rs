@@ -295,6 +295,23 @@ pub(crate) async fn add_members_in(
     if !nested.is_empty() {
         tx.lock_nesting(tenant).await?;
     }
+    // An external group inside another group would make its members from other companies
+    // members of that group too (R24): only users join external groups, and external groups
+    // join nothing.
+    for g in &nested {
+        if tx
+            .get_group(tenant, *g)
+            .await?
+            .is_some_and(|g| g.kind == GroupKind::External)
+        {
+            return Err(Error::precondition(
+                Reason::ExternalGroupNotNestable,
+                format!(
+                    "tenants/{tenant}/groups/{g} is an external group; it cannot be a member of a group"
+                ),
+            ));
+        }
+    }
 
     let mut out = AddOutcome::default();
     let master_set: BTreeSet<UserKey> = masters.iter().copied().collect();
@@ -321,10 +338,13 @@ pub(crate) async fn add_members_in(
             }
         }
         if let Admission::Added { adder } = admission {
+            // R15: a user of another company than the adder's comes from the adder's
+            // contacts (a service adds for its own tenant only).
+            let adder_tenant = adder.map_or(tenant, |a| a.tenant);
             let is_present = tx.user_member(tenant, group.id, *u).await?.is_some();
-            if u.tenant != tenant && !is_present {
+            if u.tenant != adder_tenant && !is_present {
                 let in_contacts = match adder {
-                    Some(a) => a == *u || tx.has_contact(a, *u).await?,
+                    Some(a) => tx.has_contact(a, *u).await?,
                     None => false,
                 };
                 if !in_contacts {

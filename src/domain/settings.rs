@@ -114,26 +114,26 @@ pub fn valid_address(local: &str) -> bool {
 }
 
 /// Field-level checks of a mailing list.
-pub fn validate_mailing_list(list: &MailingList, v: &mut Violations) {
+pub fn validate_mailing_list(list: &MailingList, prefix: &str, v: &mut Violations) {
     v.check(
         valid_address(&list.address),
-        "group.mailing_list.address",
+        &format!("{prefix}mailing_list.address"),
         || "must be 2-40 characters of a-z 0-9 . - _ ! #".into(),
     );
     v.check(
         list.designated_senders.len() <= MAX_SENDERS,
-        "group.mailing_list.designated_senders",
+        &format!("{prefix}mailing_list.designated_senders"),
         || format!("at most {MAX_SENDERS}"),
     );
     v.check(
         list.external_recipients.len() <= MAX_RECIPIENTS,
-        "group.mailing_list.external_recipients",
+        &format!("{prefix}mailing_list.external_recipients"),
         || format!("at most {MAX_RECIPIENTS}"),
     );
     for (i, r) in list.external_recipients.iter().enumerate() {
         v.check(
             parse_contact(r).is_some() || is_email(r),
-            &format!("group.mailing_list.external_recipients[{i}]"),
+            &format!("{prefix}mailing_list.external_recipients[{i}]"),
             || "must be an email address or a contact tenants/{tenant}/users/{user}".into(),
         );
     }
@@ -300,7 +300,7 @@ impl Service {
         if !cmd.mask.contains(&Field::MailingList) {
             probe.mailing_list = None;
         }
-        validate_spec(&probe, &mut v);
+        validate_spec(&probe, "group.", &mut v);
         v.finish()?;
         let mut cmd = cmd;
         normalize_mailing_list(&mut cmd.spec.mailing_list);

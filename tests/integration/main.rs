@@ -8,6 +8,7 @@ mod harness;
 mod auth;
 mod directory;
 mod discovery;
+mod external;
 mod groups;
 mod membership;
 mod membership_props;
