@@ -102,6 +102,9 @@ pub struct Config {
         global = true
     )]
     pub page_token_key: Option<String>,
+    /// Address for Prometheus metrics (`GET /metrics`); none by default.
+    #[arg(long, env = "GROUP_SERVICE_METRICS_LISTEN", global = true)]
+    pub metrics_listen: Option<String>,
     /// Log format.
     #[arg(
         long,

@@ -6,5 +6,6 @@ pub mod auth;
 pub mod config;
 pub mod domain;
 pub mod grpc;
+pub mod metrics;
 pub mod server;
 pub mod store;

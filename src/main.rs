@@ -62,8 +62,13 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let store = Store::connect(&config.database_url(), config.max_connections).await?;
     store.migrate().await?;
     let listener = TcpListener::bind(&config.listen).await?;
-    server::run(
+    let metrics_listener = match config.metrics_listen.as_deref().filter(|a| !a.is_empty()) {
+        Some(addr) => Some(TcpListener::bind(addr).await?),
+        None => None,
+    };
+    server::run_with(
         listener,
+        metrics_listener,
         Service::new(store, &page_key),
         verifier,
         shutdown_signal(),

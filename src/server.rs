@@ -14,6 +14,7 @@ use crate::grpc::pb::directory_service_server::DirectoryServiceServer;
 use crate::grpc::pb::group_service_server::GroupServiceServer;
 use crate::grpc::pb::membership_service_server::MembershipServiceServer;
 use crate::grpc::{DirectoryApi, GroupApi, MembershipApi, pb};
+use crate::metrics::{Metrics, MetricsLayer};
 
 /// Service names whose health follows the database.
 const HEALTH_NAMES: [&str; 4] = [
@@ -41,6 +42,17 @@ pub async fn run(
     verifier: Verifier,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    run_with(listener, None, service, verifier, shutdown).await
+}
+
+/// `run`, plus Prometheus metrics on `GET /metrics` of `metrics_listener` when given.
+pub async fn run_with(
+    listener: TcpListener,
+    metrics_listener: Option<TcpListener>,
+    service: Service,
+    verifier: Verifier,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let (reporter, health) = tonic_health::server::health_reporter();
     let reflection_v1 = reflection().build_v1()?;
     let reflection_v1alpha = reflection().build_v1alpha()?;
@@ -52,6 +64,14 @@ pub async fn run(
             .await;
     }
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+    let metrics = Metrics::default();
+    if let Some(ml) = metrics_listener {
+        tracing::info!(addr = %ml.local_addr()?, "serving metrics");
+        let mut stop = stop_rx.clone();
+        tokio::spawn(metrics.clone().serve(ml, async move {
+            let _ = stop.changed().await;
+        }));
+    }
     let store = service.store().clone();
     let health_reporter = reporter.clone();
     let health_task = tokio::spawn(async move {
@@ -103,7 +123,10 @@ pub async fn run(
         }
     };
     Server::builder()
-        .trace_fn(|req| tracing::info_span!("rpc", method = %req.uri().path()))
+        .trace_fn(|req| {
+            tracing::info_span!("rpc", method = %req.uri().path(), tenant = tracing::field::Empty)
+        })
+        .layer(MetricsLayer(metrics))
         .add_service(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)

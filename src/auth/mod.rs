@@ -116,6 +116,7 @@ impl Verifier {
             let caller = verifier
                 .verify(token.trim())
                 .map_err(Status::unauthenticated)?;
+            tracing::Span::current().record("tenant", caller.tenant.0);
             req.extensions_mut().insert(caller);
             Ok(req)
         }

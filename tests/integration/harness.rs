@@ -30,6 +30,12 @@ pub const SECRET: &[u8] = b"integration-test-secret-0123456789";
 #[derive(Clone)]
 pub struct Bearer(Option<String>);
 
+impl Bearer {
+    pub fn new(token: &str) -> Self {
+        Bearer(Some(token.to_owned()))
+    }
+}
+
 impl Interceptor for Bearer {
     fn call(&mut self, mut req: Request<()>) -> Result<Request<()>, Status> {
         if let Some(token) = &self.0 {

@@ -152,3 +152,80 @@ async fn ops_health_is_not_serving_until_the_database_answers() {
     }
     drop(held);
 }
+
+/// Prometheus metrics count every call by method and status code.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ops_metrics_count_calls_by_method_and_code() {
+    use group_service::auth::Verifier;
+    use group_service::grpc::pb;
+    use group_service::grpc::pb::group_service_client::GroupServiceClient;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::connect(&dir.path().join("m.db").to_string_lossy(), 4)
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let metrics = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (addr, metrics_addr) = (
+        listener.local_addr().unwrap(),
+        metrics.local_addr().unwrap(),
+    );
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(group_service::server::run_with(
+        listener,
+        Some(metrics),
+        Service::new(store, b"k"),
+        Verifier::hs256(SECRET),
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect_lazy();
+    let token = group_service::auth::mint_hs256(SECRET, 1, "7", false, false, 60).unwrap();
+    let mut client = GroupServiceClient::with_interceptor(channel.clone(), Bearer::new(&token));
+    for _ in 0..3 {
+        let err = client
+            .get_group(pb::GetGroupRequest {
+                name: "tenants/1/groups/1".into(),
+            })
+            .await
+            .unwrap_err();
+        // The caller is not in the directory.
+        assert_eq!(err.code(), Code::PermissionDenied);
+    }
+    let mut anonymous = GroupServiceClient::new(channel);
+    let err = anonymous
+        .get_group(pb::GetGroupRequest {
+            name: "tenants/1/groups/1".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated);
+
+    let mut http = tokio::net::TcpStream::connect(metrics_addr).await.unwrap();
+    http.write_all(b"GET /metrics HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut body = String::new();
+    http.read_to_string(&mut body).await.unwrap();
+    assert!(body.starts_with("HTTP/1.1 200 OK"), "{body}");
+    assert!(
+        body.contains(
+            "group_service_rpc_requests_total{method=\"/groups.v1.GroupService/GetGroup\",code=\"7\"} 3"
+        ),
+        "{body}"
+    );
+    assert!(
+        body.contains(
+            "group_service_rpc_requests_total{method=\"/groups.v1.GroupService/GetGroup\",code=\"16\"} 1"
+        ),
+        "{body}"
+    );
+    assert!(body.contains("group_service_rpc_duration_seconds_count{method=\"/groups.v1.GroupService/GetGroup\",code=\"7\"} 3"));
+    let _ = stop.send(());
+    server.await.unwrap().unwrap();
+}
