@@ -93,8 +93,11 @@ impl Store {
                                 })??,
                         );
                         conn.batch_execute(
+                            // temp_store: the recursive membership walks and
+                            // sorts build temporary b-trees; in memory, not in files.
                             "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-                             PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;",
+                             PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000; \
+                             PRAGMA temp_store = MEMORY; PRAGMA cache_size = -8000;",
                         )
                         .await
                         .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;

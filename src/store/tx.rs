@@ -53,13 +53,15 @@ struct GroupOfUserRow {
 }
 
 /// Groups that contain user ($1, $2) directly, through a team, or through nested groups.
+/// Each step follows an index from the user outwards (`CROSS JOIN` fixes SQLite's join
+/// order), so the cost is the user's memberships, not the tenant's.
 const UP_FROM_USER: &str = "WITH RECURSIVE up(tenant_id, group_id) AS ( \
      SELECT u.tenant_id, u.group_id FROM group_user_members u \
        WHERE u.user_tenant_id = $1 AND u.user_id = $2 \
      UNION \
-     SELECT t.tenant_id, t.group_id FROM group_team_members t \
-       JOIN team_members tm ON tm.tenant_id = t.tenant_id AND tm.team_id = t.team_id \
+     SELECT t.tenant_id, t.group_id FROM team_members tm CROSS JOIN group_team_members t \
        WHERE tm.tenant_id = $1 AND tm.user_id = $2 \
+       AND t.tenant_id = tm.tenant_id AND t.team_id = tm.team_id \
      UNION \
      SELECT m.tenant_id, m.group_id FROM group_group_members m \
        JOIN up ON m.tenant_id = up.tenant_id AND m.member_group_id = up.group_id) ";
@@ -112,9 +114,11 @@ fn visible_clause(sees_all: bool) -> &'static str {
 
 /// External groups of other tenants that the viewer ($1, $2) is a member of (R20), for a
 /// viewer whose own tenant is $3. The caller adds conditions on `g` and an order.
-const OTHER_TENANTS_EXTERNAL: &str = "SELECT g.* FROM up JOIN groups g \
-     ON g.tenant_id = up.tenant_id AND g.group_id = up.group_id \
-     WHERE up.tenant_id <> $3 AND $1 = $3 AND g.kind = 'EXTERNAL'";
+/// `CROSS JOIN` keeps the viewer's few groups as the outer loop: SQLite may otherwise scan
+/// every group of every tenant and probe `up` (PostgreSQL plans it as an inner join).
+const OTHER_TENANTS_EXTERNAL: &str = "SELECT g.* FROM up CROSS JOIN groups g \
+     WHERE g.tenant_id = up.tenant_id AND g.group_id = up.group_id \
+     AND up.tenant_id <> $3 AND $1 = $3 AND g.kind = 'EXTERNAL'";
 
 fn filter_clause(filter: &GroupFilter) -> String {
     let mut out = String::new();
@@ -1320,9 +1324,9 @@ macro_rules! impl_tx {
                        FROM ( \
                          SELECT g.* FROM groups g WHERE g.tenant_id = $5 AND {visible} \
                          UNION ALL \
-                         SELECT g.* FROM up JOIN groups g \
-                           ON g.tenant_id = up.tenant_id AND g.group_id = up.group_id \
-                           WHERE up.tenant_id <> $5 AND $1 = $5 AND g.kind = 'EXTERNAL' \
+                         SELECT g.* FROM up CROSS JOIN groups g \
+                           WHERE g.tenant_id = up.tenant_id AND g.group_id = up.group_id \
+                           AND up.tenant_id <> $5 AND $1 = $5 AND g.kind = 'EXTERNAL' \
                        ) c WHERE c.search_text LIKE $6 ESCAPE '\\') s \
                      WHERE s.search_rank > $7 OR (s.search_rank = $7 AND s.name_key > $8) \
                        OR (s.search_rank = $7 AND s.name_key = $8 AND s.group_id > $9) \
