@@ -6,15 +6,17 @@ WORKDIR /src
 # Build the dependencies first so that source changes reuse their layer.
 COPY Cargo.toml Cargo.lock build.rs ./
 COPY proto ./proto
-RUN mkdir -p src tests/integration \
+RUN mkdir -p src tests/integration loadtest \
     && echo 'fn main() {}' > src/main.rs \
     && echo '' > src/lib.rs \
     && echo '' > tests/integration/main.rs \
+    && echo 'fn main() {}' > loadtest/loadgen.rs \
     && cargo build --release --locked \
-    && rm -rf src tests
+    && rm -rf src tests loadtest
 COPY src ./src
 COPY migrations ./migrations
 COPY tests ./tests
+COPY loadtest ./loadtest
 # Make cargo see the real sources as newer than the placeholder build.
 RUN touch src/main.rs src/lib.rs && cargo build --release --locked --bin group-service
 

@@ -25,11 +25,11 @@ async fn main() -> anyhow::Result<()> {
                 .config
                 .hs256_secret()?
                 .ok_or_else(|| anyhow::anyhow!("tokens can be minted only with an HS256 secret"))?;
-            let sub = if !args.service && args.user == "operator" {
+            // "operator" is the default service name; a user token needs a user id.
+            if !args.service && args.user == "operator" {
                 anyhow::bail!("--user is required for a user token (or pass --service)");
-            } else {
-                args.user
-            };
+            }
+            let sub = args.user;
             println!(
                 "{}",
                 auth::mint_hs256(
