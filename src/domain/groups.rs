@@ -431,6 +431,7 @@ pub(crate) async fn insert_new_group(
     // The caller's right to create is settled: that is the right to name the first members.
     let managed = Managed {
         group: group.clone(),
+        by: None,
     };
     let added = add_members_in(tx, &managed, members, masters, Admission::Initial, now).await?;
     super::settings::check_settings(tx, &group).await?;

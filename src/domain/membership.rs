@@ -22,6 +22,8 @@ pub const MAX_BATCH: usize = 100;
 /// `manage_membership` makes one, so no change can skip the check.
 pub(crate) struct Managed {
     pub group: Group,
+    /// The user who passed the check (none for a service), for R15's contacts rule.
+    pub by: Option<UserKey>,
 }
 
 /// R06: admins of the owning tenant always; Group Masters unless the tenant's
@@ -39,7 +41,10 @@ pub(crate) async fn manage_membership(
         .await?
         .ok_or(Error::NotFound("group"))?;
     if actor.is_admin_of(group.tenant) {
-        return Ok(Managed { group });
+        return Ok(Managed {
+            group,
+            by: actor.user_key(),
+        });
     }
     let is_master = match actor.user_key() {
         Some(user) => tx.user_member(group.tenant, group.id, user).await? == Some(true),
@@ -57,7 +62,10 @@ pub(crate) async fn manage_membership(
             "the tenant does not let Group Masters manage groups",
         ));
     }
-    Ok(Managed { group })
+    Ok(Managed {
+        group,
+        by: actor.user_key(),
+    })
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -192,9 +200,9 @@ pub(crate) enum Admission {
     /// Initial members (create, room conversion): users without the external permission and
     /// LINE users are left out and reported; a master without the permission fails.
     Initial,
-    /// Added later by `adder`: users of other tenants must be in the adder's contacts, and
-    /// every user must have the permission.
-    Added { adder: Option<UserKey> },
+    /// Added later by the managing user (`Managed::by`): users of another company than theirs
+    /// must be in their contacts, and every user must have the permission.
+    Added,
 }
 
 fn excluded_reason(user: &User) -> Option<Reason> {
@@ -337,7 +345,8 @@ pub(crate) async fn add_members_in(
                 }
             }
         }
-        if let Admission::Added { adder } = admission {
+        if let Admission::Added = admission {
+            let adder = m.by;
             // R15: a user of another company than the adder's comes from the adder's
             // contacts (a service adds for its own tenant only).
             let adder_tenant = adder.map_or(tenant, |a| a.tenant);
@@ -506,8 +515,7 @@ impl Service {
                 Box::pin(async move {
                     let m = manage_membership(tx, &caller, batch.tenant, batch.group).await?;
                     idempotent!(tx, batch, fp.as_str(), AddOutcome, now => {
-                        let adder = caller.resolve(tx).await?.user_key();
-                        let out = add_members_in(tx, &m, &batch.members, &[], Admission::Added { adder }, now).await?;
+                        let out = add_members_in(tx, &m, &batch.members, &[], Admission::Added, now).await?;
                         if out.added.is_empty() {
                             return Err(Error::AlreadyExists {
                                 reason: Reason::AlreadyMember,
@@ -579,10 +587,8 @@ impl Service {
                         });
                     }
                     let now = now_micros();
-                    let adder = caller.resolve(tx).await?.user_key();
                     let added =
-                        add_members_in(tx, &m, &[], &out.changed, Admission::Added { adder }, now)
-                            .await?;
+                        add_members_in(tx, &m, &[], &out.changed, Admission::Added, now).await?;
                     tx.touch_group(tenant, group, now).await?;
                     if !added.added.is_empty() {
                         member_event(tx, &m.group, "members.added", &added.added, json!({}), now)

@@ -44,10 +44,8 @@ struct MemberSqlRow {
 
 #[derive(QueryableByName)]
 struct GroupOfUserRow {
-    #[diesel(sql_type = BigInt)]
-    tenant_id: i64,
-    #[diesel(sql_type = BigInt)]
-    group_id: i64,
+    #[diesel(embed)]
+    group: GroupRow,
     #[diesel(sql_type = Bool)]
     direct: bool,
 }
@@ -1047,28 +1045,27 @@ macro_rules! impl_tx {
 
             async fn groups_of_user(&mut self, user: UserKey, page: Page<(TenantId, GroupId)>) -> Result<Vec<(Group, bool)>> {
                 let (t, g) = page.after.map_or((i64::MIN, i64::MIN), |(t, g)| (t.0, g.0));
+                // One statement: the groups' rows come with the walk, not one query each.
                 let sql = format!(
-                    "{UP_FROM_USER}SELECT up.tenant_id, up.group_id, EXISTS ( \
-                       SELECT 1 FROM group_user_members d WHERE d.tenant_id = up.tenant_id \
-                       AND d.group_id = up.group_id AND d.user_tenant_id = $1 AND d.user_id = $2) AS direct \
-                     FROM up WHERE up.tenant_id > $3 OR (up.tenant_id = $3 AND up.group_id > $4) \
-                     ORDER BY up.tenant_id, up.group_id LIMIT $5"
+                    "{UP_FROM_USER}SELECT g.*, EXISTS ( \
+                       SELECT 1 FROM group_user_members d WHERE d.tenant_id = g.tenant_id \
+                       AND d.group_id = g.group_id AND d.user_tenant_id = $1 AND d.user_id = $2) AS direct \
+                     FROM up CROSS JOIN groups g \
+                     WHERE g.tenant_id = up.tenant_id AND g.group_id = up.group_id \
+                     AND (up.tenant_id > $3 OR (up.tenant_id = $3 AND up.group_id > $4)) \
+                     ORDER BY g.tenant_id, g.group_id LIMIT $5"
                 );
-                let rows = diesel::sql_query(sql)
+                diesel::sql_query(sql)
                     .bind::<BigInt, _>(user.tenant.0)
                     .bind::<BigInt, _>(user.user.0)
                     .bind::<BigInt, _>(t)
                     .bind::<BigInt, _>(g)
                     .bind::<BigInt, _>(page.limit)
                     .load::<GroupOfUserRow>(self.0)
-                    .await?;
-                let mut out = Vec::with_capacity(rows.len());
-                for r in rows {
-                    if let Some(group) = self.get_group(TenantId(r.tenant_id), GroupId(r.group_id)).await? {
-                        out.push((group, r.direct));
-                    }
-                }
-                Ok(out)
+                    .await?
+                    .into_iter()
+                    .map(|r| Ok((Group::try_from(r.group)?, r.direct)))
+                    .collect()
             }
 
             async fn direct_groups_of_user(&mut self, user: UserKey) -> Result<Vec<(TenantId, GroupId, bool)>> {
