@@ -4,12 +4,12 @@
 
 use serde_json::json;
 
-use super::Service;
 use super::caller::Caller;
 use super::error::Violations;
 use super::error::{Error, Reason, Result};
 use super::groups::{Created, GroupSpec, MemberRef, insert_new_group, validate_spec};
 use super::model::*;
+use super::{Service, request_fingerprint};
 
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct ConvertRoom {
@@ -66,12 +66,12 @@ impl Service {
         let mut v = Violations::default();
         validate_spec(&spec, "", &mut v);
         v.finish()?;
-        let fingerprint = format!(
-            "convert|{:?}|{:?}|{}",
-            caller.principal,
+        let content = format!(
+            "{:?}|{}",
             cmd.features,
             serde_json::to_string(&cmd).unwrap_or_default()
         );
+        let fingerprint = request_fingerprint("convert", caller, &content);
         let caller = caller.clone();
         self.store
             .write(move |tx| {

@@ -2,14 +2,13 @@
 
 use serde::Serialize;
 use serde_json::json;
-use sha2::{Digest, Sha256};
 
 use super::caller::{Actor, Caller};
 use super::error::{Error, Reason, Result, Violations};
 use super::membership::{Admission, Managed, add_members_in};
 use super::model::*;
 use super::repo::Tx;
-use super::{Service, group_event};
+use super::{Service, group_event, request_fingerprint};
 
 pub const MAX_NAME_CHARS: usize = 100;
 pub const MAX_DESCRIPTION_CHARS: usize = 300;
@@ -105,23 +104,47 @@ pub fn validate_spec(spec: &GroupSpec, prefix: &str, v: &mut Violations) {
     }
 }
 
+/// The actor's standing in a group for R06, decided in this one place.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Standing {
+    /// An admin (or service) of the owning tenant: may change everything.
+    Admin,
+    /// A Group Master, and the owning tenant lets masters manage groups
+    /// (`masters_may_manage_settings`).
+    Master,
+    /// Anyone else, including masters whose tenant does not let them manage.
+    Other,
+}
+
+pub(crate) async fn standing(tx: &mut dyn Tx, actor: &Actor, group: &Group) -> Result<Standing> {
+    if actor.is_admin_of(group.tenant) {
+        return Ok(Standing::Admin);
+    }
+    let Some(user) = actor.user_key() else {
+        return Ok(Standing::Other);
+    };
+    if tx.user_member(group.tenant, group.id, user).await? != Some(true) {
+        return Ok(Standing::Other);
+    }
+    let allowed = tx
+        .get_tenant(group.tenant)
+        .await?
+        .is_some_and(|t| t.masters_may_manage_settings);
+    Ok(if allowed {
+        Standing::Master
+    } else {
+        Standing::Other
+    })
+}
+
 /// Admins of the owning tenant delete any group; the Group Masters of an external group may
 /// delete it too (user guide), unless the tenant does not let masters manage groups.
 async fn may_delete(tx: &mut dyn Tx, actor: &Actor, group: &Group) -> Result<bool> {
-    if actor.is_admin_of(group.tenant) {
-        return Ok(true);
-    }
-    if group.kind != GroupKind::External {
-        return Ok(false);
-    }
-    let Some(user) = actor.user_key() else {
-        return Ok(false);
-    };
-    if tx.user_member(group.tenant, group.id, user).await? != Some(true) {
-        return Ok(false);
-    }
-    let owner = tx.get_tenant(group.tenant).await?;
-    Ok(owner.is_some_and(|t| t.masters_may_manage_settings))
+    Ok(match standing(tx, actor, group).await? {
+        Standing::Admin => true,
+        Standing::Master => group.kind == GroupKind::External,
+        Standing::Other => false,
+    })
 }
 
 fn not_found() -> Error {
@@ -164,15 +187,13 @@ pub(crate) async fn visible_group(
 }
 
 fn fingerprint(caller: &Caller, cmd: &CreateGroup) -> String {
-    let mut h = Sha256::new();
-    h.update(format!("{:?}|{:?}|", caller.principal, cmd.spec.kind).as_bytes());
-    h.update(format!("{:?}|", cmd.spec.features).as_bytes());
-    h.update(serde_json::to_vec(cmd).unwrap_or_default());
-    hex(&h.finalize()[..16])
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    let content = format!(
+        "{:?}|{:?}|{}",
+        cmd.spec.kind,
+        cmd.spec.features,
+        serde_json::to_string(cmd).unwrap_or_default()
+    );
+    request_fingerprint("create", caller, &content)
 }
 
 impl Service {

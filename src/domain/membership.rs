@@ -5,15 +5,16 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use sha2::{Digest, Sha256};
 
 use super::caller::Caller;
 use super::error::{Error, Reason, Result, Violations};
-use super::groups::{MemberRef, USER_GROUP_LIMIT, check_nesting, visible_group};
+use super::groups::{
+    MemberRef, Standing, USER_GROUP_LIMIT, check_nesting, standing, visible_group,
+};
 use super::model::*;
 use super::page::PageRequest;
 use super::repo::{MemberRow, Page, Tx};
-use super::{Service, group_event};
+use super::{Service, group_event, request_fingerprint};
 
 /// Members named in one batch call.
 pub const MAX_BATCH: usize = 100;
@@ -36,30 +37,10 @@ pub(crate) async fn manage_membership(
 ) -> Result<Managed> {
     let actor = caller.resolve(tx).await?;
     let group = visible_group(tx, &actor, tenant, id, true).await?;
-    let owner = tx
-        .get_tenant(group.tenant)
-        .await?
-        .ok_or(Error::NotFound("group"))?;
-    if actor.is_admin_of(group.tenant) {
-        return Ok(Managed {
-            group,
-            by: actor.user_key(),
-        });
-    }
-    let is_master = match actor.user_key() {
-        Some(user) => tx.user_member(group.tenant, group.id, user).await? == Some(true),
-        None => false,
-    };
-    if !is_master {
+    if standing(tx, &actor, &group).await? == Standing::Other {
         return Err(Error::permission(
             Reason::NotGroupManager,
-            "only admins and Group Masters may change members",
-        ));
-    }
-    if !owner.masters_may_manage_settings {
-        return Err(Error::permission(
-            Reason::NotGroupManager,
-            "the tenant does not let Group Masters manage groups",
+            "only admins and (where the tenant lets them) Group Masters change members",
         ));
     }
     Ok(Managed {
@@ -458,13 +439,11 @@ async fn slot_refused(tx: &mut dyn Tx, u: UserKey, external: bool) -> Error {
 }
 
 fn fingerprint(caller: &Caller, method: &str, batch: &MemberBatch) -> String {
-    let mut h = Sha256::new();
-    h.update(format!("{method}|{:?}|", caller.principal).as_bytes());
-    h.update(serde_json::to_vec(batch).unwrap_or_default());
-    h.finalize()[..16]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    request_fingerprint(
+        method,
+        caller,
+        &serde_json::to_string(batch).unwrap_or_default(),
+    )
 }
 
 /// Runs a batch body once per request id: a retry with the same id gets the stored answer.
@@ -836,10 +815,7 @@ impl Service {
                 })
             })
             .await?;
-        let next = match last {
-            Some(key) => self.pager.next(&scope, &[key], 1, |k| *k),
-            None => String::new(),
-        };
+        let next = last.map_or_else(String::new, |key| self.pager.token(&scope, &key));
         Ok((rows, next))
     }
 

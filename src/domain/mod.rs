@@ -52,3 +52,16 @@ fn group_event(
         create_time: now,
     }
 }
+
+/// What identifies a request for idempotency: method, caller and content, hashed. A request
+/// id reused with another fingerprint is refused (`REQUEST_ID_REUSED`).
+fn request_fingerprint(method: &str, caller: &caller::Caller, content: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(format!("{method}|{}|{:?}|", caller.tenant, caller.principal).as_bytes());
+    h.update(content.as_bytes());
+    h.finalize()[..16]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}

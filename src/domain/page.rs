@@ -99,13 +99,19 @@ impl Pager {
         if (rows.len() as i64) < size {
             return String::new();
         }
-        let Some(last) = rows.last() else {
-            return String::new();
-        };
+        match rows.last() {
+            Some(last) => self.token(scope, &key(last)),
+            None => String::new(),
+        }
+    }
+
+    /// The token that continues `scope` after `last`.
+    pub fn token<K: Serialize>(&self, scope: &str, last: &K) -> String {
         let payload = serde_json::to_vec(&Payload {
             q: Self::scope_digest(scope),
-            k: key(last),
+            k: last,
         })
+        // Page keys are integers and strings: serializing them cannot fail.
         .expect("page keys serialize");
         format!(
             "{}.{}",

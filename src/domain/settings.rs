@@ -5,10 +5,10 @@ use std::collections::BTreeSet;
 
 use serde_json::json;
 
-use super::caller::{Actor, Caller};
+use super::caller::Caller;
 use super::directory::is_email;
 use super::error::{Error, Reason, Result, Violations};
-use super::groups::{GroupSpec, validate_spec, visible_group};
+use super::groups::{GroupSpec, Standing, standing, validate_spec, visible_group};
 use super::model::*;
 use super::repo::Tx;
 use super::{Service, group_event};
@@ -217,28 +217,14 @@ pub(crate) async fn check_settings(tx: &mut dyn Tx, group: &Group) -> Result<()>
     Ok(())
 }
 
-/// R06: may the actor change fields of `class` in this group?
-async fn may_change(
-    tx: &mut dyn Tx,
-    actor: &Actor,
-    group: &Group,
-    tenant: &Tenant,
-    class: Class,
-) -> Result<bool> {
-    if actor.is_admin_of(group.tenant) {
-        return Ok(true);
+/// R06: may someone of this standing change fields of `class` in this group?
+fn may_change(standing: Standing, group: &Group, class: Class) -> bool {
+    match (standing, class) {
+        (Standing::Admin, _) => true,
+        (Standing::Master, Class::Basic) => true,
+        (Standing::Master, Class::RoomFeature) => group.master_manages_features,
+        (Standing::Master, Class::AdminOnly) | (Standing::Other, _) => false,
     }
-    let is_master = match actor.user_key() {
-        Some(u) => tx.user_member(group.tenant, group.id, u).await? == Some(true),
-        None => false,
-    };
-    Ok(match class {
-        Class::AdminOnly => false,
-        Class::Basic => is_master && tenant.masters_may_manage_settings,
-        Class::RoomFeature => {
-            is_master && tenant.masters_may_manage_settings && group.master_manages_features
-        }
-    })
 }
 
 fn apply(group: &mut Group, spec: &GroupSpec, field: Field) {
@@ -336,11 +322,8 @@ impl Service {
                 Box::pin(async move {
                     let actor = caller.resolve(tx).await?;
                     let group = visible_group(tx, &actor, tenant, id, true).await?;
-                    let owner = tx
-                        .get_tenant(group.tenant)
-                        .await?
-                        .ok_or(Error::NotFound("group"))?;
-                    if !may_change(tx, &actor, &group, &owner, Class::RoomFeature).await? {
+                    let standing = standing(tx, &actor, &group).await?;
+                    if !may_change(standing, &group, Class::RoomFeature) {
                         return Err(Error::permission(
                             Reason::NotGroupManager,
                             "the caller may not manage this group's features",
@@ -445,19 +428,16 @@ async fn update_in(tx: &mut dyn Tx, caller: &Caller, cmd: &UpdateGroup) -> Resul
             message: "the group changed since it was read".into(),
         });
     }
-    let owner = tx
-        .get_tenant(group.tenant)
-        .await?
-        .ok_or(Error::NotFound("group"))?;
-    let mut classes: Vec<Class> = cmd.mask.iter().map(|f| f.class()).collect();
-    classes.dedup();
-    for class in classes {
-        if !may_change(tx, &actor, &group, &owner, class).await? {
-            return Err(Error::permission(
-                Reason::NotGroupManager,
-                "the caller may not change these fields of this group",
-            ));
-        }
+    let standing = standing(tx, &actor, &group).await?;
+    if !cmd
+        .mask
+        .iter()
+        .all(|f| may_change(standing, &group, f.class()))
+    {
+        return Err(Error::permission(
+            Reason::NotGroupManager,
+            "the caller may not change these fields of this group",
+        ));
     }
     tx.load_mailing_list(&mut group).await?;
     let before = group.clone();

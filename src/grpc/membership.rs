@@ -57,6 +57,13 @@ fn to_member_ref(tenant: TenantId, m: MemberRef) -> pb::MemberRef {
     }
 }
 
+fn to_member_refs(tenant: TenantId, members: Vec<MemberRef>) -> Vec<pb::MemberRef> {
+    members
+        .into_iter()
+        .map(|m| to_member_ref(tenant, m))
+        .collect()
+}
+
 fn batch(
     group: &str,
     members: &[pb::MemberRef],
@@ -92,16 +99,8 @@ impl MembershipService for MembershipApi {
             .await
             .map_err(to_status)?;
         Ok(Response::new(pb::AddMembersResponse {
-            added: out
-                .added
-                .into_iter()
-                .map(|m| to_member_ref(tenant, m))
-                .collect(),
-            already_present: out
-                .already_present
-                .into_iter()
-                .map(|m| to_member_ref(tenant, m))
-                .collect(),
+            added: to_member_refs(tenant, out.added),
+            already_present: to_member_refs(tenant, out.already_present),
         }))
     }
 
@@ -119,16 +118,8 @@ impl MembershipService for MembershipApi {
             .await
             .map_err(to_status)?;
         Ok(Response::new(pb::RemoveMembersResponse {
-            removed: out
-                .removed
-                .into_iter()
-                .map(|m| to_member_ref(tenant, m))
-                .collect(),
-            not_members: out
-                .not_members
-                .into_iter()
-                .map(|m| to_member_ref(tenant, m))
-                .collect(),
+            removed: to_member_refs(tenant, out.removed),
+            not_members: to_member_refs(tenant, out.not_members),
         }))
     }
 
