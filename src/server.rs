@@ -72,12 +72,12 @@ pub async fn run_with(
             let _ = stop.changed().await;
         }));
     }
-    let store = service.store().clone();
+    let pinger = service.clone();
     let health_reporter = reporter.clone();
     let health_task = tokio::spawn(async move {
         let mut last = None;
         loop {
-            let status = if store.ping().await {
+            let status = if pinger.ping().await {
                 ServingStatus::Serving
             } else {
                 ServingStatus::NotServing

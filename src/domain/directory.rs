@@ -5,10 +5,12 @@ use std::collections::BTreeSet;
 
 use super::Service;
 use super::caller::Caller;
+use super::departures::{remove_team_everywhere, remove_user_everywhere};
 use super::error::{Error, Reason, Result, Violations};
+use super::events::Departure;
 use super::model::*;
 use super::page::PageRequest;
-use super::repo::Page;
+use super::repo::{Page, Tx};
 
 const MAX_NAME_CHARS: usize = 200;
 const MAX_EMAIL_CHARS: usize = 254;
@@ -42,7 +44,16 @@ fn not_found(what: &'static str) -> Error {
     Error::NotFound(what)
 }
 
-async fn require_tenant(tx: &mut dyn super::repo::Tx, tenant: TenantId) -> Result<()> {
+/// `Ok` when a delete found its row, else NOT_FOUND.
+fn found(deleted: bool, what: &'static str) -> Result<()> {
+    if deleted {
+        Ok(())
+    } else {
+        Err(not_found(what))
+    }
+}
+
+async fn require_tenant(tx: &mut dyn Tx, tenant: TenantId) -> Result<()> {
     if tx.get_tenant(tenant).await?.is_none() {
         return Err(Error::precondition(
             Reason::TenantNotFound,
@@ -53,7 +64,7 @@ async fn require_tenant(tx: &mut dyn super::repo::Tx, tenant: TenantId) -> Resul
 }
 
 /// Fails unless every key is a user in the directory.
-async fn require_users(tx: &mut dyn super::repo::Tx, keys: &[UserKey]) -> Result<()> {
+async fn require_users(tx: &mut dyn Tx, keys: &[UserKey]) -> Result<()> {
     let found: BTreeSet<UserKey> = tx
         .get_users(keys)
         .await?
@@ -84,24 +95,21 @@ impl Service {
             || "must not be negative".into(),
         );
         v.finish()?;
-        self.store
-            .write(move |tx| {
-                let tenant = tenant.clone();
-                Box::pin(async move {
-                    tx.upsert_tenant(&tenant).await?;
-                    tx.get_tenant(tenant.id).await?.ok_or(not_found("tenant"))
-                })
+        self.write("upsert_tenant", caller, tenant, |tx, _, tenant| {
+            Box::pin(async move {
+                tx.upsert_tenant(tenant).await?;
+                tx.get_tenant(tenant.id).await?.ok_or(not_found("tenant"))
             })
-            .await
+        })
+        .await
     }
 
     pub async fn get_tenant(&self, caller: &Caller, id: TenantId) -> Result<Tenant> {
         caller.require_service_of(id)?;
-        self.store
-            .read(move |tx| {
-                Box::pin(async move { tx.get_tenant(id).await?.ok_or(not_found("tenant")) })
-            })
-            .await
+        self.read("get_tenant", caller, (), |tx, _, ()| {
+            Box::pin(async move { tx.get_tenant(id).await?.ok_or(not_found("tenant")) })
+        })
+        .await
     }
 
     /// The tenants the caller may read: its own.
@@ -115,8 +123,7 @@ impl Service {
         let scope = format!("tenants|{tenant}");
         let (size, after) = self.pager.start::<i64>(&scope, &page)?;
         let rows = self
-            .store
-            .read(move |tx| {
+            .read("list_tenants", caller, (), |tx, _, ()| {
                 Box::pin(async move {
                     let own = tx.get_tenant(tenant).await?;
                     Ok(own
@@ -134,17 +141,10 @@ impl Service {
     /// Deletes a tenant with all its data: users, teams, rooms, groups and their memberships.
     pub async fn delete_tenant(&self, caller: &Caller, id: TenantId) -> Result<()> {
         caller.require_service_of(id)?;
-        self.store
-            .write(move |tx| {
-                Box::pin(async move {
-                    if tx.delete_tenant(id).await? {
-                        Ok(())
-                    } else {
-                        Err(not_found("tenant"))
-                    }
-                })
-            })
-            .await
+        self.write("delete_tenant", caller, (), |tx, _, ()| {
+            Box::pin(async move { found(tx.delete_tenant(id).await?, "tenant") })
+        })
+        .await
     }
 
     pub async fn upsert_user(&self, caller: &Caller, user: User) -> Result<User> {
@@ -156,40 +156,30 @@ impl Service {
             "must be an email address".into()
         });
         v.finish()?;
-        self.store
-            .write(move |tx| {
-                let user = user.clone();
-                Box::pin(async move {
-                    require_tenant(tx, user.key.tenant).await?;
-                    let before = tx.get_user(user.key).await?;
-                    tx.upsert_user(&user).await?;
-                    // R18: losing the external permission (or becoming a LINE user) takes the
-                    // user out of every external group in this same transaction.
-                    let could =
-                        |u: &User| u.external_messaging_allowed && u.kind == UserKind::Works;
-                    if before.as_ref().is_some_and(could) && !could(&user) {
-                        super::membership::remove_user_everywhere(
-                            tx,
-                            user.key,
-                            true,
-                            "external_permission_revoked",
-                            now_micros(),
-                        )
-                        .await?;
-                    }
-                    Ok(user)
-                })
+        self.write("upsert_user", caller, user, |tx, _, user| {
+            Box::pin(async move {
+                require_tenant(tx, user.key.tenant).await?;
+                let before = tx.get_user(user.key).await?;
+                tx.upsert_user(user).await?;
+                // R18: losing the external permission (or becoming a LINE user) takes the
+                // user out of every external group in this same transaction.
+                let could = |u: &User| u.external_messaging_allowed && u.kind == UserKind::Works;
+                if before.as_ref().is_some_and(could) && !could(user) {
+                    let why = Departure::ExternalPermissionRevoked;
+                    remove_user_everywhere(tx, user.key, why, now_micros()).await?;
+                }
+                Ok(user.clone())
             })
-            .await
+        })
+        .await
     }
 
     pub async fn get_user(&self, caller: &Caller, key: UserKey) -> Result<User> {
         caller.require_service_of(key.tenant)?;
-        self.store
-            .read(move |tx| {
-                Box::pin(async move { tx.get_user(key).await?.ok_or(not_found("user")) })
-            })
-            .await
+        self.read("get_user", caller, (), |tx, _, ()| {
+            Box::pin(async move { tx.get_user(key).await?.ok_or(not_found("user")) })
+        })
+        .await
     }
 
     pub async fn list_users(
@@ -201,19 +191,13 @@ impl Service {
         caller.require_service_of(tenant)?;
         let scope = format!("users|{tenant}");
         let (size, after) = self.pager.start::<i64>(&scope, &page)?;
+        let page = Page {
+            after: after.map(UserId),
+            limit: size,
+        };
         let rows = self
-            .store
-            .read(move |tx| {
-                Box::pin(async move {
-                    tx.list_users(
-                        tenant,
-                        Page {
-                            after: after.map(UserId),
-                            limit: size,
-                        },
-                    )
-                    .await
-                })
+            .read("list_users", caller, (), |tx, _, ()| {
+                Box::pin(async move { tx.list_users(tenant, page).await })
             })
             .await?;
         let next = self.pager.next(&scope, &rows, size, |u| u.key.user.0);
@@ -224,27 +208,15 @@ impl Service {
     /// them in the same transaction.
     pub async fn delete_user(&self, caller: &Caller, key: UserKey) -> Result<()> {
         caller.require_service_of(key.tenant)?;
-        self.store
-            .write(move |tx| {
-                Box::pin(async move {
-                    if tx.get_user(key).await?.is_some() {
-                        super::membership::remove_user_everywhere(
-                            tx,
-                            key,
-                            false,
-                            "user_deleted",
-                            now_micros(),
-                        )
-                        .await?;
-                    }
-                    if tx.delete_user(key).await? {
-                        Ok(())
-                    } else {
-                        Err(not_found("user"))
-                    }
-                })
+        self.write("delete_user", caller, (), |tx, _, ()| {
+            Box::pin(async move {
+                if tx.get_user(key).await?.is_some() {
+                    remove_user_everywhere(tx, key, Departure::UserDeleted, now_micros()).await?;
+                }
+                found(tx.delete_user(key).await?, "user")
             })
-            .await
+        })
+        .await
     }
 
     pub async fn upsert_team(&self, caller: &Caller, mut team: Team) -> Result<Team> {
@@ -265,34 +237,31 @@ impl Service {
         v.finish()?;
         team.members.sort();
         team.members.dedup();
-        self.store
-            .write(move |tx| {
-                let team = team.clone();
-                Box::pin(async move {
-                    require_tenant(tx, team.tenant).await?;
-                    let keys: Vec<UserKey> = team
-                        .members
-                        .iter()
-                        .map(|u| UserKey {
-                            tenant: team.tenant,
-                            user: *u,
-                        })
-                        .collect();
-                    require_users(tx, &keys).await?;
-                    tx.upsert_team(&team).await?;
-                    Ok(team)
-                })
+        self.write("upsert_team", caller, team, |tx, _, team| {
+            Box::pin(async move {
+                require_tenant(tx, team.tenant).await?;
+                let keys: Vec<UserKey> = team
+                    .members
+                    .iter()
+                    .map(|u| UserKey {
+                        tenant: team.tenant,
+                        user: *u,
+                    })
+                    .collect();
+                require_users(tx, &keys).await?;
+                tx.upsert_team(team).await?;
+                Ok(team.clone())
             })
-            .await
+        })
+        .await
     }
 
     pub async fn get_team(&self, caller: &Caller, tenant: TenantId, id: TeamId) -> Result<Team> {
         caller.require_service_of(tenant)?;
-        self.store
-            .read(move |tx| {
-                Box::pin(async move { tx.get_team(tenant, id).await?.ok_or(not_found("team")) })
-            })
-            .await
+        self.read("get_team", caller, (), |tx, _, ()| {
+            Box::pin(async move { tx.get_team(tenant, id).await?.ok_or(not_found("team")) })
+        })
+        .await
     }
 
     pub async fn list_teams(
@@ -304,19 +273,13 @@ impl Service {
         caller.require_service_of(tenant)?;
         let scope = format!("teams|{tenant}");
         let (size, after) = self.pager.start::<i64>(&scope, &page)?;
+        let page = Page {
+            after: after.map(TeamId),
+            limit: size,
+        };
         let rows = self
-            .store
-            .read(move |tx| {
-                Box::pin(async move {
-                    tx.list_teams(
-                        tenant,
-                        Page {
-                            after: after.map(TeamId),
-                            limit: size,
-                        },
-                    )
-                    .await
-                })
+            .read("list_teams", caller, (), |tx, _, ()| {
+                Box::pin(async move { tx.list_teams(tenant, page).await })
             })
             .await?;
         let next = self.pager.next(&scope, &rows, size, |t| t.id.0);
@@ -326,18 +289,13 @@ impl Service {
     /// Deletes a team; its group memberships go with it in the same transaction.
     pub async fn delete_team(&self, caller: &Caller, tenant: TenantId, id: TeamId) -> Result<()> {
         caller.require_service_of(tenant)?;
-        self.store
-            .write(move |tx| {
-                Box::pin(async move {
-                    super::membership::remove_team_everywhere(tx, tenant, id, now_micros()).await?;
-                    if tx.delete_team(tenant, id).await? {
-                        Ok(())
-                    } else {
-                        Err(not_found("team"))
-                    }
-                })
+        self.write("delete_team", caller, (), |tx, _, ()| {
+            Box::pin(async move {
+                remove_team_everywhere(tx, tenant, id, now_micros()).await?;
+                found(tx.delete_team(tenant, id).await?, "team")
             })
-            .await
+        })
+        .await
     }
 
     /// Adds an external contact: a user of another tenant in a user's address book.
@@ -357,15 +315,14 @@ impl Service {
             || "an external contact is a user of another tenant".into(),
         );
         v.finish()?;
-        self.store
-            .write(move |tx| {
-                Box::pin(async move {
-                    require_users(tx, &[contact.owner, contact.contact]).await?;
-                    tx.add_contact(&contact).await?;
-                    Ok(contact)
-                })
+        self.write("add_contact", caller, (), |tx, _, ()| {
+            Box::pin(async move {
+                require_users(tx, &[contact.owner, contact.contact]).await?;
+                tx.add_contact(&contact).await?;
+                Ok(contact)
             })
-            .await
+        })
+        .await
     }
 
     pub async fn list_contacts(
@@ -377,16 +334,14 @@ impl Service {
         caller.require_service_of(owner.tenant)?;
         let scope = format!("contacts|{}|{}", owner.tenant, owner.user);
         let (size, after) = self.pager.start::<(i64, i64)>(&scope, &page)?;
+        let after = after.map(|(t, u)| UserKey {
+            tenant: TenantId(t),
+            user: UserId(u),
+        });
+        let page = Page { after, limit: size };
         let rows = self
-            .store
-            .read(move |tx| {
-                Box::pin(async move {
-                    let after = after.map(|(t, u)| UserKey {
-                        tenant: TenantId(t),
-                        user: UserId(u),
-                    });
-                    tx.list_contacts(owner, Page { after, limit: size }).await
-                })
+            .read("list_contacts", caller, (), |tx, _, ()| {
+                Box::pin(async move { tx.list_contacts(owner, page).await })
             })
             .await?;
         let next = self.pager.next(&scope, &rows, size, |c| {
@@ -397,17 +352,10 @@ impl Service {
 
     pub async fn remove_contact(&self, caller: &Caller, contact: Contact) -> Result<()> {
         caller.require_service_of(contact.owner.tenant)?;
-        self.store
-            .write(move |tx| {
-                Box::pin(async move {
-                    if tx.remove_contact(&contact).await? {
-                        Ok(())
-                    } else {
-                        Err(not_found("contact"))
-                    }
-                })
-            })
-            .await
+        self.write("remove_contact", caller, (), |tx, _, ()| {
+            Box::pin(async move { found(tx.remove_contact(&contact).await?, "contact") })
+        })
+        .await
     }
 
     pub async fn upsert_room(&self, caller: &Caller, mut room: MessageRoom) -> Result<MessageRoom> {
@@ -421,19 +369,17 @@ impl Service {
         v.finish()?;
         room.members.sort();
         room.members.dedup();
-        self.store
-            .write(move |tx| {
-                let room = room.clone();
-                Box::pin(async move {
-                    require_tenant(tx, room.tenant).await?;
-                    require_users(tx, &room.members).await?;
-                    tx.upsert_room(&room).await?;
-                    tx.get_room(room.tenant, room.id)
-                        .await?
-                        .ok_or(not_found("message room"))
-                })
+        self.write("upsert_room", caller, room, |tx, _, room| {
+            Box::pin(async move {
+                require_tenant(tx, room.tenant).await?;
+                require_users(tx, &room.members).await?;
+                tx.upsert_room(room).await?;
+                tx.get_room(room.tenant, room.id)
+                    .await?
+                    .ok_or(not_found("message room"))
             })
-            .await
+        })
+        .await
     }
 
     pub async fn get_room(
@@ -443,15 +389,14 @@ impl Service {
         id: RoomId,
     ) -> Result<MessageRoom> {
         caller.require_service_of(tenant)?;
-        self.store
-            .read(move |tx| {
-                Box::pin(async move {
-                    tx.get_room(tenant, id)
-                        .await?
-                        .ok_or(not_found("message room"))
-                })
+        self.read("get_room", caller, (), |tx, _, ()| {
+            Box::pin(async move {
+                tx.get_room(tenant, id)
+                    .await?
+                    .ok_or(not_found("message room"))
             })
-            .await
+        })
+        .await
     }
 
     pub async fn list_rooms(
@@ -463,19 +408,13 @@ impl Service {
         caller.require_service_of(tenant)?;
         let scope = format!("rooms|{tenant}");
         let (size, after) = self.pager.start::<i64>(&scope, &page)?;
+        let page = Page {
+            after: after.map(RoomId),
+            limit: size,
+        };
         let rows = self
-            .store
-            .read(move |tx| {
-                Box::pin(async move {
-                    tx.list_rooms(
-                        tenant,
-                        Page {
-                            after: after.map(RoomId),
-                            limit: size,
-                        },
-                    )
-                    .await
-                })
+            .read("list_rooms", caller, (), |tx, _, ()| {
+                Box::pin(async move { tx.list_rooms(tenant, page).await })
             })
             .await?;
         let next = self.pager.next(&scope, &rows, size, |r| r.id.0);
@@ -484,16 +423,9 @@ impl Service {
 
     pub async fn delete_room(&self, caller: &Caller, tenant: TenantId, id: RoomId) -> Result<()> {
         caller.require_service_of(tenant)?;
-        self.store
-            .write(move |tx| {
-                Box::pin(async move {
-                    if tx.delete_room(tenant, id).await? {
-                        Ok(())
-                    } else {
-                        Err(not_found("message room"))
-                    }
-                })
-            })
-            .await
+        self.write("delete_room", caller, (), |tx, _, ()| {
+            Box::pin(async move { found(tx.delete_room(tenant, id).await?, "message room") })
+        })
+        .await
     }
 }

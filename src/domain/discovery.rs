@@ -1,13 +1,12 @@
-//! Listing, search and autocomplete of groups, with R07 visibility: public internal groups
-//! for every user of the tenant; private ones for their (transitive) members and the tenant's
-//! admins.
+//! Listing, search and autocomplete of groups. Visibility (R07, R20) is the rule of
+//! `access`, applied here by the store's statements for a whole page at once.
 
-use super::Service;
 use super::caller::{Actor, Caller};
 use super::error::{Error, Result, Violations};
 use super::model::*;
 use super::page::PageRequest;
 use super::repo::{GroupFilter, Page};
+use super::service::Service;
 
 pub const MAX_QUERY_CHARS: usize = 100;
 pub const MAX_AUTOCOMPLETE: i32 = 20;
@@ -78,25 +77,15 @@ impl Service {
             caller.tenant, caller.principal
         );
         let (size, after) = self.pager.start::<i64>(&scope, &page)?;
-        let caller = caller.clone();
+        let page = Page {
+            after: after.map(GroupId),
+            limit: size,
+        };
         let rows = self
-            .store
-            .read(move |tx| {
-                let (caller, parsed) = (caller.clone(), parsed.clone());
+            .read("list_groups", caller, parsed, |tx, actor, parsed| {
                 Box::pin(async move {
-                    let actor = caller.resolve(tx).await?;
-                    let (v, all) = viewer(&actor, tenant);
-                    tx.list_groups(
-                        tenant,
-                        v,
-                        all,
-                        &parsed,
-                        Page {
-                            after: after.map(GroupId),
-                            limit: size,
-                        },
-                    )
-                    .await
+                    let (v, all) = viewer(actor, tenant);
+                    tx.list_groups(tenant, v, all, parsed, page).await
                 })
             })
             .await?;
@@ -117,18 +106,19 @@ impl Service {
             caller.tenant, caller.principal
         );
         let (size, after) = self.pager.start::<(i32, String, i64)>(&scope, &page)?;
-        let caller = caller.clone();
+        let page = Page { after, limit: size };
         let rows = self
-            .store
-            .read(move |tx| {
-                let (caller, query, after) = (caller.clone(), query.clone(), after.clone());
-                Box::pin(async move {
-                    let actor = caller.resolve(tx).await?;
-                    let (v, all) = viewer(&actor, tenant);
-                    tx.search_groups(tenant, v, all, &query, Page { after, limit: size })
-                        .await
-                })
-            })
+            .read(
+                "search_groups",
+                caller,
+                (query, page),
+                |tx, actor, (query, page)| {
+                    Box::pin(async move {
+                        let (v, all) = viewer(actor, tenant);
+                        tx.search_groups(tenant, v, all, query, page.clone()).await
+                    })
+                },
+            )
             .await?;
         let next = self.pager.next(&scope, &rows, size, |(rank, g)| {
             (*rank, name_key(&g.display_name), g.id.0)
@@ -154,16 +144,17 @@ impl Service {
         } else {
             limit
         });
-        let caller = caller.clone();
-        self.store
-            .read(move |tx| {
-                let (caller, prefix) = (caller.clone(), prefix.clone());
+        self.read(
+            "autocomplete_groups",
+            caller,
+            prefix,
+            |tx, actor, prefix| {
                 Box::pin(async move {
-                    let actor = caller.resolve(tx).await?;
-                    let (v, all) = viewer(&actor, tenant);
-                    tx.autocomplete_groups(tenant, v, all, &prefix, limit).await
+                    let (v, all) = viewer(actor, tenant);
+                    tx.autocomplete_groups(tenant, v, all, prefix, limit).await
                 })
-            })
-            .await
+            },
+        )
+        .await
     }
 }

@@ -2,14 +2,14 @@
 //! Creation rules (R13, R14) live with group creation, admission of members (R14, R15) with
 //! membership, revocation (R18) with the directory.
 
-use serde_json::json;
-
-use super::caller::Caller;
-use super::error::Violations;
-use super::error::{Error, Reason, Result};
-use super::groups::{Created, GroupSpec, MemberRef, insert_new_group, validate_spec};
+use super::caller::{Actor, Caller};
+use super::error::{Error, Reason, Result, Violations};
+use super::events::Origin;
+use super::groups::{Created, GroupSpec, NewGroup, insert_new_group, validate_spec};
+use super::idempotency::{self, RequestKey};
 use super::model::*;
-use super::{Service, request_fingerprint};
+use super::repo::Tx;
+use super::service::Service;
 
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct ConvertRoom {
@@ -71,95 +71,137 @@ impl Service {
             cmd.features,
             serde_json::to_string(&cmd).unwrap_or_default()
         );
-        let fingerprint = request_fingerprint("convert", caller, &content);
-        let caller = caller.clone();
-        self.store
-            .write(move |tx| {
-                let (caller, cmd, spec, fingerprint) = (caller.clone(), cmd.clone(), spec.clone(), fingerprint.clone());
-                Box::pin(async move {
-                    let actor = caller.resolve(tx).await?;
-                    let Some(me) = actor.user_key() else {
-                        return Err(Error::permission(Reason::UserCallerRequired, "a user converts a room"));
-                    };
-                    if me.tenant != cmd.tenant {
-                        return Err(Error::NotFound("message room"));
-                    }
-                    let room = tx.get_room(cmd.tenant, cmd.room).await?.ok_or(Error::NotFound("message room"))?;
-                    // A room one is not in answers as a missing one.
-                    if !room.members.contains(&me) {
-                        return Err(Error::NotFound("message room"));
-                    }
-                    let request = cmd.request_id.as_deref().map(|id| (id, fingerprint.as_str()));
-                    if let Some(converted) = room.converted_group {
-                        // Only a retry of the conversion that did it gets past a converted room.
-                        let replay = match request {
-                            Some((id, _)) => tx.get_create_request(cmd.tenant, id).await?,
-                            None => None,
-                        };
-                        if replay.is_none_or(|(_, group)| group != converted) {
-                            return Err(Error::precondition(Reason::RoomAlreadyConverted, "the room was converted already"));
-                        }
-                    }
-                    let tenant = tx.get_tenant(cmd.tenant).await?.ok_or(Error::NotFound("tenant"))?;
-                    let members: Vec<MemberRef> = room.members.iter().filter(|u| **u != me).map(|u| MemberRef::User(*u)).collect();
-                    let created = insert_new_group(
-                        tx,
-                        &tenant,
-                        &spec,
-                        &[me],
-                        &members,
-                        request,
-                        json!({"converted_from": format!("tenants/{}/rooms/{}", room.tenant, room.id)}),
-                    )
-                    .await?;
-                    // Read again: a concurrent retry of this conversion may have committed while
-                    // the request id was being claimed (PostgreSQL waits there).
-                    let now = tx.get_room(room.tenant, room.id).await?.ok_or(Error::NotFound("message room"))?;
-                    match now.converted_group {
-                        Some(g) if g == created.group.id => Ok(created),
-                        Some(_) => Err(Error::precondition(Reason::RoomAlreadyConverted, "the room was converted already")),
-                        None if tx.mark_room_converted(room.tenant, room.id, created.group.id).await? => Ok(created),
-                        None => Err(Error::precondition(Reason::RoomAlreadyConverted, "the room was converted already")),
-                    }
-                })
-            })
-            .await
+        let fingerprint = idempotency::fingerprint("convert", caller, &content);
+        let args = (cmd, spec, fingerprint);
+        self.write(
+            "convert_room",
+            caller,
+            args,
+            |tx, actor, (cmd, spec, fp)| {
+                Box::pin(async move { convert_in(tx, actor, cmd, spec, fp).await })
+            },
+        )
+        .await
     }
 
     /// R19: groups and storage of a tenant, internal and external. Admins and services of
     /// the tenant.
     pub async fn tenant_usage(&self, caller: &Caller, tenant: TenantId) -> Result<TenantUsage> {
-        let caller = caller.clone();
-        self.store
-            .read(move |tx| {
-                let caller = caller.clone();
-                Box::pin(async move {
-                    let actor = caller.resolve(tx).await?;
-                    if actor.tenant() != tenant {
-                        return Err(Error::NotFound("tenant"));
-                    }
-                    if !actor.is_admin_of(tenant) {
-                        return Err(Error::permission(
-                            Reason::NotGroupManager,
-                            "admins and services of the tenant only",
-                        ));
-                    }
-                    let t = tx
-                        .get_tenant(tenant)
-                        .await?
-                        .ok_or(Error::NotFound("tenant"))?;
-                    let [internal, external] = tx.usage_by_kind(tenant).await?;
-                    Ok(TenantUsage {
-                        tenant,
-                        groups_used: t.group_count,
-                        groups_limit: t.plan.group_limit(),
-                        storage_used_bytes: t.storage_used_bytes,
-                        storage_quota_bytes: t.storage_quota_bytes,
-                        internal,
-                        external,
-                    })
+        self.read("tenant_usage", caller, (), |tx, actor, ()| {
+            Box::pin(async move {
+                if actor.tenant() != tenant {
+                    return Err(Error::NotFound("tenant"));
+                }
+                if !actor.is_admin_of(tenant) {
+                    return Err(Error::permission(
+                        Reason::NotGroupManager,
+                        "admins and services of the tenant only",
+                    ));
+                }
+                let t = tx
+                    .get_tenant(tenant)
+                    .await?
+                    .ok_or(Error::NotFound("tenant"))?;
+                let [internal, external] = tx.usage_by_kind(tenant).await?;
+                Ok(TenantUsage {
+                    tenant,
+                    groups_used: t.group_count,
+                    groups_limit: t.plan.group_limit(),
+                    storage_used_bytes: t.storage_used_bytes,
+                    storage_quota_bytes: t.storage_quota_bytes,
+                    internal,
+                    external,
                 })
             })
-            .await
+        })
+        .await
+    }
+}
+
+fn already_converted() -> Error {
+    Error::precondition(
+        Reason::RoomAlreadyConverted,
+        "the room was converted already",
+    )
+}
+
+/// R16 in one transaction: the converting user must be in the room; the room becomes an
+/// external group once; a retry with the conversion's request id gets its group again.
+async fn convert_in(
+    tx: &mut dyn Tx,
+    actor: &Actor,
+    cmd: &ConvertRoom,
+    spec: &GroupSpec,
+    fingerprint: &str,
+) -> Result<Created> {
+    let Some(me) = actor.user_key() else {
+        return Err(Error::permission(
+            Reason::UserCallerRequired,
+            "a user converts a room",
+        ));
+    };
+    let missing = || Error::NotFound("message room");
+    if me.tenant != cmd.tenant {
+        return Err(missing());
+    }
+    let room = tx
+        .get_room(cmd.tenant, cmd.room)
+        .await?
+        .ok_or_else(missing)?;
+    // A room one is not in answers as a missing one.
+    if !room.members.contains(&me) {
+        return Err(missing());
+    }
+    let request = cmd
+        .request_id
+        .as_deref()
+        .map(|id| RequestKey { id, fingerprint });
+    if let Some(converted) = room.converted_group {
+        // Only a retry of the conversion that did it gets past a converted room.
+        let replay = match request {
+            Some(key) => tx.get_create_request(cmd.tenant, key.id).await?,
+            None => None,
+        };
+        if replay.is_none_or(|(_, group)| group != converted) {
+            return Err(already_converted());
+        }
+    }
+    let tenant = tx
+        .get_tenant(cmd.tenant)
+        .await?
+        .ok_or(Error::NotFound("tenant"))?;
+    let members: Vec<MemberRef> = room
+        .members
+        .iter()
+        .filter(|u| **u != me)
+        .map(|u| MemberRef::User(*u))
+        .collect();
+    let new = NewGroup {
+        tenant: &tenant,
+        spec,
+        masters: &[me],
+        members: &members,
+        request,
+        origin: Origin::ConvertedFrom {
+            converted_from: format!("tenants/{}/rooms/{}", room.tenant, room.id),
+        },
+    };
+    let created = insert_new_group(tx, new).await?;
+    // Read again: a concurrent retry of this conversion may have committed while the request
+    // id was being claimed (PostgreSQL waits there).
+    let now = tx
+        .get_room(room.tenant, room.id)
+        .await?
+        .ok_or_else(missing)?;
+    match now.converted_group {
+        Some(g) if g == created.group.id => Ok(created),
+        Some(_) => Err(already_converted()),
+        None if tx
+            .mark_room_converted(room.tenant, room.id, created.group.id)
+            .await? =>
+        {
+            Ok(created)
+        }
+        None => Err(already_converted()),
     }
 }

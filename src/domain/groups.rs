@@ -1,32 +1,25 @@
-//! Groups: create, read, delete (R01, R02, R03, R04, R07, R12).
+//! Groups: create, read, delete. R01 (names), R02 (sizes of the fields), R04 (who may
+//! create), R12 (deletion reaches every member company and purges the group's data).
 
 use serde::Serialize;
-use serde_json::json;
 
+use super::access::{Lock, Managed, group_not_found, may_delete, visible_group};
 use super::caller::{Actor, Caller};
 use super::error::{Error, Reason, Result, Violations};
-use super::membership::{Admission, Managed, add_members_in};
+use super::events::{EventKind, Excluded, GroupCreated, GroupDeleted, Origin, emit};
+use super::idempotency::{self, RequestKey};
+use super::limits::{MAX_INITIAL_MEMBERS, MAX_REQUEST_ID_CHARS};
+use super::members::{Admission, add_members_in};
 use super::model::*;
 use super::repo::Tx;
-use super::{Service, group_event, request_fingerprint};
+use super::service::Service;
+
+pub use super::model::MemberRef;
 
 pub const MAX_NAME_CHARS: usize = 100;
 pub const MAX_DESCRIPTION_CHARS: usize = 300;
 pub const MAX_PHOTO_URI_CHARS: usize = 2_000;
 pub const MAX_EXTERNAL_KEY_CHARS: usize = 100;
-pub const MAX_REQUEST_ID_CHARS: usize = 100;
-/// Masters plus members named in one create.
-pub const MAX_INITIAL_MEMBERS: usize = 100;
-/// R03: a user is a direct member of at most this many groups.
-pub const USER_GROUP_LIMIT: i64 = 2_000;
-
-/// A member reference in a request.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize)]
-pub enum MemberRef {
-    User(UserKey),
-    Team(TeamId),
-    Group(GroupId),
-}
 
 /// The settings a client gives a group.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -104,88 +97,6 @@ pub fn validate_spec(spec: &GroupSpec, prefix: &str, v: &mut Violations) {
     }
 }
 
-/// The actor's standing in a group for R06, decided in this one place.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Standing {
-    /// An admin (or service) of the owning tenant: may change everything.
-    Admin,
-    /// A Group Master, and the owning tenant lets masters manage groups
-    /// (`masters_may_manage_settings`).
-    Master,
-    /// Anyone else, including masters whose tenant does not let them manage.
-    Other,
-}
-
-pub(crate) async fn standing(tx: &mut dyn Tx, actor: &Actor, group: &Group) -> Result<Standing> {
-    if actor.is_admin_of(group.tenant) {
-        return Ok(Standing::Admin);
-    }
-    let Some(user) = actor.user_key() else {
-        return Ok(Standing::Other);
-    };
-    if tx.user_member(group.tenant, group.id, user).await? != Some(true) {
-        return Ok(Standing::Other);
-    }
-    let allowed = tx
-        .get_tenant(group.tenant)
-        .await?
-        .is_some_and(|t| t.masters_may_manage_settings);
-    Ok(if allowed {
-        Standing::Master
-    } else {
-        Standing::Other
-    })
-}
-
-/// Admins of the owning tenant delete any group; the Group Masters of an external group may
-/// delete it too (user guide), unless the tenant does not let masters manage groups.
-async fn may_delete(tx: &mut dyn Tx, actor: &Actor, group: &Group) -> Result<bool> {
-    Ok(match standing(tx, actor, group).await? {
-        Standing::Admin => true,
-        Standing::Master => group.kind == GroupKind::External,
-        Standing::Other => false,
-    })
-}
-
-fn not_found() -> Error {
-    Error::NotFound("group")
-}
-
-/// R07: whether the actor may see the group at all. An invisible group answers as a missing one.
-pub(crate) async fn can_see(tx: &mut dyn Tx, actor: &Actor, group: &Group) -> Result<bool> {
-    if actor.is_admin_of(group.tenant) {
-        return Ok(true);
-    }
-    let Some(user) = actor.user_key() else {
-        return Ok(false);
-    };
-    if group.is_public && group.kind == GroupKind::Internal && user.tenant == group.tenant {
-        return Ok(true);
-    }
-    tx.is_effective_member(group.tenant, group.id, user).await
-}
-
-/// Reads a group the actor may see, or NOT_FOUND.
-pub(crate) async fn visible_group(
-    tx: &mut dyn Tx,
-    actor: &Actor,
-    tenant: TenantId,
-    id: GroupId,
-    lock: bool,
-) -> Result<Group> {
-    let group = if lock {
-        tx.lock_group(tenant, id).await?
-    } else {
-        tx.get_group(tenant, id).await?
-    };
-    let group = group.ok_or_else(not_found)?;
-    if can_see(tx, actor, &group).await? {
-        Ok(group)
-    } else {
-        Err(not_found())
-    }
-}
-
 fn fingerprint(caller: &Caller, cmd: &CreateGroup) -> String {
     let content = format!(
         "{:?}|{:?}|{}",
@@ -193,66 +104,69 @@ fn fingerprint(caller: &Caller, cmd: &CreateGroup) -> String {
         cmd.spec.features,
         serde_json::to_string(cmd).unwrap_or_default()
     );
-    request_fingerprint("create", caller, &content)
+    idempotency::fingerprint("create", caller, &content)
+}
+
+fn validate_create(cmd: &CreateGroup) -> Result<()> {
+    let mut v = Violations::default();
+    validate_spec(&cmd.spec, "group.", &mut v);
+    v.check(!cmd.masters.is_empty(), "master_user_ids", || {
+        "name at least one Group Master".into()
+    });
+    v.check(
+        cmd.masters.len() + cmd.members.len() <= MAX_INITIAL_MEMBERS,
+        "members",
+        || format!("at most {MAX_INITIAL_MEMBERS} masters and members in one create"),
+    );
+    if let Some(id) = &cmd.request_id {
+        v.check(
+            id.chars().count() <= MAX_REQUEST_ID_CHARS,
+            "request_id",
+            || format!("must be at most {MAX_REQUEST_ID_CHARS} characters"),
+        );
+    }
+    for m in &cmd.members {
+        if let MemberRef::User(k) = m {
+            v.check(k.tenant == cmd.tenant, "members", || {
+                format!("user {} is not a user of tenant {}", k.user, cmd.tenant)
+            });
+        }
+    }
+    v.finish()
 }
 
 impl Service {
     /// Creates a group (R01-R04). All or nothing: the group, its masters and members, the quota
     /// counters and the event are written in one transaction.
     pub async fn create_group(&self, caller: &Caller, mut cmd: CreateGroup) -> Result<Created> {
-        let mut v = Violations::default();
-        validate_spec(&cmd.spec, "group.", &mut v);
-        v.check(!cmd.masters.is_empty(), "master_user_ids", || {
-            "name at least one Group Master".into()
-        });
-        v.check(
-            cmd.masters.len() + cmd.members.len() <= MAX_INITIAL_MEMBERS,
-            "members",
-            || format!("at most {MAX_INITIAL_MEMBERS} masters and members in one create"),
-        );
-        if let Some(id) = &cmd.request_id {
-            v.check(
-                id.chars().count() <= MAX_REQUEST_ID_CHARS,
-                "request_id",
-                || format!("must be at most {MAX_REQUEST_ID_CHARS} characters"),
-            );
-        }
-        for m in &cmd.members {
-            if let MemberRef::User(k) = m {
-                v.check(k.tenant == cmd.tenant, "members", || {
-                    format!("user {} is not a user of tenant {}", k.user, cmd.tenant)
-                });
-            }
-        }
-        v.finish()?;
+        validate_create(&cmd)?;
         super::settings::normalize_mailing_list(&mut cmd.spec.mailing_list);
         cmd.masters.sort();
         cmd.masters.dedup();
         cmd.members.sort();
         cmd.members.dedup();
         let fingerprint = fingerprint(caller, &cmd);
-        let caller = caller.clone();
-        self.store
-            .write(move |tx| {
-                let (cmd, caller, fingerprint) = (cmd.clone(), caller.clone(), fingerprint.clone());
-                Box::pin(async move { create_in(tx, &caller, &cmd, &fingerprint).await })
-            })
-            .await
+        let args = (cmd, fingerprint);
+        self.write(
+            "create_group",
+            caller,
+            args,
+            |tx, actor, (cmd, fingerprint)| {
+                Box::pin(async move { create_in(tx, actor, cmd, fingerprint).await })
+            },
+        )
+        .await
     }
 
     pub async fn get_group(&self, caller: &Caller, tenant: TenantId, id: GroupId) -> Result<Group> {
-        let caller = caller.clone();
-        self.store
-            .read(move |tx| {
-                let caller = caller.clone();
-                Box::pin(async move {
-                    let actor = caller.resolve(tx).await?;
-                    let mut group = visible_group(tx, &actor, tenant, id, false).await?;
-                    tx.load_mailing_list(&mut group).await?;
-                    Ok(group)
-                })
+        self.read("get_group", caller, (), |tx, actor, ()| {
+            Box::pin(async move {
+                let mut group = visible_group(tx, actor, tenant, id, Lock::No).await?;
+                tx.load_mailing_list(&mut group).await?;
+                Ok(group)
             })
-            .await
+        })
+        .await
     }
 
     /// Deletes a group with all its data (R12). Only admins of the owning tenant may.
@@ -263,75 +177,78 @@ impl Service {
         id: GroupId,
         etag: Option<String>,
     ) -> Result<()> {
-        let caller = caller.clone();
-        self.store
-            .write(move |tx| {
-                let (caller, etag) = (caller.clone(), etag.clone());
-                Box::pin(async move {
-                    let actor = caller.resolve(tx).await?;
-                    let group = visible_group(tx, &actor, tenant, id, true).await?;
-                    if !may_delete(tx, &actor, &group).await? {
-                        return Err(Error::permission(
-                            Reason::NotGroupManager,
-                            "only admins of the owning tenant (and, for an external group, its Group Masters) may delete it",
-                        ));
-                    }
-                    if let Some(etag) = etag
-                        && etag != group.etag() {
-                            return Err(Error::Aborted {
-                                reason: Reason::EtagMismatch,
-                                message: "the group changed since it was read".into(),
-                            });
-                        }
-                    let recipients = if group.notify_all_members {
-                        tx.effective_users(tenant, id).await?
-                    } else {
-                        Vec::new()
-                    };
-                    let parents = tx.parent_groups(tenant, &[id]).await?;
-                    for parent in &parents {
-                        tx.touch_group(tenant, *parent, now_micros()).await?;
-                    }
-                    let direct = tx.direct_members(tenant, id).await?;
-                    let users: Vec<UserKey> = direct.users.iter().map(|(k, _)| *k).collect();
-                    // R12: an external group's deletion reaches every member company at once.
-                    let mut tenants: Vec<i64> = users.iter().map(|u| u.tenant.0).chain([tenant.0]).collect();
-                    tenants.sort();
-                    tenants.dedup();
-                    tx.release_user_group_slots(&users).await?;
-                    tx.release_group_slot(tenant).await?;
-                    // The group's storage goes back to the tenant that was charged (R19).
-                    tx.add_storage(tenant, id, -group.storage_used_bytes).await?;
-                    tx.delete_group(tenant, id).await?;
-                    let now = now_micros();
-                    tx.insert_event(&group_event(
-                        &group,
-                        "group.deleted",
-                        json!({
-                            "group": group.resource_name(),
-                            "kind": group.kind.as_str(),
-                            "purged": ["message", "note", "event", "task", "folder", "mailing_list"],
-                            "tenants": tenants,
-                            "removed_from": parents.iter().map(|p| group_name(tenant, *p)).collect::<Vec<_>>(),
-                            "notify": recipients.iter().map(|u| [u.tenant.0, u.user.0]).collect::<Vec<_>>(),
-                        }),
-                        now,
-                    ))
-                    .await?;
-                    Ok(())
-                })
+        self.write("delete_group", caller, etag, |tx, actor, etag| {
+            Box::pin(async move {
+                let group = visible_group(tx, actor, tenant, id, Lock::ForUpdate).await?;
+                if !may_delete(tx, actor, &group).await? {
+                    return Err(Error::permission(
+                        Reason::NotGroupManager,
+                        "only admins of the owning tenant (and, for an external group, its \
+                         Group Masters) may delete it",
+                    ));
+                }
+                check_etag(&group, etag.as_deref())?;
+                delete_in(tx, &group).await
             })
-            .await
+        })
+        .await
     }
+}
+
+/// AIP-154: a given etag must match the group as stored.
+pub(crate) fn check_etag(group: &Group, etag: Option<&str>) -> Result<()> {
+    match etag {
+        Some(etag) if etag != group.etag() => Err(Error::Aborted {
+            reason: Reason::EtagMismatch,
+            message: "the group changed since it was read".into(),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// R12: the group goes with its members, counters, storage and data; one event names every
+/// tenant it reached.
+async fn delete_in(tx: &mut dyn Tx, group: &Group) -> Result<()> {
+    let (tenant, id) = (group.tenant, group.id);
+    let recipients = if group.notify_all_members {
+        tx.effective_users(tenant, id).await?
+    } else {
+        Vec::new()
+    };
+    let now = now_micros();
+    let parents = tx.parent_groups(tenant, &[id]).await?;
+    for parent in &parents {
+        tx.touch_group(tenant, *parent, now).await?;
+    }
+    let direct = tx.direct_members(tenant, id).await?;
+    let users: Vec<UserKey> = direct.users.iter().map(|(k, _)| *k).collect();
+    // R12: an external group's deletion reaches every member company at once.
+    let mut tenants: Vec<i64> = users.iter().map(|u| u.tenant.0).chain([tenant.0]).collect();
+    tenants.sort();
+    tenants.dedup();
+    tx.release_user_group_slots(&users).await?;
+    tx.release_group_slot(tenant).await?;
+    // The group's storage goes back to the tenant that was charged (R19).
+    tx.add_storage(tenant, id, -group.storage_used_bytes)
+        .await?;
+    tx.delete_group(tenant, id).await?;
+    let deleted = GroupDeleted {
+        group: group.resource_name(),
+        kind: group.kind.as_str(),
+        purged: vec!["message", "note", "event", "task", "folder", "mailing_list"],
+        tenants,
+        removed_from: parents.iter().map(|p| group_name(tenant, *p)).collect(),
+        notify: recipients.iter().map(|u| [u.tenant.0, u.user.0]).collect(),
+    };
+    emit(tx, group, EventKind::GroupDeleted(deleted), now).await
 }
 
 async fn create_in(
     tx: &mut dyn Tx,
-    caller: &Caller,
+    actor: &Actor,
     cmd: &CreateGroup,
     fingerprint: &str,
 ) -> Result<Created> {
-    let actor = caller.resolve(tx).await?;
     if actor.tenant() != cmd.tenant {
         return Err(Error::NotFound("tenant"));
     }
@@ -354,17 +271,19 @@ async fn create_in(
             user: *u,
         })
         .collect();
-    let request = cmd.request_id.as_deref().map(|id| (id, fingerprint));
-    insert_new_group(
-        tx,
-        &tenant,
-        &cmd.spec,
-        &masters,
-        &cmd.members,
+    let request = cmd
+        .request_id
+        .as_deref()
+        .map(|id| RequestKey { id, fingerprint });
+    let new = NewGroup {
+        tenant: &tenant,
+        spec: &cmd.spec,
+        masters: &masters,
+        members: &cmd.members,
         request,
-        json!({}),
-    )
-    .await
+        origin: Origin::Created {},
+    };
+    insert_new_group(tx, new).await
 }
 
 /// A new group and what was left out of it (R14).
@@ -374,39 +293,29 @@ pub struct Created {
     pub excluded: Vec<(UserKey, Reason)>,
 }
 
-/// Creates a group once the caller's right to do so is settled: request-id replay, R13,
-/// the tenant quota (R03), the row, first masters and members, settings, the event.
-pub(crate) async fn insert_new_group(
-    tx: &mut dyn Tx,
-    tenant: &Tenant,
-    spec: &GroupSpec,
-    masters: &[UserKey],
-    members: &[MemberRef],
-    request: Option<(&str, &str)>,
-    origin: serde_json::Value,
-) -> Result<Created> {
+/// A group to insert once the caller's right to create it is settled.
+pub(crate) struct NewGroup<'a> {
+    pub tenant: &'a Tenant,
+    pub spec: &'a GroupSpec,
+    pub masters: &'a [UserKey],
+    pub members: &'a [MemberRef],
+    pub request: Option<RequestKey<'a>>,
+    pub origin: Origin,
+}
+
+/// Creates a group: request-id replay, R13, the tenant quota (R03), the row, first masters
+/// and members, settings, the event.
+pub(crate) async fn insert_new_group(tx: &mut dyn Tx, new: NewGroup<'_>) -> Result<Created> {
+    let (tenant, spec) = (new.tenant, new.spec);
     let now = now_micros();
     let id = GroupId(next_id());
-    if let Some((request_id, fingerprint)) = request
-        && !tx
-            .insert_create_request(tenant.id, request_id, fingerprint, id, now)
-            .await?
+    if let Some(key) = new.request
+        && let Some(first) = idempotency::claim_create(tx, tenant.id, key, id, now).await?
     {
-        let (first_fingerprint, group) = tx
-            .get_create_request(tenant.id, request_id)
-            .await?
-            .ok_or_else(|| Error::Retry("request id claimed by a rolled back call".into()))?;
-        if first_fingerprint != fingerprint {
-            return Err(Error::InvalidArgumentReason {
-                reason: Reason::RequestIdReused,
-                field: "request_id",
-                description: "this request_id was used for a different request".into(),
-            });
-        }
         let group = tx
-            .get_group(tenant.id, group)
+            .get_group(tenant.id, first)
             .await?
-            .ok_or_else(not_found)?;
+            .ok_or_else(group_not_found)?;
         return Ok(Created {
             group,
             excluded: Vec::new(),
@@ -430,105 +339,66 @@ pub(crate) async fn insert_new_group(
             ),
         });
     }
-    let group = Group {
-        tenant: tenant.id,
-        id,
-        display_name: spec.display_name.clone(),
-        description: spec.description.clone(),
-        photo_uri: spec.photo_uri.clone(),
-        kind: spec.kind,
-        is_public: spec.is_public,
-        features: spec.features,
-        notify_all_members: spec.notify_all_members,
-        master_manages_features: spec.master_manages_features,
-        external_key: spec.external_key.clone(),
-        mailing_list: spec.mailing_list.clone(),
-        storage_used_bytes: 0,
-        version: 1,
-        create_time: now,
-        update_time: now,
-    };
+    let group = spec.new_group(tenant.id, id, now);
     tx.insert_group(&group).await?;
     // The caller's right to create is settled: that is the right to name the first members.
     let managed = Managed {
         group: group.clone(),
         by: None,
     };
-    let added = add_members_in(tx, &managed, members, masters, Admission::Initial, now).await?;
+    let added = add_members_in(
+        tx,
+        &managed,
+        new.members,
+        new.masters,
+        Admission::Initial,
+        now,
+    )
+    .await?;
     super::settings::check_settings(tx, &group).await?;
     tx.save_mailing_list(&group).await?;
-    tx.insert_event(&group_event(
-        &group,
-        "group.created",
-        json!({
-            "group": group.resource_name(),
-            "kind": group.kind.as_str(),
-            "masters": masters,
-            "members": added.added,
-            "excluded": added.excluded.iter().map(|(u, r)| json!({"user": u, "reason": r.as_str()})).collect::<Vec<_>>(),
-            "origin": origin,
-        }),
-        now,
-    ))
-    .await?;
+    let created = GroupCreated {
+        group: group.resource_name(),
+        kind: group.kind.as_str(),
+        masters: new.masters.to_vec(),
+        members: added.added,
+        excluded: added
+            .excluded
+            .iter()
+            .map(|(user, r)| Excluded {
+                user: *user,
+                reason: r.as_str(),
+            })
+            .collect(),
+        origin: new.origin,
+    };
+    emit(tx, &group, EventKind::GroupCreated(created), now).await?;
     Ok(Created {
         group,
         excluded: added.excluded,
     })
 }
 
-/// R21: adding `member` into `parent` must not close a cycle nor make a chain of nested
-/// groups longer than `MAX_NESTING` edges. Both walks are level by level (one query a level,
-/// de-duplicated), so their cost grows with the depth and width of the two neighbourhoods,
-/// never with the size of the tenant.
-pub(crate) async fn check_nesting(
-    tx: &mut dyn Tx,
-    tenant: TenantId,
-    parent: GroupId,
-    member: GroupId,
-) -> Result<()> {
-    if parent == member {
-        return Err(Error::precondition(
-            Reason::MembershipCycle,
-            "a group cannot contain itself",
-        ));
-    }
-    // Longest chain below `member`, and above `parent`. Levels are de-duplicated within a
-    // level only, so a group reached by a short and a long path counts at the long one.
-    let mut below = 0;
-    let mut frontier = vec![member];
-    while below <= MAX_NESTING {
-        let next = tx.child_groups(tenant, &frontier).await?;
-        if next.contains(&parent) {
-            return Err(Error::precondition(
-                Reason::MembershipCycle,
-                "the group is already contained in the member group",
-            ));
+impl GroupSpec {
+    /// A new group with these settings.
+    fn new_group(&self, tenant: TenantId, id: GroupId, now: i64) -> Group {
+        Group {
+            tenant,
+            id,
+            display_name: self.display_name.clone(),
+            description: self.description.clone(),
+            photo_uri: self.photo_uri.clone(),
+            kind: self.kind,
+            is_public: self.is_public,
+            features: self.features,
+            notify_all_members: self.notify_all_members,
+            master_manages_features: self.master_manages_features,
+            external_key: self.external_key.clone(),
+            mailing_list: self.mailing_list.clone(),
+            storage_used_bytes: 0,
+            version: 1,
+            create_time: now,
+            update_time: now,
         }
-        if next.is_empty() {
-            break;
-        }
-        below += 1;
-        frontier = next;
     }
-    let mut above = 0;
-    let mut frontier = vec![parent];
-    while above <= MAX_NESTING {
-        let next = tx.parent_groups(tenant, &frontier).await?;
-        if next.is_empty() {
-            break;
-        }
-        above += 1;
-        frontier = next;
-    }
-    if above + 1 + below > MAX_NESTING {
-        return Err(Error::precondition(
-            Reason::NestingTooDeep,
-            format!("nested groups may be at most {MAX_NESTING} levels deep"),
-        ));
-    }
-    Ok(())
 }
-
-/// R21: the longest chain of group-in-group edges.
-pub const MAX_NESTING: usize = 10;

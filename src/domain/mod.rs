@@ -1,67 +1,43 @@
-//! Every rule of DOMAIN.md, as plain Rust over the `Tx` interface. Knows nothing of tonic,
-//! prost or Diesel.
+//! Every rule of DOMAIN.md, as plain Rust over the `Tx` interface (`repo`) and the
+//! transaction seam (`service`). Knows nothing of tonic, prost or Diesel. Where each rule
+//! lives:
+//!
+//! | rules | module |
+//! |---|---|
+//! | R01, R02, R04, R12 | `groups` |
+//! | R03 | `limits` (numbers), `members` (per user), `groups` (per tenant) |
+//! | R05 | `masters`, `departures` (succession) |
+//! | R06, R07, R20, R24 | `access` |
+//! | R08, R10 | `settings` |
+//! | R09, R19 (usage) | `features`, `external` |
+//! | R11 | `events`, `members` (recipients) |
+//! | R13, R14, R15 | `members` (admission), `groups` (creation) |
+//! | R16, R19 | `external` |
+//! | R17, R22, R23 | `membership` |
+//! | R18 | `departures` |
+//! | R21 | `nesting` |
+//! | R25 | `error` |
 
+pub mod access;
 pub mod caller;
+pub mod departures;
 pub mod directory;
 pub mod discovery;
 pub mod error;
+pub mod events;
 pub mod external;
+pub mod features;
 pub mod groups;
+pub mod idempotency;
+pub mod limits;
+pub mod masters;
+pub mod members;
 pub mod membership;
 pub mod model;
+pub mod nesting;
 pub mod page;
 pub mod repo;
+pub mod service;
 pub mod settings;
 
-use crate::store::Store;
-use page::Pager;
-
-/// The service: the store plus what the rules need around it.
-#[derive(Clone)]
-pub struct Service {
-    store: Store,
-    pager: Pager,
-}
-
-impl Service {
-    pub fn new(store: Store, page_token_key: &[u8]) -> Self {
-        Service {
-            store,
-            pager: Pager::new(page_token_key),
-        }
-    }
-
-    pub fn store(&self) -> &Store {
-        &self.store
-    }
-}
-
-/// Builds an outbox event for a group.
-fn group_event(
-    group: &model::Group,
-    kind: &str,
-    payload: serde_json::Value,
-    now: i64,
-) -> model::Event {
-    model::Event {
-        tenant: group.tenant,
-        id: model::EventId(model::next_id()),
-        group: Some(group.id),
-        kind: kind.to_owned(),
-        payload: payload.to_string(),
-        create_time: now,
-    }
-}
-
-/// What identifies a request for idempotency: method, caller and content, hashed. A request
-/// id reused with another fingerprint is refused (`REQUEST_ID_REUSED`).
-fn request_fingerprint(method: &str, caller: &caller::Caller, content: &str) -> String {
-    use sha2::{Digest, Sha256};
-    let mut h = Sha256::new();
-    h.update(format!("{method}|{}|{:?}|", caller.tenant, caller.principal).as_bytes());
-    h.update(content.as_bytes());
-    h.finalize()[..16]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
+pub use service::{Database, Mode, Service, Transaction, TxFuture};

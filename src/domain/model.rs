@@ -43,6 +43,17 @@ pub struct UserKey {
     pub user: UserId,
 }
 
+/// A member reference: a user (of any tenant, for external groups), a team or a group of the
+/// group's tenant.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+pub enum MemberRef {
+    User(UserKey),
+    Team(TeamId),
+    Group(GroupId),
+}
+
 /// Microseconds since the Unix epoch.
 pub fn now_micros() -> i64 {
     SystemTime::now()
@@ -73,10 +84,7 @@ pub enum Plan {
 impl Plan {
     /// R03: groups a tenant may hold, internal and external together.
     pub fn group_limit(self) -> i64 {
-        match self {
-            Plan::Free => 1_000,
-            Plan::Paid => 100_000,
-        }
+        super::limits::group_limit(self)
     }
 }
 

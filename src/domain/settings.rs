@@ -1,17 +1,18 @@
-//! Group settings: UpdateGroup with update mask and etag, the R06 permission matrix,
-//! message-room features (R08), feature data (R09) and the mailing list (R10).
+//! Group settings: UpdateGroup with update mask and etag (fields changed by whom: the R06
+//! matrix in `access`), R07 (external groups are private), R08 (features need message) and
+//! R10 (the mailing list).
 
-use std::collections::BTreeSet;
-
-use serde_json::json;
-
-use super::caller::Caller;
+use super::access::{Capability, Lock, may, standing, visible_group};
+use super::caller::{Actor, Caller};
 use super::directory::is_email;
 use super::error::{Error, Reason, Result, Violations};
-use super::groups::{GroupSpec, Standing, standing, validate_spec, visible_group};
+use super::events::{EventKind, GroupUpdated, emit};
+use super::groups::{GroupSpec, check_etag, validate_spec};
 use super::model::*;
 use super::repo::Tx;
-use super::{Service, group_event};
+use super::service::Service;
+
+pub use super::features::DataFeature;
 
 /// Fields UpdateGroup can change (AIP-134 paths).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -64,10 +65,10 @@ impl Field {
     }
 
     /// Who may change the field (R06).
-    fn class(self) -> Class {
+    fn capability(self) -> Capability {
         match self {
             Field::DisplayName | Field::Description | Field::PhotoUri | Field::Visibility => {
-                Class::Basic
+                Capability::Basic
             }
             Field::Features
             | Field::FeatureMessage
@@ -75,21 +76,10 @@ impl Field {
             | Field::FeatureEvent
             | Field::FeatureTask
             | Field::FeatureFolder
-            | Field::MailingList => Class::RoomFeature,
-            Field::NotifyAllMembers | Field::MasterManagesFeatures => Class::AdminOnly,
+            | Field::MailingList => Capability::RoomFeature,
+            Field::NotifyAllMembers | Field::MasterManagesFeatures => Capability::AdminOnly,
         }
     }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Class {
-    /// Admins; Group Masters unless the tenant's `masters_may_manage_settings` is off.
-    Basic,
-    /// Admins; Group Masters when the group's `master_manages_features` is on (and the tenant
-    /// lets masters manage groups at all).
-    RoomFeature,
-    /// Admins of the owning tenant only.
-    AdminOnly,
 }
 
 #[derive(Clone, Debug)]
@@ -217,16 +207,6 @@ pub(crate) async fn check_settings(tx: &mut dyn Tx, group: &Group) -> Result<()>
     Ok(())
 }
 
-/// R06: may someone of this standing change fields of `class` in this group?
-fn may_change(standing: Standing, group: &Group, class: Class) -> bool {
-    match (standing, class) {
-        (Standing::Admin, _) => true,
-        (Standing::Master, Class::Basic) => true,
-        (Standing::Master, Class::RoomFeature) => group.master_manages_features,
-        (Standing::Master, Class::AdminOnly) | (Standing::Other, _) => false,
-    }
-}
-
 fn apply(group: &mut Group, spec: &GroupSpec, field: Field) {
     match field {
         Field::DisplayName => group.display_name = spec.display_name.clone(),
@@ -246,27 +226,6 @@ fn apply(group: &mut Group, spec: &GroupSpec, field: Field) {
         }
     }
 }
-
-/// The feature data kinds that can be deleted (R09).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum DataFeature {
-    Note,
-    Event,
-    Folder,
-}
-
-impl DataFeature {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DataFeature::Note => "note",
-            DataFeature::Event => "event",
-            DataFeature::Folder => "folder",
-        }
-    }
-}
-
-/// Features whose data size other services report.
-pub const REPORTABLE: [&str; 5] = ["message", "note", "event", "task", "folder"];
 
 impl Service {
     /// UpdateGroup (AIP-134 mask, AIP-154 etag). All named fields change, or none.
@@ -290,149 +249,21 @@ impl Service {
         v.finish()?;
         let mut cmd = cmd;
         normalize_mailing_list(&mut cmd.spec.mailing_list);
-        let caller = caller.clone();
-        self.store
-            .write(move |tx| {
-                let (caller, cmd) = (caller.clone(), cmd.clone());
-                Box::pin(async move { update_in(tx, &caller, &cmd).await })
-            })
-            .await
-    }
-
-    /// Deletes the data of note, event or folder (R09): only where data exists; cannot be
-    /// undone. Records the purge as an event that tells the owning services.
-    pub async fn delete_feature_data(
-        &self,
-        caller: &Caller,
-        tenant: TenantId,
-        id: GroupId,
-        features: Vec<DataFeature>,
-    ) -> Result<Group> {
-        if features.is_empty() {
-            return Err(Error::invalid(
-                "features",
-                "name at least one of note, event, folder",
-            ));
-        }
-        let features: BTreeSet<DataFeature> = features.into_iter().collect();
-        let caller = caller.clone();
-        self.store
-            .write(move |tx| {
-                let (caller, features) = (caller.clone(), features.clone());
-                Box::pin(async move {
-                    let actor = caller.resolve(tx).await?;
-                    let group = visible_group(tx, &actor, tenant, id, true).await?;
-                    let standing = standing(tx, &actor, &group).await?;
-                    if !may_change(standing, &group, Class::RoomFeature) {
-                        return Err(Error::permission(
-                            Reason::NotGroupManager,
-                            "the caller may not manage this group's features",
-                        ));
-                    }
-                    let usage = tx.feature_usage(tenant, id).await?;
-                    let now = now_micros();
-                    let mut purged = Vec::new();
-                    for f in &features {
-                        let bytes = usage
-                            .iter()
-                            .find(|(name, _)| name == f.as_str())
-                            .map_or(0, |(_, b)| *b);
-                        if bytes <= 0 {
-                            return Err(Error::precondition(
-                                Reason::NoFeatureData,
-                                format!("the group has no {} data", f.as_str()),
-                            ));
-                        }
-                        tx.set_feature_usage(tenant, id, f.as_str(), 0, now).await?;
-                        tx.add_storage(tenant, id, -bytes).await?;
-                        purged.push(json!({"feature": f.as_str(), "bytes": bytes}));
-                    }
-                    tx.touch_group(tenant, id, now).await?;
-                    tx.insert_event(&group_event(
-                        &group,
-                        "feature_data.purged",
-                        json!({"group": group.resource_name(), "purged": purged}),
-                        now,
-                    ))
-                    .await?;
-                    tx.get_group(tenant, id)
-                        .await?
-                        .ok_or(Error::NotFound("group"))
-                })
-            })
-            .await
-    }
-
-    /// A service of the owning tenant reports how much data a feature holds for a group.
-    /// R19: an external group's data counts against the tenant that owns it. A report is
-    /// recorded even when it takes the tenant over its quota (the data exists already); the
-    /// answer carries the tenant so the caller sees it is over.
-    pub async fn report_feature_usage(
-        &self,
-        caller: &Caller,
-        tenant: TenantId,
-        id: GroupId,
-        feature: String,
-        bytes: i64,
-    ) -> Result<(Group, Tenant)> {
-        caller.require_service_of(tenant)?;
-        let mut v = Violations::default();
-        v.check(REPORTABLE.contains(&feature.as_str()), "feature", || {
-            "must be message, note, event, task or folder".into()
-        });
-        v.check(bytes >= 0, "bytes", || "must not be negative".into());
-        v.finish()?;
-        self.store
-            .write(move |tx| {
-                let feature = feature.clone();
-                Box::pin(async move {
-                    let group = tx
-                        .lock_group(tenant, id)
-                        .await?
-                        .ok_or(Error::NotFound("group"))?;
-                    let now = now_micros();
-                    let old = tx
-                        .set_feature_usage(tenant, id, &feature, bytes, now)
-                        .await?;
-                    tx.add_storage(tenant, id, bytes - old).await?;
-                    tx.insert_event(&group_event(
-                        &group,
-                        "feature_usage.reported",
-                        json!({"group": group.resource_name(), "feature": feature, "bytes": bytes}),
-                        now,
-                    ))
-                    .await?;
-                    let group = tx
-                        .get_group(tenant, id)
-                        .await?
-                        .ok_or(Error::NotFound("group"))?;
-                    let owner = tx
-                        .get_tenant(tenant)
-                        .await?
-                        .ok_or(Error::NotFound("tenant"))?;
-                    Ok((group, owner))
-                })
-            })
-            .await
+        self.write("update_group", caller, cmd, |tx, actor, cmd| {
+            Box::pin(async move { update_in(tx, actor, cmd).await })
+        })
+        .await
     }
 }
 
-async fn update_in(tx: &mut dyn Tx, caller: &Caller, cmd: &UpdateGroup) -> Result<Group> {
-    let actor = caller.resolve(tx).await?;
-    let mut group = visible_group(tx, &actor, cmd.tenant, cmd.id, true).await?;
-    if let Some(etag) = &cmd.etag
-        && *etag != group.etag()
-    {
-        return Err(Error::Aborted {
-            reason: Reason::EtagMismatch,
-            message: "the group changed since it was read".into(),
-        });
-    }
-    let standing = standing(tx, &actor, &group).await?;
+async fn update_in(tx: &mut dyn Tx, actor: &Actor, cmd: &UpdateGroup) -> Result<Group> {
+    let mut group = visible_group(tx, actor, cmd.tenant, cmd.id, Lock::ForUpdate).await?;
+    check_etag(&group, cmd.etag.as_deref())?;
+    let standing = standing(tx, actor, &group).await?;
     if !cmd
         .mask
         .iter()
-        .all(|f| may_change(standing, &group, f.class()))
+        .all(|f| may(standing, &group, f.capability()))
     {
         return Err(Error::permission(
             Reason::NotGroupManager,
@@ -465,21 +296,17 @@ async fn update_in(tx: &mut dyn Tx, caller: &Caller, cmd: &UpdateGroup) -> Resul
     } else {
         Vec::new()
     };
-    tx.insert_event(&group_event(
-        &group,
-        if renamed {
-            "group.renamed"
-        } else {
-            "group.updated"
-        },
-        json!({
-            "group": group.resource_name(),
-            "fields": cmd.mask.iter().map(|f| format!("{f:?}")).collect::<Vec<_>>(),
-            "previous_name": before.display_name,
-            "notify": notify,
-        }),
-        now,
-    ))
-    .await?;
+    let updated = GroupUpdated {
+        group: group.resource_name(),
+        fields: cmd.mask.iter().map(|f| format!("{f:?}")).collect(),
+        previous_name: before.display_name,
+        notify,
+    };
+    let kind = if renamed {
+        EventKind::GroupRenamed(updated)
+    } else {
+        EventKind::GroupUpdated(updated)
+    };
+    emit(tx, &group, kind, now).await?;
     Ok(group)
 }

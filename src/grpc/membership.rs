@@ -8,7 +8,7 @@ use super::pb::membership_service_server::MembershipService;
 use super::{caller, to_status};
 use crate::domain::Service;
 use crate::domain::groups::MemberRef;
-use crate::domain::membership::MemberBatch;
+use crate::domain::members::MemberBatch;
 use crate::domain::model::*;
 
 pub struct MembershipApi {

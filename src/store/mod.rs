@@ -5,13 +5,13 @@ mod rows;
 mod schema;
 mod tx;
 
-use std::future::Future;
-use std::pin::Pin;
+use async_trait::async_trait;
+use diesel_async::TransactionManager;
 use std::time::Duration;
 
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel::{Connection, SqliteConnection};
-use diesel_async::pooled_connection::bb8::{Pool, RunError};
+use diesel_async::pooled_connection::bb8::{Pool, PooledConnection, RunError};
 use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
 use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
 use diesel_async::{
@@ -22,18 +22,16 @@ use futures_util::FutureExt;
 
 use crate::domain::error::{Error, Result};
 use crate::domain::repo::Tx;
+pub use crate::domain::service::TxFuture;
+use crate::domain::service::{Database, Mode, Transaction};
 use tx::{PgTx, SqliteTx};
 
 pub(crate) type SqliteConn = SyncConnectionWrapper<SqliteConnection>;
+/// A connection checked out of a pool for as long as one transaction holds it.
+pub(crate) type Pooled<C> = PooledConnection<'static, C>;
 
 const PG_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
-
-/// How many times a transaction that lost a serialization race is run again.
-const MAX_ATTEMPTS: u32 = 5;
-
-/// A boxed future borrowing one transaction.
-pub type TxFuture<'t, R> = Pin<Box<dyn Future<Output = Result<R>> + Send + 't>>;
 
 /// The database: PostgreSQL, or SQLite with one writer connection (SQLite allows one writer at
 /// a time; queueing writers in the pool instead of in `busy_timeout` keeps them fair and makes
@@ -145,72 +143,84 @@ impl Store {
         Ok(())
     }
 
-    /// Runs `op` in a read-only transaction.
+    /// Runs `op` in one transaction, outside the domain (tests and tools look behind the
+    /// service's back this way). Commits when `op` returns `Ok`.
     pub async fn read<R, F>(&self, op: F) -> Result<R>
     where
         R: Send + 'static,
         F: for<'t> Fn(&'t mut dyn Tx) -> TxFuture<'t, R> + Send + Sync,
     {
-        match self {
-            Store::Postgres(pool) => run_pg(pool, &op).await,
-            Store::Sqlite { readers, .. } => run_sqlite(readers, &op).await,
-        }
+        self.run(Mode::Read, op).await
     }
 
-    /// Runs `op` in a write transaction, again when it loses a serialization race.
+    /// `read`, on the writer.
     pub async fn write<R, F>(&self, op: F) -> Result<R>
     where
         R: Send + 'static,
         F: for<'t> Fn(&'t mut dyn Tx) -> TxFuture<'t, R> + Send + Sync,
     {
-        let mut attempt = 1;
-        loop {
-            let res = match self {
-                Store::Postgres(pool) => run_pg(pool, &op).await,
-                Store::Sqlite { writer, .. } => run_sqlite(writer, &op).await,
-            };
-            match res {
-                Err(Error::Retry(cause)) if attempt < MAX_ATTEMPTS => {
-                    tracing::debug!(attempt, %cause, "transaction retried");
-                    attempt += 1;
-                    tokio::time::sleep(Duration::from_millis(5 * u64::from(attempt))).await;
-                }
-                Err(Error::Retry(cause)) => {
-                    return Err(Error::Unavailable(format!(
-                        "gave up after retries: {cause}"
-                    )));
-                }
-                other => return other,
+        self.run(Mode::Write, op).await
+    }
+
+    async fn run<R, F>(&self, mode: Mode, op: F) -> Result<R>
+    where
+        R: Send + 'static,
+        F: for<'t> Fn(&'t mut dyn Tx) -> TxFuture<'t, R> + Send + Sync,
+    {
+        let mut t = self.begin(mode).await?;
+        match op(&mut *t).await {
+            Ok(value) => t.commit().await.map(|()| value),
+            Err(e) => {
+                let _ = t.rollback().await;
+                Err(e)
             }
         }
     }
+}
 
-    /// Whether the database answers (health).
-    pub async fn ping(&self) -> bool {
-        self.read(|tx| Box::pin(async move { tx.ping().await }))
-            .await
-            .is_ok()
+#[async_trait]
+impl Database for Store {
+    async fn begin(&self, mode: Mode) -> Result<Box<dyn Transaction>> {
+        match self {
+            Store::Postgres(pool) => {
+                let mut conn = pool.get_owned().await.map_err(pool_error)?;
+                PgTm::begin_transaction(&mut *conn).await?;
+                Ok(Box::new(PgTx(conn)))
+            }
+            Store::Sqlite { writer, readers } => {
+                let pool = match mode {
+                    Mode::Read => readers,
+                    Mode::Write => writer,
+                };
+                let mut conn = pool.get_owned().await.map_err(pool_error)?;
+                SqliteTm::begin_transaction(&mut *conn).await?;
+                Ok(Box::new(SqliteTx(conn)))
+            }
+        }
     }
 }
 
-async fn run_pg<R, F>(pool: &Pool<AsyncPgConnection>, op: &F) -> Result<R>
-where
-    R: Send + 'static,
-    F: for<'t> Fn(&'t mut dyn Tx) -> TxFuture<'t, R> + Send + Sync,
-{
-    let mut conn = pool.get().await.map_err(pool_error)?;
-    conn.transaction::<R, Error, _>(async |c| op(&mut PgTx(c)).await)
-        .await
+type PgTm = <AsyncPgConnection as AsyncConnection>::TransactionManager;
+type SqliteTm = <SqliteConn as AsyncConnection>::TransactionManager;
+
+#[async_trait]
+impl Transaction for PgTx {
+    async fn commit(mut self: Box<Self>) -> Result<()> {
+        Ok(PgTm::commit_transaction(&mut *self.0).await?)
+    }
+    async fn rollback(mut self: Box<Self>) -> Result<()> {
+        Ok(PgTm::rollback_transaction(&mut *self.0).await?)
+    }
 }
 
-async fn run_sqlite<R, F>(pool: &Pool<SqliteConn>, op: &F) -> Result<R>
-where
-    R: Send + 'static,
-    F: for<'t> Fn(&'t mut dyn Tx) -> TxFuture<'t, R> + Send + Sync,
-{
-    let mut conn = pool.get().await.map_err(pool_error)?;
-    conn.transaction::<R, Error, _>(async |c| op(&mut SqliteTx(c)).await)
-        .await
+#[async_trait]
+impl Transaction for SqliteTx {
+    async fn commit(mut self: Box<Self>) -> Result<()> {
+        Ok(SqliteTm::commit_transaction(&mut *self.0).await?)
+    }
+    async fn rollback(mut self: Box<Self>) -> Result<()> {
+        Ok(SqliteTm::rollback_transaction(&mut *self.0).await?)
+    }
 }
 
 fn pool_error(e: RunError) -> Error {

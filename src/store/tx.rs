@@ -9,9 +9,9 @@ use diesel::sql_types::{BigInt, Bool};
 use diesel::upsert::excluded;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
-use super::SqliteConn;
 use super::rows::*;
 use super::schema::*;
+use super::{Pooled, SqliteConn};
 use crate::domain::error::{Error, Reason, Result};
 use crate::domain::model::*;
 use crate::domain::repo::{DirectMembers, GroupFilter, MemberRow, Page, Tx};
@@ -190,17 +190,17 @@ fn user_key(tenant_id: i64, user_id: i64) -> UserKey {
     }
 }
 
-pub struct PgTx<'c>(pub &'c mut AsyncPgConnection);
-pub struct SqliteTx<'c>(pub &'c mut SqliteConn);
+pub struct PgTx(pub Pooled<AsyncPgConnection>);
+pub struct SqliteTx(pub Pooled<SqliteConn>);
 
 macro_rules! impl_tx {
     ($tx:ident { $($backend_specific:item)* }) => {
         #[async_trait]
-        impl Tx for $tx<'_> {
+        impl Tx for $tx {
             $($backend_specific)*
 
             async fn ping(&mut self) -> Result<()> {
-                diesel::sql_query("SELECT 1").execute(self.0).await?;
+                diesel::sql_query("SELECT 1").execute(&mut *self.0).await?;
                 Ok(())
             }
 
@@ -220,7 +220,7 @@ macro_rules! impl_tx {
                         c::storage_quota_bytes.eq(excluded(c::storage_quota_bytes)),
                         c::update_time.eq(excluded(c::update_time)),
                     ))
-                    .execute(self.0)
+                    .execute(&mut *self.0)
                     .await?;
                 Ok(())
             }
@@ -229,7 +229,7 @@ macro_rules! impl_tx {
                 tenants::table
                     .find(id.0)
                     .select(TenantRow::as_select())
-                    .first(self.0)
+                    .first(&mut *self.0)
                     .await
                     .optional()?
                     .map(Tenant::try_from)
@@ -243,7 +243,7 @@ macro_rules! impl_tx {
                     .order(tenants::tenant_id)
                     .limit(page.limit)
                     .select(TenantRow::as_select())
-                    .load(self.0)
+                    .load(&mut *self.0)
                     .await?
                     .into_iter()
                     .map(Tenant::try_from)
@@ -251,7 +251,7 @@ macro_rules! impl_tx {
             }
 
             async fn delete_tenant(&mut self, id: TenantId) -> Result<bool> {
-                let n = diesel::delete(tenants::table.find(id.0)).execute(self.0).await?;
+                let n = diesel::delete(tenants::table.find(id.0)).execute(&mut *self.0).await?;
                 Ok(n > 0)
             }
 
@@ -266,7 +266,7 @@ macro_rules! impl_tx {
                 .bind::<BigInt, _>(id.0)
                 .bind::<BigInt, _>(Plan::Paid.group_limit())
                 .bind::<BigInt, _>(Plan::Free.group_limit())
-                .execute(self.0)
+                .execute(&mut *self.0)
                 .await?;
                 Ok(n > 0)
             }
@@ -275,7 +275,7 @@ macro_rules! impl_tx {
                 use tenants::dsl as c;
                 diesel::update(tenants::table.find(id.0).filter(c::group_count.gt(0)))
                     .set(c::group_count.eq(c::group_count - 1))
-                    .execute(self.0)
+                    .execute(&mut *self.0)
                     .await?;
                 Ok(())
             }
@@ -293,7 +293,7 @@ macro_rules! impl_tx {
                         c::external_messaging_allowed.eq(excluded(c::external_messaging_allowed)),
                         c::kind.eq(excluded(c::kind)),
                     ))
-                    .execute(self.0)
+                    .execute(&mut *self.0)
                     .await?;
                 Ok(())
             }
@@ -302,7 +302,7 @@ macro_rules! impl_tx {
                 users::table
                     .find((key.tenant.0, key.user.0))
                     .select(UserRow::as_select())
-                    .first(self.0)
+                    .first(&mut *self.0)
                     .await
                     .optional()?
                     .map(User::try_from)
@@ -321,7 +321,7 @@ macro_rules! impl_tx {
                         .filter(users::tenant_id.eq(tenant.0))
                         .filter(users::user_id.eq_any(ids))
                         .select(UserRow::as_select())
-                        .load(self.0)
+                        .load(&mut *self.0)
                         .await?;
                     for r in rows {
                         out.push(User::try_from(r)?);
@@ -338,7 +338,7 @@ macro_rules! impl_tx {
                     .order(users::user_id)
                     .limit(page.limit)
                     .select(UserRow::as_select())
-                    .load(self.0)
+                    .load(&mut *self.0)
                     .await?
                     .into_iter()
                     .map(User::try_from)
@@ -347,7 +347,7 @@ macro_rules! impl_tx {
 
             async fn delete_user(&mut self, key: UserKey) -> Result<bool> {
                 let n = diesel::delete(users::table.find((key.tenant.0, key.user.0)))
-                    .execute(self.0)
+                    .execute(&mut *self.0)
                     .await?;
                 Ok(n > 0)
             }
@@ -364,7 +364,7 @@ macro_rules! impl_tx {
                 }
                 let n = q
                     .set(c::direct_group_count.eq(c::direct_group_count + 1))
-                    .execute(self.0)
+                    .execute(&mut *self.0)
                     .await?;
                 Ok(n > 0)
             }
@@ -378,7 +378,7 @@ macro_rules! impl_tx {
                             .filter(c::direct_group_count.gt(0)),
                     )
                     .set(c::direct_group_count.eq(c::direct_group_count - 1))
-                    .execute(self.0)
+                    .execute(&mut *self.0)
                     .await?;
                 }
                 Ok(())
@@ -399,14 +399,14 @@ macro_rules! impl_tx {
                         c::display_name.eq(excluded(c::display_name)),
                         c::email.eq(excluded(c::email)),
                     ))
-                    .execute(self.0)
+                    .execute(&mut *self.0)
                     .await?;
                 diesel::delete(
                     team_members::table
                         .filter(team_members::tenant_id.eq(team.tenant.0))
                         .filter(team_members::team_id.eq(team.id.0)),
                 )
-                .execute(self.0)
+                .execute(&mut *self.0)
                 .await?;
                 let rows: Vec<TeamMemberRow> = team
                     .members
@@ -421,7 +421,7 @@ macro_rules! impl_tx {
                 for row in rows {
                     diesel::insert_into(team_members::table)
                         .values(row)
-                        .execute(self.0)
+                        .execute(&mut *self.0)
                         .await?;
                 }
                 Ok(())
@@ -431,7 +431,7 @@ macro_rules! impl_tx {
                 let Some(row) = teams::table
                     .find((tenant.0, id.0))
                     .select(TeamRow::as_select())
-                    .first(self.0)
+                    .first(&mut *self.0)
                     .await
                     .optional()?
                 else {
@@ -442,7 +442,7 @@ macro_rules! impl_tx {
                     .filter(team_members::team_id.eq(id.0))
                     .order(team_members::user_id)
                     .select(team_members::user_id)
-                    .load::<i64>(self.0)
+                    .load::<i64>(&mut *self.0)
                     .await?;
                 Ok(Some(row.into_team(members.into_iter().map(UserId).collect())))
             }
@@ -453,7 +453,7 @@ macro_rules! impl_tx {
                     .filter(teams::tenant_id.eq(tenant.0))
                     .filter(teams::team_id.eq_any(ids))
                     .select(teams::team_id)
-                    .load::<i64>(self.0)
+                    .load::<i64>(&mut *self.0)
                     .await?
                     .into_iter()
                     .map(TeamId)
@@ -468,7 +468,7 @@ macro_rules! impl_tx {
                     .order(teams::team_id)
                     .limit(page.limit)
                     .select(TeamRow::as_select())
-                    .load(self.0)
+                    .load(&mut *self.0)
                     .await?;
                 let ids: Vec<i64> = rows.iter().map(|r| r.team_id).collect();
                 let members = team_members::table
@@ -476,7 +476,7 @@ macro_rules! impl_tx {
                     .filter(team_members::team_id.eq_any(ids))
                     .order((team_members::team_id, team_members::user_id))
                     .select((team_members::team_id, team_members::user_id))
-                    .load::<(i64, i64)>(self.0)
+                    .load::<(i64, i64)>(&mut *self.0)
                     .await?;
                 Ok(rows
                     .into_iter()
@@ -494,7 +494,7 @@ macro_rules! impl_tx {
 
             async fn delete_team(&mut self, tenant: TenantId, id: TeamId) -> Result<bool> {
                 let n = diesel::delete(teams::table.find((tenant.0, id.0)))
-                    .execute(self.0)
+                    .execute(&mut *self.0)
                     .await?;
                 Ok(n > 0)
             }
@@ -503,7 +503,7 @@ macro_rules! impl_tx {
                 diesel::insert_into(contacts::table)
                     .values(&ContactRow::from(contact))
                     .on_conflict_do_nothing()
-                    .execute(self.0)
+                    .execute(&mut *self.0)
                     .await?;
                 Ok(())
             }
@@ -522,7 +522,7 @@ macro_rules! impl_tx {
                     .order((c::contact_tenant_id, c::contact_user_id))
                     .limit(page.limit)
                     .select(ContactRow::as_select())
-                    .load(self.0)
+                    .load(&mut *self.0)
                     .await?
                     .into_iter()
                     .map(Contact::from)
@@ -536,7 +536,7 @@ macro_rules! impl_tx {
                     contact.contact.tenant.0,
                     contact.contact.user.0,
                 )))
-                .execute(self.0)
+                .execute(&mut *self.0)
                 .await?;
                 Ok(n > 0)
             }
@@ -553,14 +553,14 @@ macro_rules! impl_tx {
                     .on_conflict((c::tenant_id, c::room_id))
                     .do_update()
                     .set(c::display_name.eq(excluded(c::display_name)))
-                    .execute(self.0)
+                    .execute(&mut *self.0)
                     .await?;
                 diesel::delete(
                     room_members::table
                         .filter(room_members::tenant_id.eq(room.tenant.0))
                         .filter(room_members::room_id.eq(room.id.0)),
                 )
-                .execute(self.0)
+                .execute(&mut *self.0)
                 .await?;
                 let rows: Vec<RoomMemberRow> = room
                     .members
@@ -576,7 +576,7 @@ macro_rules! impl_tx {
                 for row in rows {
                     diesel::insert_into(room_members::table)
                         .values(row)
-                        .execute(self.0)
+                        .execute(&mut *self.0)
                         .await?;
                 }
                 Ok(())
@@ -586,7 +586,7 @@ macro_rules! impl_tx {
                 let Some(row) = message_rooms::table
                     .find((tenant.0, id.0))
                     .select(RoomRow::as_select())
-                    .first(self.0)
+                    .first(&mut *self.0)
                     .await
                     .optional()?
                 else {
@@ -597,7 +597,7 @@ macro_rules! impl_tx {
                     .filter(room_members::room_id.eq(id.0))
                     .order((room_members::user_tenant_id, room_members::user_id))
                     .select((room_members::user_tenant_id, room_members::user_id))
-                    .load::<(i64, i64)>(self.0)
+                    .load::<(i64, i64)>(&mut *self.0)
                     .await?;
                 Ok(Some(row.into_room(
                     members.into_iter().map(|(t, u)| user_key(t, u)).collect(),
@@ -612,7 +612,7 @@ macro_rules! impl_tx {
                     .order(message_rooms::room_id)
                     .limit(page.limit)
                     .select(RoomRow::as_select())
-                    .load(self.0)
+                    .load(&mut *self.0)
                     .await?;
                 let ids: Vec<i64> = rows.iter().map(|r| r.room_id).collect();
                 let members = room_members::table
@@ -628,7 +628,7 @@ macro_rules! impl_tx {
                         room_members::user_tenant_id,
                         room_members::user_id,
                     ))
-                    .load::<(i64, i64, i64)>(self.0)
+                    .load::<(i64, i64, i64)>(&mut *self.0)
                     .await?;
                 Ok(rows
                     .into_iter()
@@ -646,7 +646,7 @@ macro_rules! impl_tx {
 
             async fn delete_room(&mut self, tenant: TenantId, id: RoomId) -> Result<bool> {
                 let n = diesel::delete(message_rooms::table.find((tenant.0, id.0)))
-                    .execute(self.0)
+                    .execute(&mut *self.0)
                     .await?;
                 Ok(n > 0)
             }
@@ -655,7 +655,7 @@ macro_rules! impl_tx {
                 use message_rooms::dsl as r;
                 let n = diesel::update(message_rooms::table.find((tenant.0, id.0)).filter(r::converted_group_id.is_null()))
                     .set(r::converted_group_id.eq(group.0))
-                    .execute(self.0)
+                    .execute(&mut *self.0)
                     .await?;
                 Ok(n > 0)
             }
@@ -666,7 +666,7 @@ macro_rules! impl_tx {
                      FROM groups WHERE tenant_id = $1 GROUP BY kind",
                 )
                 .bind::<BigInt, _>(tenant.0)
-                .load::<KindUsageRow>(self.0)
+                .load::<KindUsageRow>(&mut *self.0)
                 .await?;
                 let mut out = [(0, 0); 2];
                 for r in rows {
@@ -679,7 +679,7 @@ macro_rules! impl_tx {
                 Ok(contacts::table
                     .find((owner.tenant.0, owner.user.0, contact.tenant.0, contact.user.0))
                     .select(contacts::user_id)
-                    .first::<i64>(self.0)
+                    .first::<i64>(&mut *self.0)
                     .await
                     .optional()?
                     .is_some())
@@ -688,7 +688,7 @@ macro_rules! impl_tx {
             async fn insert_group(&mut self, group: &Group) -> Result<()> {
                 let res = diesel::insert_into(groups::table)
                     .values(&GroupRow::from(group))
-                    .execute(self.0)
+                    .execute(&mut *self.0)
                     .await;
                 match res {
                     Ok(_) => Ok(()),
@@ -700,7 +700,7 @@ macro_rules! impl_tx {
                 groups::table
                     .find((tenant.0, id.0))
                     .select(GroupRow::as_select())
-                    .first(self.0)
+                    .first(&mut *self.0)
                     .await
                     .optional()?
                     .map(Group::try_from)
@@ -711,7 +711,7 @@ macro_rules! impl_tx {
                 use groups::dsl as c;
                 diesel::update(groups::table.find((tenant.0, id.0)))
                     .set((c::version.eq(c::version + 1), c::update_time.eq(now)))
-                    .execute(self.0)
+                    .execute(&mut *self.0)
                     .await?;
                 Ok(())
             }
@@ -722,7 +722,7 @@ macro_rules! impl_tx {
                     .filter(groups::tenant_id.eq(tenant.0))
                     .filter(groups::group_id.eq_any(ids))
                     .select(groups::group_id)
-                    .load::<i64>(self.0)
+                    .load::<i64>(&mut *self.0)
                     .await?
                     .into_iter()
                     .map(GroupId)
@@ -731,7 +731,7 @@ macro_rules! impl_tx {
 
             async fn delete_group(&mut self, tenant: TenantId, id: GroupId) -> Result<bool> {
                 let n = diesel::delete(groups::table.find((tenant.0, id.0)))
-                    .execute(self.0)
+                    .execute(&mut *self.0)
                     .await?;
                 Ok(n > 0)
             }
@@ -743,7 +743,7 @@ macro_rules! impl_tx {
                     .filter(u::group_id.eq(id.0))
                     .order((u::user_tenant_id, u::user_id))
                     .select((u::user_tenant_id, u::user_id, u::is_master))
-                    .load::<(i64, i64, bool)>(self.0)
+                    .load::<(i64, i64, bool)>(&mut *self.0)
                     .await?
                     .into_iter()
                     .map(|(t, user, m)| (user_key(t, user), m))
@@ -753,7 +753,7 @@ macro_rules! impl_tx {
                     .filter(group_team_members::group_id.eq(id.0))
                     .order(group_team_members::team_id)
                     .select(group_team_members::team_id)
-                    .load::<i64>(self.0)
+                    .load::<i64>(&mut *self.0)
                     .await?
                     .into_iter()
                     .map(TeamId)
@@ -763,7 +763,7 @@ macro_rules! impl_tx {
                     .filter(group_group_members::group_id.eq(id.0))
                     .order(group_group_members::member_group_id)
                     .select(group_group_members::member_group_id)
-                    .load::<i64>(self.0)
+                    .load::<i64>(&mut *self.0)
                     .await?
                     .into_iter()
                     .map(GroupId)
@@ -789,7 +789,7 @@ macro_rules! impl_tx {
                         u::is_master.eq(is_master),
                         u::add_time.eq(now),
                     ))
-                    .execute(self.0)
+                    .execute(&mut *self.0)
                     .await?;
                 Ok(())
             }
@@ -809,7 +809,7 @@ macro_rules! impl_tx {
                         t::team_id.eq(team.0),
                         t::add_time.eq(now),
                     ))
-                    .execute(self.0)
+                    .execute(&mut *self.0)
                     .await?;
                 Ok(())
             }
@@ -829,7 +829,7 @@ macro_rules! impl_tx {
                         g::member_group_id.eq(member.0),
                         g::add_time.eq(now),
                     ))
-                    .execute(self.0)
+                    .execute(&mut *self.0)
                     .await?;
                 Ok(())
             }
@@ -842,7 +842,7 @@ macro_rules! impl_tx {
                     .filter(g::group_id.eq_any(of))
                     .select(g::member_group_id)
                     .distinct()
-                    .load::<i64>(self.0)
+                    .load::<i64>(&mut *self.0)
                     .await?
                     .into_iter()
                     .map(GroupId)
@@ -857,7 +857,7 @@ macro_rules! impl_tx {
                     .filter(g::member_group_id.eq_any(of))
                     .select(g::group_id)
                     .distinct()
-                    .load::<i64>(self.0)
+                    .load::<i64>(&mut *self.0)
                     .await?
                     .into_iter()
                     .map(GroupId)
@@ -884,7 +884,7 @@ macro_rules! impl_tx {
                     .bind::<BigInt, _>(tenant.0)
                     .bind::<BigInt, _>(user.tenant.0)
                     .bind::<BigInt, _>(user.user.0)
-                    .get_result(self.0)
+                    .get_result(&mut *self.0)
                     .await?;
                 Ok(row.flag)
             }
@@ -894,7 +894,7 @@ macro_rules! impl_tx {
                 Ok(diesel::sql_query(sql)
                     .bind::<BigInt, _>(group.0)
                     .bind::<BigInt, _>(tenant.0)
-                    .load::<UserKeyRow>(self.0)
+                    .load::<UserKeyRow>(&mut *self.0)
                     .await?
                     .into_iter()
                     .map(|r| user_key(r.tenant_id, r.user_id))
@@ -914,7 +914,7 @@ macro_rules! impl_tx {
                     .bind::<BigInt, _>(after.tenant.0)
                     .bind::<BigInt, _>(after.user.0)
                     .bind::<BigInt, _>(page.limit)
-                    .load::<UserKeyRow>(self.0)
+                    .load::<UserKeyRow>(&mut *self.0)
                     .await?
                     .into_iter()
                     .map(|r| user_key(r.tenant_id, r.user_id))
@@ -925,7 +925,7 @@ macro_rules! impl_tx {
                 Ok(group_user_members::table
                     .find((tenant.0, group.0, user.tenant.0, user.user.0))
                     .select(group_user_members::is_master)
-                    .first::<bool>(self.0)
+                    .first::<bool>(&mut *self.0)
                     .await
                     .optional()?)
             }
@@ -934,7 +934,7 @@ macro_rules! impl_tx {
                 Ok(group_team_members::table
                     .find((tenant.0, group.0, team.0))
                     .select(group_team_members::team_id)
-                    .first::<i64>(self.0)
+                    .first::<i64>(&mut *self.0)
                     .await
                     .optional()?
                     .is_some())
@@ -944,7 +944,7 @@ macro_rules! impl_tx {
                 Ok(group_group_members::table
                     .find((tenant.0, group.0, member.0))
                     .select(group_group_members::member_group_id)
-                    .first::<i64>(self.0)
+                    .first::<i64>(&mut *self.0)
                     .await
                     .optional()?
                     .is_some())
@@ -952,21 +952,21 @@ macro_rules! impl_tx {
 
             async fn delete_user_member(&mut self, tenant: TenantId, group: GroupId, user: UserKey) -> Result<bool> {
                 let n = diesel::delete(group_user_members::table.find((tenant.0, group.0, user.tenant.0, user.user.0)))
-                    .execute(self.0)
+                    .execute(&mut *self.0)
                     .await?;
                 Ok(n > 0)
             }
 
             async fn delete_team_member(&mut self, tenant: TenantId, group: GroupId, team: TeamId) -> Result<bool> {
                 let n = diesel::delete(group_team_members::table.find((tenant.0, group.0, team.0)))
-                    .execute(self.0)
+                    .execute(&mut *self.0)
                     .await?;
                 Ok(n > 0)
             }
 
             async fn delete_group_member(&mut self, tenant: TenantId, group: GroupId, member: GroupId) -> Result<bool> {
                 let n = diesel::delete(group_group_members::table.find((tenant.0, group.0, member.0)))
-                    .execute(self.0)
+                    .execute(&mut *self.0)
                     .await?;
                 Ok(n > 0)
             }
@@ -974,7 +974,7 @@ macro_rules! impl_tx {
             async fn set_master(&mut self, tenant: TenantId, group: GroupId, user: UserKey, is_master: bool) -> Result<bool> {
                 let n = diesel::update(group_user_members::table.find((tenant.0, group.0, user.tenant.0, user.user.0)))
                     .set(group_user_members::is_master.eq(is_master))
-                    .execute(self.0)
+                    .execute(&mut *self.0)
                     .await?;
                 Ok(n > 0)
             }
@@ -986,7 +986,7 @@ macro_rules! impl_tx {
                     .filter(u::group_id.eq(group.0))
                     .filter(u::is_master.eq(true))
                     .count()
-                    .get_result::<i64>(self.0)
+                    .get_result::<i64>(&mut *self.0)
                     .await?)
             }
 
@@ -1013,7 +1013,7 @@ macro_rules! impl_tx {
                 .bind::<BigInt, _>(t)
                 .bind::<BigInt, _>(i)
                 .bind::<BigInt, _>(page.limit)
-                .load::<MemberSqlRow>(self.0)
+                .load::<MemberSqlRow>(&mut *self.0)
                 .await?;
                 Ok(rows
                     .into_iter()
@@ -1036,7 +1036,7 @@ macro_rules! impl_tx {
                     .order((u::user_tenant_id, u::user_id))
                     .limit(page.limit)
                     .select((u::user_tenant_id, u::user_id))
-                    .load::<(i64, i64)>(self.0)
+                    .load::<(i64, i64)>(&mut *self.0)
                     .await?
                     .into_iter()
                     .map(|(t, id)| user_key(t, id))
@@ -1061,7 +1061,7 @@ macro_rules! impl_tx {
                     .bind::<BigInt, _>(t)
                     .bind::<BigInt, _>(g)
                     .bind::<BigInt, _>(page.limit)
-                    .load::<GroupOfUserRow>(self.0)
+                    .load::<GroupOfUserRow>(&mut *self.0)
                     .await?
                     .into_iter()
                     .map(|r| Ok((Group::try_from(r.group)?, r.direct)))
@@ -1075,7 +1075,7 @@ macro_rules! impl_tx {
                     .filter(u::user_id.eq(user.user.0))
                     .order((u::tenant_id, u::group_id))
                     .select((u::tenant_id, u::group_id, u::is_master))
-                    .load::<(i64, i64, bool)>(self.0)
+                    .load::<(i64, i64, bool)>(&mut *self.0)
                     .await?
                     .into_iter()
                     .map(|(t, g, m)| (TenantId(t), GroupId(g), m))
@@ -1089,7 +1089,7 @@ macro_rules! impl_tx {
                     .filter(t::team_id.eq(team.0))
                     .order(t::group_id)
                     .select(t::group_id)
-                    .load::<i64>(self.0)
+                    .load::<i64>(&mut *self.0)
                     .await?
                     .into_iter()
                     .map(GroupId)
@@ -1118,7 +1118,7 @@ macro_rules! impl_tx {
                 Ok(q
                     .order((m::add_time, m::user_id))
                     .select((m::user_tenant_id, m::user_id))
-                    .first::<(i64, i64)>(self.0)
+                    .first::<(i64, i64)>(&mut *self.0)
                     .await
                     .optional()?
                     .map(|(t, u)| user_key(t, u)))
@@ -1127,7 +1127,7 @@ macro_rules! impl_tx {
             async fn update_group(&mut self, group: &Group) -> Result<()> {
                 let res = diesel::update(groups::table.find((group.tenant.0, group.id.0)))
                     .set(&GroupRow::from(group))
-                    .execute(self.0)
+                    .execute(&mut *self.0)
                     .await;
                 match res {
                     Ok(_) => Ok(()),
@@ -1146,7 +1146,7 @@ macro_rules! impl_tx {
                 .bind::<diesel::sql_types::Text, _>(pattern)
                 .bind::<diesel::sql_types::Text, _>(local)
                 .bind::<BigInt, _>(except.0)
-                .get_result(self.0)
+                .get_result(&mut *self.0)
                 .await?;
                 Ok(row.flag)
             }
@@ -1158,7 +1158,7 @@ macro_rules! impl_tx {
                     .filter(c::contact_tenant_id.eq(contact.tenant.0))
                     .filter(c::contact_user_id.eq(contact.user.0))
                     .select(c::user_id)
-                    .first::<i64>(self.0)
+                    .first::<i64>(&mut *self.0)
                     .await
                     .optional()?
                     .is_some())
@@ -1172,7 +1172,7 @@ macro_rules! impl_tx {
                     .filter(mailing_list_senders::group_id.eq(id))
                     .order((mailing_list_senders::user_tenant_id, mailing_list_senders::user_id))
                     .select((mailing_list_senders::user_tenant_id, mailing_list_senders::user_id))
-                    .load::<(i64, i64)>(self.0)
+                    .load::<(i64, i64)>(&mut *self.0)
                     .await?
                     .into_iter()
                     .map(|(t, u)| user_key(t, u))
@@ -1181,7 +1181,7 @@ macro_rules! impl_tx {
                     .filter(mailing_list_recipients::tenant_id.eq(tenant))
                     .filter(mailing_list_recipients::group_id.eq(id))
                     .select(mailing_list_recipients::address)
-                    .load::<String>(self.0)
+                    .load::<String>(&mut *self.0)
                     .await?;
                 // Byte order, as written, whatever the database's collation.
                 list.external_recipients.sort();
@@ -1195,14 +1195,14 @@ macro_rules! impl_tx {
                         .filter(mailing_list_senders::tenant_id.eq(tenant))
                         .filter(mailing_list_senders::group_id.eq(id)),
                 )
-                .execute(self.0)
+                .execute(&mut *self.0)
                 .await?;
                 diesel::delete(
                     mailing_list_recipients::table
                         .filter(mailing_list_recipients::tenant_id.eq(tenant))
                         .filter(mailing_list_recipients::group_id.eq(id)),
                 )
-                .execute(self.0)
+                .execute(&mut *self.0)
                 .await?;
                 let Some(list) = &group.mailing_list else { return Ok(()) };
                 for s in &list.designated_senders {
@@ -1213,7 +1213,7 @@ macro_rules! impl_tx {
                             mailing_list_senders::user_tenant_id.eq(s.tenant.0),
                             mailing_list_senders::user_id.eq(s.user.0),
                         ))
-                        .execute(self.0)
+                        .execute(&mut *self.0)
                         .await?;
                 }
                 for a in &list.external_recipients {
@@ -1223,7 +1223,7 @@ macro_rules! impl_tx {
                             mailing_list_recipients::group_id.eq(id),
                             mailing_list_recipients::address.eq(a),
                         ))
-                        .execute(self.0)
+                        .execute(&mut *self.0)
                         .await?;
                 }
                 Ok(())
@@ -1235,7 +1235,7 @@ macro_rules! impl_tx {
                     .filter(feature_usage::group_id.eq(group.0))
                     .order(feature_usage::feature)
                     .select((feature_usage::feature, feature_usage::bytes))
-                    .load::<(String, i64)>(self.0)
+                    .load::<(String, i64)>(&mut *self.0)
                     .await?)
             }
 
@@ -1244,7 +1244,7 @@ macro_rules! impl_tx {
                 let old = feature_usage::table
                     .find((tenant.0, group.0, feature))
                     .select(f::bytes)
-                    .first::<i64>(self.0)
+                    .first::<i64>(&mut *self.0)
                     .await
                     .optional()?
                     .unwrap_or(0);
@@ -1259,7 +1259,7 @@ macro_rules! impl_tx {
                     .on_conflict((f::tenant_id, f::group_id, f::feature))
                     .do_update()
                     .set((f::bytes.eq(excluded(f::bytes)), f::update_time.eq(excluded(f::update_time))))
-                    .execute(self.0)
+                    .execute(&mut *self.0)
                     .await?;
                 Ok(old)
             }
@@ -1272,7 +1272,7 @@ macro_rules! impl_tx {
                 .bind::<BigInt, _>(delta)
                 .bind::<BigInt, _>(tenant.0)
                 .bind::<BigInt, _>(group.0)
-                .execute(self.0)
+                .execute(&mut *self.0)
                 .await?;
                 diesel::sql_query(
                     "UPDATE tenants SET storage_used_bytes = CASE WHEN storage_used_bytes + $1 < 0 THEN 0 \
@@ -1280,7 +1280,7 @@ macro_rules! impl_tx {
                 )
                 .bind::<BigInt, _>(delta)
                 .bind::<BigInt, _>(tenant.0)
-                .execute(self.0)
+                .execute(&mut *self.0)
                 .await?;
                 Ok(())
             }
@@ -1303,7 +1303,7 @@ macro_rules! impl_tx {
                     .bind::<BigInt, _>(tenant.0)
                     .bind::<BigInt, _>(page.after.map_or(i64::MIN, |g| g.0))
                     .bind::<BigInt, _>(page.limit)
-                    .load::<GroupRow>(self.0)
+                    .load::<GroupRow>(&mut *self.0)
                     .await?
                     .into_iter()
                     .map(Group::try_from)
@@ -1341,7 +1341,7 @@ macro_rules! impl_tx {
                     .bind::<diesel::sql_types::Text, _>(name)
                     .bind::<BigInt, _>(id)
                     .bind::<BigInt, _>(page.limit)
-                    .load::<RankedGroupRow>(self.0)
+                    .load::<RankedGroupRow>(&mut *self.0)
                     .await?
                     .into_iter()
                     .map(|r| Ok((r.search_rank, Group::try_from(r.group)?)))
@@ -1369,7 +1369,7 @@ macro_rules! impl_tx {
                     .bind::<diesel::sql_types::Text, _>(prefix)
                     .bind::<diesel::sql_types::Text, _>(format!("{prefix}{}", char::MAX))
                     .bind::<BigInt, _>(limit)
-                    .load::<GroupRow>(self.0)
+                    .load::<GroupRow>(&mut *self.0)
                     .await?
                     .into_iter()
                     .map(Group::try_from)
@@ -1387,7 +1387,7 @@ macro_rules! impl_tx {
                         r::create_time.eq(now),
                     ))
                     .on_conflict_do_nothing()
-                    .execute(self.0)
+                    .execute(&mut *self.0)
                     .await?;
                 Ok(n > 0)
             }
@@ -1396,7 +1396,7 @@ macro_rules! impl_tx {
                 Ok(batch_requests::table
                     .find((tenant.0, request_id))
                     .select((batch_requests::fingerprint, batch_requests::response))
-                    .first::<(String, String)>(self.0)
+                    .first::<(String, String)>(&mut *self.0)
                     .await
                     .optional()?)
             }
@@ -1404,7 +1404,7 @@ macro_rules! impl_tx {
             async fn save_batch_response(&mut self, tenant: TenantId, request_id: &str, response: &str) -> Result<()> {
                 diesel::update(batch_requests::table.find((tenant.0, request_id)))
                     .set(batch_requests::response.eq(response))
-                    .execute(self.0)
+                    .execute(&mut *self.0)
                     .await?;
                 Ok(())
             }
@@ -1417,7 +1417,7 @@ macro_rules! impl_tx {
                 Ok(create_requests::table
                     .find((tenant.0, request_id))
                     .select((create_requests::fingerprint, create_requests::group_id))
-                    .first::<(String, i64)>(self.0)
+                    .first::<(String, i64)>(&mut *self.0)
                     .await
                     .optional()?
                     .map(|(f, g)| (f, GroupId(g))))
@@ -1441,7 +1441,7 @@ macro_rules! impl_tx {
                         r::create_time.eq(now),
                     ))
                     .on_conflict_do_nothing()
-                    .execute(self.0)
+                    .execute(&mut *self.0)
                     .await?;
                 Ok(n > 0)
             }
@@ -1449,7 +1449,7 @@ macro_rules! impl_tx {
             async fn insert_event(&mut self, event: &Event) -> Result<()> {
                 diesel::insert_into(events::table)
                     .values(&EventRow::from(event))
-                    .execute(self.0)
+                    .execute(&mut *self.0)
                     .await?;
                 Ok(())
             }
@@ -1460,7 +1460,7 @@ macro_rules! impl_tx {
                     .filter(events::group_id.eq(group.0))
                     .order(events::event_id)
                     .select(EventRow::as_select())
-                    .load(self.0)
+                    .load(&mut *self.0)
                     .await?
                     .into_iter()
                     .map(Event::from)
@@ -1474,7 +1474,7 @@ impl_tx!(PgTx {
     async fn lock_nesting(&mut self, tenant: TenantId) -> Result<()> {
         diesel::sql_query("SELECT pg_advisory_xact_lock(hashtextextended('nesting:' || $1, 0))")
             .bind::<diesel::sql_types::Text, _>(tenant.0.to_string())
-            .execute(self.0)
+            .execute(&mut *self.0)
             .await?;
         Ok(())
     }
@@ -1486,7 +1486,7 @@ impl_tx!(PgTx {
             // NO KEY UPDATE: foreign-key checks of rows that reference the group (a nested
             // group being added elsewhere) take KEY SHARE, which this must not block.
             .for_no_key_update()
-            .first(self.0)
+            .first(&mut *self.0)
             .await
             .optional()?
             .map(Group::try_from)

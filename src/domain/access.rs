@@ -1,0 +1,170 @@
+//! Who may see and change a group: R06 (settings and membership by admins and Group
+//! Masters), R07 (private groups are visible to their members only), R20 (members of an
+//! external group from other companies see it), R24 (a caller acts within its own tenant).
+//! Every check is decided here; the rest of the domain asks for the capability it needs.
+
+use super::caller::Actor;
+use super::error::{Error, Reason, Result};
+use super::model::{Group, GroupId, GroupKind, TenantId, UserKey};
+use super::repo::Tx;
+
+/// The actor's standing in a group for R06, decided in this one place.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Standing {
+    /// An admin (or service) of the owning tenant: may change everything.
+    Admin,
+    /// A Group Master, and the owning tenant lets masters manage groups
+    /// (`masters_may_manage_settings`).
+    Master,
+    /// Anyone else, including masters whose tenant does not let them manage.
+    Other,
+}
+
+pub(crate) async fn standing(tx: &mut dyn Tx, actor: &Actor, group: &Group) -> Result<Standing> {
+    if actor.is_admin_of(group.tenant) {
+        return Ok(Standing::Admin);
+    }
+    let Some(user) = actor.user_key() else {
+        return Ok(Standing::Other);
+    };
+    if tx.user_member(group.tenant, group.id, user).await? != Some(true) {
+        return Ok(Standing::Other);
+    }
+    let allowed = tx
+        .get_tenant(group.tenant)
+        .await?
+        .is_some_and(|t| t.masters_may_manage_settings);
+    Ok(if allowed {
+        Standing::Master
+    } else {
+        Standing::Other
+    })
+}
+
+/// What changing a part of a group takes (R06).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Capability {
+    /// Admins; Group Masters unless the tenant's `masters_may_manage_settings` is off.
+    Basic,
+    /// Admins; Group Masters when the group's `master_manages_features` is on (and the tenant
+    /// lets masters manage groups at all).
+    RoomFeature,
+    /// Admins of the owning tenant only.
+    AdminOnly,
+}
+
+/// R06: may someone of this standing do what `capability` names in this group?
+pub(crate) fn may(standing: Standing, group: &Group, capability: Capability) -> bool {
+    match (standing, capability) {
+        (Standing::Admin, _) => true,
+        (Standing::Master, Capability::Basic) => true,
+        (Standing::Master, Capability::RoomFeature) => group.master_manages_features,
+        (Standing::Master, Capability::AdminOnly) | (Standing::Other, _) => false,
+    }
+}
+
+/// Admins of the owning tenant delete any group; the Group Masters of an external group may
+/// delete it too (user guide), unless the tenant does not let masters manage groups.
+pub(crate) async fn may_delete(tx: &mut dyn Tx, actor: &Actor, group: &Group) -> Result<bool> {
+    Ok(match standing(tx, actor, group).await? {
+        Standing::Admin => true,
+        Standing::Master => group.kind == GroupKind::External,
+        Standing::Other => false,
+    })
+}
+
+/// What an invisible group answers: the same as a missing one.
+pub(crate) fn group_not_found() -> Error {
+    Error::NotFound("group")
+}
+
+/// R07 for a group already read, without the membership test: `Some(answer)` when the
+/// actor's role or the group's openness decides, `None` when only membership can.
+/// The SQL of discovery (`store`) applies the same rule; `tests` cross-check the two.
+pub(crate) fn visible_without_membership(actor: &Actor, group: &Group) -> Option<bool> {
+    if actor.is_admin_of(group.tenant) {
+        return Some(true);
+    }
+    let user = actor.user_key()?;
+    if group.is_public && group.kind == GroupKind::Internal && user.tenant == group.tenant {
+        return Some(true);
+    }
+    None
+}
+
+/// R07, R20: whether the actor may see the group at all.
+pub(crate) async fn can_see(tx: &mut dyn Tx, actor: &Actor, group: &Group) -> Result<bool> {
+    if let Some(answer) = visible_without_membership(actor, group) {
+        return Ok(answer);
+    }
+    match actor.user_key() {
+        Some(user) => tx.is_effective_member(group.tenant, group.id, user).await,
+        None => Ok(false),
+    }
+}
+
+/// Whether a group is read for a change (its row lock held to the end of the transaction).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Lock {
+    No,
+    ForUpdate,
+}
+
+/// Reads a group the actor may see, or NOT_FOUND.
+pub(crate) async fn visible_group(
+    tx: &mut dyn Tx,
+    actor: &Actor,
+    tenant: TenantId,
+    id: GroupId,
+    lock: Lock,
+) -> Result<Group> {
+    let group = match lock {
+        Lock::ForUpdate => tx.lock_group(tenant, id).await?,
+        Lock::No => tx.get_group(tenant, id).await?,
+    };
+    let group = group.ok_or_else(group_not_found)?;
+    if can_see(tx, actor, &group).await? {
+        Ok(group)
+    } else {
+        Err(group_not_found())
+    }
+}
+
+/// Proof that the actor passed the R06 check for changing the group's membership. Only
+/// `manage_membership` makes one (and group creation, whose caller's right to create is the
+/// right to name the first members), so no change can skip the check.
+pub(crate) struct Managed {
+    pub group: Group,
+    /// The user who passed the check (none for a service), for R15's contacts rule.
+    pub by: Option<UserKey>,
+}
+
+/// R06: admins of the owning tenant always; Group Masters unless the tenant's
+/// `masters_may_manage_settings` is off; nobody else. Locks the group row.
+pub(crate) async fn manage_membership(
+    tx: &mut dyn Tx,
+    actor: &Actor,
+    tenant: TenantId,
+    id: GroupId,
+) -> Result<Managed> {
+    let group = visible_group(tx, actor, tenant, id, Lock::ForUpdate).await?;
+    if standing(tx, actor, &group).await? == Standing::Other {
+        return Err(Error::permission(
+            Reason::NotGroupManager,
+            "only admins and (where the tenant lets them) Group Masters change members",
+        ));
+    }
+    Ok(Managed {
+        group,
+        by: actor.user_key(),
+    })
+}
+
+/// R24: a caller asks about users of its own tenant only.
+pub(crate) fn require_own_tenant(actor: &Actor, user: UserKey) -> Result<()> {
+    if user.tenant == actor.tenant() {
+        Ok(())
+    } else {
+        Err(Error::NotFound("user"))
+    }
+}

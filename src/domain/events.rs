@@ -1,0 +1,182 @@
+//! The outbox (R11, R12): every change writes one typed event in its own transaction. The
+//! closed set of kinds is [`EventKind`], one payload struct per kind; [`EventKind::record`]
+//! is the one place where a kind becomes its stored name and JSON payload.
+
+use serde::Serialize;
+
+use super::error::Result;
+use super::model::{Event, EventId, Group, MemberRef, UserKey, next_id};
+use super::repo::Tx;
+
+/// A change to a group, with what its followers need to know.
+#[derive(Clone, Debug, PartialEq)]
+pub enum EventKind {
+    GroupCreated(GroupCreated),
+    /// A settings change that kept the name.
+    GroupUpdated(GroupUpdated),
+    /// A settings change that renamed the group (R11: notifies every member).
+    GroupRenamed(GroupUpdated),
+    GroupDeleted(GroupDeleted),
+    MembersAdded(MemberChange),
+    MembersRemoved(MemberChange),
+    MastersAdded(MemberChange),
+    MastersRemoved(MemberChange),
+    FeatureDataPurged(FeatureDataPurged),
+    FeatureUsageReported(FeatureUsageReported),
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct GroupCreated {
+    pub group: String,
+    pub kind: &'static str,
+    pub masters: Vec<UserKey>,
+    pub members: Vec<MemberRef>,
+    pub excluded: Vec<Excluded>,
+    pub origin: Origin,
+}
+
+/// A user left out of an external group at creation (R14).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Excluded {
+    pub user: UserKey,
+    pub reason: &'static str,
+}
+
+/// Where a new group came from.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Origin {
+    /// CreateGroup.
+    Created {},
+    /// ConvertMessageRoom (R16): the room's resource name.
+    ConvertedFrom { converted_from: String },
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct GroupUpdated {
+    pub group: String,
+    /// The fields of the update mask.
+    pub fields: Vec<String>,
+    pub previous_name: String,
+    /// R11: the users to notify (a rename with `notify_all_members` on).
+    pub notify: Vec<UserKey>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct GroupDeleted {
+    pub group: String,
+    pub kind: &'static str,
+    /// The feature data deleted with the group (R12).
+    pub purged: Vec<&'static str>,
+    /// Every tenant the deletion reaches: the owner and each member company (R12).
+    pub tenants: Vec<i64>,
+    /// The groups it was nested in.
+    pub removed_from: Vec<String>,
+    /// R11: `[tenant, user]` pairs to notify.
+    pub notify: Vec<[i64; 2]>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct MemberChange {
+    pub group: String,
+    pub members: Vec<MemberRef>,
+    /// R11: the users the change concerns, when the group notifies all members.
+    pub notify: Vec<UserKey>,
+    pub detail: ChangeDetail,
+}
+
+/// Why members left, when no one asked for it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum ChangeDetail {
+    /// Asked for by a caller.
+    Requested {},
+    /// A user left a group because the directory changed (R18).
+    UserLeft {
+        cause: Departure,
+        /// R05: the member who became master in place of the departed last master.
+        last_master_replaced_by: Option<UserKey>,
+        without_master: bool,
+    },
+    /// The directory deleted a team.
+    TeamDeleted { cause: &'static str },
+}
+
+/// Why the directory took a user out of groups.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Departure {
+    /// R18: out of every external group.
+    ExternalPermissionRevoked,
+    /// Out of every group.
+    UserDeleted,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct FeatureDataPurged {
+    pub group: String,
+    pub purged: Vec<PurgedFeature>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PurgedFeature {
+    pub feature: &'static str,
+    pub bytes: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct FeatureUsageReported {
+    pub group: String,
+    pub feature: &'static str,
+    pub bytes: i64,
+}
+
+impl EventKind {
+    /// The stored name of the kind.
+    pub fn name(&self) -> &'static str {
+        match self {
+            EventKind::GroupCreated(_) => "group.created",
+            EventKind::GroupUpdated(_) => "group.updated",
+            EventKind::GroupRenamed(_) => "group.renamed",
+            EventKind::GroupDeleted(_) => "group.deleted",
+            EventKind::MembersAdded(_) => "members.added",
+            EventKind::MembersRemoved(_) => "members.removed",
+            EventKind::MastersAdded(_) => "masters.added",
+            EventKind::MastersRemoved(_) => "masters.removed",
+            EventKind::FeatureDataPurged(_) => "feature_data.purged",
+            EventKind::FeatureUsageReported(_) => "feature_usage.reported",
+        }
+    }
+
+    fn payload(&self) -> serde_json::Result<String> {
+        match self {
+            EventKind::GroupCreated(p) => serde_json::to_string(p),
+            EventKind::GroupUpdated(p) | EventKind::GroupRenamed(p) => serde_json::to_string(p),
+            EventKind::GroupDeleted(p) => serde_json::to_string(p),
+            EventKind::MembersAdded(p)
+            | EventKind::MembersRemoved(p)
+            | EventKind::MastersAdded(p)
+            | EventKind::MastersRemoved(p) => serde_json::to_string(p),
+            EventKind::FeatureDataPurged(p) => serde_json::to_string(p),
+            EventKind::FeatureUsageReported(p) => serde_json::to_string(p),
+        }
+    }
+
+    /// The event as the outbox stores it, for `group`.
+    pub fn record(&self, group: &Group, now: i64) -> Event {
+        Event {
+            tenant: group.tenant,
+            id: EventId(next_id()),
+            group: Some(group.id),
+            kind: self.name().to_owned(),
+            // Plain structs of strings and numbers always serialize.
+            payload: self.payload().unwrap_or_default(),
+            create_time: now,
+        }
+    }
+}
+
+/// Writes `kind` for `group` to the outbox.
+pub(crate) async fn emit(tx: &mut dyn Tx, group: &Group, kind: EventKind, now: i64) -> Result<()> {
+    tx.insert_event(&kind.record(group, now)).await
+}

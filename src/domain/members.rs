@@ -1,0 +1,551 @@
+//! Direct members of a group: AddMembers and RemoveMembers (R06 through `access`), R03's
+//! per-user limit under the user's row lock, the external-group admission rules R13, R14
+//! and R15, and R11's recipients of a membership change.
+
+use std::collections::{BTreeSet, HashMap};
+
+use serde::{Deserialize, Serialize};
+
+use super::access::{Managed, manage_membership};
+use super::caller::Caller;
+use super::error::{Error, Reason, Result, Violations};
+use super::events::{ChangeDetail, EventKind, MemberChange, emit};
+use super::idempotency::{self, RequestKey};
+use super::limits::{MAX_BATCH, MAX_REQUEST_ID_CHARS, USER_GROUP_LIMIT};
+use super::masters::keep_a_master;
+use super::model::*;
+use super::nesting::check_nesting;
+use super::repo::Tx;
+use super::service::Service;
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AddOutcome {
+    pub added: Vec<MemberRef>,
+    pub already_present: Vec<MemberRef>,
+    /// Users left out of an external group at creation or conversion (R14).
+    #[serde(skip)]
+    pub excluded: Vec<(UserKey, Reason)>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemoveOutcome {
+    pub removed: Vec<MemberRef>,
+    pub not_members: Vec<MemberRef>,
+}
+
+/// A membership batch call.
+#[derive(Clone, Debug, Serialize)]
+pub struct MemberBatch {
+    pub tenant: TenantId,
+    pub group: GroupId,
+    pub members: Vec<MemberRef>,
+    #[serde(skip)]
+    pub request_id: Option<String>,
+}
+
+impl MemberBatch {
+    fn validate(&mut self) -> Result<()> {
+        let mut v = Violations::default();
+        v.check(!self.members.is_empty(), "members", || {
+            "name at least one member".into()
+        });
+        v.check(self.members.len() <= MAX_BATCH, "members", || {
+            format!("at most {MAX_BATCH} members in one call")
+        });
+        if let Some(id) = &self.request_id {
+            v.check(
+                id.chars().count() <= MAX_REQUEST_ID_CHARS,
+                "request_id",
+                || format!("must be at most {MAX_REQUEST_ID_CHARS} characters"),
+            );
+        }
+        v.finish()?;
+        self.members.sort();
+        self.members.dedup();
+        Ok(())
+    }
+
+    fn fingerprint(&self, caller: &Caller, method: &str) -> String {
+        let content = serde_json::to_string(self).unwrap_or_default();
+        idempotency::fingerprint(method, caller, &content)
+    }
+
+    fn request_key<'a>(&'a self, fingerprint: &'a str) -> Option<RequestKey<'a>> {
+        self.request_id
+            .as_deref()
+            .map(|id| RequestKey { id, fingerprint })
+    }
+}
+
+pub(crate) fn user_subject(u: UserKey) -> String {
+    format!("tenants/{}/users/{}", u.tenant, u.user)
+}
+
+/// The users a change of `members` concerns, for R11 notifications.
+pub(crate) async fn recipients(
+    tx: &mut dyn Tx,
+    group: &Group,
+    members: &[MemberRef],
+) -> Result<Vec<UserKey>> {
+    let mut out = BTreeSet::new();
+    for m in members {
+        match m {
+            MemberRef::User(u) => {
+                out.insert(*u);
+            }
+            MemberRef::Team(t) => {
+                if let Some(team) = tx.get_team(group.tenant, *t).await? {
+                    out.extend(team.members.iter().map(|u| UserKey {
+                        tenant: group.tenant,
+                        user: *u,
+                    }));
+                }
+            }
+            MemberRef::Group(g) => out.extend(tx.effective_users(group.tenant, *g).await?),
+        }
+    }
+    Ok(out.into_iter().collect())
+}
+
+/// A membership change as an event; with `notify_all_members` on, it names the users to
+/// notify (R11).
+pub(crate) async fn member_change(
+    tx: &mut dyn Tx,
+    group: &Group,
+    members: &[MemberRef],
+    detail: ChangeDetail,
+) -> Result<MemberChange> {
+    let notify = if group.notify_all_members {
+        recipients(tx, group, members).await?
+    } else {
+        Vec::new()
+    };
+    Ok(MemberChange {
+        group: group.resource_name(),
+        members: members.to_vec(),
+        notify,
+        detail,
+    })
+}
+
+/// Writes the event of a change a caller asked for.
+pub(crate) async fn emit_change(
+    tx: &mut dyn Tx,
+    group: &Group,
+    kind: fn(MemberChange) -> EventKind,
+    members: &[MemberRef],
+    now: i64,
+) -> Result<()> {
+    let change = member_change(tx, group, members, ChangeDetail::Requested {}).await?;
+    emit(tx, group, kind(change), now).await
+}
+
+/// How the external-group rules (R13-R15) admit users.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Admission {
+    /// Initial members (create, room conversion): users without the external permission and
+    /// LINE users are left out and reported; a master without the permission fails.
+    Initial,
+    /// Added later by the managing user (`Managed::by`): users of another company than theirs
+    /// must be in their contacts, and every user must have the permission.
+    Added,
+}
+
+/// R13, R14: why a user cannot be in an external group, if they cannot.
+pub(crate) fn excluded_reason(user: &User) -> Option<Reason> {
+    if user.kind == UserKind::Line {
+        Some(Reason::LineUserNotAllowed)
+    } else if !user.external_messaging_allowed {
+        Some(Reason::ExternalPermissionRequired)
+    } else {
+        None
+    }
+}
+
+/// The members a call names, by kind, with the masters among the users.
+struct Named {
+    users: Vec<UserKey>,
+    teams: Vec<TeamId>,
+    groups: Vec<GroupId>,
+}
+
+impl Named {
+    fn of(members: &[MemberRef], masters: &[UserKey]) -> Named {
+        let mut named = Named {
+            users: masters.to_vec(),
+            teams: Vec::new(),
+            groups: Vec::new(),
+        };
+        for m in members {
+            match m {
+                MemberRef::User(u) => named.users.push(*u),
+                MemberRef::Team(t) => named.teams.push(*t),
+                MemberRef::Group(g) => named.groups.push(*g),
+            }
+        }
+        named.users.sort();
+        named.users.dedup();
+        named
+    }
+}
+
+fn unknown(subject: String) -> Error {
+    Error::precondition(Reason::UnknownMember, format!("{subject} does not exist"))
+}
+
+/// Every named member exists and may be a member of this kind of group; the users, read.
+async fn check_named(
+    tx: &mut dyn Tx,
+    group: &Group,
+    members: &[MemberRef],
+    named: &Named,
+) -> Result<HashMap<UserKey, User>> {
+    let tenant = group.tenant;
+    if group.kind == GroupKind::Internal {
+        if let Some(u) = named.users.iter().find(|u| u.tenant != tenant) {
+            return Err(Error::precondition(
+                Reason::UserNotInTenant,
+                format!("{} is not a user of the group's tenant", user_subject(*u)),
+            ));
+        }
+    } else if members.iter().any(|x| !matches!(x, MemberRef::User(_))) {
+        return Err(Error::precondition(
+            Reason::ExternalGroupUsersOnly,
+            "external groups have users as members, not teams or groups",
+        ));
+    }
+    let found: HashMap<UserKey, User> = tx
+        .get_users(&named.users)
+        .await?
+        .into_iter()
+        .map(|u| (u.key, u))
+        .collect();
+    if let Some(missing) = named.users.iter().find(|k| !found.contains_key(k)) {
+        return Err(unknown(user_subject(*missing)));
+    }
+    let teams = tx.existing_teams(tenant, &named.teams).await?;
+    if let Some(missing) = named.teams.iter().find(|t| !teams.contains(t)) {
+        return Err(unknown(format!("tenants/{tenant}/teams/{missing}")));
+    }
+    let groups = tx.existing_groups(tenant, &named.groups).await?;
+    if let Some(missing) = named.groups.iter().find(|g| !groups.contains(g)) {
+        return Err(unknown(group_name(tenant, *missing)));
+    }
+    check_nestable(tx, tenant, &named.groups).await?;
+    Ok(found)
+}
+
+/// An external group inside another group would make its members from other companies
+/// members of that group too (R24): only users join external groups, and external groups
+/// join nothing. Takes the tenant's nesting lock (R21) before any group joins.
+async fn check_nestable(tx: &mut dyn Tx, tenant: TenantId, groups: &[GroupId]) -> Result<()> {
+    if groups.is_empty() {
+        return Ok(());
+    }
+    tx.lock_nesting(tenant).await?;
+    for g in groups {
+        let external = tx
+            .get_group(tenant, *g)
+            .await?
+            .is_some_and(|g| g.kind == GroupKind::External);
+        if external {
+            return Err(Error::precondition(
+                Reason::ExternalGroupNotNestable,
+                format!(
+                    "{} is an external group; it cannot be a member of a group",
+                    group_name(tenant, *g)
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// R13-R15: which named users an external group admits; the ones left out at creation go
+/// into `out.excluded`.
+async fn admit(
+    tx: &mut dyn Tx,
+    m: &Managed,
+    found: &HashMap<UserKey, User>,
+    masters: &BTreeSet<UserKey>,
+    admission: Admission,
+    out: &mut AddOutcome,
+) -> Result<BTreeSet<UserKey>> {
+    let group = &m.group;
+    if group.kind == GroupKind::Internal {
+        return Ok(found.keys().copied().collect());
+    }
+    let mut admitted = BTreeSet::new();
+    let mut users: Vec<&User> = found.values().collect();
+    users.sort_by_key(|u| u.key);
+    for user in users {
+        let u = user.key;
+        if let Some(reason) = excluded_reason(user) {
+            if matches!(admission, Admission::Initial) && !masters.contains(&u) {
+                out.excluded.push((u, reason));
+                continue;
+            }
+            return Err(Error::precondition(
+                reason,
+                format!("{} cannot be in an external group", user_subject(u)),
+            ));
+        }
+        if let Admission::Added = admission {
+            check_contact(tx, m, u).await?;
+        }
+        admitted.insert(u);
+    }
+    Ok(admitted)
+}
+
+/// R15: a user of another company than the adder's comes from the adder's contacts (a
+/// service adds for its own tenant only).
+async fn check_contact(tx: &mut dyn Tx, m: &Managed, u: UserKey) -> Result<()> {
+    let group = &m.group;
+    let adder_tenant = m.by.map_or(group.tenant, |a| a.tenant);
+    if u.tenant == adder_tenant || tx.user_member(group.tenant, group.id, u).await?.is_some() {
+        return Ok(());
+    }
+    let in_contacts = match m.by {
+        Some(a) => tx.has_contact(a, u).await?,
+        None => false,
+    };
+    if in_contacts {
+        Ok(())
+    } else {
+        Err(Error::precondition(
+            Reason::NotInContacts,
+            format!("{} is not in the adding master's contacts", user_subject(u)),
+        ))
+    }
+}
+
+/// Adds members to a group the caller may manage; members already present are reported.
+/// `masters` are added (or promoted) as Group Masters.
+pub(crate) async fn add_members_in(
+    tx: &mut dyn Tx,
+    m: &Managed,
+    members: &[MemberRef],
+    masters: &[UserKey],
+    admission: Admission,
+    now: i64,
+) -> Result<AddOutcome> {
+    let named = Named::of(members, masters);
+    let found = check_named(tx, &m.group, members, &named).await?;
+    let mut out = AddOutcome::default();
+    let master_set: BTreeSet<UserKey> = masters.iter().copied().collect();
+    let admitted = admit(tx, m, &found, &master_set, admission, &mut out).await?;
+    let mut all: Vec<MemberRef> = members
+        .iter()
+        .filter(|x| match x {
+            MemberRef::User(u) => admitted.contains(u),
+            _ => true,
+        })
+        .copied()
+        .collect();
+    all.extend(masters.iter().map(|u| MemberRef::User(*u)));
+    all.sort();
+    all.dedup();
+    for member in all {
+        let master = matches!(member, MemberRef::User(u) if master_set.contains(&u));
+        if insert_member(tx, &m.group, member, master, now).await? {
+            out.added.push(member);
+        } else {
+            out.already_present.push(member);
+        }
+    }
+    Ok(out)
+}
+
+/// Inserts one member; false when it was present (a named master is promoted then).
+async fn insert_member(
+    tx: &mut dyn Tx,
+    group: &Group,
+    member: MemberRef,
+    master: bool,
+    now: i64,
+) -> Result<bool> {
+    let (tenant, id) = (group.tenant, group.id);
+    let external = group.kind == GroupKind::External;
+    match member {
+        MemberRef::User(u) => match tx.user_member(tenant, id, u).await? {
+            Some(is_master) => {
+                if master && !is_master {
+                    tx.set_master(tenant, id, u, true).await?;
+                }
+                Ok(false)
+            }
+            None => {
+                // R03 (and R14 for external groups), under the user's row lock.
+                if !tx
+                    .take_user_group_slot(u, USER_GROUP_LIMIT, external)
+                    .await?
+                {
+                    return Err(slot_refused(tx, u, external).await);
+                }
+                tx.insert_user_member(tenant, id, u, master, now).await?;
+                Ok(true)
+            }
+        },
+        MemberRef::Team(t) => {
+            let present = tx.has_team_member(tenant, id, t).await?;
+            if !present {
+                tx.insert_team_member(tenant, id, t, now).await?;
+            }
+            Ok(!present)
+        }
+        MemberRef::Group(g) => {
+            let present = tx.has_group_member(tenant, id, g).await?;
+            if !present {
+                check_nesting(tx, tenant, id, g).await?;
+                tx.insert_group_member(tenant, id, g, now).await?;
+            }
+            Ok(!present)
+        }
+    }
+}
+
+/// Why a user's slot was refused: the R03 limit, or (external groups) a permission revoked
+/// since it was checked.
+async fn slot_refused(tx: &mut dyn Tx, u: UserKey, external: bool) -> Error {
+    if external {
+        match tx.get_user(u).await {
+            Ok(Some(user)) => {
+                if let Some(reason) = excluded_reason(&user) {
+                    return Error::precondition(
+                        reason,
+                        format!("{} cannot be in an external group", user_subject(u)),
+                    );
+                }
+            }
+            Ok(None) => return unknown(user_subject(u)),
+            Err(e) => return e,
+        }
+    }
+    Error::QuotaExceeded {
+        reason: Reason::UserGroupLimit,
+        subject: user_subject(u),
+        description: format!("the user is a direct member of {USER_GROUP_LIMIT} groups"),
+    }
+}
+
+/// Removes direct members; R05 holds (removing the last Group Master fails). Returns what was
+/// removed and what was not a member.
+pub(crate) async fn remove_members_in(
+    tx: &mut dyn Tx,
+    group: &Group,
+    members: &[MemberRef],
+) -> Result<RemoveOutcome> {
+    let (tenant, id) = (group.tenant, group.id);
+    let mut out = RemoveOutcome::default();
+    let mut masters_removed = 0;
+    for m in members {
+        let is_member = match m {
+            MemberRef::User(u) => match tx.user_member(tenant, id, *u).await? {
+                Some(is_master) => {
+                    masters_removed += i64::from(is_master);
+                    true
+                }
+                None => false,
+            },
+            MemberRef::Team(t) => tx.has_team_member(tenant, id, *t).await?,
+            MemberRef::Group(g) => tx.has_group_member(tenant, id, *g).await?,
+        };
+        if is_member {
+            out.removed.push(*m);
+        } else {
+            out.not_members.push(*m);
+        }
+    }
+    keep_a_master(tx, tenant, id, masters_removed).await?;
+    let mut released = Vec::new();
+    for m in &out.removed {
+        match m {
+            MemberRef::User(u) => {
+                tx.delete_user_member(tenant, id, *u).await?;
+                released.push(*u);
+            }
+            MemberRef::Team(t) => {
+                tx.delete_team_member(tenant, id, *t).await?;
+            }
+            MemberRef::Group(g) => {
+                tx.delete_group_member(tenant, id, *g).await?;
+            }
+        }
+    }
+    tx.release_user_group_slots(&released).await?;
+    Ok(out)
+}
+
+impl Service {
+    pub async fn add_members(&self, caller: &Caller, mut batch: MemberBatch) -> Result<AddOutcome> {
+        batch.validate()?;
+        let fp = batch.fingerprint(caller, "add");
+        self.write(
+            "add_members",
+            caller,
+            (batch, fp),
+            |tx, actor, (batch, fp)| {
+                Box::pin(async move {
+                    let m = manage_membership(tx, actor, batch.tenant, batch.group).await?;
+                    let key = batch.request_key(fp);
+                    let now = now_micros();
+                    if let Some(done) = idempotency::claim_batch(tx, batch.tenant, key, now).await?
+                    {
+                        return Ok(done);
+                    }
+                    let out =
+                        add_members_in(tx, &m, &batch.members, &[], Admission::Added, now).await?;
+                    if out.added.is_empty() {
+                        return Err(Error::AlreadyExists {
+                            reason: Reason::AlreadyMember,
+                            message: "every named member is already a member".into(),
+                        });
+                    }
+                    tx.touch_group(m.group.tenant, m.group.id, now).await?;
+                    emit_change(tx, &m.group, EventKind::MembersAdded, &out.added, now).await?;
+                    idempotency::save_batch(tx, batch.tenant, key, &out).await?;
+                    Ok(out)
+                })
+            },
+        )
+        .await
+    }
+
+    pub async fn remove_members(
+        &self,
+        caller: &Caller,
+        mut batch: MemberBatch,
+    ) -> Result<RemoveOutcome> {
+        batch.validate()?;
+        let fp = batch.fingerprint(caller, "remove");
+        self.write(
+            "remove_members",
+            caller,
+            (batch, fp),
+            |tx, actor, (batch, fp)| {
+                Box::pin(async move {
+                    let m = manage_membership(tx, actor, batch.tenant, batch.group).await?;
+                    let key = batch.request_key(fp);
+                    let now = now_micros();
+                    if let Some(done) = idempotency::claim_batch(tx, batch.tenant, key, now).await?
+                    {
+                        return Ok(done);
+                    }
+                    let out = remove_members_in(tx, &m.group, &batch.members).await?;
+                    if out.removed.is_empty() {
+                        return Err(Error::precondition(
+                            Reason::NotAMember,
+                            "none of the named members is a member",
+                        ));
+                    }
+                    tx.touch_group(m.group.tenant, m.group.id, now).await?;
+                    emit_change(tx, &m.group, EventKind::MembersRemoved, &out.removed, now).await?;
+                    idempotency::save_batch(tx, batch.tenant, key, &out).await?;
+                    Ok(out)
+                })
+            },
+        )
+        .await
+    }
+}
