@@ -115,7 +115,8 @@ impl Metrics {
                 let response = if got.is_ok() && request.starts_with("GET /metrics ") {
                     let body = metrics.render();
                     format!(
-                        "HTTP/1.1 200 OK\r\ncontent-type: text/plain; version=0.0.4\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        "HTTP/1.1 200 OK\r\ncontent-type: text/plain; version=0.0.4\r\n\
+                         content-length: {}\r\nconnection: close\r\n\r\n{body}",
                         body.len()
                     )
                 } else {

@@ -63,7 +63,7 @@ pub async fn run_with(
             .set_service_status(name, ServingStatus::NotServing)
             .await;
     }
-    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let metrics = Metrics::default();
     if let Some(ml) = metrics_listener {
         tracing::info!(addr = %ml.local_addr()?, "serving metrics");
@@ -72,32 +72,7 @@ pub async fn run_with(
             let _ = stop.changed().await;
         }));
     }
-    let pinger = service.clone();
-    let health_reporter = reporter.clone();
-    let health_task = tokio::spawn(async move {
-        let mut last = None;
-        loop {
-            let status = if pinger.ping().await {
-                ServingStatus::Serving
-            } else {
-                ServingStatus::NotServing
-            };
-            if last != Some(status) {
-                if status == ServingStatus::NotServing {
-                    tracing::warn!("database not answering: health NOT_SERVING");
-                }
-                for name in HEALTH_NAMES {
-                    health_reporter.set_service_status(name, status).await;
-                }
-                last = Some(status);
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(Duration::from_secs(2)) => {}
-                _ = stop_rx.changed() => break,
-            }
-        }
-    });
-
+    let health_task = tokio::spawn(follow_database(service.clone(), reporter.clone(), stop_rx));
     let auth = verifier.interceptor();
     let groups = GroupServiceServer::with_interceptor(GroupApi::new(service.clone()), auth.clone());
     let membership = MembershipServiceServer::with_interceptor(
@@ -137,4 +112,33 @@ pub async fn run_with(
         .await?;
     health_task.abort();
     Ok(())
+}
+
+/// Health follows the database: SERVING while it answers, NOT_SERVING while it does not.
+async fn follow_database(
+    service: Service,
+    reporter: tonic_health::server::HealthReporter,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut last = None;
+    loop {
+        let status = if service.ping().await {
+            ServingStatus::Serving
+        } else {
+            ServingStatus::NotServing
+        };
+        if last != Some(status) {
+            if status == ServingStatus::NotServing {
+                tracing::warn!("database not answering: health NOT_SERVING");
+            }
+            for name in HEALTH_NAMES {
+                reporter.set_service_status(name, status).await;
+            }
+            last = Some(status);
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+            _ = stop.changed() => break,
+        }
+    }
 }

@@ -168,3 +168,103 @@ pub(crate) fn require_own_tenant(actor: &Actor, user: UserKey) -> Result<()> {
         Err(Error::NotFound("user"))
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::domain::model::{Features, User, UserId, UserKind};
+
+    fn group(kind: GroupKind, is_public: bool, master_manages_features: bool) -> Group {
+        Group {
+            tenant: TenantId(1),
+            id: GroupId(10),
+            display_name: "g".into(),
+            description: String::new(),
+            photo_uri: String::new(),
+            kind,
+            is_public,
+            features: Features::default(),
+            notify_all_members: false,
+            master_manages_features,
+            external_key: None,
+            mailing_list: None,
+            storage_used_bytes: 0,
+            version: 1,
+            create_time: 0,
+            update_time: 0,
+        }
+    }
+
+    fn user(tenant: i64, is_admin: bool) -> Actor {
+        let key = UserKey {
+            tenant: TenantId(tenant),
+            user: UserId(7),
+        };
+        Actor::User {
+            user: User {
+                key,
+                email: "u@example.com".into(),
+                display_name: "u".into(),
+                is_admin,
+                external_messaging_allowed: true,
+                kind: UserKind::Works,
+            },
+            is_admin,
+        }
+    }
+
+    #[test]
+    fn r06_admins_may_everything_others_nothing() {
+        let g = group(GroupKind::Internal, false, false);
+        for c in [
+            Capability::Basic,
+            Capability::RoomFeature,
+            Capability::AdminOnly,
+        ] {
+            assert!(may(Standing::Admin, &g, c));
+            assert!(!may(Standing::Other, &g, c));
+        }
+    }
+
+    #[test]
+    fn r06_masters_change_basics_and_features_only_when_allowed() {
+        let off = group(GroupKind::Internal, false, false);
+        let on = group(GroupKind::Internal, false, true);
+        assert!(may(Standing::Master, &off, Capability::Basic));
+        assert!(!may(Standing::Master, &off, Capability::RoomFeature));
+        assert!(may(Standing::Master, &on, Capability::RoomFeature));
+        assert!(!may(Standing::Master, &on, Capability::AdminOnly));
+    }
+
+    #[test]
+    fn r07_public_internal_groups_are_visible_in_their_tenant_only() {
+        let public = group(GroupKind::Internal, true, false);
+        assert_eq!(
+            visible_without_membership(&user(1, false), &public),
+            Some(true)
+        );
+        assert_eq!(visible_without_membership(&user(2, false), &public), None);
+        let private = group(GroupKind::Internal, false, false);
+        assert_eq!(visible_without_membership(&user(1, false), &private), None);
+        assert_eq!(
+            visible_without_membership(&user(1, true), &private),
+            Some(true)
+        );
+    }
+
+    #[test]
+    fn r20_external_groups_need_membership_even_when_marked_public() {
+        let external = group(GroupKind::External, true, false);
+        assert_eq!(visible_without_membership(&user(1, false), &external), None);
+        assert_eq!(
+            visible_without_membership(&user(1, true), &external),
+            Some(true)
+        );
+        assert_eq!(visible_without_membership(&user(2, true), &external), None);
+        let service = Actor::Service {
+            tenant: TenantId(2),
+        };
+        assert_eq!(visible_without_membership(&service, &external), None);
+    }
+}

@@ -429,3 +429,21 @@ impl Service {
         .await
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::is_email;
+
+    #[test]
+    fn emails_have_one_at_a_local_part_and_a_dotted_domain() {
+        for good in ["a@b.co", "first.last@mail.example.com"] {
+            assert!(is_email(good), "{good}");
+        }
+        for bad in [
+            "", "a", "@b.co", "a@b", "a@@b.co", "a@.b.co", "a@b.co.", "a b@c.de",
+        ] {
+            assert!(!is_email(bad), "{bad}");
+        }
+    }
+}

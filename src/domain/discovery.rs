@@ -158,3 +158,43 @@ impl Service {
         .await
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn r07_filter_takes_kind_and_visibility_joined_by_and() {
+        let f = parse_filter("kind = EXTERNAL AND visibility = PRIVATE").unwrap();
+        assert_eq!(f.kind, Some(GroupKind::External));
+        assert_eq!(f.is_public, Some(false));
+        assert_eq!(parse_filter("  ").unwrap(), GroupFilter::default());
+        assert_eq!(
+            parse_filter("visibility=PUBLIC").unwrap().is_public,
+            Some(true)
+        );
+    }
+
+    #[test]
+    fn r25_bad_filters_name_the_filter_field() {
+        for bad in [
+            "kind",
+            "kind = internal",
+            "owner = 7",
+            "kind = INTERNAL OR kind = EXTERNAL",
+        ] {
+            match parse_filter(bad) {
+                Err(Error::InvalidArgument(v)) => assert_eq!(v[0].field, "filter", "{bad}"),
+                other => panic!("{bad}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn search_text_is_folded_and_bounded() {
+        assert_eq!(check_text("query", "ΣΑΣ").unwrap(), "σασ");
+        assert!(check_text("query", "").is_err());
+        assert!(check_text("query", &"x".repeat(MAX_QUERY_CHARS + 1)).is_err());
+    }
+}

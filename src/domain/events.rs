@@ -180,3 +180,37 @@ impl EventKind {
 pub(crate) async fn emit(tx: &mut dyn Tx, group: &Group, kind: EventKind, now: i64) -> Result<()> {
     tx.insert_event(&kind.record(group, now)).await
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::domain::model::{TenantId, UserId};
+
+    #[test]
+    fn r11_member_changes_serialize_with_their_detail() {
+        let user = UserKey {
+            tenant: TenantId(1),
+            user: UserId(2),
+        };
+        let change = MemberChange {
+            group: "tenants/1/groups/3".into(),
+            members: vec![MemberRef::User(user)],
+            notify: vec![user],
+            detail: ChangeDetail::UserLeft {
+                cause: Departure::ExternalPermissionRevoked,
+                last_master_replaced_by: None,
+                without_master: true,
+            },
+        };
+        let kind = EventKind::MembersRemoved(change);
+        assert_eq!(kind.name(), "members.removed");
+        let json: serde_json::Value = serde_json::from_str(&kind.payload().unwrap()).unwrap();
+        assert_eq!(json["detail"]["cause"], "external_permission_revoked");
+        assert_eq!(json["detail"]["without_master"], true);
+        assert!(json["detail"]["last_master_replaced_by"].is_null());
+        assert_eq!(json["notify"][0]["user"], 2);
+        let requested = serde_json::to_value(ChangeDetail::Requested {}).unwrap();
+        assert_eq!(requested, serde_json::json!({}));
+    }
+}

@@ -184,3 +184,18 @@ impl Service {
         .await
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn r09_every_feature_parses_from_its_name() {
+        for f in Feature::ALL {
+            assert_eq!(Feature::parse(f.as_str()), Some(f));
+        }
+        assert_eq!(Feature::parse("mailing_list"), None);
+        assert_eq!(DataFeature::Folder.feature(), Feature::Folder);
+    }
+}

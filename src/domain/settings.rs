@@ -310,3 +310,43 @@ async fn update_in(tx: &mut dyn Tx, actor: &Actor, cmd: &UpdateGroup) -> Result<
     emit(tx, &group, kind, now).await?;
     Ok(group)
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn r10_address_local_part_rule() {
+        for good in ["ab", "team.dev", "a-b_c!d#e", &"a".repeat(40)] {
+            assert!(valid_address(good), "{good}");
+        }
+        for bad in ["a", "Team", "with space", "a@b", "é1", &"a".repeat(41)] {
+            assert!(!valid_address(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn r10_contacts_are_tenant_user_names_with_positive_ids() {
+        let k = parse_contact("tenants/2/users/9").unwrap();
+        assert_eq!((k.tenant, k.user), (TenantId(2), UserId(9)));
+        for bad in [
+            "tenants/0/users/9",
+            "tenants/2/users/x",
+            "tenants/2/teams/9",
+            "x@y.z",
+        ] {
+            assert!(parse_contact(bad).is_none(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn r06_fields_sort_into_capabilities() {
+        assert_eq!(Field::DisplayName.capability(), Capability::Basic);
+        assert_eq!(Field::FeatureNote.capability(), Capability::RoomFeature);
+        assert_eq!(Field::MailingList.capability(), Capability::RoomFeature);
+        assert_eq!(Field::NotifyAllMembers.capability(), Capability::AdminOnly);
+        assert_eq!(Field::parse("features.task"), Some(Field::FeatureTask));
+        assert_eq!(Field::parse("etag"), None);
+    }
+}

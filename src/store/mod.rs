@@ -71,7 +71,8 @@ impl Store {
                 !path.trim().is_empty()
                     && !path.contains(":memory:")
                     && !path.contains("mode=memory"),
-                "SQLite needs a file path: an empty or in-memory database is private to one connection"
+                "SQLite needs a file path: an empty or in-memory database is private to one \
+                 connection"
             );
             if let Some(dir) = std::path::Path::new(&path).parent()
                 && !dir.as_os_str().is_empty()
