@@ -81,6 +81,15 @@ pub struct Config {
         global = true
     )]
     pub max_connections: u32,
+    /// Memory for the read cache of GetGroup and CheckMembership answers, in MiB; 0 turns
+    /// the cache off. Coherent across replicas through PostgreSQL notifications.
+    #[arg(
+        long,
+        env = "GROUP_SERVICE_CACHE_MB",
+        default_value_t = 64,
+        global = true
+    )]
+    pub cache_mb: u64,
     /// HS256 secret for bearer tokens. Without it and without a public key, a secret is
     /// generated once and kept in the data dir (development).
     #[arg(

@@ -69,7 +69,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     server::run_with(
         listener,
         metrics_listener,
-        Service::new(store, &page_key),
+        Service::new(store, &page_key).with_cache(config.cache_mb << 20),
         verifier,
         shutdown_signal(),
     )

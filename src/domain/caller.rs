@@ -4,7 +4,7 @@ use super::error::{Error, Reason, Result};
 use super::model::{TenantId, User, UserId, UserKey};
 use super::repo::Tx;
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Principal {
     User(UserId),
     /// Another service of the suite, named by its token's subject.
@@ -12,7 +12,7 @@ pub enum Principal {
 }
 
 /// A verified caller (R24): every call carries one.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Caller {
     pub tenant: TenantId,
     pub principal: Principal,

@@ -1,9 +1,12 @@
 //! Groups: create, read, delete. R01 (names), R02 (sizes of the fields), R04 (who may
 //! create), R12 (deletion reaches every member company and purges the group's data).
 
+use std::sync::Arc;
+
 use serde::Serialize;
 
 use super::access::{Lock, Managed, group_not_found, may_delete, visible_group};
+use super::cache::{Answer, Key};
 use super::caller::{Actor, Caller};
 use super::error::{Error, Reason, Result, Violations};
 use super::events::{EventKind, Excluded, GroupCreated, GroupDeleted, Origin, emit};
@@ -159,14 +162,26 @@ impl Service {
     }
 
     pub async fn get_group(&self, caller: &Caller, tenant: TenantId, id: GroupId) -> Result<Group> {
-        self.read("get_group", caller, (), |tx, actor, ()| {
+        let read = self.read("get_group", caller, (), |tx, actor, ()| {
             Box::pin(async move {
                 let mut group = visible_group(tx, actor, tenant, id, Lock::No).await?;
                 tx.load_mailing_list(&mut group).await?;
-                Ok(group)
+                Ok(Arc::new(group))
             })
-        })
-        .await
+        });
+        let key = Key::Group {
+            caller: caller.clone(),
+            tenant,
+            id,
+        };
+        let to = |a| match a {
+            Answer::Group(g) => Some(g),
+            Answer::Membership(_) => None,
+        };
+        let group = self
+            .cached(key, to, |g| Answer::Group(g.clone()), read)
+            .await?;
+        Ok(Arc::unwrap_or_clone(group))
     }
 
     /// Deletes a group with all its data (R12). Only admins of the owning tenant may.

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 
 use super::access::{Lock, can_see, require_own_tenant, visible_group};
+use super::cache::{Answer, Key};
 use super::caller::Caller;
 use super::error::{Error, Reason, Result};
 use super::model::*;
@@ -155,7 +156,7 @@ impl Service {
         group: GroupId,
         user: UserKey,
     ) -> Result<Membership> {
-        self.read("check_membership", caller, (), |tx, actor, ()| {
+        let read = self.read("check_membership", caller, (), |tx, actor, ()| {
             Box::pin(async move {
                 visible_group(tx, actor, tenant, group, Lock::No).await?;
                 let direct = tx.user_member(tenant, group, user).await?;
@@ -167,8 +168,18 @@ impl Service {
                     direct: direct.is_some(),
                 })
             })
-        })
-        .await
+        });
+        let key = Key::Membership {
+            caller: caller.clone(),
+            tenant,
+            group,
+            user,
+        };
+        let to = |a| match a {
+            Answer::Membership(m) => Some(m),
+            Answer::Group(_) => None,
+        };
+        self.cached(key, to, |m| Answer::Membership(*m), read).await
     }
 
     /// Groups `user` belongs to (directly or transitively) that the caller may see. A page can

@@ -19,6 +19,7 @@
 //! | R25 | `error` |
 
 pub mod access;
+pub mod cache;
 pub mod caller;
 pub mod departures;
 pub mod directory;

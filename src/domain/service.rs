@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
+use super::cache::{Answer, AnswerCache, Key};
 use super::caller::{Actor, Caller};
 use super::error::{Error, Result};
 use super::page::Pager;
@@ -35,6 +36,9 @@ pub enum Mode {
 /// either rolls it back (the connection is discarded).
 #[async_trait]
 pub trait Transaction: Tx {
+    /// Tells other processes, when this write commits, that the data changed (the read
+    /// cache's coherence: `cache`).
+    async fn announce(&mut self) -> Result<()>;
     async fn commit(self: Box<Self>) -> Result<()>;
     async fn rollback(self: Box<Self>) -> Result<()>;
 }
@@ -43,6 +47,11 @@ pub trait Transaction: Tx {
 #[async_trait]
 pub trait Database: Send + Sync + 'static {
     async fn begin(&self, mode: Mode) -> Result<Box<dyn Transaction>>;
+    /// A number that grows after every committed write, or `None` while writes of other
+    /// processes could go unnoticed (see `cache`).
+    fn generation(&self) -> Option<u64>;
+    /// A write transaction of this process committed.
+    fn changed(&self);
 }
 
 /// The service: the database plus what the rules need around it.
@@ -50,6 +59,7 @@ pub trait Database: Send + Sync + 'static {
 pub struct Service {
     db: Arc<dyn Database>,
     pub(crate) pager: Pager,
+    cache: Option<Arc<AnswerCache>>,
 }
 
 impl Service {
@@ -57,7 +67,36 @@ impl Service {
         Service {
             db: Arc::new(db),
             pager: Pager::new(page_token_key),
+            cache: None,
         }
+    }
+
+    /// Keeps about `max_bytes` of read answers in memory (`cache`); 0 keeps none.
+    pub fn with_cache(mut self, max_bytes: u64) -> Self {
+        self.cache = (max_bytes > 0).then(|| Arc::new(AnswerCache::new(max_bytes)));
+        self
+    }
+
+    /// `fill`'s answer for `key`, from the cache when it holds one read at the current
+    /// generation. Only successful answers are kept.
+    pub(crate) async fn cached<T>(
+        &self,
+        key: Key,
+        to: impl Fn(Answer) -> Option<T>,
+        from: impl Fn(&T) -> Answer,
+        fill: impl Future<Output = Result<T>>,
+    ) -> Result<T> {
+        let Some(cache) = &self.cache else {
+            return fill.await;
+        };
+        // The generation is read before the database is: see `cache`.
+        let generation = self.db.generation();
+        if let Some(hit) = cache.get(&key, generation).and_then(&to) {
+            return Ok(hit);
+        }
+        let answer = fill.await?;
+        cache.put(key, generation, from(&answer));
+        Ok(answer)
     }
 
     /// Whether the database answers (health).
@@ -150,7 +189,15 @@ impl Service {
         };
         match res {
             Ok(value) => {
-                t.commit().await?;
+                if mode == Mode::Write {
+                    t.announce().await?;
+                    t.commit().await?;
+                    // Before the answer leaves: no cached read older than this write is
+                    // served from here on.
+                    self.db.changed();
+                } else {
+                    t.commit().await?;
+                }
                 Ok(value)
             }
             Err(e) => {

@@ -1,12 +1,14 @@
 //! Storage: the only code that touches Diesel. One schema and one body of query code serve
 //! SQLite (embedded default) and PostgreSQL; see `tx.rs`.
 
+mod changes;
 mod rows;
 mod schema;
 mod tx;
 
 use async_trait::async_trait;
 use diesel_async::TransactionManager;
+use std::sync::Arc;
 use std::time::Duration;
 
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
@@ -24,6 +26,8 @@ use crate::domain::error::{Error, Result};
 use crate::domain::repo::Tx;
 pub use crate::domain::service::TxFuture;
 use crate::domain::service::{Database, Mode, Transaction};
+use changes::Changes;
+use diesel_async::RunQueryDsl;
 use tx::{PgTx, SqliteTx};
 
 pub(crate) type SqliteConn = SyncConnectionWrapper<SqliteConnection>;
@@ -38,7 +42,14 @@ const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqli
 /// every write transaction serial, which the limits and the cycle check rely on) and a pool of
 /// readers (WAL lets them run beside the writer).
 #[derive(Clone)]
-pub enum Store {
+pub struct Store {
+    pub backend: Backend,
+    changes: Arc<Changes>,
+}
+
+/// The pools of one backend.
+#[derive(Clone)]
+pub enum Backend {
     Postgres(Pool<AsyncPgConnection>),
     Sqlite {
         writer: Pool<SqliteConn>,
@@ -62,7 +73,12 @@ impl Store {
                 .connection_timeout(timeout)
                 .build(manager)
                 .await?;
-            Ok(Store::Postgres(pool))
+            let changes = Changes::new(false);
+            changes.listen(url.to_owned());
+            Ok(Store {
+                backend: Backend::Postgres(pool),
+                changes,
+            })
         } else {
             let path = url.strip_prefix("sqlite://").unwrap_or(url).to_owned();
             // Each connection would get a database of its own: the writer's tables would be
@@ -116,21 +132,24 @@ impl Store {
                 .connection_timeout(timeout)
                 .build(manager())
                 .await?;
-            Ok(Store::Sqlite { writer, readers })
+            Ok(Store {
+                backend: Backend::Sqlite { writer, readers },
+                changes: Changes::new(true),
+            })
         }
     }
 
     /// Runs the pending migrations of this backend; running them again changes nothing.
     pub async fn migrate(&self) -> anyhow::Result<()> {
-        match self {
-            Store::Postgres(pool) => {
+        match &self.backend {
+            Backend::Postgres(pool) => {
                 let conn = pool.get_owned().await.map_err(|e| anyhow::anyhow!("{e}"))?;
                 let mut harness = AsyncMigrationHarness::new(conn);
                 harness
                     .run_pending_migrations(PG_MIGRATIONS)
                     .map_err(|e| anyhow::anyhow!("migrations failed: {e}"))?;
             }
-            Store::Sqlite { writer, .. } => {
+            Backend::Sqlite { writer, .. } => {
                 let conn = writer
                     .get_owned()
                     .await
@@ -170,7 +189,16 @@ impl Store {
     {
         let mut t = self.begin(mode).await?;
         match op(&mut *t).await {
-            Ok(value) => t.commit().await.map(|()| value),
+            Ok(value) => {
+                if mode == Mode::Write {
+                    t.announce().await?;
+                }
+                t.commit().await?;
+                if mode == Mode::Write {
+                    self.changed();
+                }
+                Ok(value)
+            }
             Err(e) => {
                 let _ = t.rollback().await;
                 Err(e)
@@ -182,13 +210,13 @@ impl Store {
 #[async_trait]
 impl Database for Store {
     async fn begin(&self, mode: Mode) -> Result<Box<dyn Transaction>> {
-        match self {
-            Store::Postgres(pool) => {
+        match &self.backend {
+            Backend::Postgres(pool) => {
                 let mut conn = pool.get_owned().await.map_err(pool_error)?;
                 PgTm::begin_transaction(&mut *conn).await?;
                 Ok(Box::new(PgTx(conn)))
             }
-            Store::Sqlite { writer, readers } => {
+            Backend::Sqlite { writer, readers } => {
                 let pool = match mode {
                     Mode::Read => readers,
                     Mode::Write => writer,
@@ -199,6 +227,14 @@ impl Database for Store {
             }
         }
     }
+
+    fn generation(&self) -> Option<u64> {
+        self.changes.generation()
+    }
+
+    fn changed(&self) {
+        self.changes.bump();
+    }
 }
 
 type PgTm = <AsyncPgConnection as AsyncConnection>::TransactionManager;
@@ -206,6 +242,13 @@ type SqliteTm = <SqliteConn as AsyncConnection>::TransactionManager;
 
 #[async_trait]
 impl Transaction for PgTx {
+    async fn announce(&mut self) -> Result<()> {
+        diesel::sql_query("SELECT pg_notify($1, '')")
+            .bind::<diesel::sql_types::Text, _>(changes::CHANNEL)
+            .execute(&mut *self.0)
+            .await?;
+        Ok(())
+    }
     async fn commit(mut self: Box<Self>) -> Result<()> {
         Ok(PgTm::commit_transaction(&mut *self.0).await?)
     }
@@ -216,6 +259,10 @@ impl Transaction for PgTx {
 
 #[async_trait]
 impl Transaction for SqliteTx {
+    /// One process owns an SQLite file: there is nobody to tell.
+    async fn announce(&mut self) -> Result<()> {
+        Ok(())
+    }
     async fn commit(mut self: Box<Self>) -> Result<()> {
         Ok(SqliteTm::commit_transaction(&mut *self.0).await?)
     }
