@@ -9,6 +9,7 @@ pub mod external;
 pub mod groups;
 pub mod membership;
 pub mod model;
+pub mod names;
 pub mod page;
 pub mod repo;
 pub mod settings;
