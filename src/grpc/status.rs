@@ -92,3 +92,38 @@ fn no_metadata() -> std::collections::HashMap<String, String> {
     std::collections::HashMap::new()
 }
 
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::domain::error::Reason;
+
+    #[test]
+    fn reasons_and_violations_reach_the_details() {
+        let status = Status::from(Error::invalid("name", "must be tenants/{tenant}"));
+        assert_eq!(status.code(), Code::InvalidArgument);
+        assert_eq!(status.message(), "name: must be tenants/{tenant}");
+        let violations = status.get_error_details().bad_request().unwrap().clone();
+        assert_eq!(violations.field_violations[0].field, "name");
+
+        let status = Status::from(Error::precondition(Reason::LastMaster, "keep one"));
+        assert_eq!(status.code(), Code::FailedPrecondition);
+        let info = status.get_error_details().error_info().unwrap().clone();
+        assert_eq!(
+            (info.reason.as_str(), info.domain.as_str()),
+            ("LAST_MASTER", DOMAIN)
+        );
+    }
+
+    #[test]
+    fn internal_causes_stay_in_the_log() {
+        let status = Status::from(Error::Internal("secret detail".into()));
+        assert_eq!(
+            (status.code(), status.message()),
+            (Code::Internal, "internal error")
+        );
+        let status = Status::from(Error::Unavailable("pool timed out".into()));
+        assert_eq!(status.code(), Code::Unavailable);
+        assert!(!status.message().contains("pool"));
+    }
+}

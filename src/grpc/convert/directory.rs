@@ -252,3 +252,78 @@ page_response! {
     ListMessageRoomsResponse { rooms: MessageRoom }
 }
 
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::super::tests::{one, violations};
+    use super::*;
+
+    #[test]
+    fn a_tenant_round_trips() {
+        let sent = pb::Tenant {
+            id: 4,
+            display_name: "Acme".into(),
+            plan: pb::Plan::Paid as i32,
+            core_enabled: true,
+            group_creation: pb::GroupCreation::AllMembers as i32,
+            masters_may_manage_settings: true,
+            storage_quota_bytes: 10,
+            storage_used_bytes: 0,
+            group_count: 0,
+        };
+        let tenant = Tenant::try_from(sent.clone()).unwrap();
+        assert_eq!(tenant.plan, Plan::Paid);
+        assert_eq!(pb::Tenant::from(tenant), sent);
+    }
+
+    #[test]
+    fn rooms_answer_the_converted_group_by_name() {
+        let room = MessageRoom {
+            tenant: TenantId(3),
+            id: RoomId(8),
+            display_name: "Lobby".into(),
+            members: vec![UserKey {
+                tenant: TenantId(4),
+                user: UserId(1),
+            }],
+            converted_group: Some(GroupId(9)),
+        };
+        let answered = pb::MessageRoom::from(room);
+        assert_eq!(answered.converted_group, "tenants/3/groups/9");
+        assert_eq!(answered.members[0].tenant_id, 4);
+
+        let mut sent = answered;
+        sent.members[0].user_id = 0;
+        assert_eq!(
+            violations(MessageRoom::try_from(sent).unwrap_err()),
+            one("room.members.user_id", "must be a positive id")
+        );
+    }
+
+    #[test]
+    fn numeric_keys_name_their_fields_tenant_first() {
+        let get = pb::GetTeamRequest {
+            tenant_id: 0,
+            team_id: 0,
+        };
+        assert_eq!(
+            violations(TeamName::try_from(get).unwrap_err()),
+            one("tenant_id", "must be a positive id")
+        );
+        let contact = pb::Contact {
+            tenant_id: 1,
+            user_id: 2,
+            contact_tenant_id: 3,
+            contact_user_id: -1,
+        };
+        assert_eq!(
+            violations(Contact::try_from(contact).unwrap_err()),
+            one("contact.contact_user_id", "must be a positive id")
+        );
+        let upsert = pb::UpsertUserRequest { user: None };
+        assert_eq!(
+            violations(User::try_from(upsert).unwrap_err()),
+            one("user", "is required")
+        );
+    }
+}

@@ -337,3 +337,115 @@ impl TryFrom<pb::UpdateGroupRequest> for UpdateGroup {
     }
 }
 
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::super::tests::{one, violations};
+    use super::*;
+
+    fn group() -> Group {
+        Group {
+            tenant: TenantId(1),
+            id: GroupId(2),
+            display_name: "Ops".into(),
+            description: String::new(),
+            photo_uri: String::new(),
+            kind: GroupKind::External,
+            is_public: false,
+            features: Features::default(),
+            notify_all_members: false,
+            master_manages_features: false,
+            external_key: None,
+            mailing_list: None,
+            storage_used_bytes: 0,
+            version: 3,
+            create_time: -1,
+            update_time: 1_500_000,
+        }
+    }
+
+    #[test]
+    fn a_group_answers_its_canonical_name_and_times() {
+        let g = pb::Group::from(group());
+        assert_eq!(g.name, "tenants/1/groups/2");
+        assert_eq!(g.etag, "\"3\"");
+        assert_eq!(g.kind, pb::GroupKind::External as i32);
+        let created = g.create_time.unwrap();
+        assert_eq!((created.seconds, created.nanos), (-1, 999_999_000));
+        let updated = g.update_time.unwrap();
+        assert_eq!((updated.seconds, updated.nanos), (1, 500_000_000));
+    }
+
+    #[test]
+    fn group_names_in_requests_name_their_field() {
+        let err = GroupName::try_from(pb::GetGroupRequest {
+            name: "groups/2".into(),
+        })
+        .unwrap_err();
+        assert_eq!(
+            violations(err),
+            one("name", "must be tenants/{tenant}/groups/{group}")
+        );
+        let update = pb::UpdateGroupRequest {
+            group: Some(pb::Group {
+                name: "tenants/1/groups/x".into(),
+                ..Default::default()
+            }),
+            update_mask: None,
+        };
+        let err = UpdateGroup::try_from(update).unwrap_err();
+        assert_eq!(
+            violations(err),
+            one("group.name", "\"x\" is not a positive id")
+        );
+        let err = Query::try_from(pb::ListGroupsRequest {
+            parent: "tenants/0".into(),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert_eq!(violations(err), one("parent", "\"0\" is not a positive id"));
+    }
+
+    #[test]
+    fn delete_requests_decode_etag_and_features() {
+        let d = DeleteGroup::try_from(pb::DeleteGroupRequest {
+            name: "tenants/1/groups/2".into(),
+            etag: String::new(),
+        })
+        .unwrap();
+        assert_eq!((d.name.group, d.etag), (GroupId(2), None));
+
+        let request = |features: Vec<pb::DataFeature>| pb::DeleteFeatureDataRequest {
+            name: "tenants/1/groups/2".into(),
+            features: features.into_iter().map(|f| f as i32).collect(),
+        };
+        let d = DeleteFeatureData::try_from(request(vec![pb::DataFeature::Folder])).unwrap();
+        assert_eq!(d.features, vec![DataFeature::Folder]);
+        let bad = request(vec![pb::DataFeature::Note, pb::DataFeature::Unspecified]);
+        let err = DeleteFeatureData::try_from(bad).unwrap_err();
+        assert_eq!(
+            violations(err),
+            one("features[1]", "must be NOTE, EVENT or FOLDER")
+        );
+    }
+
+    #[test]
+    fn bad_kind_and_visibility_are_reported_together() {
+        let err = group_spec(pb::Group {
+            kind: 9,
+            visibility: 9,
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert_eq!(
+            violations(err),
+            vec![
+                ("group.kind".into(), "must be INTERNAL or EXTERNAL".into()),
+                (
+                    "group.visibility".into(),
+                    "must be PUBLIC or PRIVATE".into()
+                ),
+            ]
+        );
+    }
+}

@@ -210,3 +210,77 @@ page_response! {
     ListGroupsOfUserResponse { groups: (Group, bool) }
 }
 
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::super::tests::{one, violations};
+    use super::*;
+
+    fn pb_member(t: pb::MemberType, id: i64, tenant_id: i64) -> pb::MemberRef {
+        pb::MemberRef {
+            r#type: t as i32,
+            id,
+            tenant_id,
+        }
+    }
+
+    #[test]
+    fn member_refs_default_to_the_group_tenant_and_round_trip() {
+        let tenant = TenantId(1);
+        let team = member_ref("m", tenant, &pb_member(pb::MemberType::Team, 5, 0)).unwrap();
+        assert_eq!(team, MemberRef::Team(TeamId(5)));
+        assert_eq!(
+            member_ref_out(tenant, team),
+            pb_member(pb::MemberType::Team, 5, 1)
+        );
+        let guest = pb_member(pb::MemberType::User, 7, 2);
+        let user = member_ref("m", tenant, &guest).unwrap();
+        assert_eq!(member_ref_out(tenant, user), guest);
+    }
+
+    #[test]
+    fn member_refs_name_the_bad_part() {
+        let tenant = TenantId(1);
+        let foreign_team = pb_member(pb::MemberType::Team, 5, 2);
+        assert_eq!(
+            violations(member_ref("members[0]", tenant, &foreign_team).unwrap_err()),
+            one(
+                "members[0].tenant_id",
+                "teams and groups must be of the group's tenant"
+            )
+        );
+        let untyped = pb_member(pb::MemberType::Unspecified, 5, 0);
+        assert_eq!(
+            violations(member_ref("members[3]", tenant, &untyped).unwrap_err()),
+            one("members[3].type", "must be USER, TEAM or GROUP")
+        );
+    }
+
+    #[test]
+    fn batches_and_checks_name_their_fields() {
+        let add = pb::AddMembersRequest {
+            group: "tenants/1/groups/2".into(),
+            members: vec![pb_member(pb::MemberType::Group, 0, 0)],
+            request_id: "r".into(),
+        };
+        assert_eq!(
+            violations(MemberBatch::try_from(add).unwrap_err()),
+            one("members[0].id", "must be a positive id")
+        );
+        let check = pb::CheckMembershipRequest {
+            group: "tenants/1/groups/2".into(),
+            user: None,
+        };
+        assert_eq!(
+            violations(CheckMember::try_from(check).unwrap_err()),
+            one("user", "is required")
+        );
+        let leave = pb::LeaveRequest {
+            group: "tenants/1/teams/2".into(),
+        };
+        assert_eq!(
+            violations(GroupName::try_from(leave).unwrap_err()),
+            one("group", "must be tenants/{tenant}/groups/{group}")
+        );
+    }
+}

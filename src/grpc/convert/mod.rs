@@ -127,3 +127,61 @@ fn non_empty(id: String) -> Option<String> {
     Some(id).filter(|id| !id.is_empty())
 }
 
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use tonic::Code;
+    use tonic_types::StatusExt;
+
+    /// The (field, description) pairs of an INVALID_ARGUMENT status.
+    pub(super) fn violations(status: Status) -> Vec<(String, String)> {
+        assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+        let details = status.get_error_details();
+        details
+            .bad_request()
+            .unwrap()
+            .field_violations
+            .iter()
+            .map(|v| (v.field.clone(), v.description.clone()))
+            .collect()
+    }
+
+    pub(super) fn one(field: &str, description: &str) -> Vec<(String, String)> {
+        vec![(field.to_owned(), description.to_owned())]
+    }
+
+    #[test]
+    fn user_refs_round_trip_and_name_the_bad_index() {
+        let key = UserKey {
+            tenant: TenantId(2),
+            user: UserId(7),
+        };
+        let r = pb::UserRef::from(key);
+        assert_eq!(user_ref("user", &r).unwrap(), key);
+
+        let bad = [
+            r,
+            pb::UserRef {
+                tenant_id: 2,
+                user_id: 0,
+            },
+        ];
+        let err = user_refs("users", &bad).unwrap_err();
+        assert_eq!(
+            violations(err),
+            one("users[1].user_id", "must be a positive id")
+        );
+        let err = user_ref("user", &pb::UserRef::default()).unwrap_err();
+        assert_eq!(
+            violations(err),
+            one("user.tenant_id", "must be a positive id")
+        );
+    }
+
+    #[test]
+    fn an_empty_string_is_absent() {
+        assert_eq!(non_empty(String::new()), None);
+        assert_eq!(non_empty("r1".into()), Some("r1".into()));
+    }
+}
