@@ -8,6 +8,7 @@ use super::caller::Caller;
 use super::departures::{remove_team_everywhere, remove_user_everywhere};
 use super::error::{Error, Reason, Result, Violations};
 use super::events::Departure;
+use super::members::user_subject;
 use super::model::*;
 use super::page::PageRequest;
 use super::repo::{Page, Tx};
@@ -74,10 +75,7 @@ async fn require_users(tx: &mut dyn Tx, keys: &[UserKey]) -> Result<()> {
     if let Some(missing) = keys.iter().find(|k| !found.contains(k)) {
         return Err(Error::precondition(
             Reason::UnknownMember,
-            format!(
-                "tenants/{}/users/{} does not exist",
-                missing.tenant, missing.user
-            ),
+            format!("{} does not exist", user_subject(*missing)),
         ));
     }
     Ok(())

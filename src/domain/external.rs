@@ -8,6 +8,7 @@ use super::events::Origin;
 use super::groups::{Created, GroupSpec, NewGroup, insert_new_group, validate_spec};
 use super::idempotency::{self, RequestKey};
 use super::model::*;
+use super::names::RoomName;
 use super::repo::Tx;
 use super::service::Service;
 
@@ -183,7 +184,11 @@ async fn convert_in(
         members: &members,
         request,
         origin: Origin::ConvertedFrom {
-            converted_from: format!("tenants/{}/rooms/{}", room.tenant, room.id),
+            converted_from: RoomName {
+                tenant: room.tenant,
+                room: room.id,
+            }
+            .to_string(),
         },
     };
     let created = insert_new_group(tx, new).await?;

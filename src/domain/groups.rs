@@ -14,10 +14,9 @@ use super::idempotency::{self, RequestKey};
 use super::limits::{MAX_INITIAL_MEMBERS, MAX_REQUEST_ID_CHARS};
 use super::members::{Admission, add_members_in};
 use super::model::*;
+use super::names::TenantName;
 use super::repo::Tx;
 use super::service::Service;
-
-pub use super::model::MemberRef;
 
 pub const MAX_NAME_CHARS: usize = 100;
 pub const MAX_DESCRIPTION_CHARS: usize = 300;
@@ -347,7 +346,7 @@ pub(crate) async fn insert_new_group(tx: &mut dyn Tx, new: NewGroup<'_>) -> Resu
     if !tx.take_group_slot(tenant.id).await? {
         return Err(Error::QuotaExceeded {
             reason: Reason::TenantGroupLimit,
-            subject: format!("tenants/{}", tenant.id),
+            subject: TenantName { tenant: tenant.id }.to_string(),
             description: format!(
                 "the tenant holds its plan's limit of {} groups",
                 tenant.plan.group_limit()

@@ -14,6 +14,7 @@ use super::idempotency::{self, RequestKey};
 use super::limits::{MAX_BATCH, MAX_REQUEST_ID_CHARS, USER_GROUP_LIMIT};
 use super::masters::keep_a_master;
 use super::model::*;
+use super::names::{TeamName, UserName};
 use super::nesting::check_nesting;
 use super::repo::Tx;
 use super::service::Service;
@@ -78,7 +79,7 @@ impl MemberBatch {
 }
 
 pub(crate) fn user_subject(u: UserKey) -> String {
-    format!("tenants/{}/users/{}", u.tenant, u.user)
+    UserName::from(u).to_string()
 }
 
 /// The users a change of `members` concerns, for R11 notifications.
@@ -225,7 +226,11 @@ async fn check_named(
     }
     let teams = tx.existing_teams(tenant, &named.teams).await?;
     if let Some(missing) = named.teams.iter().find(|t| !teams.contains(t)) {
-        return Err(unknown(format!("tenants/{tenant}/teams/{missing}")));
+        let team = TeamName {
+            tenant,
+            team: *missing,
+        };
+        return Err(unknown(team.to_string()));
     }
     let groups = tx.existing_groups(tenant, &named.groups).await?;
     if let Some(missing) = named.groups.iter().find(|g| !groups.contains(g)) {

@@ -35,6 +35,7 @@ pub mod masters;
 pub mod members;
 pub mod membership;
 pub mod model;
+pub mod names;
 pub mod nesting;
 pub mod page;
 pub mod repo;

@@ -211,7 +211,7 @@ impl Group {
 }
 
 pub fn group_name(tenant: TenantId, group: GroupId) -> String {
-    format!("tenants/{tenant}/groups/{group}")
+    super::names::GroupName { tenant, group }.to_string()
 }
 
 /// A group's mailing list (R10).

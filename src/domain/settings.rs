@@ -8,11 +8,11 @@ use super::directory::is_email;
 use super::error::{Error, Reason, Result, Violations};
 use super::events::{EventKind, GroupUpdated, emit};
 use super::groups::{GroupSpec, check_etag, validate_spec};
+use super::members::user_subject;
 use super::model::*;
+use super::names::UserName;
 use super::repo::Tx;
 use super::service::Service;
-
-pub use super::features::DataFeature;
 
 /// Fields UpdateGroup can change (AIP-134 paths).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -131,14 +131,7 @@ pub fn validate_mailing_list(list: &MailingList, prefix: &str, v: &mut Violation
 
 /// `tenants/{t}/users/{u}`.
 pub fn parse_contact(s: &str) -> Option<UserKey> {
-    let parts: Vec<&str> = s.split('/').collect();
-    match parts.as_slice() {
-        ["tenants", t, "users", u] => Some(UserKey {
-            tenant: TenantId(t.parse().ok().filter(|x: &i64| *x > 0)?),
-            user: UserId(u.parse().ok().filter(|x: &i64| *x > 0)?),
-        }),
-        _ => None,
-    }
+    s.parse::<UserName>().ok().map(UserKey::from)
 }
 
 /// Sorts and de-duplicates senders and recipients (after validation named bad entries by
@@ -186,10 +179,7 @@ pub(crate) async fn check_settings(tx: &mut dyn Tx, group: &Group) -> Result<()>
             if tx.user_member(group.tenant, group.id, *s).await?.is_none() {
                 return Err(Error::precondition(
                     Reason::SenderNotMember,
-                    format!(
-                        "tenants/{}/users/{} is not a member of the group",
-                        s.tenant, s.user
-                    ),
+                    format!("{} is not a member of the group", user_subject(*s)),
                 ));
             }
         }

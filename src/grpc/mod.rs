@@ -2,6 +2,34 @@
 //! naming the field), take the `Caller` from the request's extensions, make one domain call,
 //! encode the answer. No SQL and no rules here.
 
+/// Implements a service trait whose methods all have the one handler shape: the caller from
+/// the request's extensions, the request decoded with `try_into()` (convert/), the one domain
+/// call the row names, the answer encoded with `into()`. The header names the service and the
+/// caller for the rows (`|s, caller|`); a row reads
+/// `method(Request) -> Response = |command: Command| domain call;`.
+/// Written once here so that the methods differ only in what they call.
+macro_rules! handlers {
+    (impl $service_trait:ident for $api:ident |$service:ident, $caller:ident| {
+        $($method:ident($req:ty) -> $resp:ty = |$cmd:ident: $cmd_ty:ty| $call:expr;)*
+    }) => {
+        #[tonic::async_trait]
+        impl $service_trait for $api {
+            $(
+                async fn $method(
+                    &self,
+                    req: tonic::Request<$req>,
+                ) -> Result<tonic::Response<$resp>, tonic::Status> {
+                    let $caller = &$crate::grpc::caller(&req)?;
+                    let $cmd: $cmd_ty = req.into_inner().try_into()?;
+                    let $service = &self.service;
+                    let out = $call;
+                    Ok(tonic::Response::new(out.into()))
+                }
+            )*
+        }
+    };
+}
+
 mod convert;
 mod directory;
 mod groups;
@@ -11,7 +39,6 @@ mod status;
 pub use directory::DirectoryApi;
 pub use groups::GroupApi;
 pub use membership::MembershipApi;
-pub use status::to_status;
 
 /// Generated messages, clients and servers of `groups.v1`.
 pub mod pb {

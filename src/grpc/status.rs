@@ -1,5 +1,6 @@
-//! Domain errors to gRPC statuses with google.rpc error details. The match is exhaustive with
-//! no `_` arm. Internal causes are logged, never sent.
+//! Domain errors to gRPC statuses with google.rpc error details, as `From<Error> for Status`
+//! so that handlers and conversions use `?`. The match is exhaustive with no `_` arm.
+//! Internal causes are logged, never sent.
 
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
@@ -8,70 +9,76 @@ use crate::domain::error::Error;
 
 const DOMAIN: &str = "groups.v1";
 
-pub fn to_status(err: Error) -> Status {
-    match err {
-        Error::InvalidArgument(violations) => {
-            let mut details = ErrorDetails::new();
-            for v in &violations {
-                details.add_bad_request_violation(v.field.clone(), v.description.clone());
+impl From<Error> for Status {
+    fn from(err: Error) -> Status {
+        match err {
+            Error::InvalidArgument(violations) => {
+                let mut details = ErrorDetails::new();
+                for v in &violations {
+                    details.add_bad_request_violation(v.field.clone(), v.description.clone());
+                }
+                let message = violations
+                    .iter()
+                    .map(|v| format!("{}: {}", v.field, v.description))
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                Status::with_error_details(Code::InvalidArgument, message, details)
             }
-            let message = violations
-                .iter()
-                .map(|v| format!("{}: {}", v.field, v.description))
-                .collect::<Vec<_>>()
-                .join("; ");
-            Status::with_error_details(Code::InvalidArgument, message, details)
-        }
-        Error::InvalidArgumentReason {
-            reason,
-            field,
-            description,
-        } => {
-            let mut details = ErrorDetails::new();
-            details.add_bad_request_violation(field, description.clone());
-            details.set_error_info(reason.as_str(), DOMAIN, no_metadata());
-            Status::with_error_details(
-                Code::InvalidArgument,
-                format!("{field}: {description}"),
-                details,
-            )
-        }
-        Error::NotFound(what) => {
-            let details = ErrorDetails::with_error_info("NOT_FOUND", DOMAIN, no_metadata());
-            Status::with_error_details(Code::NotFound, format!("{what} not found"), details)
-        }
-        Error::AlreadyExists { reason, message } => {
-            with_reason(Code::AlreadyExists, reason.as_str(), message)
-        }
-        Error::PermissionDenied { reason, message } => {
-            with_reason(Code::PermissionDenied, reason.as_str(), message)
-        }
-        Error::FailedPrecondition { reason, message } => {
-            let mut details = ErrorDetails::with_error_info(reason.as_str(), DOMAIN, no_metadata());
-            details.add_precondition_failure_violation(reason.as_str(), "", message.clone());
-            Status::with_error_details(Code::FailedPrecondition, message, details)
-        }
-        Error::QuotaExceeded {
-            reason,
-            subject,
-            description,
-        } => {
-            let mut details = ErrorDetails::with_error_info(reason.as_str(), DOMAIN, no_metadata());
-            details.add_quota_failure_violation(subject, description.clone());
-            Status::with_error_details(Code::ResourceExhausted, description, details)
-        }
-        Error::Aborted { reason, message } => with_reason(Code::Aborted, reason.as_str(), message),
-        Error::Retry(cause) => {
-            tracing::warn!(%cause, "transaction conflict reached the edge");
-            Status::aborted("the request conflicted with a concurrent change; retry it")
-        }
-        Error::Unavailable(cause) => {
-            tracing::error!(%cause, "storage unavailable");
-            Status::unavailable("the database is unavailable; retry later")
-        }
-        Error::Internal(cause) => {
-            tracing::error!(%cause, "internal error");
-            Status::internal("internal error")
+            Error::InvalidArgumentReason {
+                reason,
+                field,
+                description,
+            } => {
+                let mut details = ErrorDetails::new();
+                details.add_bad_request_violation(field, description.clone());
+                details.set_error_info(reason.as_str(), DOMAIN, no_metadata());
+                Status::with_error_details(
+                    Code::InvalidArgument,
+                    format!("{field}: {description}"),
+                    details,
+                )
+            }
+            Error::NotFound(what) => {
+                let details = ErrorDetails::with_error_info("NOT_FOUND", DOMAIN, no_metadata());
+                Status::with_error_details(Code::NotFound, format!("{what} not found"), details)
+            }
+            Error::AlreadyExists { reason, message } => {
+                with_reason(Code::AlreadyExists, reason.as_str(), message)
+            }
+            Error::PermissionDenied { reason, message } => {
+                with_reason(Code::PermissionDenied, reason.as_str(), message)
+            }
+            Error::FailedPrecondition { reason, message } => {
+                let mut details =
+                    ErrorDetails::with_error_info(reason.as_str(), DOMAIN, no_metadata());
+                details.add_precondition_failure_violation(reason.as_str(), "", message.clone());
+                Status::with_error_details(Code::FailedPrecondition, message, details)
+            }
+            Error::QuotaExceeded {
+                reason,
+                subject,
+                description,
+            } => {
+                let mut details =
+                    ErrorDetails::with_error_info(reason.as_str(), DOMAIN, no_metadata());
+                details.add_quota_failure_violation(subject, description.clone());
+                Status::with_error_details(Code::ResourceExhausted, description, details)
+            }
+            Error::Aborted { reason, message } => {
+                with_reason(Code::Aborted, reason.as_str(), message)
+            }
+            Error::Retry(cause) => {
+                tracing::warn!(%cause, "transaction conflict reached the edge");
+                Status::aborted("the request conflicted with a concurrent change; retry it")
+            }
+            Error::Unavailable(cause) => {
+                tracing::error!(%cause, "storage unavailable");
+                Status::unavailable("the database is unavailable; retry later")
+            }
+            Error::Internal(cause) => {
+                tracing::error!(%cause, "internal error");
+                Status::internal("internal error")
+            }
         }
     }
 }
@@ -83,4 +90,40 @@ fn with_reason(code: Code, reason: &str, message: String) -> Status {
 
 fn no_metadata() -> std::collections::HashMap<String, String> {
     std::collections::HashMap::new()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::domain::error::Reason;
+
+    #[test]
+    fn reasons_and_violations_reach_the_details() {
+        let status = Status::from(Error::invalid("name", "must be tenants/{tenant}"));
+        assert_eq!(status.code(), Code::InvalidArgument);
+        assert_eq!(status.message(), "name: must be tenants/{tenant}");
+        let violations = status.get_error_details().bad_request().unwrap().clone();
+        assert_eq!(violations.field_violations[0].field, "name");
+
+        let status = Status::from(Error::precondition(Reason::LastMaster, "keep one"));
+        assert_eq!(status.code(), Code::FailedPrecondition);
+        let info = status.get_error_details().error_info().unwrap().clone();
+        assert_eq!(
+            (info.reason.as_str(), info.domain.as_str()),
+            ("LAST_MASTER", DOMAIN)
+        );
+    }
+
+    #[test]
+    fn internal_causes_stay_in_the_log() {
+        let status = Status::from(Error::Internal("secret detail".into()));
+        assert_eq!(
+            (status.code(), status.message()),
+            (Code::Internal, "internal error")
+        );
+        let status = Status::from(Error::Unavailable("pool timed out".into()));
+        assert_eq!(status.code(), Code::Unavailable);
+        assert!(!status.message().contains("pool"));
+    }
 }

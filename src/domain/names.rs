@@ -1,0 +1,250 @@
+//! Resource names of the API, one small type per resource: `Display` writes the canonical text
+//! (`tenants/{tenant}/groups/{group}`), `FromStr` reads it back, and `parse(field, text)` turns
+//! a bad name into the INVALID_ARGUMENT violation that names the request field.
+
+use std::fmt;
+use std::str::FromStr;
+
+use super::error::Error;
+use super::model::{GroupId, RoomId, TeamId, TenantId, UserId, UserKey};
+
+/// Why a text is not the resource name it should be.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NameError {
+    /// The text does not have the resource's shape; holds the pattern, e.g. `tenants/{tenant}`.
+    Shape(&'static str),
+    /// A segment where an id belongs is not a positive integer; holds that segment.
+    Id(String),
+}
+
+impl NameError {
+    /// The violation of `field` that the API answers for this error.
+    pub fn at(self, field: &str) -> Error {
+        Error::invalid(field, self.to_string())
+    }
+}
+
+impl fmt::Display for NameError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NameError::Shape(pattern) => write!(f, "must be {pattern}"),
+            NameError::Id(segment) => write!(f, "{segment:?} is not a positive id"),
+        }
+    }
+}
+
+impl std::error::Error for NameError {}
+
+/// Reads the ids of a name shaped like `pattern` (literal collections at even positions, ids at
+/// odd ones). The shape is checked before any id, and ids are checked in order.
+fn parse_ids<const N: usize>(text: &str, pattern: &'static str) -> Result<[i64; N], NameError> {
+    let parts: Vec<&str> = text.split('/').collect();
+    let shape: Vec<&str> = pattern.split('/').collect();
+    let same_shape =
+        parts.len() == shape.len() && parts.iter().zip(&shape).step_by(2).all(|(p, s)| p == s);
+    if !same_shape || parts.len() != 2 * N {
+        return Err(NameError::Shape(pattern));
+    }
+    let mut ids = [0; N];
+    for (id, segment) in ids.iter_mut().zip(parts.iter().skip(1).step_by(2)) {
+        *id = match segment.parse::<i64>() {
+            Ok(v) if v > 0 => v,
+            _ => return Err(NameError::Id((*segment).to_owned())),
+        };
+    }
+    Ok(ids)
+}
+
+/// Writes `pattern` with its placeholders (odd positions) replaced by `ids`, in order.
+fn write_name(f: &mut fmt::Formatter<'_>, pattern: &str, ids: &[i64]) -> fmt::Result {
+    for (i, part) in pattern.split('/').enumerate() {
+        if i > 0 {
+            f.write_str("/")?;
+        }
+        if i % 2 == 1 {
+            write!(f, "{}", ids[i / 2])?;
+        } else {
+            f.write_str(part)?;
+        }
+    }
+    Ok(())
+}
+
+macro_rules! resource_names {
+    ($(
+        $(#[$doc:meta])*
+        $name:ident = $pattern:literal { $($field:ident: $id:ident),+ }
+    )*) => {$(
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub struct $name {
+            $(pub $field: $id,)+
+        }
+
+        impl $name {
+            /// The name's shape, as error messages show it.
+            pub const PATTERN: &'static str = $pattern;
+
+            /// Reads the name given in request field `field`.
+            pub fn parse(field: &str, text: &str) -> Result<Self, Error> {
+                text.parse().map_err(|e: NameError| e.at(field))
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = NameError;
+            fn from_str(text: &str) -> Result<Self, NameError> {
+                let [$($field),+] = parse_ids(text, Self::PATTERN)?;
+                Ok($name { $($field: $id($field)),+ })
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write_name(f, Self::PATTERN, &[$(self.$field.0),+])
+            }
+        }
+    )*};
+}
+
+resource_names! {
+    /// A tenant (company).
+    TenantName = "tenants/{tenant}" { tenant: TenantId }
+    /// A user of a tenant; partner contacts are named this way.
+    UserName = "tenants/{tenant}/users/{user}" { tenant: TenantId, user: UserId }
+    /// A team (org unit) of a tenant.
+    TeamName = "tenants/{tenant}/teams/{team}" { tenant: TenantId, team: TeamId }
+    /// A group of a tenant.
+    GroupName = "tenants/{tenant}/groups/{group}" { tenant: TenantId, group: GroupId }
+    /// A general message room of a tenant.
+    RoomName = "tenants/{tenant}/rooms/{room}" { tenant: TenantId, room: RoomId }
+}
+
+impl From<UserKey> for UserName {
+    fn from(k: UserKey) -> Self {
+        UserName {
+            tenant: k.tenant,
+            user: k.user,
+        }
+    }
+}
+
+impl From<UserName> for UserKey {
+    fn from(n: UserName) -> Self {
+        UserKey {
+            tenant: n.tenant,
+            user: n.user,
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::domain::error::FieldViolation;
+
+    fn violation(err: Error) -> FieldViolation {
+        match err {
+            Error::InvalidArgument(mut v) if v.len() == 1 => v.remove(0),
+            other => panic!("not one violation: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn names_print_canonically_and_read_back() {
+        let group = GroupName {
+            tenant: TenantId(1),
+            group: GroupId(42),
+        };
+        assert_eq!(group.to_string(), "tenants/1/groups/42");
+        assert_eq!("tenants/1/groups/42".parse(), Ok(group));
+
+        let tenant = TenantName {
+            tenant: TenantId(9),
+        };
+        assert_eq!(tenant.to_string(), "tenants/9");
+        assert_eq!("tenants/9".parse(), Ok(tenant));
+
+        let user = UserName::from(UserKey {
+            tenant: TenantId(2),
+            user: UserId(7),
+        });
+        assert_eq!(user.to_string(), "tenants/2/users/7");
+        assert_eq!(UserKey::from(user).user, UserId(7));
+
+        let team = TeamName {
+            tenant: TenantId(3),
+            team: TeamId(4),
+        };
+        assert_eq!(team.to_string(), "tenants/3/teams/4");
+        assert_eq!("tenants/3/teams/4".parse(), Ok(team));
+
+        let room = RoomName {
+            tenant: TenantId(5),
+            room: RoomId(i64::MAX),
+        };
+        assert_eq!(room.to_string(), format!("tenants/5/rooms/{}", i64::MAX));
+        assert_eq!(room.to_string().parse(), Ok(room));
+    }
+
+    #[test]
+    fn a_name_of_another_shape_names_the_pattern() {
+        for text in [
+            "",
+            "tenants/1",
+            "tenants/1/groups",
+            "tenants/1/groups/2/",
+            "tenants/1/rooms/2",
+            "tenant/1/groups/2",
+            "/tenants/1/groups/2",
+            "tenants/1/groups/2/members/3",
+        ] {
+            assert_eq!(
+                text.parse::<GroupName>(),
+                Err(NameError::Shape("tenants/{tenant}/groups/{group}")),
+                "{text}"
+            );
+        }
+        assert_eq!(
+            "tenants".parse::<TenantName>(),
+            Err(NameError::Shape("tenants/{tenant}"))
+        );
+    }
+
+    #[test]
+    fn ids_must_be_positive_integers_and_the_tenant_is_checked_first() {
+        for (text, segment) in [
+            ("tenants/0/groups/2", "0"),
+            ("tenants/-1/groups/2", "-1"),
+            ("tenants/x/groups/y", "x"),
+            ("tenants//groups/2", ""),
+            ("tenants/1/groups/0", "0"),
+            (
+                "tenants/1/groups/99999999999999999999",
+                "99999999999999999999",
+            ),
+        ] {
+            assert_eq!(
+                text.parse::<GroupName>(),
+                Err(NameError::Id(segment.to_owned())),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn parse_gives_the_violation_the_api_answers() {
+        let v = violation(GroupName::parse("group", "groups/1").unwrap_err());
+        assert_eq!(v.field, "group");
+        assert_eq!(v.description, "must be tenants/{tenant}/groups/{group}");
+
+        let v = violation(RoomName::parse("room", "tenants/1/rooms/abc").unwrap_err());
+        assert_eq!(v.field, "room");
+        assert_eq!(v.description, "\"abc\" is not a positive id");
+
+        let v = violation(TenantName::parse("parent", "tenants/1/groups/2").unwrap_err());
+        assert_eq!(v.field, "parent");
+        assert_eq!(v.description, "must be tenants/{tenant}");
+    }
+}

@@ -1,0 +1,285 @@
+//! MembershipService: member and master batches, lists and checks.
+
+use tonic::Status;
+
+use super::user_refs_out;
+use super::{Listing, invalid, listing, non_empty, positive, required, user_ref, user_refs};
+use crate::domain::masters::MastersOutcome;
+use crate::domain::members::{AddOutcome, MemberBatch, RemoveOutcome};
+use crate::domain::membership::{DirectMember, Membership};
+use crate::domain::model::*;
+use crate::domain::names::GroupName;
+use crate::grpc::pb;
+
+/// AddMasters and RemoveMasters.
+#[derive(Debug)]
+pub struct Masters {
+    pub group: GroupName,
+    pub users: Vec<UserKey>,
+}
+
+/// CheckMembership.
+#[derive(Debug)]
+pub struct CheckMember {
+    pub group: GroupName,
+    pub user: UserKey,
+}
+
+/// A `MemberRef` in request field `field` of a request about a group of `group_tenant`; a
+/// member without a tenant is of the group's tenant.
+pub(super) fn member_ref(
+    field: &str,
+    group_tenant: TenantId,
+    m: &pb::MemberRef,
+) -> Result<MemberRef, Status> {
+    let id = positive(&format!("{field}.id"), m.id)?;
+    let tenant = if m.tenant_id == 0 {
+        group_tenant
+    } else {
+        TenantId(positive(&format!("{field}.tenant_id"), m.tenant_id)?)
+    };
+    match pb::MemberType::try_from(m.r#type) {
+        Ok(pb::MemberType::User) => Ok(MemberRef::User(UserKey {
+            tenant,
+            user: UserId(id),
+        })),
+        Ok(pb::MemberType::Team) if tenant == group_tenant => Ok(MemberRef::Team(TeamId(id))),
+        Ok(pb::MemberType::Group) if tenant == group_tenant => Ok(MemberRef::Group(GroupId(id))),
+        Ok(pb::MemberType::Team | pb::MemberType::Group) => Err(invalid(
+            &format!("{field}.tenant_id"),
+            "teams and groups must be of the group's tenant",
+        )),
+        _ => Err(invalid(
+            &format!("{field}.type"),
+            "must be USER, TEAM or GROUP",
+        )),
+    }
+}
+
+fn batch(
+    group: &str,
+    members: &[pb::MemberRef],
+    request_id: String,
+) -> Result<MemberBatch, Status> {
+    let GroupName { tenant, group } = GroupName::parse("group", group)?;
+    let members = members
+        .iter()
+        .enumerate()
+        .map(|(i, m)| member_ref(&format!("members[{i}]"), tenant, m))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(MemberBatch {
+        tenant,
+        group,
+        members,
+        request_id: non_empty(request_id),
+    })
+}
+
+fn group_page(group: &str, size: i32, token: String) -> Result<Listing<GroupName>, Status> {
+    Ok(listing(GroupName::parse("group", group)?, size, token))
+}
+
+decode! {
+    pb::AddMembersRequest => MemberBatch = |r| batch(&r.group, &r.members, r.request_id);
+    pb::RemoveMembersRequest => MemberBatch = |r| batch(&r.group, &r.members, r.request_id);
+    pb::ListMembersRequest => Listing<GroupName> =
+        |r| group_page(&r.group, r.page_size, r.page_token);
+    pb::ListEffectiveMembersRequest => Listing<GroupName> =
+        |r| group_page(&r.group, r.page_size, r.page_token);
+    pb::AddMastersRequest => Masters = |r| Ok(Masters {
+        group: GroupName::parse("group", &r.group)?,
+        users: user_refs("users", &r.users)?,
+    });
+    pb::RemoveMastersRequest => Masters = |r| Ok(Masters {
+        group: GroupName::parse("group", &r.group)?,
+        users: user_refs("users", &r.users)?,
+    });
+    pb::ListMastersRequest => Listing<GroupName> =
+        |r| group_page(&r.group, r.page_size, r.page_token);
+    pb::CheckMembershipRequest => CheckMember = |r| Ok(CheckMember {
+        group: GroupName::parse("group", &r.group)?,
+        user: user_ref("user", &required("user", r.user)?)?,
+    });
+    pb::ListGroupsOfUserRequest => Listing<UserKey> = |r| {
+        let user = user_ref("user", &required("user", r.user)?)?;
+        Ok(listing(user, r.page_size, r.page_token))
+    };
+    pb::LeaveRequest => GroupName = |r| Ok(GroupName::parse("group", &r.group)?);
+}
+
+/// A member as answered: teams and groups are of the group's tenant.
+fn member_ref_out(tenant: TenantId, m: MemberRef) -> pb::MemberRef {
+    let (t, id, tenant_id) = match m {
+        MemberRef::User(u) => (pb::MemberType::User, u.user.0, u.tenant.0),
+        MemberRef::Team(t) => (pb::MemberType::Team, t.0, tenant.0),
+        MemberRef::Group(g) => (pb::MemberType::Group, g.0, tenant.0),
+    };
+    pb::MemberRef {
+        r#type: t as i32,
+        id,
+        tenant_id,
+    }
+}
+
+fn member_refs_out(tenant: TenantId, members: Vec<MemberRef>) -> Vec<pb::MemberRef> {
+    members
+        .into_iter()
+        .map(|m| member_ref_out(tenant, m))
+        .collect()
+}
+
+/// The outcome of AddMembers on a group of the tenant.
+impl From<(TenantId, AddOutcome)> for pb::AddMembersResponse {
+    fn from((tenant, out): (TenantId, AddOutcome)) -> Self {
+        pb::AddMembersResponse {
+            added: member_refs_out(tenant, out.added),
+            already_present: member_refs_out(tenant, out.already_present),
+        }
+    }
+}
+
+/// The outcome of RemoveMembers on a group of the tenant.
+impl From<(TenantId, RemoveOutcome)> for pb::RemoveMembersResponse {
+    fn from((tenant, out): (TenantId, RemoveOutcome)) -> Self {
+        pb::RemoveMembersResponse {
+            removed: member_refs_out(tenant, out.removed),
+            not_members: member_refs_out(tenant, out.not_members),
+        }
+    }
+}
+
+/// A page of direct members of a group of the tenant.
+impl From<(TenantId, (Vec<DirectMember>, String))> for pb::ListMembersResponse {
+    fn from((tenant, (rows, next_page_token)): (TenantId, (Vec<DirectMember>, String))) -> Self {
+        pb::ListMembersResponse {
+            members: rows
+                .into_iter()
+                .map(|m| pb::Member {
+                    member: Some(member_ref_out(tenant, m.member)),
+                    master: m.master,
+                    display_name: m.display_name,
+                })
+                .collect(),
+            next_page_token,
+        }
+    }
+}
+
+impl From<MastersOutcome> for pb::AddMastersResponse {
+    fn from(out: MastersOutcome) -> Self {
+        pb::AddMastersResponse {
+            added: user_refs_out(out.changed),
+            already_masters: user_refs_out(out.unchanged),
+        }
+    }
+}
+
+impl From<MastersOutcome> for pb::RemoveMastersResponse {
+    fn from(out: MastersOutcome) -> Self {
+        pb::RemoveMastersResponse {
+            removed: user_refs_out(out.changed),
+            not_masters: user_refs_out(out.unchanged),
+        }
+    }
+}
+
+impl From<Membership> for pb::CheckMembershipResponse {
+    fn from(m: Membership) -> Self {
+        pb::CheckMembershipResponse {
+            member: m.member,
+            master: m.master,
+            direct: m.direct,
+        }
+    }
+}
+
+/// A group of the user, and whether the user is a direct member.
+impl From<(Group, bool)> for pb::GroupOfUser {
+    fn from((group, direct): (Group, bool)) -> Self {
+        pb::GroupOfUser {
+            group: Some(group.into()),
+            direct,
+        }
+    }
+}
+
+page_response! {
+    ListEffectiveMembersResponse { users: UserKey }
+    ListMastersResponse { masters: UserKey }
+    ListGroupsOfUserResponse { groups: (Group, bool) }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::super::tests::{one, violations};
+    use super::*;
+
+    fn pb_member(t: pb::MemberType, id: i64, tenant_id: i64) -> pb::MemberRef {
+        pb::MemberRef {
+            r#type: t as i32,
+            id,
+            tenant_id,
+        }
+    }
+
+    #[test]
+    fn member_refs_default_to_the_group_tenant_and_round_trip() {
+        let tenant = TenantId(1);
+        let team = member_ref("m", tenant, &pb_member(pb::MemberType::Team, 5, 0)).unwrap();
+        assert_eq!(team, MemberRef::Team(TeamId(5)));
+        assert_eq!(
+            member_ref_out(tenant, team),
+            pb_member(pb::MemberType::Team, 5, 1)
+        );
+        let guest = pb_member(pb::MemberType::User, 7, 2);
+        let user = member_ref("m", tenant, &guest).unwrap();
+        assert_eq!(member_ref_out(tenant, user), guest);
+    }
+
+    #[test]
+    fn member_refs_name_the_bad_part() {
+        let tenant = TenantId(1);
+        let foreign_team = pb_member(pb::MemberType::Team, 5, 2);
+        assert_eq!(
+            violations(member_ref("members[0]", tenant, &foreign_team).unwrap_err()),
+            one(
+                "members[0].tenant_id",
+                "teams and groups must be of the group's tenant"
+            )
+        );
+        let untyped = pb_member(pb::MemberType::Unspecified, 5, 0);
+        assert_eq!(
+            violations(member_ref("members[3]", tenant, &untyped).unwrap_err()),
+            one("members[3].type", "must be USER, TEAM or GROUP")
+        );
+    }
+
+    #[test]
+    fn batches_and_checks_name_their_fields() {
+        let add = pb::AddMembersRequest {
+            group: "tenants/1/groups/2".into(),
+            members: vec![pb_member(pb::MemberType::Group, 0, 0)],
+            request_id: "r".into(),
+        };
+        assert_eq!(
+            violations(MemberBatch::try_from(add).unwrap_err()),
+            one("members[0].id", "must be a positive id")
+        );
+        let check = pb::CheckMembershipRequest {
+            group: "tenants/1/groups/2".into(),
+            user: None,
+        };
+        assert_eq!(
+            violations(CheckMember::try_from(check).unwrap_err()),
+            one("user", "is required")
+        );
+        let leave = pb::LeaveRequest {
+            group: "tenants/1/teams/2".into(),
+        };
+        assert_eq!(
+            violations(GroupName::try_from(leave).unwrap_err()),
+            one("group", "must be tenants/{tenant}/groups/{group}")
+        );
+    }
+}
