@@ -639,7 +639,7 @@ impl Service {
         page: PageRequest,
     ) -> Result<(Vec<DirectMember>, String)> {
         let scope = format!("members|{tenant}|{group}");
-        let (size, after) = self.pager.start::<(i32, i64, i64)>(&scope, &page)?;
+        let (size, after) = self.pager.start::<(MemberKind, i64, i64)>(&scope, &page)?;
         let caller = caller.clone();
         let rows = self
             .store
@@ -653,7 +653,7 @@ impl Service {
                         .await?;
                     let keys: Vec<UserKey> = rows
                         .iter()
-                        .filter(|r| r.kind == 1)
+                        .filter(|r| r.kind == MemberKind::User)
                         .map(|r| UserKey {
                             tenant: r.tenant,
                             user: UserId(r.id),
@@ -860,12 +860,12 @@ fn master_batch(mut users: Vec<UserKey>) -> Result<Vec<UserKey>> {
 
 fn member_of_row(r: &MemberRow) -> MemberRef {
     match r.kind {
-        1 => MemberRef::User(UserKey {
+        MemberKind::User => MemberRef::User(UserKey {
             tenant: r.tenant,
             user: UserId(r.id),
         }),
-        2 => MemberRef::Team(TeamId(r.id)),
-        _ => MemberRef::Group(GroupId(r.id)),
+        MemberKind::Team => MemberRef::Team(TeamId(r.id)),
+        MemberKind::Group => MemberRef::Group(GroupId(r.id)),
     }
 }
 

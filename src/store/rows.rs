@@ -1,7 +1,7 @@
 //! Row structs (Diesel's view of the tables) and their conversions to domain types.
 //! Row structs are not domain types: text enums are parsed here, and an unknown value is an
-//! internal error, never a guess. Every text the database stores for a domain enum is defined
-//! here; SQL elsewhere interpolates these constants.
+//! internal error, never a guess. Every text or number the database stores for a domain enum
+//! is defined here; SQL elsewhere interpolates these constants.
 
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Bool, Integer, Text};
@@ -21,6 +21,11 @@ pub const GROUP_KIND_INTERNAL: &str = "INTERNAL";
 pub const GROUP_KIND_EXTERNAL: &str = "EXTERNAL";
 pub const USER_KIND_WORKS: &str = "WORKS";
 pub const USER_KIND_LINE: &str = "LINE";
+
+/// How `list_members` numbers member kinds in SQL; it orders by this number.
+pub const MEMBER_KIND_USER: i32 = 1;
+pub const MEMBER_KIND_TEAM: i32 = 2;
+pub const MEMBER_KIND_GROUP: i32 = 3;
 
 pub fn plan_text(plan: Plan) -> &'static str {
     match plan {
@@ -55,6 +60,24 @@ pub fn group_kind_of_text(text: &str) -> Result<GroupKind> {
         GROUP_KIND_INTERNAL => Ok(GroupKind::Internal),
         GROUP_KIND_EXTERNAL => Ok(GroupKind::External),
         other => Err(bad_value("groups.kind", other)),
+    }
+}
+
+pub fn member_kind_number(kind: MemberKind) -> i32 {
+    match kind {
+        MemberKind::User => MEMBER_KIND_USER,
+        MemberKind::Team => MEMBER_KIND_TEAM,
+        MemberKind::Group => MEMBER_KIND_GROUP,
+    }
+}
+
+/// The member kind `list_members` numbered `n`; an unknown number is an error.
+pub fn member_kind_of_number(n: i32) -> Result<MemberKind> {
+    match n {
+        MEMBER_KIND_USER => Ok(MemberKind::User),
+        MEMBER_KIND_TEAM => Ok(MemberKind::Team),
+        MEMBER_KIND_GROUP => Ok(MemberKind::Group),
+        other => Err(bad_value("member kind", &other.to_string())),
     }
 }
 
@@ -431,14 +454,15 @@ pub struct MemberSqlRow {
     pub is_master: bool,
 }
 
-impl From<MemberSqlRow> for MemberRow {
-    fn from(r: MemberSqlRow) -> Self {
-        MemberRow {
-            kind: r.kind,
+impl TryFrom<MemberSqlRow> for MemberRow {
+    type Error = Error;
+    fn try_from(r: MemberSqlRow) -> Result<Self> {
+        Ok(MemberRow {
+            kind: member_kind_of_number(r.kind)?,
             tenant: TenantId(r.tenant_id),
             id: r.id,
             is_master: r.is_master,
-        }
+        })
     }
 }
 

@@ -74,7 +74,7 @@ pub trait MembershipTx: Send {
         &mut self,
         tenant: TenantId,
         group: GroupId,
-        page: Page<(i32, i64, i64)>,
+        page: Page<(MemberKind, i64, i64)>,
     ) -> Result<Vec<MemberRow>>;
 
     // Group Masters

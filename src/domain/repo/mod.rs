@@ -38,8 +38,7 @@ pub struct DirectMembers {
 /// A direct member as listed: kind order (user, team, group), tenant, id.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MemberRow {
-    /// 1 user, 2 team, 3 group.
-    pub kind: i32,
+    pub kind: MemberKind,
     pub tenant: TenantId,
     pub id: i64,
     pub is_master: bool,

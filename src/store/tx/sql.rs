@@ -7,7 +7,10 @@
 //! binds its query function passes.
 
 use crate::domain::repo::GroupFilter;
-use crate::store::rows::{GROUP_KIND_EXTERNAL, GROUP_KIND_INTERNAL, PLAN_PAID, group_kind_text};
+use crate::store::rows::{
+    GROUP_KIND_EXTERNAL, GROUP_KIND_INTERNAL, MEMBER_KIND_GROUP, MEMBER_KIND_TEAM,
+    MEMBER_KIND_USER, PLAN_PAID, group_kind_text,
+};
 
 /// Piece. Binds `$1` group, `$2` tenant. The CTE `reach(group_id)`: groups reachable from
 /// `$1` (the group itself included) inside tenant `$2`. `UNION` de-duplicates, so the walk ends
@@ -170,13 +173,13 @@ pub fn list_effective_users() -> String {
 pub fn list_members() -> String {
     format!(
         "SELECT kind, tenant_id, id, is_master FROM ( \
-           SELECT 1 AS kind, user_tenant_id AS tenant_id, user_id AS id, \
+           SELECT {MEMBER_KIND_USER} AS kind, user_tenant_id AS tenant_id, user_id AS id, \
              is_master FROM group_user_members WHERE tenant_id = $1 AND group_id = $2 \
            UNION ALL \
-           SELECT 2, tenant_id, team_id, FALSE \
+           SELECT {MEMBER_KIND_TEAM}, tenant_id, team_id, FALSE \
              FROM group_team_members WHERE tenant_id = $1 AND group_id = $2 \
            UNION ALL \
-           SELECT 3, tenant_id, member_group_id, FALSE \
+           SELECT {MEMBER_KIND_GROUP}, tenant_id, member_group_id, FALSE \
              FROM group_group_members WHERE tenant_id = $1 AND group_id = $2 \
          ) m \
          WHERE kind > $3 OR (kind = $3 AND tenant_id > $4) \

@@ -206,9 +206,12 @@ impl MembershipTx for BackendTx<'_> {
         &mut self,
         tenant: TenantId,
         group: GroupId,
-        page: Page<(i32, i64, i64)>,
+        page: Page<(MemberKind, i64, i64)>,
     ) -> Result<Vec<MemberRow>> {
-        let (k, t, i) = page.after.unwrap_or((0, i64::MIN, i64::MIN));
+        // 0 is below every kind's number.
+        let (k, t, i) = page.after.map_or((0, i64::MIN, i64::MIN), |(k, t, i)| {
+            (member_kind_number(k), t, i)
+        });
         let rows = diesel::sql_query(sql::list_members())
             .bind::<BigInt, _>(tenant.0)
             .bind::<BigInt, _>(group.0)
@@ -218,7 +221,7 @@ impl MembershipTx for BackendTx<'_> {
             .bind::<BigInt, _>(page.limit)
             .load::<MemberSqlRow>(self.conn())
             .await?;
-        Ok(rows.into_iter().map(MemberRow::from).collect())
+        rows.into_iter().map(MemberRow::try_from).collect()
     }
 
     async fn set_master(
