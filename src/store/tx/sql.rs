@@ -4,7 +4,8 @@
 //! PostgreSQL binds `$1..$n` by number; SQLite accepts the same names but numbers them by first
 //! appearance. One text serves both only when `$1, $2, ...` first appear in that order (a
 //! repeated `$n` is fine). Each piece documents the binds it mentions, and each statement the
-//! binds its query function passes.
+//! binds its query function passes; the tests below assemble every statement and check the
+//! numbering.
 
 use crate::domain::repo::GroupFilter;
 use crate::store::rows::{
@@ -258,4 +259,99 @@ pub fn autocomplete_groups(sees_all: bool) -> String {
              ORDER BY g.name_key LIMIT $6) ext \
          ) x ORDER BY name_key, group_id LIMIT $6"
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::model::GroupKind;
+
+    /// The bind numbers of `sql` in order of first appearance.
+    fn first_appearances(sql: &str) -> Vec<u32> {
+        let mut seen = Vec::new();
+        let mut rest = sql;
+        while let Some(at) = rest.find('$') {
+            rest = &rest[at + 1..];
+            let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+            assert!(!digits.is_empty(), "a `$` without a number in {sql}");
+            let n = digits.parse().expect("a bind number fits u32");
+            if !seen.contains(&n) {
+                seen.push(n);
+            }
+        }
+        seen
+    }
+
+    /// `$1..$binds` first appear in order, and no other bind is mentioned.
+    #[track_caller]
+    fn assert_numbered(sql: &str, binds: u32) {
+        let expected: Vec<u32> = (1..=binds).collect();
+        assert_eq!(first_appearances(sql), expected, "{sql}");
+        assert!(!sql.contains('?'), "positional `?` in {sql}");
+    }
+
+    fn filters() -> Vec<GroupFilter> {
+        let mut out = vec![GroupFilter::default()];
+        for kind in [None, Some(GroupKind::Internal), Some(GroupKind::External)] {
+            for is_public in [None, Some(true), Some(false)] {
+                out.push(GroupFilter { kind, is_public });
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn fixed_statements_number_their_binds_in_order() {
+        assert_numbered(&take_group_slot(), 3);
+        assert_numbered(USAGE_BY_KIND, 1);
+        assert_numbered(ADD_GROUP_STORAGE, 3);
+        assert_numbered(ADD_TENANT_STORAGE, 2);
+        assert_numbered(ADDRESS_IN_USE, 4);
+        assert_numbered(&is_effective_member(), 4);
+        assert_numbered(&effective_users(), 2);
+        assert_numbered(&list_effective_users(), 5);
+        assert_numbered(&list_members(), 6);
+        assert_numbered(&groups_of_user(), 5);
+    }
+
+    #[test]
+    fn discovery_statements_number_their_binds_in_order_for_every_viewer_and_filter() {
+        for sees_all in [false, true] {
+            for filter in filters() {
+                assert_numbered(&list_groups(sees_all, &filter), 5);
+            }
+            assert_numbered(&search_groups(sees_all), 10);
+            assert_numbered(&autocomplete_groups(sees_all), 6);
+        }
+    }
+
+    #[test]
+    fn pieces_mention_only_the_binds_they_document() {
+        assert_eq!(first_appearances(REACH), [1, 2]);
+        assert_eq!(first_appearances(EFFECTIVE_USERS), [2]);
+        assert_eq!(first_appearances(UP_FROM_USER), [1, 2]);
+        assert_eq!(first_appearances(&visible(false)), [1]);
+        assert!(first_appearances(&visible(true)).is_empty());
+        assert_eq!(first_appearances(&other_tenants_external(5)), [5, 1]);
+        for filter in filters() {
+            assert!(first_appearances(&filter_clause(&filter)).is_empty());
+        }
+    }
+
+    #[test]
+    fn group_filters_use_the_stored_kind_texts() {
+        let external = GroupFilter {
+            kind: Some(GroupKind::External),
+            is_public: Some(false),
+        };
+        assert_eq!(
+            filter_clause(&external),
+            format!(" AND g.kind = '{GROUP_KIND_EXTERNAL}' AND NOT g.is_public")
+        );
+    }
+
+    #[test]
+    fn like_patterns_escape_wildcards() {
+        assert_eq!(like_escape(r"50%_a\b"), r"50\%\_a\\b");
+    }
 }
