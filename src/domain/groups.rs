@@ -342,17 +342,6 @@ pub(crate) async fn insert_new_group(tx: &mut dyn Tx, new: NewGroup<'_>) -> Resu
             "external groups need NAVER WORKS Core",
         ));
     }
-    // R03: the tenant's quota, taken under the tenant's row lock.
-    if !tx.take_group_slot(tenant.id).await? {
-        return Err(Error::QuotaExceeded {
-            reason: Reason::TenantGroupLimit,
-            subject: TenantName { tenant: tenant.id }.to_string(),
-            description: format!(
-                "the tenant holds its plan's limit of {} groups",
-                tenant.plan.group_limit()
-            ),
-        });
-    }
     let group = spec.new_group(tenant.id, id, now);
     tx.insert_group(&group).await?;
     // The caller's right to create is settled: that is the right to name the first members.
@@ -386,6 +375,18 @@ pub(crate) async fn insert_new_group(tx: &mut dyn Tx, new: NewGroup<'_>) -> Resu
             .collect(),
         origin: new.origin,
     };
+    // R03: the tenant's quota. Taken last: the conditional update holds the tenant's row
+    // lock to the commit, and creates in one tenant queue on it.
+    if !tx.take_group_slot(tenant.id).await? {
+        return Err(Error::QuotaExceeded {
+            reason: Reason::TenantGroupLimit,
+            subject: TenantName { tenant: tenant.id }.to_string(),
+            description: format!(
+                "the tenant holds its plan's limit of {} groups",
+                tenant.plan.group_limit()
+            ),
+        });
+    }
     emit(tx, &group, EventKind::GroupCreated(created), now).await?;
     Ok(Created {
         group,

@@ -37,12 +37,12 @@ enum UserList {
 
 fn member_of_row(r: &MemberRow) -> MemberRef {
     match r.kind {
-        1 => MemberRef::User(UserKey {
+        MemberKind::User => MemberRef::User(UserKey {
             tenant: r.tenant,
             user: UserId(r.id),
         }),
-        2 => MemberRef::Team(TeamId(r.id)),
-        _ => MemberRef::Group(GroupId(r.id)),
+        MemberKind::Team => MemberRef::Team(TeamId(r.id)),
+        MemberKind::Group => MemberRef::Group(GroupId(r.id)),
     }
 }
 
@@ -55,7 +55,7 @@ impl Service {
         page: PageRequest,
     ) -> Result<(Vec<DirectMember>, String)> {
         let scope = format!("members|{tenant}|{group}");
-        let (size, after) = self.pager.start::<(i32, i64, i64)>(&scope, &page)?;
+        let (size, after) = self.pager.start::<(MemberKind, i64, i64)>(&scope, &page)?;
         let page = Page { after, limit: size };
         let rows = self
             .read("list_members", caller, (), |tx, actor, ()| {

@@ -167,6 +167,38 @@ impl GroupKind {
     }
 }
 
+/// What a direct member of a group is. The derived order is the order ListMembers lists them
+/// in: users, then teams, then groups.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum MemberKind {
+    User,
+    Team,
+    Group,
+}
+
+/// Page tokens carry a member kind as 1, 2 or 3, as they did when the kind was a bare integer,
+/// so tokens issued before stay valid. (The database's numbering is `store/rows.rs`'s.)
+impl serde::Serialize for MemberKind {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u8(match self {
+            MemberKind::User => 1,
+            MemberKind::Team => 2,
+            MemberKind::Group => 3,
+        })
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for MemberKind {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match <u8 as serde::Deserialize>::deserialize(d)? {
+            1 => Ok(MemberKind::User),
+            2 => Ok(MemberKind::Team),
+            3 => Ok(MemberKind::Group),
+            n => Err(serde::de::Error::custom(format!("unknown member kind {n}"))),
+        }
+    }
+}
+
 /// Message-room features (R08): note, event, task and folder need message.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Features {

@@ -1,21 +1,36 @@
 //! Row structs (Diesel's view of the tables) and their conversions to domain types.
 //! Row structs are not domain types: text enums are parsed here, and an unknown value is an
-//! internal error, never a guess.
+//! internal error, never a guess. Every text or number the database stores for a domain enum
+//! is defined here; SQL elsewhere interpolates these constants.
 
 use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Bool, Integer, Text};
 
 use super::schema::*;
 use crate::domain::error::{Error, Result};
 use crate::domain::model::*;
+use crate::domain::repo::MemberRow;
 
 fn bad_value(column: &str, value: &str) -> Error {
     Error::Internal(format!("unexpected value {value:?} in column {column}"))
 }
 
+pub const PLAN_FREE: &str = "FREE";
+pub const PLAN_PAID: &str = "PAID";
+pub const GROUP_KIND_INTERNAL: &str = "INTERNAL";
+pub const GROUP_KIND_EXTERNAL: &str = "EXTERNAL";
+pub const USER_KIND_WORKS: &str = "WORKS";
+pub const USER_KIND_LINE: &str = "LINE";
+
+/// How `list_members` numbers member kinds in SQL; it orders by this number.
+pub const MEMBER_KIND_USER: i32 = 1;
+pub const MEMBER_KIND_TEAM: i32 = 2;
+pub const MEMBER_KIND_GROUP: i32 = 3;
+
 pub fn plan_text(plan: Plan) -> &'static str {
     match plan {
-        Plan::Free => "FREE",
-        Plan::Paid => "PAID",
+        Plan::Free => PLAN_FREE,
+        Plan::Paid => PLAN_PAID,
     }
 }
 
@@ -28,8 +43,41 @@ pub fn group_creation_text(value: GroupCreation) -> &'static str {
 
 pub fn user_kind_text(kind: UserKind) -> &'static str {
     match kind {
-        UserKind::Works => "WORKS",
-        UserKind::Line => "LINE",
+        UserKind::Works => USER_KIND_WORKS,
+        UserKind::Line => USER_KIND_LINE,
+    }
+}
+
+pub fn group_kind_text(kind: GroupKind) -> &'static str {
+    match kind {
+        GroupKind::Internal => GROUP_KIND_INTERNAL,
+        GroupKind::External => GROUP_KIND_EXTERNAL,
+    }
+}
+
+pub fn group_kind_of_text(text: &str) -> Result<GroupKind> {
+    match text {
+        GROUP_KIND_INTERNAL => Ok(GroupKind::Internal),
+        GROUP_KIND_EXTERNAL => Ok(GroupKind::External),
+        other => Err(bad_value("groups.kind", other)),
+    }
+}
+
+pub fn member_kind_number(kind: MemberKind) -> i32 {
+    match kind {
+        MemberKind::User => MEMBER_KIND_USER,
+        MemberKind::Team => MEMBER_KIND_TEAM,
+        MemberKind::Group => MEMBER_KIND_GROUP,
+    }
+}
+
+/// The member kind `list_members` numbered `n`; an unknown number is an error.
+pub fn member_kind_of_number(n: i32) -> Result<MemberKind> {
+    match n {
+        MEMBER_KIND_USER => Ok(MemberKind::User),
+        MEMBER_KIND_TEAM => Ok(MemberKind::Team),
+        MEMBER_KIND_GROUP => Ok(MemberKind::Group),
+        other => Err(bad_value("member kind", &other.to_string())),
     }
 }
 
@@ -74,8 +122,8 @@ impl TryFrom<TenantRow> for Tenant {
             id: TenantId(r.tenant_id),
             display_name: r.display_name,
             plan: match r.plan.as_str() {
-                "FREE" => Plan::Free,
-                "PAID" => Plan::Paid,
+                PLAN_FREE => Plan::Free,
+                PLAN_PAID => Plan::Paid,
                 other => return Err(bad_value("tenants.plan", other)),
             },
             core_enabled: r.core_enabled,
@@ -131,8 +179,8 @@ impl TryFrom<UserRow> for User {
             is_admin: r.is_admin,
             external_messaging_allowed: r.external_messaging_allowed,
             kind: match r.kind.as_str() {
-                "WORKS" => UserKind::Works,
-                "LINE" => UserKind::Line,
+                USER_KIND_WORKS => UserKind::Works,
+                USER_KIND_LINE => UserKind::Line,
                 other => return Err(bad_value("users.kind", other)),
             },
         })
@@ -271,7 +319,7 @@ impl From<&Group> for GroupRow {
             name_key: name_key(&g.display_name),
             description: g.description.clone(),
             photo_uri: g.photo_uri.clone(),
-            kind: g.kind.as_str().into(),
+            kind: group_kind_text(g.kind).into(),
             is_public: g.is_public,
             use_message: g.features.message,
             use_note: g.features.note,
@@ -304,11 +352,7 @@ impl TryFrom<GroupRow> for Group {
             display_name: r.display_name,
             description: r.description,
             photo_uri: r.photo_uri,
-            kind: match r.kind.as_str() {
-                "INTERNAL" => GroupKind::Internal,
-                "EXTERNAL" => GroupKind::External,
-                other => return Err(bad_value("groups.kind", other)),
-            },
+            kind: group_kind_of_text(&r.kind)?,
             is_public: r.is_public,
             features: Features {
                 message: r.use_message,
@@ -368,4 +412,85 @@ impl From<EventRow> for Event {
             create_time: r.create_time,
         }
     }
+}
+
+// Rows of raw SQL statements (`diesel::sql_query`).
+
+/// One boolean answer, named `flag`.
+#[derive(QueryableByName)]
+pub struct FlagRow {
+    #[diesel(sql_type = Bool)]
+    pub flag: bool,
+}
+
+/// A user key, as `tenant_id`, `user_id`.
+#[derive(QueryableByName)]
+pub struct UserKeyRow {
+    #[diesel(sql_type = BigInt)]
+    pub tenant_id: i64,
+    #[diesel(sql_type = BigInt)]
+    pub user_id: i64,
+}
+
+impl From<UserKeyRow> for UserKey {
+    fn from(r: UserKeyRow) -> Self {
+        UserKey {
+            tenant: TenantId(r.tenant_id),
+            user: UserId(r.user_id),
+        }
+    }
+}
+
+/// A direct member as `list_members` selects it.
+#[derive(QueryableByName)]
+pub struct MemberSqlRow {
+    #[diesel(sql_type = Integer)]
+    pub kind: i32,
+    #[diesel(sql_type = BigInt)]
+    pub tenant_id: i64,
+    #[diesel(sql_type = BigInt)]
+    pub id: i64,
+    #[diesel(sql_type = Bool)]
+    pub is_master: bool,
+}
+
+impl TryFrom<MemberSqlRow> for MemberRow {
+    type Error = Error;
+    fn try_from(r: MemberSqlRow) -> Result<Self> {
+        Ok(MemberRow {
+            kind: member_kind_of_number(r.kind)?,
+            tenant: TenantId(r.tenant_id),
+            id: r.id,
+            is_master: r.is_master,
+        })
+    }
+}
+
+/// A group the user is in, and whether directly.
+#[derive(QueryableByName)]
+pub struct GroupOfUserRow {
+    #[diesel(embed)]
+    pub group: GroupRow,
+    #[diesel(sql_type = Bool)]
+    pub direct: bool,
+}
+
+/// A search hit and its rank.
+#[derive(QueryableByName)]
+pub struct RankedGroupRow {
+    #[diesel(embed)]
+    pub group: GroupRow,
+    #[diesel(sql_type = Integer)]
+    pub search_rank: i32,
+}
+
+/// Groups of one kind and their storage.
+#[derive(QueryableByName)]
+pub struct KindUsageRow {
+    #[diesel(sql_type = Text)]
+    pub kind: String,
+    #[diesel(sql_type = BigInt)]
+    pub n: i64,
+    #[diesel(sql_type = BigInt)]
+    pub bytes: i64,
 }

@@ -6,7 +6,7 @@ use crate::harness::*;
 use group_service::domain::Service;
 use group_service::domain::caller::{Caller, Principal};
 use group_service::domain::model::TenantId;
-use group_service::store::Store;
+use group_service::store::{Backend, Store};
 use tonic::Code;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -108,13 +108,13 @@ async fn ops_health_is_not_serving_until_the_database_answers() {
     // ping answers, health cannot know that the database answers.
     let Some((srv, held)) = TestServer::start_with(|store| async move {
         let mut held: Vec<Box<dyn std::any::Any + Send>> = Vec::new();
-        match store {
-            Store::Postgres(pool) => {
+        match store.backend {
+            Backend::Postgres(pool) => {
                 for _ in 0..8 {
                     held.push(Box::new(pool.get_owned().await.expect("connection")));
                 }
             }
-            Store::Sqlite { readers, .. } => {
+            Backend::Sqlite { readers, .. } => {
                 for _ in 0..8 {
                     held.push(Box::new(readers.get_owned().await.expect("connection")));
                 }

@@ -1,0 +1,88 @@
+//! Groups: their rows, settings (R06-R10), storage usage and discovery (R07).
+
+use async_trait::async_trait;
+
+use super::{GroupFilter, Page};
+use crate::domain::error::Result;
+use crate::domain::model::*;
+
+#[async_trait]
+pub trait GroupTx: Send {
+    async fn insert_group(&mut self, group: &Group) -> Result<()>;
+    async fn get_group(&mut self, tenant: TenantId, id: GroupId) -> Result<Option<Group>>;
+    /// Reads the group and holds its row lock to the end of the transaction.
+    async fn lock_group(&mut self, tenant: TenantId, id: GroupId) -> Result<Option<Group>>;
+    /// Bumps the group's version (its etag) and update time.
+    async fn touch_group(&mut self, tenant: TenantId, id: GroupId, now: i64) -> Result<()>;
+    async fn existing_groups(&mut self, tenant: TenantId, ids: &[GroupId]) -> Result<Vec<GroupId>>;
+    async fn delete_group(&mut self, tenant: TenantId, id: GroupId) -> Result<bool>;
+
+    // Settings (R06-R10)
+    /// Writes every column of the group (the caller bumps `version`).
+    async fn update_group(&mut self, group: &Group) -> Result<()>;
+    /// Whether a mailing-list local part is in use in the tenant: by a user's or a team's
+    /// address, or by another group's list.
+    async fn address_in_use(
+        &mut self,
+        tenant: TenantId,
+        local: &str,
+        except: GroupId,
+    ) -> Result<bool>;
+    /// Fills the designated senders and external recipients of the group's mailing list.
+    async fn load_mailing_list(&mut self, group: &mut Group) -> Result<()>;
+    /// Replaces the designated senders and external recipients.
+    async fn save_mailing_list(&mut self, group: &Group) -> Result<()>;
+
+    // Usage
+    /// Sizes of the group's feature data, by feature.
+    async fn feature_usage(
+        &mut self,
+        tenant: TenantId,
+        group: GroupId,
+    ) -> Result<Vec<(String, i64)>>;
+    /// Sets a feature's data size; returns the previous size.
+    async fn set_feature_usage(
+        &mut self,
+        tenant: TenantId,
+        group: GroupId,
+        feature: &str,
+        bytes: i64,
+        now: i64,
+    ) -> Result<i64>;
+    /// Adds `delta` (may be negative) to the group's and its tenant's storage, never below 0.
+    async fn add_storage(&mut self, tenant: TenantId, group: GroupId, delta: i64) -> Result<()>;
+    /// (groups, storage bytes) owned by the tenant, for internal and for external groups.
+    async fn usage_by_kind(&mut self, tenant: TenantId) -> Result<[(i64, i64); 2]>;
+
+    // Discovery (R07)
+    /// Groups of `tenant` that `viewer` may see (`sees_all`: the tenant's admins see every
+    /// group of it), plus external groups of other tenants the viewer is a member of (R20);
+    /// after `after` by id.
+    async fn list_groups(
+        &mut self,
+        tenant: TenantId,
+        viewer: UserKey,
+        sees_all: bool,
+        filter: &GroupFilter,
+        page: Page<GroupId>,
+    ) -> Result<Vec<Group>>;
+    /// Groups whose name or description contains `query` (lower-cased), ranked exact name,
+    /// name prefix, then substring; keyset over (rank, name_key, id).
+    async fn search_groups(
+        &mut self,
+        tenant: TenantId,
+        viewer: UserKey,
+        sees_all: bool,
+        query: &str,
+        page: Page<(i32, String, i64)>,
+    ) -> Result<Vec<(i32, Group)>>;
+    /// Groups whose lower-cased name starts with `prefix`, in name order.
+    async fn autocomplete_groups(
+        &mut self,
+        tenant: TenantId,
+        viewer: UserKey,
+        sees_all: bool,
+        prefix: &str,
+        limit: i64,
+    ) -> Result<Vec<Group>>;
+}

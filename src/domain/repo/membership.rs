@@ -1,0 +1,148 @@
+//! Membership: direct members of groups (users, teams, nested groups), Group Masters and the
+//! transitive walks over them (R21, R22).
+
+use async_trait::async_trait;
+
+use super::{DirectMembers, MemberRow, Page};
+use crate::domain::error::Result;
+use crate::domain::model::*;
+
+#[async_trait]
+pub trait MembershipTx: Send {
+    async fn direct_members(&mut self, tenant: TenantId, id: GroupId) -> Result<DirectMembers>;
+    async fn insert_user_member(
+        &mut self,
+        tenant: TenantId,
+        group: GroupId,
+        user: UserKey,
+        is_master: bool,
+        now: i64,
+    ) -> Result<()>;
+    async fn insert_team_member(
+        &mut self,
+        tenant: TenantId,
+        group: GroupId,
+        team: TeamId,
+        now: i64,
+    ) -> Result<()>;
+    async fn insert_group_member(
+        &mut self,
+        tenant: TenantId,
+        group: GroupId,
+        member: GroupId,
+        now: i64,
+    ) -> Result<()>;
+    /// `Some(is_master)` when `user` is a direct member.
+    async fn user_member(
+        &mut self,
+        tenant: TenantId,
+        group: GroupId,
+        user: UserKey,
+    ) -> Result<Option<bool>>;
+    async fn has_team_member(
+        &mut self,
+        tenant: TenantId,
+        group: GroupId,
+        team: TeamId,
+    ) -> Result<bool>;
+    async fn has_group_member(
+        &mut self,
+        tenant: TenantId,
+        group: GroupId,
+        member: GroupId,
+    ) -> Result<bool>;
+    async fn delete_user_member(
+        &mut self,
+        tenant: TenantId,
+        group: GroupId,
+        user: UserKey,
+    ) -> Result<bool>;
+    async fn delete_team_member(
+        &mut self,
+        tenant: TenantId,
+        group: GroupId,
+        team: TeamId,
+    ) -> Result<bool>;
+    async fn delete_group_member(
+        &mut self,
+        tenant: TenantId,
+        group: GroupId,
+        member: GroupId,
+    ) -> Result<bool>;
+    /// Direct members after `after`, in (kind, tenant, id) order.
+    async fn list_members(
+        &mut self,
+        tenant: TenantId,
+        group: GroupId,
+        page: Page<(MemberKind, i64, i64)>,
+    ) -> Result<Vec<MemberRow>>;
+
+    // Group Masters
+    async fn set_master(
+        &mut self,
+        tenant: TenantId,
+        group: GroupId,
+        user: UserKey,
+        is_master: bool,
+    ) -> Result<bool>;
+    async fn count_masters(&mut self, tenant: TenantId, group: GroupId) -> Result<i64>;
+    async fn list_masters(
+        &mut self,
+        tenant: TenantId,
+        group: GroupId,
+        page: Page<UserKey>,
+    ) -> Result<Vec<UserKey>>;
+    /// The user member who joined first, of `of_tenant`, other than `except`, optionally only
+    /// among those allowed external messaging.
+    async fn earliest_member(
+        &mut self,
+        tenant: TenantId,
+        group: GroupId,
+        of_tenant: TenantId,
+        except: UserKey,
+        needs_external_permission: bool,
+    ) -> Result<Option<UserKey>>;
+
+    // Nesting (R21)
+    /// Serializes changes to nested-group edges of a tenant until the transaction ends (R21).
+    async fn lock_nesting(&mut self, tenant: TenantId) -> Result<()>;
+    /// Distinct groups directly contained in any of `of`.
+    async fn child_groups(&mut self, tenant: TenantId, of: &[GroupId]) -> Result<Vec<GroupId>>;
+    /// Distinct groups that directly contain any of `of`.
+    async fn parent_groups(&mut self, tenant: TenantId, of: &[GroupId]) -> Result<Vec<GroupId>>;
+
+    // Effective membership (R22)
+    /// Whether `user` is a member of the group directly, through a team, or through nested
+    /// groups (R22).
+    async fn is_effective_member(
+        &mut self,
+        tenant: TenantId,
+        group: GroupId,
+        user: UserKey,
+    ) -> Result<bool>;
+    /// Every distinct user reached from the group (R22), sorted.
+    async fn effective_users(&mut self, tenant: TenantId, group: GroupId) -> Result<Vec<UserKey>>;
+    /// A page of the distinct users reached from the group (R22).
+    async fn list_effective_users(
+        &mut self,
+        tenant: TenantId,
+        group: GroupId,
+        page: Page<UserKey>,
+    ) -> Result<Vec<UserKey>>;
+
+    // The other way round: a user's or a team's groups
+    /// Groups the user is in, directly, through a team or through nested groups, in
+    /// (tenant, group) order, with whether the user is a direct member.
+    async fn groups_of_user(
+        &mut self,
+        user: UserKey,
+        page: Page<(TenantId, GroupId)>,
+    ) -> Result<Vec<(Group, bool)>>;
+    /// Groups in which the user is a direct member: (tenant, group, is_master).
+    async fn direct_groups_of_user(
+        &mut self,
+        user: UserKey,
+    ) -> Result<Vec<(TenantId, GroupId, bool)>>;
+    /// Groups in which the team is a direct member.
+    async fn groups_with_team(&mut self, tenant: TenantId, team: TeamId) -> Result<Vec<GroupId>>;
+}

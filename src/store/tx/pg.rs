@@ -1,0 +1,10 @@
+//! The shared queries (`queries/`) compiled for PostgreSQL.
+
+type BackendTx = super::PgTx;
+
+#[allow(
+    clippy::duplicate_mod,
+    reason = "the same queries, compiled once per backend"
+)]
+#[path = "queries/mod.rs"]
+mod queries;

@@ -1,0 +1,449 @@
+//! `MembershipTx`: direct members, Group Masters and the walks over nested groups.
+
+use async_trait::async_trait;
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Integer};
+use diesel_async::RunQueryDsl;
+
+use super::BackendTx;
+use crate::domain::error::Result;
+use crate::domain::model::*;
+use crate::domain::repo::{DirectMembers, MemberRow, MembershipTx, Page};
+use crate::store::rows::*;
+use crate::store::schema::*;
+use crate::store::tx::{sql, user_key};
+
+#[async_trait]
+impl MembershipTx for BackendTx {
+    async fn direct_members(&mut self, tenant: TenantId, id: GroupId) -> Result<DirectMembers> {
+        use group_user_members::dsl as u;
+        let users = group_user_members::table
+            .filter(u::tenant_id.eq(tenant.0))
+            .filter(u::group_id.eq(id.0))
+            .order((u::user_tenant_id, u::user_id))
+            .select((u::user_tenant_id, u::user_id, u::is_master))
+            .load::<(i64, i64, bool)>(self.conn())
+            .await?
+            .into_iter()
+            .map(|(t, user, m)| (user_key(t, user), m))
+            .collect();
+        let teams = group_team_members::table
+            .filter(group_team_members::tenant_id.eq(tenant.0))
+            .filter(group_team_members::group_id.eq(id.0))
+            .order(group_team_members::team_id)
+            .select(group_team_members::team_id)
+            .load::<i64>(self.conn())
+            .await?
+            .into_iter()
+            .map(TeamId)
+            .collect();
+        let groups = group_group_members::table
+            .filter(group_group_members::tenant_id.eq(tenant.0))
+            .filter(group_group_members::group_id.eq(id.0))
+            .order(group_group_members::member_group_id)
+            .select(group_group_members::member_group_id)
+            .load::<i64>(self.conn())
+            .await?
+            .into_iter()
+            .map(GroupId)
+            .collect();
+        Ok(DirectMembers {
+            users,
+            teams,
+            groups,
+        })
+    }
+
+    async fn insert_user_member(
+        &mut self,
+        tenant: TenantId,
+        group: GroupId,
+        user: UserKey,
+        is_master: bool,
+        now: i64,
+    ) -> Result<()> {
+        use group_user_members::dsl as u;
+        diesel::insert_into(group_user_members::table)
+            .values((
+                u::tenant_id.eq(tenant.0),
+                u::group_id.eq(group.0),
+                u::user_tenant_id.eq(user.tenant.0),
+                u::user_id.eq(user.user.0),
+                u::is_master.eq(is_master),
+                u::add_time.eq(now),
+            ))
+            .execute(self.conn())
+            .await?;
+        Ok(())
+    }
+
+    async fn insert_team_member(
+        &mut self,
+        tenant: TenantId,
+        group: GroupId,
+        team: TeamId,
+        now: i64,
+    ) -> Result<()> {
+        use group_team_members::dsl as t;
+        diesel::insert_into(group_team_members::table)
+            .values((
+                t::tenant_id.eq(tenant.0),
+                t::group_id.eq(group.0),
+                t::team_id.eq(team.0),
+                t::add_time.eq(now),
+            ))
+            .execute(self.conn())
+            .await?;
+        Ok(())
+    }
+
+    async fn insert_group_member(
+        &mut self,
+        tenant: TenantId,
+        group: GroupId,
+        member: GroupId,
+        now: i64,
+    ) -> Result<()> {
+        use group_group_members::dsl as g;
+        diesel::insert_into(group_group_members::table)
+            .values((
+                g::tenant_id.eq(tenant.0),
+                g::group_id.eq(group.0),
+                g::member_group_id.eq(member.0),
+                g::add_time.eq(now),
+            ))
+            .execute(self.conn())
+            .await?;
+        Ok(())
+    }
+
+    async fn user_member(
+        &mut self,
+        tenant: TenantId,
+        group: GroupId,
+        user: UserKey,
+    ) -> Result<Option<bool>> {
+        Ok(group_user_members::table
+            .find((tenant.0, group.0, user.tenant.0, user.user.0))
+            .select(group_user_members::is_master)
+            .first::<bool>(self.conn())
+            .await
+            .optional()?)
+    }
+
+    async fn has_team_member(
+        &mut self,
+        tenant: TenantId,
+        group: GroupId,
+        team: TeamId,
+    ) -> Result<bool> {
+        Ok(group_team_members::table
+            .find((tenant.0, group.0, team.0))
+            .select(group_team_members::team_id)
+            .first::<i64>(self.conn())
+            .await
+            .optional()?
+            .is_some())
+    }
+
+    async fn has_group_member(
+        &mut self,
+        tenant: TenantId,
+        group: GroupId,
+        member: GroupId,
+    ) -> Result<bool> {
+        Ok(group_group_members::table
+            .find((tenant.0, group.0, member.0))
+            .select(group_group_members::member_group_id)
+            .first::<i64>(self.conn())
+            .await
+            .optional()?
+            .is_some())
+    }
+
+    async fn delete_user_member(
+        &mut self,
+        tenant: TenantId,
+        group: GroupId,
+        user: UserKey,
+    ) -> Result<bool> {
+        let n = diesel::delete(group_user_members::table.find((
+            tenant.0,
+            group.0,
+            user.tenant.0,
+            user.user.0,
+        )))
+        .execute(self.conn())
+        .await?;
+        Ok(n > 0)
+    }
+
+    async fn delete_team_member(
+        &mut self,
+        tenant: TenantId,
+        group: GroupId,
+        team: TeamId,
+    ) -> Result<bool> {
+        let n = diesel::delete(group_team_members::table.find((tenant.0, group.0, team.0)))
+            .execute(self.conn())
+            .await?;
+        Ok(n > 0)
+    }
+
+    async fn delete_group_member(
+        &mut self,
+        tenant: TenantId,
+        group: GroupId,
+        member: GroupId,
+    ) -> Result<bool> {
+        let n = diesel::delete(group_group_members::table.find((tenant.0, group.0, member.0)))
+            .execute(self.conn())
+            .await?;
+        Ok(n > 0)
+    }
+
+    async fn list_members(
+        &mut self,
+        tenant: TenantId,
+        group: GroupId,
+        page: Page<(MemberKind, i64, i64)>,
+    ) -> Result<Vec<MemberRow>> {
+        // 0 is below every kind's number.
+        let (k, t, i) = page.after.map_or((0, i64::MIN, i64::MIN), |(k, t, i)| {
+            (member_kind_number(k), t, i)
+        });
+        let rows = diesel::sql_query(sql::list_members())
+            .bind::<BigInt, _>(tenant.0)
+            .bind::<BigInt, _>(group.0)
+            .bind::<Integer, _>(k)
+            .bind::<BigInt, _>(t)
+            .bind::<BigInt, _>(i)
+            .bind::<BigInt, _>(page.limit)
+            .load::<MemberSqlRow>(self.conn())
+            .await?;
+        rows.into_iter().map(MemberRow::try_from).collect()
+    }
+
+    async fn set_master(
+        &mut self,
+        tenant: TenantId,
+        group: GroupId,
+        user: UserKey,
+        is_master: bool,
+    ) -> Result<bool> {
+        let n = diesel::update(group_user_members::table.find((
+            tenant.0,
+            group.0,
+            user.tenant.0,
+            user.user.0,
+        )))
+        .set(group_user_members::is_master.eq(is_master))
+        .execute(self.conn())
+        .await?;
+        Ok(n > 0)
+    }
+
+    async fn count_masters(&mut self, tenant: TenantId, group: GroupId) -> Result<i64> {
+        use group_user_members::dsl as u;
+        Ok(group_user_members::table
+            .filter(u::tenant_id.eq(tenant.0))
+            .filter(u::group_id.eq(group.0))
+            .filter(u::is_master.eq(true))
+            .count()
+            .get_result::<i64>(self.conn())
+            .await?)
+    }
+
+    async fn list_masters(
+        &mut self,
+        tenant: TenantId,
+        group: GroupId,
+        page: Page<UserKey>,
+    ) -> Result<Vec<UserKey>> {
+        use group_user_members::dsl as u;
+        let after = page.after.unwrap_or(user_key(i64::MIN, i64::MIN));
+        Ok(group_user_members::table
+            .filter(u::tenant_id.eq(tenant.0))
+            .filter(u::group_id.eq(group.0))
+            .filter(u::is_master.eq(true))
+            .filter(
+                u::user_tenant_id.gt(after.tenant.0).or(u::user_tenant_id
+                    .eq(after.tenant.0)
+                    .and(u::user_id.gt(after.user.0))),
+            )
+            .order((u::user_tenant_id, u::user_id))
+            .limit(page.limit)
+            .select((u::user_tenant_id, u::user_id))
+            .load::<(i64, i64)>(self.conn())
+            .await?
+            .into_iter()
+            .map(|(t, id)| user_key(t, id))
+            .collect())
+    }
+
+    async fn earliest_member(
+        &mut self,
+        tenant: TenantId,
+        group: GroupId,
+        of_tenant: TenantId,
+        except: UserKey,
+        needs_external_permission: bool,
+    ) -> Result<Option<UserKey>> {
+        use group_user_members::dsl as m;
+        let mut q = group_user_members::table
+            .inner_join(
+                users::table.on(users::tenant_id
+                    .eq(m::user_tenant_id)
+                    .and(users::user_id.eq(m::user_id))),
+            )
+            .filter(m::tenant_id.eq(tenant.0))
+            .filter(m::group_id.eq(group.0))
+            .filter(m::user_tenant_id.eq(of_tenant.0))
+            .filter(
+                m::user_id
+                    .ne(except.user.0)
+                    .or(m::user_tenant_id.ne(except.tenant.0)),
+            )
+            .into_boxed();
+        if needs_external_permission {
+            q = q.filter(users::external_messaging_allowed.eq(true));
+        }
+        Ok(q.order((m::add_time, m::user_id))
+            .select((m::user_tenant_id, m::user_id))
+            .first::<(i64, i64)>(self.conn())
+            .await
+            .optional()?
+            .map(|(t, u)| user_key(t, u)))
+    }
+
+    async fn lock_nesting(&mut self, tenant: TenantId) -> Result<()> {
+        self.backend_lock_nesting(tenant).await
+    }
+
+    async fn child_groups(&mut self, tenant: TenantId, of: &[GroupId]) -> Result<Vec<GroupId>> {
+        use group_group_members::dsl as g;
+        let of: Vec<i64> = of.iter().map(|x| x.0).collect();
+        Ok(group_group_members::table
+            .filter(g::tenant_id.eq(tenant.0))
+            .filter(g::group_id.eq_any(of))
+            .select(g::member_group_id)
+            .distinct()
+            .load::<i64>(self.conn())
+            .await?
+            .into_iter()
+            .map(GroupId)
+            .collect())
+    }
+
+    async fn parent_groups(&mut self, tenant: TenantId, of: &[GroupId]) -> Result<Vec<GroupId>> {
+        use group_group_members::dsl as g;
+        let of: Vec<i64> = of.iter().map(|x| x.0).collect();
+        Ok(group_group_members::table
+            .filter(g::tenant_id.eq(tenant.0))
+            .filter(g::member_group_id.eq_any(of))
+            .select(g::group_id)
+            .distinct()
+            .load::<i64>(self.conn())
+            .await?
+            .into_iter()
+            .map(GroupId)
+            .collect())
+    }
+
+    async fn is_effective_member(
+        &mut self,
+        tenant: TenantId,
+        group: GroupId,
+        user: UserKey,
+    ) -> Result<bool> {
+        let row: FlagRow = diesel::sql_query(sql::is_effective_member())
+            .bind::<BigInt, _>(group.0)
+            .bind::<BigInt, _>(tenant.0)
+            .bind::<BigInt, _>(user.tenant.0)
+            .bind::<BigInt, _>(user.user.0)
+            .get_result(self.conn())
+            .await?;
+        Ok(row.flag)
+    }
+
+    async fn effective_users(&mut self, tenant: TenantId, group: GroupId) -> Result<Vec<UserKey>> {
+        Ok(diesel::sql_query(sql::effective_users())
+            .bind::<BigInt, _>(group.0)
+            .bind::<BigInt, _>(tenant.0)
+            .load::<UserKeyRow>(self.conn())
+            .await?
+            .into_iter()
+            .map(|r| user_key(r.tenant_id, r.user_id))
+            .collect())
+    }
+
+    async fn list_effective_users(
+        &mut self,
+        tenant: TenantId,
+        group: GroupId,
+        page: Page<UserKey>,
+    ) -> Result<Vec<UserKey>> {
+        let after = page.after.unwrap_or(user_key(i64::MIN, i64::MIN));
+        Ok(diesel::sql_query(sql::list_effective_users())
+            .bind::<BigInt, _>(group.0)
+            .bind::<BigInt, _>(tenant.0)
+            .bind::<BigInt, _>(after.tenant.0)
+            .bind::<BigInt, _>(after.user.0)
+            .bind::<BigInt, _>(page.limit)
+            .load::<UserKeyRow>(self.conn())
+            .await?
+            .into_iter()
+            .map(|r| user_key(r.tenant_id, r.user_id))
+            .collect())
+    }
+
+    async fn groups_of_user(
+        &mut self,
+        user: UserKey,
+        page: Page<(TenantId, GroupId)>,
+    ) -> Result<Vec<(Group, bool)>> {
+        let (t, g) = page.after.map_or((i64::MIN, i64::MIN), |(t, g)| (t.0, g.0));
+        diesel::sql_query(sql::groups_of_user())
+            .bind::<BigInt, _>(user.tenant.0)
+            .bind::<BigInt, _>(user.user.0)
+            .bind::<BigInt, _>(t)
+            .bind::<BigInt, _>(g)
+            .bind::<BigInt, _>(page.limit)
+            .load::<GroupOfUserRow>(self.conn())
+            .await?
+            .into_iter()
+            .map(|r| Ok((Group::try_from(r.group)?, r.direct)))
+            .collect()
+    }
+
+    async fn direct_groups_of_user(
+        &mut self,
+        user: UserKey,
+    ) -> Result<Vec<(TenantId, GroupId, bool)>> {
+        use group_user_members::dsl as u;
+        Ok(group_user_members::table
+            .filter(u::user_tenant_id.eq(user.tenant.0))
+            .filter(u::user_id.eq(user.user.0))
+            .order((u::tenant_id, u::group_id))
+            .select((u::tenant_id, u::group_id, u::is_master))
+            .load::<(i64, i64, bool)>(self.conn())
+            .await?
+            .into_iter()
+            .map(|(t, g, m)| (TenantId(t), GroupId(g), m))
+            .collect())
+    }
+
+    async fn groups_with_team(&mut self, tenant: TenantId, team: TeamId) -> Result<Vec<GroupId>> {
+        use group_team_members::dsl as t;
+        Ok(group_team_members::table
+            .filter(t::tenant_id.eq(tenant.0))
+            .filter(t::team_id.eq(team.0))
+            .order(t::group_id)
+            .select(t::group_id)
+            .load::<i64>(self.conn())
+            .await?
+            .into_iter()
+            .map(GroupId)
+            .collect())
+    }
+}

@@ -1,0 +1,357 @@
+//! The raw SQL statements (`diesel::sql_query`: recursive walks, conditional counters, unions
+//! that Diesel's DSL does not express), assembled from named pieces.
+//!
+//! PostgreSQL binds `$1..$n` by number; SQLite accepts the same names but numbers them by first
+//! appearance. One text serves both only when `$1, $2, ...` first appear in that order (a
+//! repeated `$n` is fine). Each piece documents the binds it mentions, and each statement the
+//! binds its query function passes; the tests below assemble every statement and check the
+//! numbering.
+
+use crate::domain::repo::GroupFilter;
+use crate::store::rows::{
+    GROUP_KIND_EXTERNAL, GROUP_KIND_INTERNAL, MEMBER_KIND_GROUP, MEMBER_KIND_TEAM,
+    MEMBER_KIND_USER, PLAN_PAID, group_kind_text,
+};
+
+/// Piece. Binds `$1` group, `$2` tenant. The CTE `reach(group_id)`: groups reachable from
+/// `$1` (the group itself included) inside tenant `$2`. `UNION` de-duplicates, so the walk ends
+/// even if a cycle were ever stored.
+const REACH: &str = "WITH RECURSIVE reach(group_id) AS ( \
+     SELECT CAST($1 AS BIGINT) \
+     UNION \
+     SELECT m.member_group_id FROM group_group_members m \
+     JOIN reach r ON m.group_id = r.group_id WHERE m.tenant_id = $2) ";
+
+/// Piece, after `REACH`. Mentions `$2` tenant. Effective users (`tenant_id`, `user_id`) of
+/// the groups in `reach` (R22).
+const EFFECTIVE_USERS: &str = "SELECT u.user_tenant_id AS tenant_id, u.user_id AS user_id \
+       FROM group_user_members u \
+       WHERE u.tenant_id = $2 AND u.group_id IN (SELECT group_id FROM reach) \
+     UNION \
+     SELECT tm.tenant_id AS tenant_id, tm.user_id AS user_id \
+       FROM group_team_members t \
+       JOIN team_members tm ON tm.tenant_id = t.tenant_id AND tm.team_id = t.team_id \
+       WHERE t.tenant_id = $2 AND t.group_id IN (SELECT group_id FROM reach)";
+
+/// Piece. Binds `$1` user's tenant, `$2` user id. The CTE `up(tenant_id, group_id)`: groups
+/// that contain the user directly, through a team, or through nested groups. Each step follows
+/// an index from the user outwards (`CROSS JOIN` fixes SQLite's join order), so the cost is the
+/// user's memberships, not the tenant's.
+const UP_FROM_USER: &str = "WITH RECURSIVE up(tenant_id, group_id) AS ( \
+     SELECT u.tenant_id, u.group_id FROM group_user_members u \
+       WHERE u.user_tenant_id = $1 AND u.user_id = $2 \
+     UNION \
+     SELECT t.tenant_id, t.group_id FROM team_members tm CROSS JOIN group_team_members t \
+       WHERE tm.tenant_id = $1 AND tm.user_id = $2 \
+       AND t.tenant_id = tm.tenant_id AND t.team_id = tm.team_id \
+     UNION \
+     SELECT m.tenant_id, m.group_id FROM group_group_members m \
+       JOIN up ON m.tenant_id = up.tenant_id AND m.member_group_id = up.group_id) ";
+
+/// Piece, a condition on `g`, after `UP_FROM_USER`. Mentions `$1` viewer's tenant.
+/// `(viewer may see g)`: public internal groups of the viewer's tenant and the viewer's groups.
+/// Admins see every group of their tenant: for them the condition is `TRUE` (the statements
+/// bind `$1` and `$2` in `UP_FROM_USER` either way). The membership test is a non-correlated
+/// `IN`: both backends compute the viewer's groups once per statement instead of once per
+/// candidate row.
+fn visible(sees_all: bool) -> String {
+    if sees_all {
+        "TRUE".to_owned()
+    } else {
+        format!(
+            "((g.kind = '{GROUP_KIND_INTERNAL}' AND g.is_public AND $1 = g.tenant_id) \
+             OR (g.tenant_id, g.group_id) IN (SELECT up.tenant_id, up.group_id FROM up))"
+        )
+    }
+}
+
+/// Piece, a `SELECT g.*` after `UP_FROM_USER`. Mentions `$1` viewer's tenant and `$tenant`,
+/// the bind number of the tenant being listed. External groups of other tenants that the
+/// viewer is a member of (R20), for a viewer of the listed tenant. The caller adds conditions
+/// on `g` and an order. `CROSS JOIN` keeps the viewer's few groups as the outer loop: SQLite may
+/// otherwise scan every group of every tenant and probe `up` (PostgreSQL plans it as an inner
+/// join).
+fn other_tenants_external(tenant: u8) -> String {
+    format!(
+        "SELECT g.* FROM up CROSS JOIN groups g \
+         WHERE g.tenant_id = up.tenant_id AND g.group_id = up.group_id \
+         AND up.tenant_id <> ${tenant} AND $1 = ${tenant} AND g.kind = '{GROUP_KIND_EXTERNAL}'"
+    )
+}
+
+/// Piece, conditions on `g`. No binds: the values are the database's own texts.
+fn filter_clause(filter: &GroupFilter) -> String {
+    let mut out = String::new();
+    if let Some(kind) = filter.kind {
+        out.push_str(&format!(" AND g.kind = '{}'", group_kind_text(kind)));
+    }
+    if let Some(public) = filter.is_public {
+        out.push_str(if public {
+            " AND g.is_public"
+        } else {
+            " AND NOT g.is_public"
+        });
+    }
+    out
+}
+
+/// Escapes LIKE wildcards; patterns use `ESCAPE '\'`.
+pub fn like_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Binds `$1` tenant, `$2` the paid plan's limit, `$3` the free plan's. One conditional
+/// UPDATE: the row lock it takes serializes concurrent creates of the tenant, and the
+/// re-checked WHERE keeps the count at or under the limit.
+pub fn take_group_slot() -> String {
+    format!(
+        "UPDATE tenants SET group_count = group_count + 1 \
+         WHERE tenant_id = $1 \
+         AND group_count < CASE WHEN plan = '{PLAN_PAID}' THEN $2 ELSE $3 END"
+    )
+}
+
+/// Binds `$1` tenant. Rows: `KindUsageRow`.
+pub const USAGE_BY_KIND: &str = "SELECT kind, COUNT(*) AS n, \
+     CAST(COALESCE(SUM(storage_used_bytes), 0) AS BIGINT) AS bytes \
+     FROM groups WHERE tenant_id = $1 GROUP BY kind";
+
+/// Binds `$1` delta, `$2` tenant, `$3` group.
+pub const ADD_GROUP_STORAGE: &str = "UPDATE groups SET storage_used_bytes = \
+     CASE WHEN storage_used_bytes + $1 < 0 THEN 0 ELSE storage_used_bytes + $1 END \
+     WHERE tenant_id = $2 AND group_id = $3";
+
+/// Binds `$1` delta, `$2` tenant.
+pub const ADD_TENANT_STORAGE: &str = "UPDATE tenants SET storage_used_bytes = \
+     CASE WHEN storage_used_bytes + $1 < 0 THEN 0 ELSE storage_used_bytes + $1 END \
+     WHERE tenant_id = $2";
+
+/// Binds `$1` tenant, `$2` LIKE pattern of addresses with the local part, `$3` the local part,
+/// `$4` the group to leave out. Rows: `FlagRow`.
+pub const ADDRESS_IN_USE: &str = "SELECT (EXISTS (SELECT 1 FROM users \
+       WHERE tenant_id = $1 AND lower(email) LIKE $2 ESCAPE '\\') \
+     OR EXISTS (SELECT 1 FROM teams WHERE tenant_id = $1 AND lower(email) LIKE $2 ESCAPE '\\') \
+     OR EXISTS (SELECT 1 FROM groups \
+       WHERE tenant_id = $1 AND mailing_list = $3 AND group_id <> $4)) AS flag";
+
+/// Binds `$1` group, `$2` tenant, `$3` user's tenant, `$4` user id. Rows: `FlagRow`.
+pub fn is_effective_member() -> String {
+    format!(
+        "{REACH}SELECT (EXISTS (SELECT 1 FROM group_user_members u \
+           WHERE u.tenant_id = $2 AND u.group_id IN (SELECT group_id FROM reach) \
+           AND u.user_tenant_id = $3 AND u.user_id = $4) \
+         OR EXISTS (SELECT 1 FROM group_team_members t \
+           JOIN team_members tm ON tm.tenant_id = t.tenant_id AND tm.team_id = t.team_id \
+           WHERE t.tenant_id = $2 AND t.group_id IN (SELECT group_id FROM reach) \
+           AND tm.tenant_id = $3 AND tm.user_id = $4)) AS flag"
+    )
+}
+
+/// Binds `$1` group, `$2` tenant. Rows: `UserKeyRow`.
+pub fn effective_users() -> String {
+    format!("{REACH}{EFFECTIVE_USERS} ORDER BY 1, 2")
+}
+
+/// Binds `$1` group, `$2` tenant, `$3`, `$4` the user key to start after, `$5` limit. Rows:
+/// `UserKeyRow`.
+pub fn list_effective_users() -> String {
+    format!(
+        "{REACH}SELECT e.tenant_id, e.user_id FROM ({EFFECTIVE_USERS}) e \
+         WHERE e.tenant_id > $3 OR (e.tenant_id = $3 AND e.user_id > $4) \
+         ORDER BY 1, 2 LIMIT $5"
+    )
+}
+
+/// Binds `$1` tenant, `$2` group, `$3`, `$4`, `$5` the (kind, tenant, id) to start after,
+/// `$6` limit. Rows: `MemberSqlRow`.
+pub fn list_members() -> String {
+    format!(
+        "SELECT kind, tenant_id, id, is_master FROM ( \
+           SELECT {MEMBER_KIND_USER} AS kind, user_tenant_id AS tenant_id, user_id AS id, \
+             is_master FROM group_user_members WHERE tenant_id = $1 AND group_id = $2 \
+           UNION ALL \
+           SELECT {MEMBER_KIND_TEAM}, tenant_id, team_id, FALSE \
+             FROM group_team_members WHERE tenant_id = $1 AND group_id = $2 \
+           UNION ALL \
+           SELECT {MEMBER_KIND_GROUP}, tenant_id, member_group_id, FALSE \
+             FROM group_group_members WHERE tenant_id = $1 AND group_id = $2 \
+         ) m \
+         WHERE kind > $3 OR (kind = $3 AND tenant_id > $4) \
+           OR (kind = $3 AND tenant_id = $4 AND id > $5) \
+         ORDER BY kind, tenant_id, id LIMIT $6"
+    )
+}
+
+/// Binds `$1` user's tenant, `$2` user id, `$3`, `$4` the (tenant, group) to start after, `$5`
+/// limit. Rows: `GroupOfUserRow`. One statement: the groups' rows come with the walk, not one
+/// query each.
+pub fn groups_of_user() -> String {
+    format!(
+        "{UP_FROM_USER}SELECT g.*, EXISTS ( \
+           SELECT 1 FROM group_user_members d WHERE d.tenant_id = g.tenant_id \
+           AND d.group_id = g.group_id AND d.user_tenant_id = $1 AND d.user_id = $2) AS direct \
+         FROM up CROSS JOIN groups g \
+         WHERE g.tenant_id = up.tenant_id AND g.group_id = up.group_id \
+         AND (up.tenant_id > $3 OR (up.tenant_id = $3 AND up.group_id > $4)) \
+         ORDER BY g.tenant_id, g.group_id LIMIT $5"
+    )
+}
+
+/// Binds `$1` viewer's tenant, `$2` viewer's user id, `$3` tenant, `$4` group to start after,
+/// `$5` limit. Rows: `GroupRow`.
+pub fn list_groups(sees_all: bool, filter: &GroupFilter) -> String {
+    let visible = visible(sees_all);
+    let external = other_tenants_external(3);
+    let filter = filter_clause(filter);
+    format!(
+        "{UP_FROM_USER}SELECT * FROM ( \
+           SELECT * FROM (SELECT g.* FROM groups g WHERE g.tenant_id = $3 AND {visible} \
+             AND g.group_id > $4{filter} ORDER BY g.group_id LIMIT $5) own \
+           UNION ALL \
+           SELECT * FROM ({external} AND g.group_id > $4{filter} \
+             ORDER BY g.group_id LIMIT $5) ext \
+         ) x ORDER BY group_id LIMIT $5"
+    )
+}
+
+/// Binds `$1` viewer's tenant, `$2` viewer's user id, `$3` the query (exact name), `$4` name
+/// prefix pattern, `$5` tenant, `$6` substring pattern, `$7`, `$8`, `$9` the (rank, name_key,
+/// id) to start after, `$10` limit. Rows: `RankedGroupRow`.
+pub fn search_groups(sees_all: bool) -> String {
+    let visible = visible(sees_all);
+    let external = other_tenants_external(5);
+    format!(
+        "{UP_FROM_USER}SELECT * FROM ( \
+           SELECT c.*, CASE WHEN c.name_key = $3 THEN 0 \
+             WHEN c.name_key LIKE $4 ESCAPE '\\' THEN 1 ELSE 2 END AS search_rank \
+           FROM ( \
+             SELECT g.* FROM groups g WHERE g.tenant_id = $5 AND {visible} \
+             UNION ALL \
+             {external} \
+           ) c WHERE c.search_text LIKE $6 ESCAPE '\\') s \
+         WHERE s.search_rank > $7 OR (s.search_rank = $7 AND s.name_key > $8) \
+           OR (s.search_rank = $7 AND s.name_key = $8 AND s.group_id > $9) \
+         ORDER BY s.search_rank, s.name_key, s.group_id LIMIT $10"
+    )
+}
+
+/// Binds `$1` viewer's tenant, `$2` viewer's user id, `$3` tenant, `$4` prefix, `$5` the
+/// first key after every key with the prefix, `$6` limit. Rows: `GroupRow`. A range over the
+/// (tenant_id, name_key) index, bytewise on both backends, cut at the limit before the two
+/// parts are merged.
+pub fn autocomplete_groups(sees_all: bool) -> String {
+    let visible = visible(sees_all);
+    let external = other_tenants_external(3);
+    format!(
+        "{UP_FROM_USER}SELECT * FROM ( \
+           SELECT * FROM (SELECT g.* FROM groups g WHERE g.tenant_id = $3 \
+             AND g.name_key >= $4 AND g.name_key < $5 AND {visible} \
+             ORDER BY g.name_key LIMIT $6) own \
+           UNION ALL \
+           SELECT * FROM ({external} AND g.name_key >= $4 AND g.name_key < $5 \
+             ORDER BY g.name_key LIMIT $6) ext \
+         ) x ORDER BY name_key, group_id LIMIT $6"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::model::GroupKind;
+
+    /// The bind numbers of `sql` in order of first appearance.
+    fn first_appearances(sql: &str) -> Vec<u32> {
+        let mut seen = Vec::new();
+        let mut rest = sql;
+        while let Some(at) = rest.find('$') {
+            rest = &rest[at + 1..];
+            let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+            assert!(!digits.is_empty(), "a `$` without a number in {sql}");
+            let n = digits.parse().expect("a bind number fits u32");
+            if !seen.contains(&n) {
+                seen.push(n);
+            }
+        }
+        seen
+    }
+
+    /// `$1..$binds` first appear in order, and no other bind is mentioned.
+    #[track_caller]
+    fn assert_numbered(sql: &str, binds: u32) {
+        let expected: Vec<u32> = (1..=binds).collect();
+        assert_eq!(first_appearances(sql), expected, "{sql}");
+        assert!(!sql.contains('?'), "positional `?` in {sql}");
+    }
+
+    fn filters() -> Vec<GroupFilter> {
+        let mut out = vec![GroupFilter::default()];
+        for kind in [None, Some(GroupKind::Internal), Some(GroupKind::External)] {
+            for is_public in [None, Some(true), Some(false)] {
+                out.push(GroupFilter { kind, is_public });
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn fixed_statements_number_their_binds_in_order() {
+        assert_numbered(&take_group_slot(), 3);
+        assert_numbered(USAGE_BY_KIND, 1);
+        assert_numbered(ADD_GROUP_STORAGE, 3);
+        assert_numbered(ADD_TENANT_STORAGE, 2);
+        assert_numbered(ADDRESS_IN_USE, 4);
+        assert_numbered(&is_effective_member(), 4);
+        assert_numbered(&effective_users(), 2);
+        assert_numbered(&list_effective_users(), 5);
+        assert_numbered(&list_members(), 6);
+        assert_numbered(&groups_of_user(), 5);
+    }
+
+    #[test]
+    fn discovery_statements_number_their_binds_in_order_for_every_viewer_and_filter() {
+        for sees_all in [false, true] {
+            for filter in filters() {
+                assert_numbered(&list_groups(sees_all, &filter), 5);
+            }
+            assert_numbered(&search_groups(sees_all), 10);
+            assert_numbered(&autocomplete_groups(sees_all), 6);
+        }
+    }
+
+    #[test]
+    fn pieces_mention_only_the_binds_they_document() {
+        assert_eq!(first_appearances(REACH), [1, 2]);
+        assert_eq!(first_appearances(EFFECTIVE_USERS), [2]);
+        assert_eq!(first_appearances(UP_FROM_USER), [1, 2]);
+        assert_eq!(first_appearances(&visible(false)), [1]);
+        assert!(first_appearances(&visible(true)).is_empty());
+        assert_eq!(first_appearances(&other_tenants_external(5)), [5, 1]);
+        for filter in filters() {
+            assert!(first_appearances(&filter_clause(&filter)).is_empty());
+        }
+    }
+
+    #[test]
+    fn group_filters_use_the_stored_kind_texts() {
+        let external = GroupFilter {
+            kind: Some(GroupKind::External),
+            is_public: Some(false),
+        };
+        assert_eq!(
+            filter_clause(&external),
+            format!(" AND g.kind = '{GROUP_KIND_EXTERNAL}' AND NOT g.is_public")
+        );
+    }
+
+    #[test]
+    fn like_patterns_escape_wildcards() {
+        assert_eq!(like_escape(r"50%_a\b"), r"50\%\_a\\b");
+    }
+}

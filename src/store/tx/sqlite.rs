@@ -1,0 +1,10 @@
+//! The shared queries (`queries/`) compiled for SQLite.
+
+type BackendTx = super::SqliteTx;
+
+#[allow(
+    clippy::duplicate_mod,
+    reason = "the same queries, compiled once per backend"
+)]
+#[path = "queries/mod.rs"]
+mod queries;
