@@ -192,12 +192,16 @@ async fn convert_in(
         },
     };
     let created = insert_new_group(tx, new).await?;
-    // Read again: a concurrent retry of this conversion may have committed while the request
-    // id was being claimed (PostgreSQL waits there).
+    mark_converted(tx, &room, created).await
+}
+
+/// Read again: a concurrent retry of this conversion may have committed while the request id
+/// was being claimed (PostgreSQL waits there).
+async fn mark_converted(tx: &mut dyn Tx, room: &MessageRoom, created: Created) -> Result<Created> {
     let now = tx
         .get_room(room.tenant, room.id)
         .await?
-        .ok_or_else(missing)?;
+        .ok_or(Error::NotFound("message room"))?;
     match now.converted_group {
         Some(g) if g == created.group.id => Ok(created),
         Some(_) => Err(already_converted()),
