@@ -310,6 +310,12 @@ impl Drop for TestServer {
     }
 }
 
+/// A server over a new database, or `None` when the configured PostgreSQL does not answer
+/// outside CI (said once per run on stderr): `let Some(srv) = server().await else { return };`.
+pub async fn server() -> Option<TestServer> {
+    TestServer::start().await
+}
+
 /// A plain user of `tenant` who may message other companies: `user{id}@t{tenant}.example`.
 pub fn user_spec(tenant: i64, id: i64) -> pb::User {
     pb::User {

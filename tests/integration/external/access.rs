@@ -12,9 +12,7 @@ use crate::harness::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r20_members_from_other_tenants_find_the_group_and_nobody_else_does() {
-    let Some(srv) = TestServer::start().await else {
-        return;
-    };
+    let Some(srv) = server().await else { return };
     three_companies(&srv).await;
     add_contact(&srv, (A, 2), (B, 2)).await;
     add_contact(&srv, (A, 2), (C, 2)).await;
@@ -76,9 +74,7 @@ async fn r20_members_from_other_tenants_find_the_group_and_nobody_else_does() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r24_owning_tenant_sees_only_id_name_and_tenant_of_other_members() {
-    let Some(srv) = TestServer::start().await else {
-        return;
-    };
+    let Some(srv) = server().await else { return };
     srv.company(A, 3).await;
     srv.company(B, 3).await;
     srv.upsert_user(pb::User {
@@ -143,9 +139,7 @@ async fn r24_owning_tenant_sees_only_id_name_and_tenant_of_other_members() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r24_nesting_an_external_group_never_opens_an_internal_group_to_other_tenants() {
-    let Some(srv) = TestServer::start().await else {
-        return;
-    };
+    let Some(srv) = server().await else { return };
     srv.company(A, 3).await;
     srv.company(B, 3).await;
     add_contact(&srv, (A, 2), (B, 2)).await;

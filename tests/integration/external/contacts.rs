@@ -12,9 +12,7 @@ use crate::harness::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r15_external_members_come_from_the_adding_masters_contacts() {
-    let Some(srv) = TestServer::start().await else {
-        return;
-    };
+    let Some(srv) = server().await else { return };
     srv.company(A, 3).await;
     srv.company(B, 4).await;
     let g = group(A, "Partners")
@@ -65,9 +63,7 @@ async fn r15_external_members_come_from_the_adding_masters_contacts() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r14_added_members_need_the_permission_and_are_never_line_users() {
-    let Some(srv) = TestServer::start().await else {
-        return;
-    };
+    let Some(srv) = server().await else { return };
     for tenant in [A, B] {
         srv.company(tenant, 2).await;
         person(&srv, tenant, 3, false, pb::UserKind::Works).await;
@@ -104,9 +100,7 @@ async fn r14_added_members_need_the_permission_and_are_never_line_users() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r15_master_from_another_tenant_manages_with_own_contacts() {
-    let Some(srv) = TestServer::start().await else {
-        return;
-    };
+    let Some(srv) = server().await else { return };
     three_companies(&srv).await;
     add_contact(&srv, (A, 2), (B, 4)).await;
     add_contact(&srv, (A, 2), (C, 4)).await;
@@ -173,9 +167,7 @@ async fn r15_master_from_another_tenant_manages_with_own_contacts() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r17_members_cannot_leave_and_removed_members_lose_the_group() {
-    let Some(srv) = TestServer::start().await else {
-        return;
-    };
+    let Some(srv) = server().await else { return };
     srv.company(A, 3).await;
     srv.company(B, 3).await;
     add_contact(&srv, (A, 2), (B, 2)).await;

@@ -63,9 +63,7 @@ async fn small_room(srv: &TestServer) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r16_conversion_makes_room_members_members_and_the_caller_the_only_master() {
-    let Some(srv) = TestServer::start().await else {
-        return;
-    };
+    let Some(srv) = server().await else { return };
     srv.company(A, 2).await;
     person(&srv, A, 3, false, pb::UserKind::Works).await;
     person(&srv, A, 4, true, pb::UserKind::Line).await;
@@ -132,9 +130,7 @@ async fn r16_conversion_makes_room_members_members_and_the_caller_the_only_maste
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r16_converter_must_be_a_permitted_member_of_a_core_tenant() {
-    let Some(srv) = TestServer::start().await else {
-        return;
-    };
+    let Some(srv) = server().await else { return };
     srv.company(A, 2).await;
     person(&srv, A, 3, false, pb::UserKind::Works).await;
     person(&srv, A, 4, true, pb::UserKind::Line).await;
@@ -173,9 +169,7 @@ async fn r16_converter_must_be_a_permitted_member_of_a_core_tenant() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r16_failed_conversion_leaves_the_room_unconverted() {
-    let Some(srv) = TestServer::start().await else {
-        return;
-    };
+    let Some(srv) = server().await else { return };
     small_room(&srv).await;
     group(A, "Taken").master(3).create(&srv).await;
 
@@ -227,9 +221,7 @@ async fn r16_failed_conversion_leaves_the_room_unconverted() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r16_retried_conversion_returns_the_same_group() {
-    let Some(srv) = TestServer::start().await else {
-        return;
-    };
+    let Some(srv) = server().await else { return };
     small_room(&srv).await;
     let first = convert(&srv, (A, 2), convert_req(A, 10, "Launch", "conv-1"))
         .await
@@ -250,9 +242,7 @@ async fn r16_retried_conversion_returns_the_same_group() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r16_concurrent_retries_of_one_conversion_return_the_same_group() {
-    let Some(srv) = TestServer::start().await else {
-        return;
-    };
+    let Some(srv) = server().await else { return };
     small_room(&srv).await;
     let answers = race(6, 0..6, |_| {
         let mut c = srv.groups(A, 2, false);
@@ -288,9 +278,7 @@ async fn r16_concurrent_retries_of_one_conversion_return_the_same_group() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r16_a_converted_room_is_never_converted_again() {
-    let Some(srv) = TestServer::start().await else {
-        return;
-    };
+    let Some(srv) = server().await else { return };
     small_room(&srv).await;
     let g = convert(&srv, (A, 2), convert_req(A, 10, "Launch", "conv-1"))
         .await
@@ -313,9 +301,7 @@ async fn r16_a_converted_room_is_never_converted_again() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r16_concurrent_conversions_of_one_room_convert_it_once() {
-    let Some(srv) = TestServer::start().await else {
-        return;
-    };
+    let Some(srv) = server().await else { return };
     srv.company(A, 6).await;
     srv.company(B, 2).await;
     let members = [(A, 2), (A, 3), (A, 4), (A, 5), (A, 6), (B, 2)];
@@ -337,9 +323,7 @@ async fn r16_concurrent_conversions_of_one_room_convert_it_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r25_conversion_names_the_bad_field_of_its_own_request() {
-    let Some(srv) = TestServer::start().await else {
-        return;
-    };
+    let Some(srv) = server().await else { return };
     srv.company(A, 2).await;
     srv.company(B, 2).await;
     room(&srv, A, 10, &[(A, 2), (B, 2)]).await;

@@ -12,9 +12,7 @@ use crate::harness::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r13_external_group_needs_core() {
-    let Some(srv) = TestServer::start().await else {
-        return;
-    };
+    let Some(srv) = server().await else { return };
     srv.company(A, 3).await;
     set_tenant(&srv, A, |t| t.core_enabled = false).await;
     let partners = group(A, "Partners").master(2).external();
@@ -35,9 +33,7 @@ async fn r13_external_group_needs_core() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r13_every_master_needs_the_external_permission() {
-    let Some(srv) = TestServer::start().await else {
-        return;
-    };
+    let Some(srv) = server().await else { return };
     srv.company(A, 2).await;
     person(&srv, A, 3, false, pb::UserKind::Works).await;
     person(&srv, A, 4, true, pb::UserKind::Line).await;
@@ -57,9 +53,7 @@ async fn r13_every_master_needs_the_external_permission() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r14_initial_members_without_permission_are_left_out_and_reported() {
-    let Some(srv) = TestServer::start().await else {
-        return;
-    };
+    let Some(srv) = server().await else { return };
     srv.company(A, 2).await;
     person(&srv, A, 3, false, pb::UserKind::Works).await;
     person(&srv, A, 4, true, pb::UserKind::Line).await;
@@ -94,9 +88,7 @@ async fn r14_initial_members_without_permission_are_left_out_and_reported() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r14_initial_members_are_users_of_the_owning_tenant() {
-    let Some(srv) = TestServer::start().await else {
-        return;
-    };
+    let Some(srv) = server().await else { return };
     srv.company(A, 3).await;
     srv.company(B, 3).await;
     add_contact(&srv, (A, 2), (B, 2)).await;
@@ -113,9 +105,7 @@ async fn r14_initial_members_are_users_of_the_owning_tenant() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r14_external_groups_have_only_users_as_members() {
-    let Some(srv) = TestServer::start().await else {
-        return;
-    };
+    let Some(srv) = server().await else { return };
     srv.company(A, 4).await;
     srv.team(A, 10, &[3, 4]).await;
     let inner = group(A, "Inner").master(3).create(&srv).await.name;
@@ -143,9 +133,7 @@ async fn r14_external_groups_have_only_users_as_members() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r07_external_groups_are_always_private() {
-    let Some(srv) = TestServer::start().await else {
-        return;
-    };
+    let Some(srv) = server().await else { return };
     srv.company(A, 3).await;
     let partners = group(A, "Partners").master(2).external();
     let err = partners

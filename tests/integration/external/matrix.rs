@@ -120,9 +120,7 @@ async fn r24_cross_tenant_matrix_of_an_external_group() {
     use Rpc::*;
     use Want::{Denied, NotFound, Ok as Allowed, Precondition};
 
-    let Some(srv) = TestServer::start().await else {
-        return;
-    };
+    let Some(srv) = server().await else { return };
     three_companies(&srv).await;
     add_contact(&srv, (A, 2), (B, 2)).await;
     add_contact(&srv, (A, 2), (C, 2)).await;

@@ -18,9 +18,7 @@ async fn revoke(srv: &TestServer, (tenant, id): Key) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r18_revocation_removes_user_from_external_groups_only() {
-    let Some(srv) = TestServer::start().await else {
-        return;
-    };
+    let Some(srv) = server().await else { return };
     srv.company(A, 4).await;
     srv.company(B, 3).await;
     add_contact(&srv, (A, 2), (B, 2)).await;
@@ -100,9 +98,7 @@ async fn r18_revocation_removes_user_from_external_groups_only() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r18_becoming_a_line_user_removes_from_external_groups() {
-    let Some(srv) = TestServer::start().await else {
-        return;
-    };
+    let Some(srv) = server().await else { return };
     srv.company(A, 3).await;
     srv.company(B, 3).await;
     add_contact(&srv, (A, 2), (B, 2)).await;
@@ -132,9 +128,7 @@ async fn r18_becoming_a_line_user_removes_from_external_groups() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r18_revoked_last_master_is_replaced_by_the_earliest_permitted_member_of_the_owner() {
-    let Some(srv) = TestServer::start().await else {
-        return;
-    };
+    let Some(srv) = server().await else { return };
     srv.company(A, 6).await;
     srv.company(B, 7).await;
     add_contact(&srv, (A, 2), (B, 5)).await;
@@ -187,9 +181,7 @@ async fn r18_revoked_last_master_is_replaced_by_the_earliest_permitted_member_of
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r18_group_without_a_permitted_owner_member_has_no_master_until_an_admin_names_one() {
-    let Some(srv) = TestServer::start().await else {
-        return;
-    };
+    let Some(srv) = server().await else { return };
     srv.company(A, 3).await;
     srv.company(B, 3).await;
     add_contact(&srv, (A, 2), (B, 2)).await;
@@ -237,9 +229,7 @@ async fn r18_group_without_a_permitted_owner_member_has_no_master_until_an_admin
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r18_revocation_under_concurrent_adds_leaves_no_external_membership() {
-    let Some(srv) = TestServer::start().await else {
-        return;
-    };
+    let Some(srv) = server().await else { return };
     const GROUPS: usize = 20;
     srv.company(A, 2).await;
     srv.company(B, 3).await;

@@ -33,9 +33,7 @@ async fn delete(srv: &TestServer, g: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r12_deleting_an_external_group_reaches_every_member_tenant_at_once() {
-    let Some(srv) = TestServer::start().await else {
-        return;
-    };
+    let Some(srv) = server().await else { return };
     three_companies(&srv).await;
     add_contact(&srv, (A, 2), (B, 2)).await;
     add_contact(&srv, (A, 2), (C, 2)).await;
@@ -85,9 +83,7 @@ async fn r12_deleting_an_external_group_reaches_every_member_tenant_at_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r19_external_storage_counts_against_the_owning_tenant() {
-    let Some(srv) = TestServer::start().await else {
-        return;
-    };
+    let Some(srv) = server().await else { return };
     srv.company(A, 3).await;
     srv.company(B, 3).await;
     set_tenant(&srv, A, |t| t.storage_quota_bytes = 1_000).await;
@@ -188,9 +184,7 @@ async fn only_the_owner_is_charged_and_reports(srv: &TestServer, external: &str)
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r19_zero_quota_means_no_quota() {
-    let Some(srv) = TestServer::start().await else {
-        return;
-    };
+    let Some(srv) = server().await else { return };
     srv.company(C, 2).await;
     set_tenant(&srv, C, |t| {
         t.plan = pb::Plan::Paid as i32;
@@ -219,9 +213,7 @@ async fn r19_zero_quota_means_no_quota() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r19_usage_is_for_admins_and_services_of_the_tenant() {
-    let Some(srv) = TestServer::start().await else {
-        return;
-    };
+    let Some(srv) = server().await else { return };
     srv.company(A, 3).await;
     srv.company(B, 3).await;
     add_contact(&srv, (A, 2), (B, 2)).await;
@@ -253,9 +245,7 @@ async fn r19_usage_is_for_admins_and_services_of_the_tenant() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r19_deleting_an_external_group_releases_its_storage() {
-    let Some(srv) = TestServer::start().await else {
-        return;
-    };
+    let Some(srv) = server().await else { return };
     srv.company(A, 3).await;
     set_tenant(&srv, A, |t| t.storage_quota_bytes = 1_000).await;
     let keep = group(A, "Internal").master(2).create(&srv).await.name;

@@ -12,9 +12,7 @@ use crate::harness::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r23_members_cannot_leave_by_themselves() {
-    let Some(srv) = TestServer::start().await else {
-        return;
-    };
+    let Some(srv) = server().await else { return };
     srv.company(T, 6).await;
     srv.team(T, 10, &[5]).await;
     let g = group(T, "Design")
@@ -46,9 +44,7 @@ async fn r23_members_cannot_leave_by_themselves() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r06_group_masters_manage_members() {
-    let Some(srv) = TestServer::start().await else {
-        return;
-    };
+    let Some(srv) = server().await else { return };
     srv.company(T, 5).await;
     let g = group(T, "Design").master(2).create(&srv).await.name;
     let mut master = srv.membership(T, 2, false);
@@ -79,9 +75,7 @@ async fn assert_may_not_change(c: &mut Membership, g: &str, code: Code, reason: 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r06_masters_cannot_change_members_when_the_tenant_says_so() {
-    let Some(srv) = TestServer::start().await else {
-        return;
-    };
+    let Some(srv) = server().await else { return };
     srv.company(T, 5).await;
     let g = group(T, "Design")
         .masters(&[2, 4])
@@ -107,9 +101,7 @@ async fn r06_masters_cannot_change_members_when_the_tenant_says_so() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r06_plain_members_may_list_but_not_change() {
-    let Some(srv) = TestServer::start().await else {
-        return;
-    };
+    let Some(srv) = server().await else { return };
     srv.company(T, 5).await;
     srv.team(T, 10, &[4]).await;
     let g = group(T, "Design")
@@ -139,9 +131,7 @@ async fn r06_plain_members_may_list_but_not_change() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r07_private_group_answers_non_members_as_if_missing() {
-    let Some(srv) = TestServer::start().await else {
-        return;
-    };
+    let Some(srv) = server().await else { return };
     srv.company(T, 5).await;
     srv.company(2, 2).await;
     let g = group(T, "Design")

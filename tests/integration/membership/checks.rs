@@ -12,9 +12,7 @@ use crate::harness::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r22_effective_members_through_teams_and_nested_groups() {
-    let Some(srv) = TestServer::start().await else {
-        return;
-    };
+    let Some(srv) = server().await else { return };
     srv.company(T, 10).await;
     srv.team(T, 10, &[4, 5]).await;
     srv.team(T, 11, &[5, 6]).await;
@@ -82,9 +80,7 @@ async fn r22_effective_members_through_teams_and_nested_groups() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r07_groups_of_user_direct_and_transitive_as_the_caller_may_see() {
-    let Some(srv) = TestServer::start().await else {
-        return;
-    };
+    let Some(srv) = server().await else { return };
     srv.company(T, 6).await;
     srv.company(2, 4).await;
     srv.team(T, 10, &[4]).await;
@@ -160,9 +156,7 @@ async fn r07_groups_of_user_direct_and_transitive_as_the_caller_may_see() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleting_a_user_removes_their_memberships() {
-    let Some(srv) = TestServer::start().await else {
-        return;
-    };
+    let Some(srv) = server().await else { return };
     srv.company(T, 5).await;
     let a = group(T, "A")
         .master(2)
@@ -193,9 +187,7 @@ async fn deleting_a_user_removes_their_memberships() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r22_deleting_a_team_removes_it_from_groups() {
-    let Some(srv) = TestServer::start().await else {
-        return;
-    };
+    let Some(srv) = server().await else { return };
     srv.company(T, 5).await;
     srv.team(T, 10, &[4, 5]).await;
     let g = group(T, "Design")
@@ -231,9 +223,7 @@ async fn r22_deleting_a_team_removes_it_from_groups() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r22_deleting_a_nested_group_removes_it_from_the_parent() {
-    let Some(srv) = TestServer::start().await else {
-        return;
-    };
+    let Some(srv) = server().await else { return };
     srv.company(T, 5).await;
     let child = group(T, "Child")
         .master(3)

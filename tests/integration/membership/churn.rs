@@ -87,9 +87,7 @@ fn pick<K: Ord + Clone>(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn list_members_pages_have_no_duplicates_or_gaps_while_members_change() {
-    let Some(srv) = TestServer::start().await else {
-        return;
-    };
+    let Some(srv) = server().await else { return };
     srv.company(T, 40).await;
     for id in 10..=17 {
         srv.team(T, id, &[]).await;
@@ -154,9 +152,7 @@ async fn list_members_pages_have_no_duplicates_or_gaps_while_members_change() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r22_effective_member_pages_have_no_duplicates_or_gaps_while_members_change() {
-    let Some(srv) = TestServer::start().await else {
-        return;
-    };
+    let Some(srv) = server().await else { return };
     srv.company(T, 40).await;
     // Stable users 2..=16 reached directly, through a team and through a nested group; users
     // 17..=40 come and go, directly or through a team.
@@ -210,9 +206,7 @@ async fn r22_effective_member_pages_have_no_duplicates_or_gaps_while_members_cha
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r22_groups_of_user_pages_have_no_duplicates_or_gaps_while_groups_change() {
-    let Some(srv) = TestServer::start().await else {
-        return;
-    };
+    let Some(srv) = server().await else { return };
     srv.company(T, 4).await;
     srv.team(T, 10, &[4]).await;
     // User 4 stays in 12 groups (directly, through team 10, through a nested group) and comes

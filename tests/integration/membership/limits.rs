@@ -31,9 +31,7 @@ async fn groups_over_the_limit(srv: &TestServer) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r03_user_is_direct_member_of_at_most_2000_groups_under_concurrent_adds() {
-    let Some(srv) = TestServer::start().await else {
-        return;
-    };
+    let Some(srv) = server().await else { return };
     srv.tenant(T, pb::Plan::Paid, pb::GroupCreation::AdminsOnly)
         .await;
     srv.user(T, 1, true).await;

@@ -10,9 +10,7 @@ use crate::harness::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r05_masters_are_members_and_the_last_one_stays() {
-    let Some(srv) = TestServer::start().await else {
-        return;
-    };
+    let Some(srv) = server().await else { return };
     srv.company(T, 5).await;
     let g = group(T, "Design")
         .master(2)
@@ -64,9 +62,7 @@ async fn r05_masters_are_members_and_the_last_one_stays() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r05_removing_the_last_master_via_remove_members_fails_and_changes_nothing() {
-    let Some(srv) = TestServer::start().await else {
-        return;
-    };
+    let Some(srv) = server().await else { return };
     srv.company(T, 5).await;
     let g = group(T, "Design")
         .master(2)
@@ -101,9 +97,7 @@ async fn r05_removing_the_last_master_via_remove_members_fails_and_changes_nothi
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r05_concurrent_removals_keep_one_master() {
-    let Some(srv) = TestServer::start().await else {
-        return;
-    };
+    let Some(srv) = server().await else { return };
     srv.company(T, 3).await;
     let mut admin = srv.membership(T, 1, true);
     for round in 0..8 {
@@ -130,9 +124,7 @@ async fn r05_concurrent_removals_keep_one_master() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r05_deleting_the_last_master_promotes_the_earliest_member() {
-    let Some(srv) = TestServer::start().await else {
-        return;
-    };
+    let Some(srv) = server().await else { return };
     srv.company(T, 7).await;
     srv.team(T, 10, &[7]).await;
     let g = group(T, "Design")

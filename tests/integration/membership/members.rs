@@ -11,9 +11,7 @@ use crate::harness::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r25_add_members_reports_added_and_already_present() {
-    let Some(srv) = TestServer::start().await else {
-        return;
-    };
+    let Some(srv) = server().await else { return };
     srv.company(T, 6).await;
     srv.team(T, 10, &[5]).await;
     let nested = group(T, "Nested").master(6).create(&srv).await.name;
@@ -74,9 +72,7 @@ async fn r25_add_members_reports_added_and_already_present() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r25_add_members_is_all_or_nothing() {
-    let Some(srv) = TestServer::start().await else {
-        return;
-    };
+    let Some(srv) = server().await else { return };
     srv.company(T, 4).await;
     let g = group(T, "Design").master(2).create(&srv).await.name;
     let mut admin = srv.membership(T, 1, true);
@@ -104,9 +100,7 @@ async fn r25_add_members_is_all_or_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r25_batches_hold_one_to_a_hundred_members() {
-    let Some(srv) = TestServer::start().await else {
-        return;
-    };
+    let Some(srv) = server().await else { return };
     srv.company(T, 102).await;
     let g = group(T, "Design").master(2).create(&srv).await.name;
     let mut admin = srv.membership(T, 1, true);
@@ -153,9 +147,7 @@ async fn r25_batches_hold_one_to_a_hundred_members() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r24_members_must_be_of_the_groups_tenant() {
-    let Some(srv) = TestServer::start().await else {
-        return;
-    };
+    let Some(srv) = server().await else { return };
     srv.company(T, 4).await;
     srv.company(2, 5).await;
     srv.team(2, 20, &[5]).await;
@@ -198,9 +190,7 @@ async fn r24_members_must_be_of_the_groups_tenant() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r25_request_id_makes_a_retry_return_the_first_answer() {
-    let Some(srv) = TestServer::start().await else {
-        return;
-    };
+    let Some(srv) = server().await else { return };
     srv.company(T, 6).await;
     let g = group(T, "Design")
         .master(2)
@@ -300,9 +290,7 @@ async fn retried_adds(admin: &mut Membership, first_add: &pb::AddMembersRequest,
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r25_concurrent_retries_with_one_request_id_apply_once() {
-    let Some(srv) = TestServer::start().await else {
-        return;
-    };
+    let Some(srv) = server().await else { return };
     srv.company(T, 5).await;
     let g = group(T, "Design").master(2).create(&srv).await.name;
     let admin = srv.membership(T, 1, true);
@@ -329,9 +317,7 @@ async fn r25_concurrent_retries_with_one_request_id_apply_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r25_remove_members_reports_removed_and_not_members() {
-    let Some(srv) = TestServer::start().await else {
-        return;
-    };
+    let Some(srv) = server().await else { return };
     srv.company(T, 6).await;
     srv.team(T, 10, &[5]).await;
     let nested = group(T, "Nested").master(6).create(&srv).await.name;

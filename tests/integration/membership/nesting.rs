@@ -46,9 +46,7 @@ async fn assert_refused(c: &mut Membership, parent: &str, member: &str, reason: 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r21_group_cannot_contain_itself() {
-    let Some(srv) = TestServer::start().await else {
-        return;
-    };
+    let Some(srv) = server().await else { return };
     srv.company(T, 2).await;
     let names = groups(&srv, "Cycle", 4).await;
     let [a, b, c, d] = &names[..] else {
@@ -75,9 +73,7 @@ async fn r21_group_cannot_contain_itself() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r21_nesting_depth_is_at_most_ten_edges() {
-    let Some(srv) = TestServer::start().await else {
-        return;
-    };
+    let Some(srv) = server().await else { return };
     srv.company(T, 2).await;
     let g = groups(&srv, "Level", 13).await;
     let mut admin = srv.membership(T, 1, true);
@@ -104,9 +100,7 @@ async fn r21_nesting_depth_is_at_most_ten_edges() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r21_joining_two_chains_deeper_than_ten_fails() {
-    let Some(srv) = TestServer::start().await else {
-        return;
-    };
+    let Some(srv) = server().await else { return };
     srv.company(T, 2).await;
     let mut admin = srv.membership(T, 1, true);
     let a = groups(&srv, "A", 6).await; // five edges
@@ -156,9 +150,7 @@ fn random_pairs(n: usize) -> Vec<(usize, usize)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r21_concurrent_nesting_never_forms_a_cycle() {
-    let Some(srv) = TestServer::start().await else {
-        return;
-    };
+    let Some(srv) = server().await else { return };
     srv.company(T, 2).await;
     let started = Instant::now();
     let g = groups(&srv, "Net", 40).await;
@@ -205,9 +197,7 @@ async fn r21_concurrent_nesting_never_forms_a_cycle() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r21_concurrent_nesting_changes_do_not_deadlock() {
-    let Some(srv) = TestServer::start().await else {
-        return;
-    };
+    let Some(srv) = server().await else { return };
     srv.company(T, 2).await;
     let g = groups(&srv, "Knot", 8).await;
     let admin = srv.membership(T, 1, true);

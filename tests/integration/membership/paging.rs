@@ -9,9 +9,7 @@ use crate::harness::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn page_size_defaults_to_50_and_is_at_most_100() {
-    let Some(srv) = TestServer::start().await else {
-        return;
-    };
+    let Some(srv) = server().await else { return };
     srv.company(T, 121).await;
     let g = group(T, "Crowd").master(2).create(&srv).await.name;
     let mut admin = srv.membership(T, 1, true);
@@ -98,9 +96,7 @@ fn groups_req(user: i64, page_token: &str) -> pb::ListGroupsOfUserRequest {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn page_tokens_are_bound_to_the_query_and_the_tenant() {
-    let Some(srv) = TestServer::start().await else {
-        return;
-    };
+    let Some(srv) = server().await else { return };
     srv.company(T, 8).await;
     srv.company(2, 2).await;
     let members: Vec<_> = (3..=8).map(user_member).collect();

@@ -62,9 +62,7 @@ fn described(name: &str, etag: &str, description: &str) -> pb::Group {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r06_stale_etag_is_aborted_and_the_etag_changes_on_every_change() {
-    let Some(srv) = TestServer::start().await else {
-        return;
-    };
+    let Some(srv) = server().await else { return };
     srv.company(1, 3).await;
     let g = group(1, "Tagged").master(2).create(&srv).await;
     let mut admin = srv.groups(1, 1, true);
@@ -105,9 +103,7 @@ async fn r06_stale_etag_is_aborted_and_the_etag_changes_on_every_change() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r06_concurrent_updates_with_one_etag_let_exactly_one_through() {
-    let Some(srv) = TestServer::start().await else {
-        return;
-    };
+    let Some(srv) = server().await else { return };
     srv.company(1, 2).await;
     let g = group(1, "Contended").master(2).create(&srv).await;
     let admin = srv.groups(1, 1, true);
@@ -124,9 +120,7 @@ async fn r06_concurrent_updates_with_one_etag_let_exactly_one_through() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r12_delete_with_an_etag_from_before_an_update_is_aborted() {
-    let Some(srv) = TestServer::start().await else {
-        return;
-    };
+    let Some(srv) = server().await else { return };
     srv.company(1, 2).await;
     let g = group(1, "Short-lived").master(2).create(&srv).await;
     let mut admin = srv.groups(1, 1, true);

@@ -16,9 +16,7 @@ fn delete_data(name: &str, features: &[pb::DataFeature]) -> pb::DeleteFeatureDat
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r09_report_feature_usage_needs_a_service_caller_and_valid_input() {
-    let Some(srv) = TestServer::start().await else {
-        return;
-    };
+    let Some(srv) = server().await else { return };
     srv.company(1, 2).await;
     srv.company(2, 1).await;
     let g = group(1, "Measured").master(2).create(&srv).await;
@@ -70,9 +68,7 @@ async fn r09_report_feature_usage_needs_a_service_caller_and_valid_input() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r09_group_and_tenant_storage_follow_the_reports() {
-    let Some(srv) = TestServer::start().await else {
-        return;
-    };
+    let Some(srv) = server().await else { return };
     srv.company(1, 2).await;
     srv.company(2, 2).await;
     let a = group(1, "A").master(2).create(&srv).await.name;
@@ -98,9 +94,7 @@ async fn r09_group_and_tenant_storage_follow_the_reports() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r09_concurrent_reports_keep_group_and_tenant_storage_consistent() {
-    let Some(srv) = TestServer::start().await else {
-        return;
-    };
+    let Some(srv) = server().await else { return };
     srv.company(1, 2).await;
     let a = group(1, "A").master(2).create(&srv).await.name;
     let b = group(1, "B").master(2).create(&srv).await.name;
@@ -159,9 +153,7 @@ async fn archive(srv: &TestServer) -> pb::Group {
 async fn r09_delete_feature_data_only_where_it_exists_and_for_good() {
     use pb::DataFeature::{Event as EventData, Folder, Note};
 
-    let Some(srv) = TestServer::start().await else {
-        return;
-    };
+    let Some(srv) = server().await else { return };
     srv.company(1, 2).await;
     let before = archive(&srv).await;
     let g = before.clone();
@@ -218,9 +210,7 @@ async fn r09_delete_feature_data_only_where_it_exists_and_for_good() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r09_delete_feature_data_follows_the_feature_permission() {
-    let Some(srv) = TestServer::start().await else {
-        return;
-    };
+    let Some(srv) = server().await else { return };
     srv.company(1, 4).await;
     let g = group(1, "Guarded")
         .master(2)
@@ -258,9 +248,7 @@ async fn r09_delete_feature_data_follows_the_feature_permission() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r09_delete_feature_data_names_bad_features() {
-    let Some(srv) = TestServer::start().await else {
-        return;
-    };
+    let Some(srv) = server().await else { return };
     srv.company(1, 2).await;
     let g = group(1, "Picky").master(2).create(&srv).await;
     reported(&srv, &g.name, "note", 10).await;
@@ -285,9 +273,7 @@ async fn r09_delete_feature_data_names_bad_features() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r09_reported_usage_leaves_the_etag_alone() {
-    let Some(srv) = TestServer::start().await else {
-        return;
-    };
+    let Some(srv) = server().await else { return };
     srv.company(1, 2).await;
     let g = group(1, "Growing").master(2).create(&srv).await;
     let after = reported(&srv, &g.name, "message", 4_096).await;
@@ -306,9 +292,7 @@ async fn r09_reported_usage_leaves_the_etag_alone() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r12_deleting_a_group_gives_its_storage_back_to_the_tenant() {
-    let Some(srv) = TestServer::start().await else {
-        return;
-    };
+    let Some(srv) = server().await else { return };
     srv.company(1, 2).await;
     let kept = group(1, "Kept").master(2).create(&srv).await.name;
     let doomed = group(1, "Doomed").master(2).create(&srv).await.name;

@@ -25,9 +25,7 @@ async fn room_group(srv: &TestServer, name: &str, f: pb::Features) -> pb::Group 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r08_feature_without_message_at_create_is_message_required() {
-    let Some(srv) = TestServer::start().await else {
-        return;
-    };
+    let Some(srv) = server().await else { return };
     srv.company(1, 2).await;
     for (i, f) in [
         features(false, true, false, false, false),
@@ -56,9 +54,7 @@ async fn r08_feature_without_message_at_create_is_message_required() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r08_enabling_a_feature_without_message_at_update_is_message_required() {
-    let Some(srv) = TestServer::start().await else {
-        return;
-    };
+    let Some(srv) = server().await else { return };
     srv.company(1, 2).await;
     let g = group(1, "Silent").master(2).create(&srv).await;
     assert_eq!(g.features, Some(pb::Features::default()));
@@ -84,9 +80,7 @@ async fn r08_enabling_a_feature_without_message_at_update_is_message_required() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r08_enabling_one_feature_by_its_path_keeps_message_on() {
-    let Some(srv) = TestServer::start().await else {
-        return;
-    };
+    let Some(srv) = server().await else { return };
     srv.company(1, 2).await;
     let g = room_group(&srv, "Chatty", features(true, false, false, false, false)).await;
     let mut admin = srv.groups(1, 1, true);
@@ -110,9 +104,7 @@ async fn r08_enabling_one_feature_by_its_path_keeps_message_on() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r08_turning_message_off_turns_the_others_off() {
-    let Some(srv) = TestServer::start().await else {
-        return;
-    };
+    let Some(srv) = server().await else { return };
     srv.company(1, 2).await;
     let g = room_group(&srv, "Full room", features(true, true, true, true, true)).await;
     let mut admin = srv.groups(1, 1, true);

@@ -19,9 +19,7 @@ async fn listed(admin: &mut Groups) -> BTreeSet<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r03_free_limit_holds_for_1500_concurrent_creates_and_a_downgrade_keeps_every_group() {
-    let Some(srv) = TestServer::start().await else {
-        return;
-    };
+    let Some(srv) = server().await else { return };
     srv.company(1, 1).await;
     let admin = srv.groups(1, 1, true);
     let started = std::time::Instant::now();

@@ -43,9 +43,7 @@ fn with_list(tenant: i64, name: &str, address: &str) -> GroupBuilder {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r10_bad_address_at_update_is_invalid() {
-    let Some(srv) = TestServer::start().await else {
-        return;
-    };
+    let Some(srv) = server().await else { return };
     srv.company(1, 2).await;
     let mut admin = srv.groups(1, 1, true);
     let target = group(1, "Target").master(2).create(&srv).await;
@@ -74,9 +72,7 @@ async fn r10_bad_address_at_update_is_invalid() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r10_bad_address_at_create_is_invalid() {
-    let Some(srv) = TestServer::start().await else {
-        return;
-    };
+    let Some(srv) = server().await else { return };
     srv.company(1, 2).await;
     let mut stored = Vec::new();
     for (i, address) in bad_addresses().iter().enumerate() {
@@ -108,9 +104,7 @@ async fn r10_bad_address_at_create_is_invalid() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r10_address_in_use_by_a_user_team_or_group_is_refused() {
-    let Some(srv) = TestServer::start().await else {
-        return;
-    };
+    let Some(srv) = server().await else { return };
     srv.company(1, 3).await;
     srv.team(1, 10, &[2]).await;
     srv.upsert_user(pb::User {
@@ -155,9 +149,7 @@ async fn r10_address_in_use_by_a_user_team_or_group_is_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r10_a_group_keeps_its_own_address_and_frees_it_when_it_goes() {
-    let Some(srv) = TestServer::start().await else {
-        return;
-    };
+    let Some(srv) = server().await else { return };
     srv.company(1, 2).await;
     let g = with_list(1, "News", "news").create(&srv).await;
     let mut admin = srv.groups(1, 1, true);
@@ -193,9 +185,7 @@ async fn r10_a_group_keeps_its_own_address_and_frees_it_when_it_goes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r10_same_address_in_another_tenant_is_fine() {
-    let Some(srv) = TestServer::start().await else {
-        return;
-    };
+    let Some(srv) = server().await else { return };
     srv.company(1, 2).await;
     srv.company(2, 2).await;
     // user2@t1.example is tenant 1's: tenant 2's users are user2@t2.example.
@@ -209,9 +199,7 @@ async fn r10_same_address_in_another_tenant_is_fine() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r10_concurrent_creates_with_one_address_make_one_list() {
-    let Some(srv) = TestServer::start().await else {
-        return;
-    };
+    let Some(srv) = server().await else { return };
     srv.company(1, 2).await;
     let admin = srv.groups(1, 1, true);
     let answers = race(20, 0..20, |i| {
@@ -228,9 +216,7 @@ async fn r10_concurrent_creates_with_one_address_make_one_list() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r10_concurrent_updates_to_one_address_give_it_to_one_group() {
-    let Some(srv) = TestServer::start().await else {
-        return;
-    };
+    let Some(srv) = server().await else { return };
     srv.company(1, 2).await;
     let mut groups = Vec::new();
     for i in 0..20 {

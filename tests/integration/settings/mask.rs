@@ -8,9 +8,7 @@ use crate::harness::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r06_update_changes_only_the_masked_fields() {
-    let Some(srv) = TestServer::start().await else {
-        return;
-    };
+    let Some(srv) = server().await else { return };
     srv.company(1, 3).await;
     let g = GroupBuilder::with_spec(
         1,
@@ -54,9 +52,7 @@ async fn r06_update_changes_only_the_masked_fields() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r06_unmasked_empty_name_is_not_a_change() {
-    let Some(srv) = TestServer::start().await else {
-        return;
-    };
+    let Some(srv) = server().await else { return };
     srv.company(1, 2).await;
     let g = group(1, "Keeps its name").master(2).create(&srv).await;
     let body = pb::Group {
@@ -72,9 +68,7 @@ async fn r06_unmasked_empty_name_is_not_a_change() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r06_star_mask_replaces_every_updatable_field() {
-    let Some(srv) = TestServer::start().await else {
-        return;
-    };
+    let Some(srv) = server().await else { return };
     srv.company(1, 2).await;
     let starred = pb::Group {
         description: "old description".into(),
@@ -121,9 +115,7 @@ async fn r06_star_mask_replaces_every_updatable_field() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r25_unknown_mask_path_is_invalid_and_changes_nothing() {
-    let Some(srv) = TestServer::start().await else {
-        return;
-    };
+    let Some(srv) = server().await else { return };
     srv.company(1, 2).await;
     let g = group(1, "Strict").master(2).create(&srv).await;
     let mut admin = srv.groups(1, 1, true);
@@ -155,9 +147,7 @@ async fn r25_unknown_mask_path_is_invalid_and_changes_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r25_empty_mask_is_invalid() {
-    let Some(srv) = TestServer::start().await else {
-        return;
-    };
+    let Some(srv) = server().await else { return };
     srv.company(1, 2).await;
     let g = group(1, "Unmasked").master(2).create(&srv).await;
     let mut admin = srv.groups(1, 1, true);

@@ -238,9 +238,7 @@ async fn run_cell(srv: &TestServer, c: Cell) -> Option<String> {
 /// group exactly as it was (same etag).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r06_permission_matrix_cell_by_cell() {
-    let Some(srv) = TestServer::start().await else {
-        return;
-    };
+    let Some(srv) = server().await else { return };
     srv.company(1, 4).await;
     srv.company(2, 2).await;
     let mut failures = Vec::new();
@@ -278,9 +276,7 @@ async fn r06_permission_matrix_cell_by_cell() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r06_master_cannot_rename_when_tenant_forbids() {
-    let Some(srv) = TestServer::start().await else {
-        return;
-    };
+    let Some(srv) = server().await else { return };
     srv.company(1, 2).await;
     set_tenant(&srv, 1, |t| t.masters_may_manage_settings = false).await;
     let g = group(1, "Fixed name").master(2).create(&srv).await;
@@ -307,9 +303,7 @@ async fn r06_master_cannot_rename_when_tenant_forbids() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r06_master_mask_mixing_allowed_and_admin_only_fields_changes_nothing() {
-    let Some(srv) = TestServer::start().await else {
-        return;
-    };
+    let Some(srv) = server().await else { return };
     srv.company(1, 2).await;
     let g = group(1, "Mixed")
         .master(2)
@@ -346,9 +340,7 @@ async fn assert_changes_nothing(client: &mut Groups, g: &str, group_grants: bool
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r06_non_member_of_a_public_group_sees_it_but_cannot_change_it() {
-    let Some(srv) = TestServer::start().await else {
-        return;
-    };
+    let Some(srv) = server().await else { return };
     srv.company(1, 3).await;
     let g = group(1, "Open").master(2).public().create(&srv).await;
     let mut outsider = srv.groups(1, 3, false);
@@ -366,9 +358,7 @@ async fn r06_non_member_of_a_public_group_sees_it_but_cannot_change_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r06_member_through_a_team_or_nested_group_cannot_change_anything() {
-    let Some(srv) = TestServer::start().await else {
-        return;
-    };
+    let Some(srv) = server().await else { return };
     srv.company(1, 4).await;
     srv.team(1, 10, &[3]).await;
     let inner = group(1, "Inner").master(4).create(&srv).await;

@@ -34,9 +34,7 @@ fn with_list(name: &str, list: pb::MailingList) -> pb::Group {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r10_designated_senders_must_be_direct_members() {
-    let Some(srv) = TestServer::start().await else {
-        return;
-    };
+    let Some(srv) = server().await else { return };
     srv.company(1, 6).await;
     srv.company(2, 2).await;
     srv.team(1, 10, &[4]).await;
@@ -85,9 +83,7 @@ async fn r10_designated_senders_must_be_direct_members() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r10_designated_senders_leave_the_list_when_they_leave_the_group() {
-    let Some(srv) = TestServer::start().await else {
-        return;
-    };
+    let Some(srv) = server().await else { return };
     srv.company(1, 5).await;
     let board = [3, 4, 5].map(|u| user_ref(1, u)).to_vec();
     let g = group(1, "Board")
@@ -118,9 +114,7 @@ async fn r10_designated_senders_leave_the_list_when_they_leave_the_group() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r10_external_recipients_are_addresses_or_partner_contacts() {
-    let Some(srv) = TestServer::start().await else {
-        return;
-    };
+    let Some(srv) = server().await else { return };
     srv.company(1, 3).await;
     srv.company(2, 6).await;
     srv.company(3, 2).await;
@@ -158,9 +152,7 @@ async fn r10_external_recipients_are_addresses_or_partner_contacts() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r10_bad_external_recipient_is_named_by_its_index() {
-    let Some(srv) = TestServer::start().await else {
-        return;
-    };
+    let Some(srv) = server().await else { return };
     srv.company(1, 2).await;
     let g = group(1, "Outbound").master(2).create(&srv).await;
     let mut admin = srv.groups(1, 1, true);
@@ -189,9 +181,7 @@ async fn r10_bad_external_recipient_is_named_by_its_index() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r10_bad_external_recipient_at_create_is_invalid() {
-    let Some(srv) = TestServer::start().await else {
-        return;
-    };
+    let Some(srv) = server().await else { return };
     srv.company(1, 2).await;
     let list = recipients("outbound", &["ok@vendor.example", "not-an-email"]);
     let err = group(1, "Outbound")
@@ -206,9 +196,7 @@ async fn r10_bad_external_recipient_at_create_is_invalid() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r10_get_group_returns_the_whole_list_and_lists_leave_it_short() {
-    let Some(srv) = TestServer::start().await else {
-        return;
-    };
+    let Some(srv) = server().await else { return };
     srv.company(1, 3).await;
     let full = pb::MailingList {
         block_external_senders: true,

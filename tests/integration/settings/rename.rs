@@ -17,9 +17,7 @@ fn renamed(name: &str, display_name: &str) -> pb::Group {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r01_rename_validates_the_name() {
-    let Some(srv) = TestServer::start().await else {
-        return;
-    };
+    let Some(srv) = server().await else { return };
     srv.company(1, 2).await;
     let g = group(1, "Valid").master(2).create(&srv).await;
     let mut admin = srv.groups(1, 1, true);
@@ -46,9 +44,7 @@ async fn r01_rename_validates_the_name() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r01_rename_to_a_taken_name_is_group_name_taken() {
-    let Some(srv) = TestServer::start().await else {
-        return;
-    };
+    let Some(srv) = server().await else { return };
     srv.company(1, 2).await;
     srv.company(2, 2).await;
     group(1, "Design").master(2).create(&srv).await;
@@ -81,9 +77,7 @@ async fn r01_rename_to_a_taken_name_is_group_name_taken() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r01_concurrent_renames_to_one_name_leave_one_winner() {
-    let Some(srv) = TestServer::start().await else {
-        return;
-    };
+    let Some(srv) = server().await else { return };
     srv.company(1, 2).await;
     let mut groups = Vec::new();
     for i in 0..12 {
@@ -116,9 +110,7 @@ async fn r01_concurrent_renames_to_one_name_leave_one_winner() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r02_update_description_and_photo_are_validated() {
-    let Some(srv) = TestServer::start().await else {
-        return;
-    };
+    let Some(srv) = server().await else { return };
     srv.company(1, 2).await;
     let g = group(1, "Described").master(2).create(&srv).await;
     let mut admin = srv.groups(1, 1, true);
@@ -139,9 +131,7 @@ async fn r02_update_description_and_photo_are_validated() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r25_update_failing_on_one_field_changes_no_field() {
-    let Some(srv) = TestServer::start().await else {
-        return;
-    };
+    let Some(srv) = server().await else { return };
     srv.company(1, 2).await;
     group(1, "Holder")
         .master(2)
