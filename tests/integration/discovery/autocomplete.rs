@@ -37,24 +37,13 @@ async fn r07_autocomplete_limit_is_at_most_20() {
 async fn r07_autocomplete_is_case_insensitive_and_in_name_order() {
     let Some(srv) = server().await else { return };
     srv.company(1, 2).await;
+    create_named(&srv, &["team b", "TEAM A", "Team c", "Teams"]).await;
     create_named(
         &srv,
-        &[
-            "team b",
-            "TEAM A",
-            "Team c",
-            "Teams",
-            "Équipe Paris",
-            "équipe Lyon",
-            "Éclair",
-            "Equipe Nord",
-            "Über uns",
-            "마케팅",
-            "마법사",
-            "A team",
-        ],
+        &["Équipe Paris", "équipe Lyon", "Éclair", "Equipe Nord"],
     )
     .await;
+    create_named(&srv, &["Über uns", "마케팅", "마법사", "A team"]).await;
     let mut admin = srv.groups(1, 1, true);
     for (prefix, expected) in [
         ("team", &["TEAM A", "team b", "Team c", "Teams"][..]),

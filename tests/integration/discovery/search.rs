@@ -131,17 +131,10 @@ async fn r07_search_pages_have_no_duplicates_when_groups_change_between_pages() 
 async fn r07_search_and_autocomplete_match_like_wildcards_literally() {
     let Some(srv) = server().await else { return };
     srv.company(1, 2).await;
+    create_named(&srv, &["100% done", "100 percent", "snake_case"]).await;
     create_named(
         &srv,
-        &[
-            "100% done",
-            "100 percent",
-            "snake_case",
-            "snakeXcase",
-            "back\\slash",
-            "backslash",
-            "[brackets]",
-        ],
+        &["snakeXcase", "back\\slash", "backslash", "[brackets]"],
     )
     .await;
     group(1, "Discounts")

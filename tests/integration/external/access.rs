@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use group_service::grpc::pb;
 use tonic::Code;
 
-use super::{A, B, C, three_companies};
+use super::{A, B, C, shared_group, three_companies};
 use crate::fixtures::*;
 use crate::harness::*;
 
@@ -14,17 +14,7 @@ use crate::harness::*;
 async fn r20_members_from_other_tenants_find_the_group_and_nobody_else_does() {
     let Some(srv) = server().await else { return };
     three_companies(&srv).await;
-    add_contact(&srv, (A, 2), (B, 2)).await;
-    add_contact(&srv, (A, 2), (C, 2)).await;
-    let g = group(A, "Partner Project")
-        .master(2)
-        .external()
-        .create(&srv)
-        .await
-        .name;
-    add_as(&srv, (A, 2), &g, vec![user_of(B, 2), user_of(C, 2)])
-        .await
-        .unwrap();
+    let g = shared_group(&srv, "Partner Project", &[], &[(B, 2), (C, 2)]).await;
     // Groups of the member's own tenant stay in the answers beside it.
     let own_b = group(B, "Partner Desk").master(2).create(&srv).await.name;
 
@@ -83,14 +73,7 @@ async fn r24_owning_tenant_sees_only_id_name_and_tenant_of_other_members() {
         ..user_spec(B, 2)
     })
     .await;
-    add_contact(&srv, (A, 2), (B, 2)).await;
-    let g = group(A, "Partners")
-        .master(2)
-        .external()
-        .create(&srv)
-        .await
-        .name;
-    add_as(&srv, (A, 2), &g, vec![user_of(B, 2)]).await.unwrap();
+    let g = shared_group(&srv, "Partners", &[], &[(B, 2)]).await;
     let b_public = group(B, "B Public")
         .master(2)
         .public()
@@ -142,14 +125,7 @@ async fn r24_nesting_an_external_group_never_opens_an_internal_group_to_other_te
     let Some(srv) = server().await else { return };
     srv.company(A, 3).await;
     srv.company(B, 3).await;
-    add_contact(&srv, (A, 2), (B, 2)).await;
-    let e = group(A, "Partners")
-        .master(2)
-        .external()
-        .create(&srv)
-        .await
-        .name;
-    add_as(&srv, (A, 2), &e, vec![user_of(B, 2)]).await.unwrap();
+    let e = shared_group(&srv, "Partners", &[], &[(B, 2)]).await;
     let i = group(A, "Payroll").master(3).create(&srv).await.name;
 
     // Whether or not nesting is refused, B's user must not reach the internal group.

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use group_service::grpc::pb;
 use tonic::Code;
 
-use super::{A, B, C, three_companies};
+use super::{A, B, C, shared_group, three_companies};
 use crate::fixtures::*;
 use crate::harness::*;
 
@@ -170,15 +170,7 @@ async fn r17_members_cannot_leave_and_removed_members_lose_the_group() {
     let Some(srv) = server().await else { return };
     srv.company(A, 3).await;
     srv.company(B, 3).await;
-    add_contact(&srv, (A, 2), (B, 2)).await;
-    let g = group(A, "Partners")
-        .master(2)
-        .member(user_of(A, 3))
-        .external()
-        .create(&srv)
-        .await
-        .name;
-    add_as(&srv, (A, 2), &g, vec![user_of(B, 2)]).await.unwrap();
+    let g = shared_group(&srv, "Partners", &[3], &[(B, 2)]).await;
 
     let leave = |(tenant, user): Key| {
         let mut c = srv.membership(tenant, user, false);

@@ -3,7 +3,7 @@
 use group_service::grpc::pb;
 use tonic::{Code, Status};
 
-use super::{A, B, C, three_companies};
+use super::{A, B, C, shared_group, three_companies};
 use crate::fixtures::*;
 use crate::harness::*;
 
@@ -122,17 +122,7 @@ async fn r24_cross_tenant_matrix_of_an_external_group() {
 
     let Some(srv) = server().await else { return };
     three_companies(&srv).await;
-    add_contact(&srv, (A, 2), (B, 2)).await;
-    add_contact(&srv, (A, 2), (C, 2)).await;
-    let g = group(A, "Partners")
-        .master(2)
-        .external()
-        .create(&srv)
-        .await
-        .name;
-    add_as(&srv, (A, 2), &g, vec![user_of(B, 2), user_of(C, 2)])
-        .await
-        .unwrap();
+    let g = shared_group(&srv, "Partners", &[], &[(B, 2), (C, 2)]).await;
     let missing = missing_group(A);
 
     let own_admin: Who = (A, 1, true);

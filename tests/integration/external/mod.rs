@@ -11,7 +11,7 @@ mod matrix;
 mod revocation;
 mod storage;
 
-use crate::fixtures::Key;
+use crate::fixtures::*;
 use crate::harness::*;
 
 const A: i64 = 1;
@@ -35,4 +35,26 @@ fn excluded(g: &group_service::grpc::pb::Group) -> std::collections::BTreeSet<(K
             ((u.tenant_id, u.user_id), e.reason.clone())
         })
         .collect()
+}
+
+/// An external group of A named `name` (master A2, initial members `initial` of A) to which
+/// A2 has added `partners`, users of other tenants put in A2's contacts first.
+async fn shared_group(srv: &TestServer, name: &str, initial: &[i64], partners: &[Key]) -> String {
+    for partner in partners {
+        add_contact(srv, (A, 2), *partner).await;
+    }
+    let g = group(A, name)
+        .master(2)
+        .members(initial.iter().map(|u| user_of(A, *u)))
+        .external()
+        .create(srv)
+        .await
+        .name;
+    if !partners.is_empty() {
+        let members = partners.iter().map(|(t, u)| user_of(*t, *u)).collect();
+        add_as(srv, (A, 2), &g, members)
+            .await
+            .expect("add partners");
+    }
+    g
 }

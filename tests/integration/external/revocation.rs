@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use group_service::grpc::pb;
 use tonic::Code;
 
-use super::{A, B};
+use super::{A, B, shared_group};
 use crate::fixtures::*;
 use crate::harness::*;
 
@@ -101,15 +101,7 @@ async fn r18_becoming_a_line_user_removes_from_external_groups() {
     let Some(srv) = server().await else { return };
     srv.company(A, 3).await;
     srv.company(B, 3).await;
-    add_contact(&srv, (A, 2), (B, 2)).await;
-    let g = group(A, "Partners")
-        .master(2)
-        .member(user_of(A, 3))
-        .external()
-        .create(&srv)
-        .await
-        .name;
-    add_as(&srv, (A, 2), &g, vec![user_of(B, 2)]).await.unwrap();
+    let g = shared_group(&srv, "Partners", &[3], &[(B, 2)]).await;
     person(&srv, B, 2, true, pb::UserKind::Line).await;
     person(&srv, A, 3, true, pb::UserKind::Line).await;
     assert_eq!(member_users(&srv, &g).await, BTreeSet::from([(A, 2)]));
@@ -184,17 +176,7 @@ async fn r18_group_without_a_permitted_owner_member_has_no_master_until_an_admin
     let Some(srv) = server().await else { return };
     srv.company(A, 3).await;
     srv.company(B, 3).await;
-    add_contact(&srv, (A, 2), (B, 2)).await;
-    add_contact(&srv, (A, 2), (B, 3)).await;
-    let g = group(A, "Partners")
-        .master(2)
-        .external()
-        .create(&srv)
-        .await
-        .name;
-    add_as(&srv, (A, 2), &g, vec![user_of(B, 2), user_of(B, 3)])
-        .await
-        .unwrap();
+    let g = shared_group(&srv, "Partners", &[], &[(B, 2), (B, 3)]).await;
 
     // Never fails, even for the last master.
     revoke(&srv, (A, 2)).await;

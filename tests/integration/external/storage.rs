@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use group_service::grpc::pb;
 use tonic::{Code, Status};
 
-use super::{A, B, C, three_companies};
+use super::{A, B, C, shared_group, three_companies};
 use crate::fixtures::*;
 use crate::harness::*;
 
@@ -35,18 +35,7 @@ async fn delete(srv: &TestServer, g: &str) {
 async fn r12_deleting_an_external_group_reaches_every_member_tenant_at_once() {
     let Some(srv) = server().await else { return };
     three_companies(&srv).await;
-    add_contact(&srv, (A, 2), (B, 2)).await;
-    add_contact(&srv, (A, 2), (C, 2)).await;
-    let g = group(A, "Partners")
-        .master(2)
-        .member(user_of(A, 3))
-        .external()
-        .create(&srv)
-        .await
-        .name;
-    add_as(&srv, (A, 2), &g, vec![user_of(B, 2), user_of(C, 2)])
-        .await
-        .unwrap();
+    let g = shared_group(&srv, "Partners", &[3], &[(B, 2), (C, 2)]).await;
     let keep = group(A, "Keep")
         .master(2)
         .external()
@@ -216,14 +205,7 @@ async fn r19_usage_is_for_admins_and_services_of_the_tenant() {
     let Some(srv) = server().await else { return };
     srv.company(A, 3).await;
     srv.company(B, 3).await;
-    add_contact(&srv, (A, 2), (B, 2)).await;
-    let g = group(A, "Partners")
-        .master(2)
-        .external()
-        .create(&srv)
-        .await
-        .name;
-    add_as(&srv, (A, 2), &g, vec![user_of(B, 2)]).await.unwrap();
+    shared_group(&srv, "Partners", &[], &[(B, 2)]).await;
 
     usage(&mut srv.groups(A, 1, true), A).await.unwrap();
     usage(&mut srv.groups_service(A), A).await.unwrap();

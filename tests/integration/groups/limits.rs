@@ -61,18 +61,8 @@ async fn r03_concurrent_creates_with_one_request_id_create_one_group() {
 async fn r03_free_tenant_limit_holds_under_concurrency() {
     let Some(srv) = server().await else { return };
     srv.company(1, 1).await;
-    let admin = srv.groups(1, 1, true);
     let started = std::time::Instant::now();
-    let answers = race(32, 0..1_050, |i| {
-        let mut client = admin.clone();
-        async move {
-            client
-                .create_group(create_req(1, &format!("g{i}"), &[1]))
-                .await
-                .map(|r| r.into_inner())
-        }
-    })
-    .await;
+    let answers = create_concurrently(&srv, 1, 32, 1_050, |i| (format!("g{i}"), 1)).await;
     println!(
         "r03: 1,050 creates on {} in {:?}",
         backend(),

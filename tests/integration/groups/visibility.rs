@@ -63,23 +63,17 @@ async fn r07_private_group_is_visible_to_members_of_a_nested_group() {
     srv.team(1, 10, &[4]).await;
     let inner = group(1, "Inner")
         .master(2)
-        .members([user_member(3), team_member(10)])
-        .create(&srv)
-        .await;
-    let outer = group(1, "Outer")
-        .master(5)
-        .member(group_member(&inner.name))
-        .create(&srv)
-        .await;
+        .members([user_member(3), team_member(10)]);
+    let (inner, outer) = nested(&srv, inner, group(1, "Outer").master(5)).await;
     // 3 directly in Inner, 4 through Team 10 in Inner, 2 a master of Inner (R22).
     for user in [2, 3, 4] {
         srv.groups(1, user, false)
-            .get_group(get_req(&outer.name))
+            .get_group(get_req(&outer))
             .await
             .unwrap_or_else(|e| panic!("user {user} cannot see Outer: {e:?}"));
     }
     // Membership flows down, not up: the master of Outer is no member of Inner.
-    assert_hidden_from(&srv, (1, 5), &inner.name).await;
+    assert_hidden_from(&srv, (1, 5), &inner).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

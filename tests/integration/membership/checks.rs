@@ -91,18 +91,12 @@ async fn r07_groups_of_user_direct_and_transitive_as_the_caller_may_see() {
         .create(&srv)
         .await
         .name;
-    let x = group(T, "X")
-        .master(2)
-        .member(team_member(10))
-        .create(&srv)
-        .await
-        .name;
-    let y = group(T, "Y")
-        .master(3)
-        .member(group_member(&x))
-        .create(&srv)
-        .await
-        .name;
+    let (x, y) = nested(
+        &srv,
+        group(T, "X").master(2).member(team_member(10)),
+        group(T, "Y").master(3),
+    )
+    .await;
     let z = group(T, "Z")
         .master(3)
         .members([user_member(4), user_member(5)])
@@ -158,18 +152,14 @@ async fn r07_groups_of_user_direct_and_transitive_as_the_caller_may_see() {
 async fn deleting_a_user_removes_their_memberships() {
     let Some(srv) = server().await else { return };
     srv.company(T, 5).await;
-    let a = group(T, "A")
-        .master(2)
-        .members([user_member(3), user_member(4)])
-        .create(&srv)
-        .await
-        .name;
-    let b = group(T, "B")
-        .masters(&[3, 4])
-        .member(group_member(&a))
-        .create(&srv)
-        .await
-        .name;
+    let (a, b) = nested(
+        &srv,
+        group(T, "A")
+            .master(2)
+            .members([user_member(3), user_member(4)]),
+        group(T, "B").masters(&[3, 4]),
+    )
+    .await;
     delete_user(&srv, T, 4).await;
     let mut admin = srv.membership(T, 1, true);
     assert_eq!(
@@ -190,18 +180,14 @@ async fn r22_deleting_a_team_removes_it_from_groups() {
     let Some(srv) = server().await else { return };
     srv.company(T, 5).await;
     srv.team(T, 10, &[4, 5]).await;
-    let g = group(T, "Design")
-        .master(2)
-        .members([team_member(10), user_member(5)])
-        .create(&srv)
-        .await
-        .name;
-    let parent = group(T, "Parent")
-        .master(3)
-        .member(group_member(&g))
-        .create(&srv)
-        .await
-        .name;
+    let (g, parent) = nested(
+        &srv,
+        group(T, "Design")
+            .master(2)
+            .members([team_member(10), user_member(5)]),
+        group(T, "Parent").master(3),
+    )
+    .await;
     let mut admin = srv.membership(T, 1, true);
     assert_eq!(effective_of(&mut admin, &parent, 50).await, [2, 3, 4, 5]);
 
@@ -225,18 +211,12 @@ async fn r22_deleting_a_team_removes_it_from_groups() {
 async fn r22_deleting_a_nested_group_removes_it_from_the_parent() {
     let Some(srv) = server().await else { return };
     srv.company(T, 5).await;
-    let child = group(T, "Child")
-        .master(3)
-        .member(user_member(4))
-        .create(&srv)
-        .await
-        .name;
-    let parent = group(T, "Parent")
-        .master(2)
-        .member(group_member(&child))
-        .create(&srv)
-        .await
-        .name;
+    let (child, parent) = nested(
+        &srv,
+        group(T, "Child").master(3).member(user_member(4)),
+        group(T, "Parent").master(2),
+    )
+    .await;
     let mut admin = srv.membership(T, 1, true);
     assert_eq!(effective_of(&mut admin, &parent, 50).await, [2, 3, 4]);
 

@@ -11,20 +11,14 @@ use crate::harness::*;
 
 /// 2,010 groups of tenant `T`, their masters (10, 11, 12) far from their own limit.
 async fn groups_over_the_limit(srv: &TestServer) -> Vec<String> {
-    let groups_client = srv.groups(T, 1, true);
-    let created = race(16, 0..2_010i64, |i| {
-        let mut c = groups_client.clone();
-        async move {
-            c.create_group(create_req(T, &format!("Quota {i}"), &[10 + i % 3]))
-                .await
-                .map(|r| r.into_inner().name)
-        }
-    })
-    .await;
+    let spec = |i| (format!("Quota {i}"), 10 + i % 3);
+    let created = create_concurrently(srv, T, 16, 2_010, spec).await;
+    let created: Result<Vec<pb::Group>, _> = created.into_iter().collect();
     let mut names: Vec<String> = created
+        .expect("create groups")
         .into_iter()
-        .collect::<Result<_, _>>()
-        .expect("create groups");
+        .map(|g| g.name)
+        .collect();
     names.sort();
     names
 }

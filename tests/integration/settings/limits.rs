@@ -21,18 +21,8 @@ async fn listed(admin: &mut Groups) -> BTreeSet<String> {
 async fn r03_free_limit_holds_for_1500_concurrent_creates_and_a_downgrade_keeps_every_group() {
     let Some(srv) = server().await else { return };
     srv.company(1, 1).await;
-    let admin = srv.groups(1, 1, true);
     let started = std::time::Instant::now();
-    let answers = race(48, 0..1_500, |i| {
-        let mut client = admin.clone();
-        async move {
-            client
-                .create_group(create_req(1, &format!("q{i}"), &[1]))
-                .await
-                .map(|r| r.into_inner())
-        }
-    })
-    .await;
+    let answers = create_concurrently(&srv, 1, 48, 1_500, |i| (format!("q{i}"), 1)).await;
     println!(
         "r03: 1,500 creates on {} in {:?}",
         backend(),
@@ -53,7 +43,7 @@ async fn r03_free_limit_holds_for_1500_concurrent_creates_and_a_downgrade_keeps_
 
     // PAID raises the limit at once.
     set_tenant(&srv, 1, |t| t.plan = pb::Plan::Paid as i32).await;
-    let mut admin = admin;
+    let mut admin = srv.groups(1, 1, true);
     let extra = admin
         .create_group(create_req(1, "after upgrade", &[1]))
         .await
