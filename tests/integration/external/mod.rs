@@ -11,6 +11,10 @@ mod matrix;
 mod revocation;
 mod storage;
 
+use std::collections::BTreeSet;
+
+use group_service::grpc::pb;
+
 use crate::fixtures::*;
 use crate::harness::*;
 
@@ -27,7 +31,7 @@ async fn three_companies(srv: &TestServer) {
 }
 
 /// (user, reason) of the excluded members of a create or conversion answer.
-fn excluded(g: &group_service::grpc::pb::Group) -> std::collections::BTreeSet<(Key, String)> {
+fn excluded(g: &pb::Group) -> BTreeSet<(Key, String)> {
     g.excluded_members
         .iter()
         .map(|e| {
