@@ -2,6 +2,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::fixtures::*;
 use crate::harness::*;
 use group_service::auth::{Claims, mint_hs256};
 use group_service::grpc::pb;
@@ -14,11 +15,7 @@ use tonic_health::pb::health_client::HealthClient;
 /// A group of tenant 1 (admin 1, plain users 2..=3; master 2) and its name.
 async fn tenant_one_group(srv: &TestServer) -> pb::Group {
     srv.company(1, 3).await;
-    srv.groups(1, 1, true)
-        .create_group(create_req(1, "Tenant one", &[2]))
-        .await
-        .unwrap()
-        .into_inner()
+    group(1, "Tenant one").master(2).create(srv).await
 }
 
 fn now() -> u64 {
@@ -30,9 +27,7 @@ fn now() -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r24_call_without_token_is_unauthenticated() {
-    let Some(srv) = TestServer::start().await else {
-        return;
-    };
+    let Some(srv) = server().await else { return };
     let g = tenant_one_group(&srv).await;
     let err = srv
         .groups_as(None)
@@ -57,9 +52,7 @@ async fn r24_call_without_token_is_unauthenticated() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r24_malformed_token_is_unauthenticated() {
-    let Some(srv) = TestServer::start().await else {
-        return;
-    };
+    let Some(srv) = server().await else { return };
     let g = tenant_one_group(&srv).await;
     for token in ["", "garbage", "a.b.c"] {
         let err = srv
@@ -85,9 +78,7 @@ async fn r24_malformed_token_is_unauthenticated() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r24_token_signed_with_another_secret_is_unauthenticated() {
-    let Some(srv) = TestServer::start().await else {
-        return;
-    };
+    let Some(srv) = server().await else { return };
     let g = tenant_one_group(&srv).await;
     let forged = mint_hs256(
         b"some-other-secret-0123456789abcdef",
@@ -130,9 +121,7 @@ async fn r24_token_signed_with_another_secret_is_unauthenticated() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r24_expired_token_is_unauthenticated() {
-    let Some(srv) = TestServer::start().await else {
-        return;
-    };
+    let Some(srv) = server().await else { return };
     let g = tenant_one_group(&srv).await;
     let issued = now() - 3_600;
     let expired = jsonwebtoken::encode(
@@ -164,12 +153,10 @@ async fn r24_expired_token_is_unauthenticated() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r24_user_of_another_tenant_gets_not_found_like_a_missing_group() {
-    let Some(srv) = TestServer::start().await else {
-        return;
-    };
+    let Some(srv) = server().await else { return };
     let g = tenant_one_group(&srv).await;
     srv.company(2, 2).await;
-    let missing = format!("tenants/1/groups/{}", i64::MAX - 7);
+    let missing = missing_group(1);
     let mut stranger = srv.groups(2, 2, false);
     let hidden = stranger.get_group(get_req(&g.name)).await.unwrap_err();
     let absent = stranger.get_group(get_req(&missing)).await.unwrap_err();
@@ -186,12 +173,10 @@ async fn r24_user_of_another_tenant_gets_not_found_like_a_missing_group() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r24_admin_of_another_tenant_gets_not_found_like_a_missing_group() {
-    let Some(srv) = TestServer::start().await else {
-        return;
-    };
+    let Some(srv) = server().await else { return };
     let g = tenant_one_group(&srv).await;
     srv.company(2, 2).await;
-    let missing = format!("tenants/1/groups/{}", i64::MAX - 7);
+    let missing = missing_group(1);
     let mut foreign_admin = srv.groups(2, 1, true);
     let hidden = foreign_admin.get_group(get_req(&g.name)).await.unwrap_err();
     let absent = foreign_admin
@@ -224,9 +209,7 @@ async fn r24_admin_of_another_tenant_gets_not_found_like_a_missing_group() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r24_user_missing_from_directory_is_permission_denied() {
-    let Some(srv) = TestServer::start().await else {
-        return;
-    };
+    let Some(srv) = server().await else { return };
     let g = tenant_one_group(&srv).await;
     // A user id the tenant does not have, and a tenant the directory does not have.
     for (tenant, user) in [(1, 77), (9, 1)] {
@@ -244,9 +227,7 @@ async fn r24_user_missing_from_directory_is_permission_denied() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r24_user_token_cannot_call_directory_service() {
-    let Some(srv) = TestServer::start().await else {
-        return;
-    };
+    let Some(srv) = server().await else { return };
     srv.company(1, 2).await;
     for (user, admin) in [(2, false), (1, true)] {
         let mut dir = srv.directory_as(Some(srv.token(1, &user.to_string(), admin, false)));
@@ -258,13 +239,9 @@ async fn r24_user_token_cannot_call_directory_service() {
         let err = dir
             .upsert_user(pb::UpsertUserRequest {
                 user: Some(pb::User {
-                    tenant_id: 1,
-                    id: 2,
-                    email: "user2@t1.example".into(),
                     display_name: "Now an admin".into(),
                     is_admin: true,
-                    external_messaging_allowed: true,
-                    kind: pb::UserKind::Works as i32,
+                    ..user_spec(1, 2)
                 }),
             })
             .await
@@ -285,22 +262,17 @@ async fn r24_user_token_cannot_call_directory_service() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r24_service_of_another_tenant_cannot_touch_the_directory() {
-    let Some(srv) = TestServer::start().await else {
-        return;
-    };
+    let Some(srv) = server().await else { return };
     srv.company(1, 2).await;
     srv.company(2, 1).await;
     let mut other = srv.directory(2);
     let err = other
         .upsert_user(pb::UpsertUserRequest {
             user: Some(pb::User {
-                tenant_id: 1,
-                id: 9,
                 email: "intruder@t1.example".into(),
                 display_name: "Intruder".into(),
                 is_admin: true,
-                external_messaging_allowed: true,
-                kind: pb::UserKind::Works as i32,
+                ..user_spec(1, 9)
             }),
         })
         .await
@@ -342,9 +314,7 @@ async fn r24_service_of_another_tenant_cannot_touch_the_directory() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r24_health_check_answers_serving_without_a_token() {
-    let Some(srv) = TestServer::start().await else {
-        return;
-    };
+    let Some(srv) = server().await else { return };
     // A plain channel of its own: no interceptor, no token.
     let channel = tonic::transport::Channel::from_shared(format!("http://{}", srv.addr))
         .unwrap()

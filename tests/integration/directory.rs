@@ -3,6 +3,7 @@
 
 use std::collections::BTreeSet;
 
+use crate::fixtures::*;
 use crate::harness::*;
 use group_service::grpc::pb;
 use tonic::Code;
@@ -10,40 +11,16 @@ use tonic::Code;
 fn user(tenant: i64, id: i64, email: &str) -> pb::UpsertUserRequest {
     pb::UpsertUserRequest {
         user: Some(pb::User {
-            tenant_id: tenant,
-            id,
             email: email.into(),
-            display_name: format!("User {id}"),
-            is_admin: false,
-            external_messaging_allowed: true,
-            kind: pb::UserKind::Works as i32,
+            ..user_spec(tenant, id)
         }),
     }
 }
 
 fn team(tenant: i64, id: i64, members: &[i64]) -> pb::UpsertTeamRequest {
     pb::UpsertTeamRequest {
-        team: Some(pb::Team {
-            tenant_id: tenant,
-            id,
-            display_name: format!("Team {id}"),
-            email: format!("team{id}@t{tenant}.example"),
-            member_user_ids: members.to_vec(),
-        }),
+        team: Some(team_spec(tenant, id, members)),
     }
-}
-
-fn contact(tenant: i64, user: i64, contact_tenant: i64, contact_user: i64) -> pb::Contact {
-    pb::Contact {
-        tenant_id: tenant,
-        user_id: user,
-        contact_tenant_id: contact_tenant,
-        contact_user_id: contact_user,
-    }
-}
-
-fn user_ref(tenant_id: i64, user_id: i64) -> pb::UserRef {
-    pb::UserRef { tenant_id, user_id }
 }
 
 fn list_users(tenant: i64, size: i32, token: &str) -> pb::ListUsersRequest {
@@ -58,9 +35,7 @@ fn list_users(tenant: i64, size: i32, token: &str) -> pb::ListUsersRequest {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn directory_tenant_upsert_get_list_delete() {
-    let Some(srv) = TestServer::start().await else {
-        return;
-    };
+    let Some(srv) = server().await else { return };
     let created = srv
         .tenant(1, pb::Plan::Free, pb::GroupCreation::AdminsOnly)
         .await;
@@ -136,9 +111,7 @@ async fn directory_tenant_upsert_get_list_delete() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn directory_user_upsert_get_list_delete() {
-    let Some(srv) = TestServer::start().await else {
-        return;
-    };
+    let Some(srv) = server().await else { return };
     srv.tenant(1, pb::Plan::Free, pb::GroupCreation::AdminsOnly)
         .await;
     let mut dir = srv.directory(1);
@@ -212,9 +185,7 @@ async fn directory_user_upsert_get_list_delete() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn directory_team_with_members_upsert_get_list_delete() {
-    let Some(srv) = TestServer::start().await else {
-        return;
-    };
+    let Some(srv) = server().await else { return };
     srv.company(1, 4).await;
     let mut dir = srv.directory(1);
     let created = dir
@@ -276,21 +247,19 @@ async fn directory_team_with_members_upsert_get_list_delete() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn directory_contact_add_list_remove() {
-    let Some(srv) = TestServer::start().await else {
-        return;
-    };
+    let Some(srv) = server().await else { return };
     srv.company(1, 2).await;
     srv.company(2, 3).await;
     let mut dir = srv.directory(1);
     for other in [3, 2] {
         let added = dir
             .add_contact(pb::AddContactRequest {
-                contact: Some(contact(1, 2, 2, other)),
+                contact: Some(contact_of((1, 2), (2, other))),
             })
             .await
             .unwrap()
             .into_inner();
-        assert_eq!(added, contact(1, 2, 2, other));
+        assert_eq!(added, contact_of((1, 2), (2, other)));
     }
     let listed = dir
         .list_contacts(pb::ListContactsRequest {
@@ -301,15 +270,18 @@ async fn directory_contact_add_list_remove() {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(listed.contacts, [contact(1, 2, 2, 2), contact(1, 2, 2, 3)]);
+    assert_eq!(
+        listed.contacts,
+        [contact_of((1, 2), (2, 2)), contact_of((1, 2), (2, 3))]
+    );
     dir.remove_contact(pb::RemoveContactRequest {
-        contact: Some(contact(1, 2, 2, 2)),
+        contact: Some(contact_of((1, 2), (2, 2))),
     })
     .await
     .unwrap();
     let err = dir
         .remove_contact(pb::RemoveContactRequest {
-            contact: Some(contact(1, 2, 2, 2)),
+            contact: Some(contact_of((1, 2), (2, 2))),
         })
         .await
         .unwrap_err();
@@ -323,11 +295,11 @@ async fn directory_contact_add_list_remove() {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(listed.contacts, [contact(1, 2, 2, 3)]);
+    assert_eq!(listed.contacts, [contact_of((1, 2), (2, 3))]);
     // A contact must be a user that exists.
     let err = dir
         .add_contact(pb::AddContactRequest {
-            contact: Some(contact(1, 2, 2, 99)),
+            contact: Some(contact_of((1, 2), (2, 99))),
         })
         .await
         .unwrap_err();
@@ -336,9 +308,7 @@ async fn directory_contact_add_list_remove() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn directory_message_room_upsert_get_list_delete() {
-    let Some(srv) = TestServer::start().await else {
-        return;
-    };
+    let Some(srv) = server().await else { return };
     srv.company(1, 3).await;
     srv.company(2, 2).await;
     let mut dir = srv.directory(1);
@@ -421,9 +391,7 @@ async fn directory_message_room_upsert_get_list_delete() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r25_bad_email_names_user_email() {
-    let Some(srv) = TestServer::start().await else {
-        return;
-    };
+    let Some(srv) = server().await else { return };
     srv.tenant(1, pb::Plan::Free, pb::GroupCreation::AdminsOnly)
         .await;
     let mut dir = srv.directory(1);
@@ -452,9 +420,7 @@ async fn r25_bad_email_names_user_email() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r25_unspecified_plan_names_tenant_plan() {
-    let Some(srv) = TestServer::start().await else {
-        return;
-    };
+    let Some(srv) = server().await else { return };
     let err = srv
         .directory(1)
         .upsert_tenant(pb::UpsertTenantRequest {
@@ -479,9 +445,7 @@ async fn r25_unspecified_plan_names_tenant_plan() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r25_user_of_a_missing_tenant_is_tenant_not_found() {
-    let Some(srv) = TestServer::start().await else {
-        return;
-    };
+    let Some(srv) = server().await else { return };
     let err = srv
         .directory(5)
         .upsert_user(user(5, 1, "one@t5.example"))
@@ -492,9 +456,7 @@ async fn r25_user_of_a_missing_tenant_is_tenant_not_found() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r25_team_with_an_unknown_member_is_unknown_member() {
-    let Some(srv) = TestServer::start().await else {
-        return;
-    };
+    let Some(srv) = server().await else { return };
     srv.company(1, 2).await;
     srv.company(2, 3).await;
     let mut dir = srv.directory(1);
@@ -515,14 +477,12 @@ async fn r25_team_with_an_unknown_member_is_unknown_member() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r25_contact_in_the_same_tenant_names_contact_tenant_id() {
-    let Some(srv) = TestServer::start().await else {
-        return;
-    };
+    let Some(srv) = server().await else { return };
     srv.company(1, 3).await;
     let err = srv
         .directory(1)
         .add_contact(pb::AddContactRequest {
-            contact: Some(contact(1, 2, 1, 3)),
+            contact: Some(contact_of((1, 2), (1, 3))),
         })
         .await
         .unwrap_err();
@@ -544,9 +504,7 @@ async fn seven_users(srv: &TestServer) -> Vec<i64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r25_list_users_pages_through_without_duplicates_or_gaps() {
-    let Some(srv) = TestServer::start().await else {
-        return;
-    };
+    let Some(srv) = server().await else { return };
     let ids = seven_users(&srv).await;
     let mut dir = srv.directory(1);
     let mut token = String::new();
@@ -575,9 +533,7 @@ async fn r25_list_users_pages_through_without_duplicates_or_gaps() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r25_altered_page_token_is_invalid() {
-    let Some(srv) = TestServer::start().await else {
-        return;
-    };
+    let Some(srv) = server().await else { return };
     seven_users(&srv).await;
     let mut dir = srv.directory(1);
     let token = dir
@@ -606,9 +562,7 @@ async fn r25_altered_page_token_is_invalid() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r25_page_token_of_another_query_is_invalid() {
-    let Some(srv) = TestServer::start().await else {
-        return;
-    };
+    let Some(srv) = server().await else { return };
     seven_users(&srv).await;
     srv.tenant(2, pb::Plan::Free, pb::GroupCreation::AdminsOnly)
         .await;
@@ -658,9 +612,7 @@ async fn r25_page_token_of_another_query_is_invalid() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r24_deleting_a_tenant_makes_its_groups_unreadable() {
-    let Some(srv) = TestServer::start().await else {
-        return;
-    };
+    let Some(srv) = server().await else { return };
     srv.company(1, 2).await;
     let g = srv
         .groups(1, 1, true)
@@ -703,9 +655,7 @@ async fn r24_deleting_a_tenant_makes_its_groups_unreadable() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r24_get_group_of_a_missing_tenant_is_not_found() {
-    let Some(srv) = TestServer::start().await else {
-        return;
-    };
+    let Some(srv) = server().await else { return };
     srv.company(1, 2).await;
     let err = srv
         .groups(1, 1, true)

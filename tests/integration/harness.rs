@@ -3,8 +3,8 @@
 //!
 //! Backend: SQLite (a new file per test) unless `TEST_DATABASE_URL` names a PostgreSQL server;
 //! then each test gets a database cloned from a migrated template, dropped afterwards. Outside
-//! CI a PostgreSQL that does not answer skips the test with a printed line; with `CI=true` it
-//! fails the test.
+//! CI a PostgreSQL that does not answer skips the tests, said once per run on stderr; with
+//! `CI=true` it fails them.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -68,6 +68,24 @@ pub fn is_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
 }
 
+/// Says once per run, on the process's stderr, that the PostgreSQL tests are being skipped.
+/// Written to the stderr handle itself: libtest captures `eprintln!` of passing tests, and a
+/// skip must never pass unseen.
+fn warn_skipping(error: &str) {
+    use std::io::Write;
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = writeln!(
+            std::io::stderr(),
+            "\nWARNING: the PostgreSQL at TEST_DATABASE_URL does not answer ({error}).\n\
+             WARNING: every test of this run that needs a database returns at once and passes \
+             WITHOUT RUNNING.\n\
+             WARNING: start PostgreSQL, unset TEST_DATABASE_URL to test on SQLite, or set \
+             CI=true to make this a failure.\n"
+        );
+    });
+}
+
 /// Which backend the suite runs on.
 pub fn backend() -> &'static str {
     if std::env::var("TEST_DATABASE_URL").is_ok_and(|u| !u.is_empty()) {
@@ -78,8 +96,8 @@ pub fn backend() -> &'static str {
 }
 
 impl TestServer {
-    /// A server over a new database, or `None` (with a printed reason) when the configured
-    /// PostgreSQL does not answer outside CI.
+    /// A server over a new database, or `None` when the configured PostgreSQL does not answer
+    /// outside CI (said once per run on stderr).
     pub async fn start() -> Option<TestServer> {
         Self::start_with(|_| async {}).await.map(|(srv, ())| srv)
     }
@@ -95,7 +113,7 @@ impl TestServer {
             Ok(admin) if !admin.is_empty() => match pg::create_database(&admin).await {
                 Ok((url, name)) => (url, None, Some((admin, name))),
                 Err(e) if !is_ci() => {
-                    println!("skipping: PostgreSQL at TEST_DATABASE_URL does not answer ({e})");
+                    warn_skipping(&e);
                     return None;
                 }
                 Err(e) => panic!("PostgreSQL at TEST_DATABASE_URL does not answer: {e}"),
@@ -197,18 +215,17 @@ impl TestServer {
 
     /// Creates a user.
     pub async fn user(&self, tenant: i64, id: i64, admin: bool) -> pb::User {
-        self.directory(tenant)
-            .upsert_user(pb::UpsertUserRequest {
-                user: Some(pb::User {
-                    tenant_id: tenant,
-                    id,
-                    email: format!("user{id}@t{tenant}.example"),
-                    display_name: format!("User {id}"),
-                    is_admin: admin,
-                    external_messaging_allowed: true,
-                    kind: pb::UserKind::Works as i32,
-                }),
-            })
+        self.upsert_user(pb::User {
+            is_admin: admin,
+            ..user_spec(tenant, id)
+        })
+        .await
+    }
+
+    /// Creates or replaces a user as the directory system of its tenant.
+    pub async fn upsert_user(&self, user: pb::User) -> pb::User {
+        self.directory(user.tenant_id)
+            .upsert_user(pb::UpsertUserRequest { user: Some(user) })
             .await
             .expect("upsert user")
             .into_inner()
@@ -237,13 +254,7 @@ impl TestServer {
     pub async fn team(&self, tenant: i64, id: i64, members: &[i64]) -> pb::Team {
         self.directory(tenant)
             .upsert_team(pb::UpsertTeamRequest {
-                team: Some(pb::Team {
-                    tenant_id: tenant,
-                    id,
-                    display_name: format!("Team {id}"),
-                    email: format!("team{id}@t{tenant}.example"),
-                    member_user_ids: members.to_vec(),
-                }),
+                team: Some(team_spec(tenant, id, members)),
             })
             .await
             .expect("upsert team")
@@ -296,6 +307,36 @@ impl Drop for TestServer {
             })
             .join();
         }
+    }
+}
+
+/// A server over a new database, or `None` when the configured PostgreSQL does not answer
+/// outside CI (said once per run on stderr): `let Some(srv) = server().await else { return };`.
+pub async fn server() -> Option<TestServer> {
+    TestServer::start().await
+}
+
+/// A plain user of `tenant` who may message other companies: `user{id}@t{tenant}.example`.
+pub fn user_spec(tenant: i64, id: i64) -> pb::User {
+    pb::User {
+        tenant_id: tenant,
+        id,
+        email: format!("user{id}@t{tenant}.example"),
+        display_name: format!("User {id}"),
+        is_admin: false,
+        external_messaging_allowed: true,
+        kind: pb::UserKind::Works as i32,
+    }
+}
+
+/// A team of `tenant` with the given user members: `team{id}@t{tenant}.example`.
+pub fn team_spec(tenant: i64, id: i64, members: &[i64]) -> pb::Team {
+    pb::Team {
+        tenant_id: tenant,
+        id,
+        display_name: format!("Team {id}"),
+        email: format!("team{id}@t{tenant}.example"),
+        member_user_ids: members.to_vec(),
     }
 }
 

@@ -3,6 +3,7 @@
 // A failed unwrap in a test is the test failing, with the error in the panic message.
 #![allow(clippy::unwrap_used)]
 
+mod fixtures;
 mod harness;
 
 mod auth;

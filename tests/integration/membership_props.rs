@@ -8,6 +8,7 @@ use group_service::grpc::pb;
 use proptest::prelude::*;
 use tonic_types::StatusExt;
 
+use crate::fixtures::*;
 use crate::harness::*;
 
 const T: i64 = 1;
@@ -148,22 +149,10 @@ impl Model {
 }
 
 fn to_ref(m: M, groups: &[String]) -> pb::MemberRef {
-    let (kind, id) = match m {
-        M::User(u) => (pb::MemberType::User, user_id(u)),
-        M::Team(t) => (pb::MemberType::Team, team_id(t)),
-        M::Group(g) => (
-            pb::MemberType::Group,
-            groups[g]
-                .rsplit('/')
-                .next()
-                .and_then(|id| id.parse().ok())
-                .expect("group id"),
-        ),
-    };
-    pb::MemberRef {
-        r#type: kind as i32,
-        id,
-        tenant_id: 0,
+    match m {
+        M::User(u) => user_member(user_id(u)),
+        M::Team(t) => team_member(team_id(t)),
+        M::Group(g) => group_member(&groups[g]),
     }
 }
 
@@ -181,28 +170,17 @@ async fn run_case(ops: Vec<Op>) -> Result<(), TestCaseError> {
     };
     srv.company(T, 1 + USERS as i64).await;
     for (t, users) in TEAM_USERS.iter().enumerate() {
-        srv.directory(T)
-            .upsert_team(pb::UpsertTeamRequest {
-                team: Some(pb::Team {
-                    tenant_id: T,
-                    id: team_id(t),
-                    display_name: format!("Team {t}"),
-                    email: String::new(),
-                    member_user_ids: users.iter().map(|u| user_id(*u)).collect(),
-                }),
-            })
-            .await
-            .expect("upsert team");
+        let users: Vec<i64> = users.iter().map(|u| user_id(*u)).collect();
+        srv.team(T, team_id(t), &users).await;
     }
     let mut groups = Vec::with_capacity(GROUPS);
-    let mut creator = srv.groups(T, 1, true);
     for g in 0..GROUPS {
+        let master = user_id(master_of(g));
         groups.push(
-            creator
-                .create_group(create_req(T, &format!("G{g}"), &[user_id(master_of(g))]))
+            group(T, &format!("G{g}"))
+                .master(master)
+                .create(&srv)
                 .await
-                .expect("create group")
-                .into_inner()
                 .name,
         );
     }
@@ -212,22 +190,14 @@ async fn run_case(ops: Vec<Op>) -> Result<(), TestCaseError> {
     for (i, op) in ops.iter().enumerate() {
         let want = model.apply(op);
         let got = match op {
-            Op::Add(g, ms) => c
-                .add_members(pb::AddMembersRequest {
-                    group: groups[*g].clone(),
-                    members: ms.iter().map(|m| to_ref(*m, &groups)).collect(),
-                    request_id: String::new(),
-                })
-                .await
-                .map(|_| ()),
-            Op::Remove(g, ms) => c
-                .remove_members(pb::RemoveMembersRequest {
-                    group: groups[*g].clone(),
-                    members: ms.iter().map(|m| to_ref(*m, &groups)).collect(),
-                    request_id: String::new(),
-                })
-                .await
-                .map(|_| ()),
+            Op::Add(g, ms) => {
+                let members = ms.iter().map(|m| to_ref(*m, &groups)).collect();
+                add(&mut c, &groups[*g], members).await.map(drop)
+            }
+            Op::Remove(g, ms) => {
+                let members = ms.iter().map(|m| to_ref(*m, &groups)).collect();
+                remove(&mut c, &groups[*g], members).await.map(drop)
+            }
         };
         let got = got.map_err(|e| reason(&e));
         prop_assert_eq!(got, want.map_err(str::to_owned), "op {} {:?}", i, op);
@@ -236,19 +206,8 @@ async fn run_case(ops: Vec<Op>) -> Result<(), TestCaseError> {
     for (g, name) in groups.iter().enumerate() {
         let want = model.effective(g);
         for u in 0..USERS {
-            let r = c
-                .check_membership(pb::CheckMembershipRequest {
-                    group: name.clone(),
-                    user: Some(pb::UserRef {
-                        tenant_id: T,
-                        user_id: user_id(u),
-                    }),
-                })
-                .await
-                .expect("check membership")
-                .into_inner();
             prop_assert_eq!(
-                (r.member, r.master, r.direct),
+                check(&mut c, name, user_id(u)).await,
                 (
                     want.contains(&u),
                     master_of(g) == u,
@@ -259,19 +218,7 @@ async fn run_case(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 u
             );
         }
-        let listed: Vec<i64> = c
-            .list_effective_members(pb::ListEffectiveMembersRequest {
-                group: name.clone(),
-                page_size: 100,
-                page_token: String::new(),
-            })
-            .await
-            .expect("list effective members")
-            .into_inner()
-            .users
-            .iter()
-            .map(|u| u.user_id)
-            .collect();
+        let listed: Vec<i64> = effective_of(&mut c, name, 100).await;
         let want: Vec<i64> = want.into_iter().map(user_id).collect();
         prop_assert_eq!(listed, want, "effective members of group {}", g);
     }

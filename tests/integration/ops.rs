@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use crate::fixtures::*;
 use crate::harness::*;
 use group_service::domain::Service;
 use group_service::domain::caller::{Caller, Principal};
@@ -14,9 +15,7 @@ use tonic_health::pb::health_client::HealthClient;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ops_migrations_are_idempotent() {
-    let Some(srv) = TestServer::start().await else {
-        return;
-    };
+    let Some(srv) = server().await else { return };
     // The harness migrated once already.
     srv.store.migrate().await.expect("second migrate");
     srv.store.migrate().await.expect("third migrate");
@@ -36,9 +35,7 @@ async fn ops_migrations_are_idempotent() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ops_graceful_shutdown_completes() {
-    let Some(srv) = TestServer::start().await else {
-        return;
-    };
+    let Some(srv) = server().await else { return };
     srv.company(1, 2).await;
     let mut admin = srv.groups(1, 1, true);
     admin
@@ -58,29 +55,27 @@ async fn ops_graceful_shutdown_completes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ops_graceful_shutdown_drains_calls_in_flight() {
-    let Some(mut srv) = TestServer::start().await else {
+    let Some(mut srv) = server().await else {
         return;
     };
     srv.company(1, 2).await;
     let admin = srv.groups(1, 1, true);
-    let calls: Vec<_> = (0..40)
-        .map(|i| {
-            let mut client = admin.clone();
-            tokio::spawn(async move {
-                client
-                    .create_group(create_req(1, &format!("in flight {i}"), &[2]))
-                    .await
-            })
-        })
-        .collect();
+    let calls = Race::start(40, 0..40, |i| {
+        let mut client = admin.clone();
+        async move {
+            client
+                .create_group(create_req(1, &format!("in flight {i}"), &[2]))
+                .await
+        }
+    });
     // Let some of the calls reach the server before it is told to stop.
     tokio::time::sleep(Duration::from_millis(5)).await;
     tokio::time::timeout(Duration::from_secs(10), srv.shutdown())
         .await
         .expect("shutdown completes");
     let mut ok = 0;
-    for call in calls {
-        match call.await.unwrap() {
+    for answer in calls.answers().await {
+        match answer {
             Ok(_) => ok += 1,
             Err(err) => assert_eq!(err.code(), Code::Unavailable, "{err:?}"),
         }

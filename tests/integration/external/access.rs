@@ -1,0 +1,165 @@
+//! Who sees an external group across tenants (R20, R24): its members from every tenant, and
+//! nobody else; nothing of another tenant reaches the owning tenant beyond its members.
+
+use std::collections::BTreeSet;
+
+use group_service::grpc::pb;
+use tonic::Code;
+
+use super::{A, B, C, shared_group, three_companies};
+use crate::fixtures::*;
+use crate::harness::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r20_members_from_other_tenants_find_the_group_and_nobody_else_does() {
+    let Some(srv) = server().await else { return };
+    three_companies(&srv).await;
+    let g = shared_group(&srv, "Partner Project", &[], &[(B, 2), (C, 2)]).await;
+    // Groups of the member's own tenant stay in the answers beside it.
+    let own_b = group(B, "Partner Desk").master(2).create(&srv).await.name;
+
+    let as_admin = get(&srv, &g).await;
+    for (t, u) in [(B, 2), (C, 2)] {
+        let got = srv
+            .groups(t, u, false)
+            .get_group(get_req(&g))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(got, as_admin, "{t}/{u} reads the group as it is");
+        for (i, found) in discovered(&srv, (t, u), false, t, "partner")
+            .await
+            .iter()
+            .enumerate()
+        {
+            assert!(found.contains(&g), "{t}/{u}, answer {i}: {found:?}");
+        }
+        assert!(
+            visible_groups_of(&srv, (t, u), false, (t, u))
+                .await
+                .contains(&g)
+        );
+    }
+    let [search, auto, list] = discovered(&srv, (B, 2), false, B, "partner").await;
+    assert_eq!(search, BTreeSet::from([g.clone(), own_b.clone()]));
+    assert_eq!(auto, search);
+    assert_eq!(list, search);
+
+    // Non-members of B, and B's admin, find nothing of it.
+    for (u, admin) in [(3, false), (1, true)] {
+        for (i, found) in discovered(&srv, (B, u), admin, B, "partner")
+            .await
+            .iter()
+            .enumerate()
+        {
+            assert!(!found.contains(&g), "{B}/{u}, answer {i}: {found:?}");
+        }
+        assert!(
+            !visible_groups_of(&srv, (B, u), admin, (B, 2))
+                .await
+                .contains(&g)
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r24_owning_tenant_sees_only_id_name_and_tenant_of_other_members() {
+    let Some(srv) = server().await else { return };
+    srv.company(A, 3).await;
+    srv.company(B, 3).await;
+    srv.upsert_user(pb::User {
+        email: "kim.secret@partner-b.example".into(),
+        display_name: "Kim from B".into(),
+        ..user_spec(B, 2)
+    })
+    .await;
+    let g = shared_group(&srv, "Partners", &[], &[(B, 2)]).await;
+    let b_public = group(B, "B Public")
+        .master(2)
+        .public()
+        .create(&srv)
+        .await
+        .name;
+
+    let listed = srv
+        .membership(A, 1, true)
+        .list_members(pb::ListMembersRequest {
+            group: g.clone(),
+            page_size: 100,
+            page_token: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let kim = listed
+        .members
+        .iter()
+        .find(|m| m.member.is_some_and(|r| r.tenant_id == B && r.id == 2))
+        .expect("the B member is listed");
+    assert_eq!(kim.display_name, "Kim from B");
+    assert!(
+        !format!("{listed:?}").contains("partner-b.example"),
+        "B's data leaks: {listed:?}"
+    );
+
+    // Nothing else of B reaches A's admin.
+    let mut a_admin = srv.groups(A, 1, true);
+    let err = a_admin.get_group(get_req(&b_public)).await.unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+    let [search, auto, list] = discovered(&srv, (A, 1), true, B, "b").await;
+    assert!(search.is_empty() && auto.is_empty() && list.is_empty());
+    let err = srv
+        .membership(A, 1, true)
+        .list_groups_of_user(pb::ListGroupsOfUserRequest {
+            user: Some(user_ref(B, 2)),
+            page_size: 10,
+            page_token: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r24_nesting_an_external_group_never_opens_an_internal_group_to_other_tenants() {
+    let Some(srv) = server().await else { return };
+    srv.company(A, 3).await;
+    srv.company(B, 3).await;
+    let e = shared_group(&srv, "Partners", &[], &[(B, 2)]).await;
+    let i = group(A, "Payroll").master(3).create(&srv).await.name;
+
+    // Whether or not nesting is refused, B's user must not reach the internal group.
+    let nested = add(&mut srv.membership(A, 1, true), &i, vec![group_member(&e)]).await;
+    if let Err(err) = &nested {
+        assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
+    }
+    let mut b2 = srv.groups(B, 2, false);
+    let hidden = b2.get_group(get_req(&i)).await;
+    let missing = b2.get_group(get_req(&missing_group(A))).await.unwrap_err();
+    match hidden {
+        Ok(_) => panic!("B's member reads A's internal group (nesting answered {nested:?})"),
+        Err(err) => assert_eq!(fingerprint(&err), fingerprint(&missing)),
+    }
+    assert!(
+        !visible_groups_of(&srv, (B, 2), false, (B, 2))
+            .await
+            .contains(&i),
+        "the internal group is listed for B's member"
+    );
+    // An internal group's effective members are users of its own tenant.
+    let effective = srv
+        .membership(A, 1, true)
+        .list_effective_members(pb::ListEffectiveMembersRequest {
+            group: i.clone(),
+            page_size: 100,
+            page_token: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .users;
+    assert!(
+        effective.iter().all(|u| u.tenant_id == A),
+        "internal group with members of another tenant: {effective:?}"
+    );
+}

@@ -1,0 +1,7 @@
+//! GroupService: create, get, delete (R01, R02, R03, R04, R07, R12), idempotent creates.
+
+mod creation;
+mod deletion;
+mod limits;
+mod naming;
+mod visibility;
