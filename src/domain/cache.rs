@@ -13,13 +13,15 @@
 use std::hash::Hash;
 use std::sync::Arc;
 
-use super::caller::Caller;
+use super::caller::{Actor, Caller};
 use super::membership::Membership;
 use super::model::{Group, GroupId, TenantId, UserKey};
 
 /// What an answer depends on besides the database: the caller and the request.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum Key {
+    /// The caller as the directory knows it (R24), for reads.
+    Actor(Caller),
     Group {
         caller: Caller,
         tenant: TenantId,
@@ -35,6 +37,7 @@ pub(crate) enum Key {
 
 #[derive(Clone, Debug)]
 pub(crate) enum Answer {
+    Actor(Actor),
     Group(Arc<Group>),
     Membership(Membership),
 }
@@ -56,7 +59,7 @@ impl Answer {
                 });
                 u32::try_from(base + 320 + text + list).unwrap_or(u32::MAX)
             }
-            Answer::Membership(_) => base as u32,
+            Answer::Actor(_) | Answer::Membership(_) => base as u32,
         }
     }
 }
@@ -73,7 +76,7 @@ impl AnswerCache {
             .max_capacity(max_bytes)
             .weigher(|k: &Key, (_, a): &(u64, Answer)| {
                 let key = match k {
-                    Key::Group { .. } => 64,
+                    Key::Actor(_) | Key::Group { .. } => 64,
                     Key::Membership { .. } => 80,
                 };
                 a.weight().saturating_add(key)

@@ -175,7 +175,7 @@ impl Service {
         };
         let to = |a| match a {
             Answer::Group(g) => Some(g),
-            Answer::Membership(_) => None,
+            _ => None,
         };
         let group = self
             .cached(key, to, |g| Answer::Group(g.clone()), read)

@@ -177,7 +177,7 @@ impl Service {
         };
         let to = |a| match a {
             Answer::Membership(m) => Some(m),
-            Answer::Group(_) => None,
+            _ => None,
         };
         self.cached(key, to, |m| Answer::Membership(*m), read).await
     }
@@ -211,6 +211,10 @@ impl Service {
                     } else {
                         None
                     };
+                    // R07: a user sees every group they are in; others need the check.
+                    if actor.user_key() == Some(user) {
+                        return Ok((scanned, last));
+                    }
                     let mut out = Vec::with_capacity(scanned.len());
                     for (group, direct) in scanned {
                         if can_see(tx, actor, &group).await? {

@@ -183,7 +183,20 @@ impl Service {
         F: for<'t> Fn(&'t mut dyn Tx, &'t Actor, &'t A) -> TxFuture<'t, R> + Send + Sync,
     {
         let mut t = self.db.begin(mode).await?;
-        let res = match caller.resolve(&mut *t).await {
+        let actor = match mode {
+            // A write decides with the directory as its own transaction reads it.
+            Mode::Write => caller.resolve(&mut *t).await,
+            Mode::Read => {
+                let to = |a| match a {
+                    Answer::Actor(a) => Some(a),
+                    _ => None,
+                };
+                let from = |a: &Actor| Answer::Actor(a.clone());
+                let key = Key::Actor(caller.clone());
+                self.cached(key, to, from, caller.resolve(&mut *t)).await
+            }
+        };
+        let res = match actor {
             Ok(actor) => op(&mut *t, &actor, args).await,
             Err(e) => Err(e),
         };

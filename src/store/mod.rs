@@ -213,8 +213,11 @@ impl Database for Store {
         match &self.backend {
             Backend::Postgres(pool) => {
                 let mut conn = pool.get_owned().await.map_err(pool_error)?;
-                PgTm::begin_transaction(&mut *conn).await?;
-                Ok(Box::new(PgTx(conn)))
+                let open = mode == Mode::Write;
+                if open {
+                    PgTm::begin_transaction(&mut *conn).await?;
+                }
+                Ok(Box::new(PgTx { conn, open }))
             }
             Backend::Sqlite { writer, readers } => {
                 let pool = match mode {
@@ -245,15 +248,21 @@ impl Transaction for PgTx {
     async fn announce(&mut self) -> Result<()> {
         diesel::sql_query("SELECT pg_notify($1, '')")
             .bind::<diesel::sql_types::Text, _>(changes::CHANNEL)
-            .execute(&mut *self.0)
+            .execute(&mut *self.conn)
             .await?;
         Ok(())
     }
     async fn commit(mut self: Box<Self>) -> Result<()> {
-        Ok(PgTm::commit_transaction(&mut *self.0).await?)
+        if self.open {
+            PgTm::commit_transaction(&mut *self.conn).await?;
+        }
+        Ok(())
     }
     async fn rollback(mut self: Box<Self>) -> Result<()> {
-        Ok(PgTm::rollback_transaction(&mut *self.0).await?)
+        if self.open {
+            PgTm::rollback_transaction(&mut *self.conn).await?;
+        }
+        Ok(())
     }
 }
 

@@ -26,6 +26,10 @@ use tonic_types::StatusExt;
 
 pub const SECRET: &[u8] = b"integration-test-secret-0123456789";
 
+/// Every test server reads through a cache of this size: the whole suite checks that cached
+/// answers are never stale.
+pub const CACHE_BYTES: u64 = 8 << 20;
+
 /// Adds a bearer token to every call.
 #[derive(Clone)]
 pub struct Bearer(Option<String>);
@@ -127,20 +131,38 @@ impl TestServer {
         let store = Store::connect(&url, 8).await.expect("connect");
         store.migrate().await.expect("migrate");
         let arranged = before(store.clone()).await;
-        let mut srv = Self::serve(store, dir, pg_database).await;
+        let mut srv = Self::serve(store, CACHE_BYTES, dir, pg_database).await;
         srv.url = url;
         Some((srv, arranged))
     }
 
+    /// Another server over this one's store (one process, one cache generation), with a
+    /// cache of `cache_bytes` (0: none).
+    pub async fn sibling(&self, cache_bytes: u64) -> TestServer {
+        let mut srv = Self::serve(self.store.clone(), cache_bytes, None, None).await;
+        srv.url = self.url.clone();
+        srv
+    }
+
+    /// Another server over this one's database through a store of its own, as a second
+    /// process would be: it learns of this server's writes only through the database.
+    pub async fn replica(&self) -> TestServer {
+        let store = Store::connect(&self.url, 8).await.expect("connect replica");
+        let mut srv = Self::serve(store, CACHE_BYTES, None, None).await;
+        srv.url = self.url.clone();
+        srv
+    }
+
     async fn serve(
         store: Store,
+        cache_bytes: u64,
         dir: Option<tempfile::TempDir>,
         pg_database: Option<(String, String)>,
     ) -> TestServer {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let service = Service::new(store.clone(), b"page-token-test-key");
+        let service = Service::new(store.clone(), b"page-token-test-key").with_cache(cache_bytes);
         let task = tokio::spawn(async move {
             group_service::server::run(listener, service, Verifier::hs256(SECRET), async {
                 let _ = rx.await;

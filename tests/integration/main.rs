@@ -7,6 +7,7 @@ mod fixtures;
 mod harness;
 
 mod auth;
+mod cache;
 mod directory;
 mod discovery;
 mod external;

@@ -26,15 +26,21 @@ use super::{Pooled, SqliteConn};
 use crate::domain::error::{Error, Reason};
 use crate::domain::model::{TenantId, UserId, UserKey};
 
-/// A PostgreSQL transaction: a connection checked out of the pool, BEGIN issued.
-pub struct PgTx(pub Pooled<AsyncPgConnection>);
+/// A PostgreSQL transaction: a connection checked out of the pool. Reads run without
+/// BEGIN/COMMIT (`open` false): under READ COMMITTED every statement takes its own snapshot
+/// inside a transaction too, so a read-only transaction would cost two round trips and buy
+/// nothing.
+pub struct PgTx {
+    pub conn: Pooled<AsyncPgConnection>,
+    pub open: bool,
+}
 /// An SQLite transaction, likewise.
 pub struct SqliteTx(pub Pooled<SqliteConn>);
 
 impl PgTx {
     /// The connection every PostgreSQL query of the transaction runs on.
     fn conn(&mut self) -> &mut AsyncPgConnection {
-        &mut self.0
+        &mut self.conn
     }
 }
 
