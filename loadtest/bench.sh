@@ -3,7 +3,7 @@
 #
 #   bash loadtest/bench.sh           full run (under 10 minutes): PostgreSQL and SQLite,
 #                                    100,000-group tenant, baselines first and last
-#   bash loadtest/bench.sh --smoke   about 20 seconds (CI): SQLite, a small tenant, every call
+#   bash loadtest/bench.sh --smoke   about 30 seconds (CI): SQLite, a small tenant, every call
 #                                    once briefly; exits non-zero when a call fails
 #
 # Baselines: pgbench -S -M prepared and TPC-B at the same client count on a scratch database,
