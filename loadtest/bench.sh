@@ -1,0 +1,333 @@
+#!/usr/bin/env bash
+# The benchmark of a running group-service, against baselines measured in the same run.
+#
+#   bash loadtest/bench.sh           full run (under 10 minutes): PostgreSQL and SQLite,
+#                                    100,000-group tenant, baselines first and last
+#   bash loadtest/bench.sh --smoke   about 30 seconds (CI): SQLite, a small tenant, every call
+#                                    once briefly; exits non-zero when a call fails
+#
+# Baselines: pgbench -S -M prepared and TPC-B at the same client count on a scratch database,
+# and a bare tonic Health server (bare-health) driven by the same load tool (group-load). Then
+# the real group-service binary on 127.0.0.1, seeded by `group-load seed`.
+#
+# Environment: BENCH_PG_URL (default postgres://postgres@127.0.0.1:5432/postgres; a server this
+# script may create and drop databases on), BENCH_CLIENTS (16), BENCH_SECONDS (6),
+# BENCH_PORT (50071; the bare server uses the next port), BENCH_KEEP=1 keeps the work dir.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+MODE=full
+case "${1:-}" in
+  --smoke) MODE=smoke ;;
+  "") ;;
+  *) echo "usage: $0 [--smoke]" >&2; exit 2 ;;
+esac
+
+PG_URL="${BENCH_PG_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+PG_BASE="${PG_URL%/*}"
+CLIENTS="${BENCH_CLIENTS:-16}"
+PORT="${BENCH_PORT:-50071}"
+BARE_PORT=$((PORT + 1))
+SVC_HOST="127.0.0.1:$PORT"
+BARE_HOST="127.0.0.1:$BARE_PORT"
+SECRET="bench-hs256-secret-0123456789abcdef"
+PGBENCH_DB="group_bench_pgbench_$$"
+SVC_DB="group_bench_service_$$"
+WORK="$(mktemp -d /tmp/group-bench.XXXXXX)"
+STARTED=$(date +%s)
+FAILED=()
+RUNS=()
+PIDS=()
+CREATED_DBS=()
+
+if [ "$MODE" = smoke ]; then
+  SECONDS_PER_CALL="${BENCH_SECONDS:-1}"
+  WARMUP=0s
+  SEED_ARGS=(--groups 3000 --users 600 --team-size 300 --heavy-groups 300 --create-tenants 4 --create-users 50)
+  PROFILE=debug
+  BACKENDS=(sqlite)
+  LATER_PAGE=3
+  OPEN_RPS=50
+else
+  SECONDS_PER_CALL="${BENCH_SECONDS:-6}"
+  WARMUP=1s
+  SEED_ARGS=()
+  PROFILE=release
+  BACKENDS=(postgres sqlite)
+  LATER_PAGE=20
+  OPEN_RPS=500
+fi
+
+cleanup() {
+  local pid
+  for pid in "${PIDS[@]}"; do
+    kill "$pid" 2>/dev/null || true
+  done
+  for pid in "${PIDS[@]}"; do
+    wait "$pid" 2>/dev/null || true
+  done
+  local db
+  for db in "${CREATED_DBS[@]}"; do
+    psql -q "$PG_URL" -c "DROP DATABASE IF EXISTS $db" >/dev/null 2>&1 || true
+  done
+  if [ "${BENCH_KEEP:-0}" = 1 ]; then
+    echo "work dir kept: $WORK"
+  else
+    rm -rf "$WORK"
+  fi
+}
+trap cleanup EXIT
+
+echo "== build ($PROFILE)"
+if [ "$PROFILE" = release ]; then
+  cargo build --release -q --bin group-service --bin group-load --bin bare-health
+  BIN=target/release
+else
+  cargo build -q --bin group-service --bin group-load --bin bare-health
+  BIN=target/debug
+fi
+LOAD="$BIN/group-load"
+
+port_free() {
+  ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+for p in "$PORT" "$BARE_PORT"; do
+  port_free "$p" || { echo "port $p is in use: set BENCH_PORT" >&2; exit 1; }
+done
+
+pg_answers() {
+  psql -qAt "$PG_URL" -c "SELECT 1" >/dev/null 2>&1
+}
+
+# run NAME [group-load run flags...]: one measured run; its JSON lands in $WORK/r-NAME.json.
+run() {
+  local name="$1"
+  shift
+  RUNS+=("$name")
+  if ! "$LOAD" run --name "$name" -c "$CLIENTS" --connections 4 -z "${SECONDS_PER_CALL}s" \
+      --warmup "$WARMUP" --json-out "$WORK/r-$name.json" "$@" >"$WORK/t-$name.txt" 2>&1; then
+    FAILED+=("$name")
+  fi
+  sed 's/^/  /' "$WORK/t-$name.txt"
+}
+
+# wait_serving HOST PID: Health/Check answers SERVING within 30 s, or the run fails.
+wait_serving() {
+  local i
+  for i in $(seq 1 60); do
+    if ! kill -0 "$2" 2>/dev/null; then
+      echo "server on $1 exited" >&2
+      return 1
+    fi
+    if "$LOAD" call --call grpc.health.v1.Health.Check --host "$1" -t 2s 2>/dev/null \
+        | grep -q '"SERVING"'; then
+      return 0
+    fi
+    sleep 0.5
+  done
+  echo "server on $1 did not become SERVING" >&2
+  return 1
+}
+
+BARE_PID=""
+bare_baseline() {
+  local when="$1"
+  "$BIN/bare-health" --listen "$BARE_HOST" --max-seconds 600 2>"$WORK/bare.log" &
+  BARE_PID=$!
+  PIDS+=("$BARE_PID")
+  wait_serving "$BARE_HOST" "$BARE_PID"
+  run "bare-health-$when" --config loadtest/ghz/health.json --host "$BARE_HOST"
+  kill "$BARE_PID"
+  wait "$BARE_PID" 2>/dev/null || true
+}
+
+PGBENCH=0
+if [ "$MODE" = full ]; then
+  if pg_answers && command -v pgbench >/dev/null; then
+    PGBENCH=1
+  else
+    echo "PostgreSQL at $PG_URL does not answer (or pgbench is missing)" >&2
+    exit 1
+  fi
+fi
+
+pgbench_baseline() {
+  local when="$1" out
+  out=$(pgbench -n -S -M prepared -c "$CLIENTS" -j 2 -T "$SECONDS_PER_CALL" "$PG_BASE/$PGBENCH_DB" 2>&1)
+  echo "$out" | grep -E '^(tps|latency average)' | sed "s/^/  pgbench -S $when: /"
+  echo "$out" | sed -n 's/^tps = \([0-9.]*\).*/\1/p' >"$WORK/pg-select-$when"
+  out=$(pgbench -n -M prepared -c "$CLIENTS" -j 2 -T "$SECONDS_PER_CALL" "$PG_BASE/$PGBENCH_DB" 2>&1)
+  echo "$out" | grep -E '^(tps|latency average)' | sed "s/^/  pgbench TPC-B $when: /"
+  echo "$out" | sed -n 's/^tps = \([0-9.]*\).*/\1/p' >"$WORK/pg-tpcb-$when"
+}
+
+baselines() {
+  local when="$1"
+  echo "== baselines ($when)"
+  if [ "$PGBENCH" = 1 ]; then
+    pgbench_baseline "$when"
+  fi
+  bare_baseline "$when"
+}
+
+if [ "$PGBENCH" = 1 ]; then
+  psql -q "$PG_URL" -c "CREATE DATABASE $PGBENCH_DB" >/dev/null
+  CREATED_DBS+=("$PGBENCH_DB")
+  pgbench -i -q -s 10 "$PG_BASE/$PGBENCH_DB" >"$WORK/pgbench-init.log" 2>&1
+fi
+baselines first
+
+bearer() { printf '{"authorization":"Bearer %s"}' "$1"; }
+
+# bench_service BACKEND: seed, start the server, run every call, record RSS.
+bench_service() {
+  local backend="$1" url
+  echo "== group-service on $backend"
+  if [ "$backend" = postgres ]; then
+    psql -q "$PG_URL" -c "CREATE DATABASE $SVC_DB" >/dev/null
+    CREATED_DBS+=("$SVC_DB")
+    url="$PG_BASE/$SVC_DB"
+  else
+    url="$WORK/bench.db"
+  fi
+  "$BIN/group-service" migrate --database-url "$url" --data-dir "$WORK/data" >/dev/null
+  "$LOAD" seed --database-url "$url" --jwt-secret "$SECRET" "${SEED_ARGS[@]}" >"$WORK/seed-$backend.json"
+  local s="$WORK/seed-$backend.json"
+  jq -r '"  seeded \(.groups) groups, \(.users) users, \(.memberships) memberships (user \(.member_user) in \(.member_user_groups) groups) in \(.seconds | . * 10 | round / 10) s\(if .backend == "postgres" then " (+ \(.analyze_seconds | . * 10 | round / 10) s VACUUM ANALYZE)" else "" end)"' "$s"
+
+  RUST_LOG=warn "$BIN/group-service" --listen "$SVC_HOST" --database-url "$url" \
+    --data-dir "$WORK/data" --jwt-secret "$SECRET" --max-connections 16 \
+    2>"$WORK/service-$backend.log" &
+  local pid=$!
+  PIDS+=("$pid")
+  wait_serving "$SVC_HOST" "$pid"
+
+  local t admin member priv outer team_user outsider muser
+  t=$(jq -r .tenant "$s")
+  admin=$(bearer "$(jq -r .tokens.admin "$s")")
+  member=$(bearer "$(jq -r .tokens.member "$s")")
+  priv=$(jq -r .private_group "$s")
+  outer=$(jq -r .nest_outer "$s")
+  team_user=$(jq -r .team_user "$s")
+  outsider=$(jq -r .outsider_user "$s")
+  muser=$(jq -r .member_user "$s")
+  local b="$backend"
+  run "$b:Health" --config loadtest/ghz/health.json --host "$SVC_HOST"
+  run "$b:GetGroup-member" --config loadtest/ghz/get_group.json --host "$SVC_HOST" \
+    -m "$member" -d "{\"name\":\"$priv\"}"
+  run "$b:GetGroup-admin" --config loadtest/ghz/get_group.json --host "$SVC_HOST" \
+    -m "$admin" -d "{\"name\":\"$priv\"}"
+  # Open loop: a fixed rate, latency from each call's scheduled send.
+  run "$b:GetGroup-admin-open${OPEN_RPS}rps" --config loadtest/ghz/get_group.json --host "$SVC_HOST" \
+    -m "$admin" -d "{\"name\":\"$priv\"}" -r "$OPEN_RPS"
+  run "$b:Check-direct" --config loadtest/ghz/check_membership.json --host "$SVC_HOST" -m "$admin" \
+    -d "{\"group\":\"$priv\",\"user\":{\"tenant_id\":$t,\"user_id\":$muser}}" \
+    --expect '{"member":true,"direct":true}'
+  run "$b:Check-depth5-yes" --config loadtest/ghz/check_membership.json --host "$SVC_HOST" -m "$admin" \
+    -d "{\"group\":\"$outer\",\"user\":{\"tenant_id\":$t,\"user_id\":$team_user}}" \
+    --expect '{"member":true,"direct":false}'
+  run "$b:Check-depth5-no" --config loadtest/ghz/check_membership.json --host "$SVC_HOST" -m "$admin" \
+    -d "{\"group\":\"$outer\",\"user\":{\"tenant_id\":$t,\"user_id\":$outsider}}" \
+    --expect '{"member":false}'
+
+  # A later page: follow the tokens of the first pages.
+  local page_body="{\"user\":{\"tenant_id\":$t,\"user_id\":$muser},\"page_size\":50}"
+  local token="" i
+  for i in $(seq 2 "$LATER_PAGE"); do
+    token=$("$LOAD" call --call groups.v1.MembershipService.ListGroupsOfUser --host "$SVC_HOST" \
+      -m "$member" -d "{\"user\":{\"tenant_id\":$t,\"user_id\":$muser},\"page_size\":50,\"page_token\":\"$token\"}" \
+      | jq -r .next_page_token)
+  done
+  run "$b:ListGroupsOfUser-p1" --config loadtest/ghz/list_groups_of_user.json --host "$SVC_HOST" \
+    -m "$member" -d "$page_body"
+  if [ -n "$token" ] && [ "$token" != null ]; then
+    run "$b:ListGroupsOfUser-p$LATER_PAGE" --config loadtest/ghz/list_groups_of_user.json \
+      --host "$SVC_HOST" -m "$member" \
+      -d "{\"user\":{\"tenant_id\":$t,\"user_id\":$muser},\"page_size\":50,\"page_token\":\"$token\"}"
+  else
+    echo "  no page $LATER_PAGE of ListGroupsOfUser" >&2
+    FAILED+=("$b:ListGroupsOfUser-p$LATER_PAGE")
+  fi
+  run "$b:Autocomplete" --config loadtest/ghz/autocomplete.json --host "$SVC_HOST" -m "$member" \
+    -d "{\"parent\":\"tenants/$t\",\"prefix\":\"de\",\"limit\":10}"
+  run "$b:SearchGroups" --config loadtest/ghz/search_groups.json --host "$SVC_HOST" -m "$member" \
+    -d "{\"parent\":\"tenants/$t\",\"query\":\"delta\",\"page_size\":20}"
+
+  if [ "$MODE" = smoke ]; then
+    # The shipped file as it is (tenant 1, master 7), bounded by its own total.
+    run "$b:CreateGroup-file" --config loadtest/ghz/create_group.json --host "$SVC_HOST" \
+      -m "$admin" -n 200
+  fi
+  local c1 cu tokens1 bodies metas
+  c1=$(jq -r '.create_tenants[0]' "$s")
+  cu=$(jq -r '.create_users' "$s")
+  tokens1=$(bearer "$(jq -r '.tokens.create_admins[0]' "$s")")
+  local create_tpl='{"parent":"tenants/%s","group":{"display_name":"load {{.RequestNumber}} {{.UUID}}"},"master_user_ids":["{{randomInt 1 %s}}"],"request_id":"{{.UUID}}"}'
+  run "$b:CreateGroup-1tenant" --config loadtest/ghz/create_group.json --host "$SVC_HOST" \
+    -m "$tokens1" -d "$(printf "$create_tpl" "$c1" "$((cu + 1))")"
+  bodies=$(jq -c --arg tpl "$create_tpl" --argjson cu "$((cu + 1))" \
+    '[.create_tenants[] as $c | $tpl | sub("%s"; "\($c)") | sub("%s"; "\($cu)") | fromjson]' "$s")
+  metas=$(jq -c '[.tokens.create_admins[] | {authorization: "Bearer \(.)"}]' "$s")
+  run "$b:CreateGroup-$(jq '.create_tenants | length' "$s")tenants" --config loadtest/ghz/create_group.json \
+    --host "$SVC_HOST" -m "$metas" -d "$bodies"
+
+  local rss hwm
+  rss=$(awk '/^VmRSS/ {print int($2 / 1024)}' "/proc/$pid/status")
+  hwm=$(awk '/^VmHWM/ {print int($2 / 1024)}' "/proc/$pid/status")
+  echo "$rss $hwm" >"$WORK/rss-$backend"
+  echo "  server RSS: $rss MiB now, $hwm MiB peak"
+  kill "$pid"
+  wait "$pid" 2>/dev/null || true
+}
+
+for backend in "${BACKENDS[@]}"; do
+  bench_service "$backend"
+done
+
+baselines last
+
+# The table: each call's throughput against the medians of the baselines (first and last).
+median2() { awk -v a="${1:-0}" -v b="${2:-0}" 'BEGIN { printf "%.1f", (a + b) / 2 }'; }
+bare_first=$(jq .rps "$WORK/r-bare-health-first.json" 2>/dev/null || echo 0)
+bare_last=$(jq .rps "$WORK/r-bare-health-last.json" 2>/dev/null || echo 0)
+BARE=$(median2 "$bare_first" "$bare_last")
+echo
+echo "== baselines (first / last / median)"
+printf '  %-28s %10.1f %10.1f %10.1f\n' "bare tonic Health/Check" "$bare_first" "$bare_last" "$BARE"
+SEL=0
+TPCB=0
+if [ "$PGBENCH" = 1 ]; then
+  SEL=$(median2 "$(cat "$WORK/pg-select-first")" "$(cat "$WORK/pg-select-last")")
+  TPCB=$(median2 "$(cat "$WORK/pg-tpcb-first")" "$(cat "$WORK/pg-tpcb-last")")
+  printf '  %-28s %10.1f %10.1f %10.1f\n' "pgbench -S -M prepared" \
+    "$(cat "$WORK/pg-select-first")" "$(cat "$WORK/pg-select-last")" "$SEL"
+  printf '  %-28s %10.1f %10.1f %10.1f\n' "pgbench TPC-B" \
+    "$(cat "$WORK/pg-tpcb-first")" "$(cat "$WORK/pg-tpcb-last")" "$TPCB"
+fi
+echo
+echo "== calls ($CLIENTS in flight, 4 connections, ${SECONDS_PER_CALL}s each after $WARMUP warm-up)"
+printf '  %-34s %9s %8s %8s %8s %8s %9s %9s\n' call rps p50_ms p99_ms p99.9_ms /bare /pg-S /pg-TPCB
+for name in "${RUNS[@]}"; do
+  f="$WORK/r-$name.json"
+  case "$name" in *:*) ;; *) continue ;; esac
+  [ -e "$f" ] || continue
+  jq -r --argjson bare "$BARE" --argjson sel "$SEL" --argjson tpcb "$TPCB" '
+    def r($base): if $base > 0 then (.rps / $base * 1000 | round / 1000 | tostring) else "-" end;
+    [.name, (.rps | . * 10 | round / 10), .latency_ms.p50, .latency_ms.p99, .latency_ms.p99_9,
+     r($bare), r($sel), r($tpcb), (if .passed then "" else "FAILED" end)] | @tsv' "$f"
+done | while IFS=$'\t' read -r name rps p50 p99 p999 rb rs rt status; do
+  printf '  %-34s %9s %8.3f %8.3f %8.3f %8s %8s %9s %s\n' "$name" "$rps" "$p50" "$p99" "$p999" "$rb" "$rs" "$rt" "$status"
+done
+for backend in "${BACKENDS[@]}"; do
+  if [ -f "$WORK/rss-$backend" ]; then
+    read -r rss hwm <"$WORK/rss-$backend"
+    echo "  server RSS on $backend: $rss MiB at the end, $hwm MiB peak"
+  fi
+done
+echo "  total time: $(($(date +%s) - STARTED)) s"
+
+if [ "${#FAILED[@]}" -gt 0 ]; then
+  echo "FAILED: ${FAILED[*]}" >&2
+  exit 1
+fi
+echo "bench passed"
