@@ -41,7 +41,8 @@ pub(crate) async fn remove_user_everywhere(
                 tx.set_master(tenant, group_id, s, true).await?;
             }
         }
-        tx.delete_user_member(tenant, group_id, user).await?;
+        tx.delete_member(tenant, group_id, MemberRef::User(user))
+            .await?;
         tx.release_user_group_slots(&[user]).await?;
         tx.touch_group(tenant, group_id, now).await?;
         let without_master =
@@ -73,7 +74,8 @@ pub(crate) async fn remove_team_everywhere(
             cause: "team_deleted",
         };
         let change = member_change(tx, &group, &[MemberRef::Team(team)], detail).await?;
-        tx.delete_team_member(tenant, group_id, team).await?;
+        tx.delete_member(tenant, group_id, MemberRef::Team(team))
+            .await?;
         tx.touch_group(tenant, group_id, now).await?;
         emit(tx, &group, EventKind::MembersRemoved(change), now).await?;
     }

@@ -12,6 +12,7 @@ use super::members::user_subject;
 use super::model::*;
 use super::page::PageRequest;
 use super::repo::{Page, Tx};
+use super::service::TxFuture;
 
 const MAX_NAME_CHARS: usize = 200;
 const MAX_EMAIL_CHARS: usize = 254;
@@ -81,7 +82,40 @@ async fn require_users(tx: &mut dyn Tx, keys: &[UserKey]) -> Result<()> {
     Ok(())
 }
 
+/// One kind of a tenant's directory entries, listed a page at a time by id.
+struct DirectoryList<T, Id> {
+    name: &'static str,
+    scope: &'static str,
+    id: fn(i64) -> Id,
+    key: fn(&T) -> i64,
+    list: for<'t> fn(&'t mut dyn Tx, TenantId, Page<Id>) -> TxFuture<'t, Vec<T>>,
+}
+
 impl Service {
+    async fn directory_page<T: Send, Id: Copy + Send + Sync>(
+        &self,
+        caller: &Caller,
+        tenant: TenantId,
+        page: PageRequest,
+        list: DirectoryList<T, Id>,
+    ) -> Result<(Vec<T>, String)> {
+        caller.require_service_of(tenant)?;
+        let scope = format!("{}|{tenant}", list.scope);
+        let (size, after) = self.pager.start::<i64>(&scope, &page)?;
+        let page = Page {
+            after: after.map(list.id),
+            limit: size,
+        };
+        let read = list.list;
+        let rows = self
+            .read(list.name, caller, page, |tx, _, page| {
+                read(tx, tenant, *page)
+            })
+            .await?;
+        let next = self.pager.next(&scope, &rows, size, list.key);
+        Ok((rows, next))
+    }
+
     pub async fn upsert_tenant(&self, caller: &Caller, tenant: Tenant) -> Result<Tenant> {
         caller.require_service_of(tenant.id)?;
         let mut v = Violations::default();
@@ -186,20 +220,14 @@ impl Service {
         tenant: TenantId,
         page: PageRequest,
     ) -> Result<(Vec<User>, String)> {
-        caller.require_service_of(tenant)?;
-        let scope = format!("users|{tenant}");
-        let (size, after) = self.pager.start::<i64>(&scope, &page)?;
-        let page = Page {
-            after: after.map(UserId),
-            limit: size,
+        let list = DirectoryList {
+            name: "list_users",
+            scope: "users",
+            id: UserId,
+            key: |r: &User| r.key.user.0,
+            list: |tx, tenant, page| tx.list_users(tenant, page),
         };
-        let rows = self
-            .read("list_users", caller, (), |tx, _, ()| {
-                Box::pin(async move { tx.list_users(tenant, page).await })
-            })
-            .await?;
-        let next = self.pager.next(&scope, &rows, size, |u| u.key.user.0);
-        Ok((rows, next))
+        self.directory_page(caller, tenant, page, list).await
     }
 
     /// Deletes a user; their memberships, team memberships, contacts and room seats go with
@@ -268,20 +296,14 @@ impl Service {
         tenant: TenantId,
         page: PageRequest,
     ) -> Result<(Vec<Team>, String)> {
-        caller.require_service_of(tenant)?;
-        let scope = format!("teams|{tenant}");
-        let (size, after) = self.pager.start::<i64>(&scope, &page)?;
-        let page = Page {
-            after: after.map(TeamId),
-            limit: size,
+        let list = DirectoryList {
+            name: "list_teams",
+            scope: "teams",
+            id: TeamId,
+            key: |r: &Team| r.id.0,
+            list: |tx, tenant, page| tx.list_teams(tenant, page),
         };
-        let rows = self
-            .read("list_teams", caller, (), |tx, _, ()| {
-                Box::pin(async move { tx.list_teams(tenant, page).await })
-            })
-            .await?;
-        let next = self.pager.next(&scope, &rows, size, |t| t.id.0);
-        Ok((rows, next))
+        self.directory_page(caller, tenant, page, list).await
     }
 
     /// Deletes a team; its group memberships go with it in the same transaction.
@@ -403,20 +425,14 @@ impl Service {
         tenant: TenantId,
         page: PageRequest,
     ) -> Result<(Vec<MessageRoom>, String)> {
-        caller.require_service_of(tenant)?;
-        let scope = format!("rooms|{tenant}");
-        let (size, after) = self.pager.start::<i64>(&scope, &page)?;
-        let page = Page {
-            after: after.map(RoomId),
-            limit: size,
+        let list = DirectoryList {
+            name: "list_rooms",
+            scope: "rooms",
+            id: RoomId,
+            key: |r: &MessageRoom| r.id.0,
+            list: |tx, tenant, page| tx.list_rooms(tenant, page),
         };
-        let rows = self
-            .read("list_rooms", caller, (), |tx, _, ()| {
-                Box::pin(async move { tx.list_rooms(tenant, page).await })
-            })
-            .await?;
-        let next = self.pager.next(&scope, &rows, size, |r| r.id.0);
-        Ok((rows, next))
+        self.directory_page(caller, tenant, page, list).await
     }
 
     pub async fn delete_room(&self, caller: &Caller, tenant: TenantId, id: RoomId) -> Result<()> {

@@ -1,13 +1,14 @@
 //! Group Masters: AddMasters, RemoveMasters and R05 (a group keeps at least one Group
 //! Master), decided in `keep_a_master` for every path that can take masters away.
 
-use super::access::manage_membership;
-use super::caller::Caller;
+use super::access::{Managed, manage_membership};
+use super::caller::{Actor, Caller};
 use super::error::{Error, Reason, Result, Violations};
 use super::events::EventKind;
 use super::limits::MAX_BATCH;
 use super::members::{Admission, add_members_in, emit_change};
 use super::model::*;
+use super::names::GroupName;
 use super::repo::Tx;
 use super::service::Service;
 
@@ -69,6 +70,87 @@ fn as_members(users: &[UserKey]) -> Vec<MemberRef> {
     users.iter().map(|u| MemberRef::User(*u)).collect()
 }
 
+/// A masters call on a group the actor may manage: the users split into those that are
+/// masters and those that are not.
+async fn start(
+    tx: &mut dyn Tx,
+    actor: &Actor,
+    name: GroupName,
+    users: &[UserKey],
+) -> Result<(Managed, Vec<UserKey>, Vec<UserKey>)> {
+    let m = manage_membership(tx, actor, name.tenant, name.group).await?;
+    let (masters, others) = split_by_master(tx, name.tenant, name.group, users).await?;
+    Ok((m, masters, others))
+}
+
+async fn promote(
+    tx: &mut dyn Tx,
+    actor: &Actor,
+    name: GroupName,
+    users: &[UserKey],
+) -> Result<MastersOutcome> {
+    let (managed, unchanged, changed) = start(tx, actor, name, users).await?;
+    if changed.is_empty() {
+        return Err(Error::AlreadyExists {
+            reason: Reason::AlreadyMaster,
+            message: "every named user is already a Group Master".into(),
+        });
+    }
+    let now = now_micros();
+    let added = add_members_in(tx, &managed, &[], &changed, Admission::Added, now).await?;
+    let group = &managed.group;
+    tx.touch_group(group.tenant, group.id, now).await?;
+    if !added.added.is_empty() {
+        emit_change(tx, group, EventKind::MembersAdded, &added.added, now).await?;
+    }
+    emit_change(
+        tx,
+        group,
+        EventKind::MastersAdded,
+        &as_members(&changed),
+        now,
+    )
+    .await?;
+    Ok(MastersOutcome { changed, unchanged })
+}
+
+async fn demote(
+    tx: &mut dyn Tx,
+    actor: &Actor,
+    name: GroupName,
+    users: &[UserKey],
+) -> Result<MastersOutcome> {
+    let (Managed { group, .. }, changed, unchanged) = start(tx, actor, name, users).await?;
+    if changed.is_empty() {
+        return Err(Error::precondition(
+            Reason::NotAMaster,
+            "none of the named users is a Group Master",
+        ));
+    }
+    keep_a_master(tx, group.tenant, group.id, changed.len() as i64).await?;
+    for u in &changed {
+        tx.set_master(group.tenant, group.id, *u, false).await?;
+    }
+    let now = now_micros();
+    tx.touch_group(group.tenant, group.id, now).await?;
+    emit_change(
+        tx,
+        &group,
+        EventKind::MastersRemoved,
+        &as_members(&changed),
+        now,
+    )
+    .await?;
+    Ok(MastersOutcome { changed, unchanged })
+}
+
+/// What a masters call does to the named users.
+#[derive(Clone, Copy)]
+enum Change {
+    Promote,
+    Demote,
+}
+
 impl Service {
     pub async fn add_masters(
         &self,
@@ -77,31 +159,12 @@ impl Service {
         group: GroupId,
         users: Vec<UserKey>,
     ) -> Result<MastersOutcome> {
-        let users = master_batch(users)?;
-        self.write("add_masters", caller, users, |tx, actor, users| {
-            Box::pin(async move {
-                let m = manage_membership(tx, actor, tenant, group).await?;
-                let (unchanged, changed) = split_by_master(tx, tenant, group, users).await?;
-                if changed.is_empty() {
-                    return Err(Error::AlreadyExists {
-                        reason: Reason::AlreadyMaster,
-                        message: "every named user is already a Group Master".into(),
-                    });
-                }
-                let now = now_micros();
-                let added = add_members_in(tx, &m, &[], &changed, Admission::Added, now).await?;
-                tx.touch_group(tenant, group, now).await?;
-                if !added.added.is_empty() {
-                    emit_change(tx, &m.group, EventKind::MembersAdded, &added.added, now).await?;
-                }
-                let promoted = as_members(&changed);
-                emit_change(tx, &m.group, EventKind::MastersAdded, &promoted, now).await?;
-                Ok(MastersOutcome { changed, unchanged })
-            })
-        })
-        .await
+        let name = GroupName { tenant, group };
+        self.change_masters(caller, name, users, Change::Promote)
+            .await
     }
 
+    /// R05: the last Group Master stays.
     pub async fn remove_masters(
         &self,
         caller: &Caller,
@@ -109,26 +172,29 @@ impl Service {
         group: GroupId,
         users: Vec<UserKey>,
     ) -> Result<MastersOutcome> {
+        let name = GroupName { tenant, group };
+        self.change_masters(caller, name, users, Change::Demote)
+            .await
+    }
+
+    async fn change_masters(
+        &self,
+        caller: &Caller,
+        name: GroupName,
+        users: Vec<UserKey>,
+        change: Change,
+    ) -> Result<MastersOutcome> {
         let users = master_batch(users)?;
-        self.write("remove_masters", caller, users, |tx, actor, users| {
+        let op = match change {
+            Change::Promote => "add_masters",
+            Change::Demote => "remove_masters",
+        };
+        self.write(op, caller, users, |tx, actor, users| {
             Box::pin(async move {
-                let m = manage_membership(tx, actor, tenant, group).await?;
-                let (changed, unchanged) = split_by_master(tx, tenant, group, users).await?;
-                if changed.is_empty() {
-                    return Err(Error::precondition(
-                        Reason::NotAMaster,
-                        "none of the named users is a Group Master",
-                    ));
+                match change {
+                    Change::Promote => promote(tx, actor, name, users).await,
+                    Change::Demote => demote(tx, actor, name, users).await,
                 }
-                keep_a_master(tx, tenant, group, changed.len() as i64).await?;
-                for u in &changed {
-                    tx.set_master(tenant, group, *u, false).await?;
-                }
-                let now = now_micros();
-                tx.touch_group(tenant, group, now).await?;
-                let demoted = as_members(&changed);
-                emit_change(tx, &m.group, EventKind::MastersRemoved, &demoted, now).await?;
-                Ok(MastersOutcome { changed, unchanged })
             })
         })
         .await

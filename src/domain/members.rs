@@ -4,10 +4,11 @@
 
 use std::collections::{BTreeSet, HashMap};
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::access::{Managed, manage_membership};
-use super::caller::Caller;
+use super::caller::{Actor, Caller};
 use super::error::{Error, Reason, Result, Violations};
 use super::events::{ChangeDetail, EventKind, MemberChange, emit};
 use super::idempotency::{self, RequestKey};
@@ -372,42 +373,28 @@ async fn insert_member(
 ) -> Result<bool> {
     let (tenant, id) = (group.tenant, group.id);
     let external = group.kind == GroupKind::External;
-    match member {
-        MemberRef::User(u) => match tx.user_member(tenant, id, u).await? {
-            Some(is_master) => {
-                if master && !is_master {
-                    tx.set_master(tenant, id, u, true).await?;
-                }
-                Ok(false)
+    if let MemberRef::User(u) = member {
+        if let Some(is_master) = tx.user_member(tenant, id, u).await? {
+            if master && !is_master {
+                tx.set_master(tenant, id, u, true).await?;
             }
-            None => {
-                // R03 (and R14 for external groups), under the user's row lock.
-                if !tx
-                    .take_user_group_slot(u, USER_GROUP_LIMIT, external)
-                    .await?
-                {
-                    return Err(slot_refused(tx, u, external).await);
-                }
-                tx.insert_user_member(tenant, id, u, master, now).await?;
-                Ok(true)
-            }
-        },
-        MemberRef::Team(t) => {
-            let present = tx.has_team_member(tenant, id, t).await?;
-            if !present {
-                tx.insert_team_member(tenant, id, t, now).await?;
-            }
-            Ok(!present)
+            return Ok(false);
         }
-        MemberRef::Group(g) => {
-            let present = tx.has_group_member(tenant, id, g).await?;
-            if !present {
-                check_nesting(tx, tenant, id, g).await?;
-                tx.insert_group_member(tenant, id, g, now).await?;
-            }
-            Ok(!present)
+        // R03 (and R14 for external groups), under the user's row lock.
+        if !tx
+            .take_user_group_slot(u, USER_GROUP_LIMIT, external)
+            .await?
+        {
+            return Err(slot_refused(tx, u, external).await);
         }
+    } else if tx.has_member(tenant, id, member).await? {
+        return Ok(false);
     }
+    if let MemberRef::Group(g) = member {
+        check_nesting(tx, tenant, id, g).await?;
+    }
+    tx.insert_member(tenant, id, member, master, now).await?;
+    Ok(true)
 }
 
 /// Why a user's slot was refused: the R03 limit, or (external groups) a permission revoked
@@ -453,8 +440,7 @@ pub(crate) async fn remove_members_in(
                 }
                 None => false,
             },
-            MemberRef::Team(t) => tx.has_team_member(tenant, id, *t).await?,
-            MemberRef::Group(g) => tx.has_group_member(tenant, id, *g).await?,
+            _ => tx.has_member(tenant, id, *m).await?,
         };
         if is_member {
             out.removed.push(*m);
@@ -465,20 +451,98 @@ pub(crate) async fn remove_members_in(
     keep_a_master(tx, tenant, id, masters_removed).await?;
     let mut released = Vec::new();
     for m in &out.removed {
-        match m {
-            MemberRef::User(u) => {
-                tx.delete_user_member(tenant, id, *u).await?;
-                released.push(*u);
-            }
-            MemberRef::Team(t) => {
-                tx.delete_team_member(tenant, id, *t).await?;
-            }
-            MemberRef::Group(g) => {
-                tx.delete_group_member(tenant, id, *g).await?;
-            }
+        tx.delete_member(tenant, id, *m).await?;
+        if let MemberRef::User(u) = m {
+            released.push(*u);
         }
     }
     tx.release_user_group_slots(&released).await?;
+    Ok(out)
+}
+
+/// Where a batch call stands after the R06 check and the request-id replay.
+enum Start<T> {
+    /// An earlier call with this request id answered this.
+    Replay(T),
+    Go(Managed),
+}
+
+async fn start_batch<T: DeserializeOwned>(
+    tx: &mut dyn Tx,
+    actor: &Actor,
+    batch: &MemberBatch,
+    key: Option<RequestKey<'_>>,
+    now: i64,
+) -> Result<Start<T>> {
+    let m = manage_membership(tx, actor, batch.tenant, batch.group).await?;
+    Ok(
+        match idempotency::claim_batch(tx, batch.tenant, key, now).await? {
+            Some(done) => Start::Replay(done),
+            None => Start::Go(m),
+        },
+    )
+}
+
+/// The group changed: its etag, the event, and the answer kept for the request id.
+async fn finish_batch<T: Serialize>(
+    tx: &mut dyn Tx,
+    group: &Group,
+    change: (fn(MemberChange) -> EventKind, &[MemberRef]),
+    key: Option<RequestKey<'_>>,
+    answer: &T,
+    now: i64,
+) -> Result<()> {
+    tx.touch_group(group.tenant, group.id, now).await?;
+    emit_change(tx, group, change.0, change.1, now).await?;
+    idempotency::save_batch(tx, group.tenant, key, answer).await
+}
+
+async fn add_batch(
+    tx: &mut dyn Tx,
+    actor: &Actor,
+    batch: &MemberBatch,
+    fp: &str,
+) -> Result<AddOutcome> {
+    let (key, now) = (batch.request_key(fp), now_micros());
+    let m = match start_batch(tx, actor, batch, key, now).await? {
+        Start::Replay(done) => return Ok(done),
+        Start::Go(m) => m,
+    };
+    let out = add_members_in(tx, &m, &batch.members, &[], Admission::Added, now).await?;
+    if out.added.is_empty() {
+        return Err(Error::AlreadyExists {
+            reason: Reason::AlreadyMember,
+            message: "every named member is already a member".into(),
+        });
+    }
+    let change = (EventKind::MembersAdded as fn(_) -> _, out.added.as_slice());
+    finish_batch(tx, &m.group, change, key, &out, now).await?;
+    Ok(out)
+}
+
+async fn remove_batch(
+    tx: &mut dyn Tx,
+    actor: &Actor,
+    batch: &MemberBatch,
+    fp: &str,
+) -> Result<RemoveOutcome> {
+    let (key, now) = (batch.request_key(fp), now_micros());
+    let m = match start_batch(tx, actor, batch, key, now).await? {
+        Start::Replay(done) => return Ok(done),
+        Start::Go(m) => m,
+    };
+    let out = remove_members_in(tx, &m.group, &batch.members).await?;
+    if out.removed.is_empty() {
+        return Err(Error::precondition(
+            Reason::NotAMember,
+            "none of the named members is a member",
+        ));
+    }
+    let change = (
+        EventKind::MembersRemoved as fn(_) -> _,
+        out.removed.as_slice(),
+    );
+    finish_batch(tx, &m.group, change, key, &out, now).await?;
     Ok(out)
 }
 
@@ -486,34 +550,9 @@ impl Service {
     pub async fn add_members(&self, caller: &Caller, mut batch: MemberBatch) -> Result<AddOutcome> {
         batch.validate()?;
         let fp = batch.fingerprint(caller, "add");
-        self.write(
-            "add_members",
-            caller,
-            (batch, fp),
-            |tx, actor, (batch, fp)| {
-                Box::pin(async move {
-                    let m = manage_membership(tx, actor, batch.tenant, batch.group).await?;
-                    let key = batch.request_key(fp);
-                    let now = now_micros();
-                    if let Some(done) = idempotency::claim_batch(tx, batch.tenant, key, now).await?
-                    {
-                        return Ok(done);
-                    }
-                    let out =
-                        add_members_in(tx, &m, &batch.members, &[], Admission::Added, now).await?;
-                    if out.added.is_empty() {
-                        return Err(Error::AlreadyExists {
-                            reason: Reason::AlreadyMember,
-                            message: "every named member is already a member".into(),
-                        });
-                    }
-                    tx.touch_group(m.group.tenant, m.group.id, now).await?;
-                    emit_change(tx, &m.group, EventKind::MembersAdded, &out.added, now).await?;
-                    idempotency::save_batch(tx, batch.tenant, key, &out).await?;
-                    Ok(out)
-                })
-            },
-        )
+        self.write("add_members", caller, (batch, fp), |tx, actor, (b, fp)| {
+            Box::pin(add_batch(tx, actor, b, fp))
+        })
         .await
     }
 
@@ -528,28 +567,7 @@ impl Service {
             "remove_members",
             caller,
             (batch, fp),
-            |tx, actor, (batch, fp)| {
-                Box::pin(async move {
-                    let m = manage_membership(tx, actor, batch.tenant, batch.group).await?;
-                    let key = batch.request_key(fp);
-                    let now = now_micros();
-                    if let Some(done) = idempotency::claim_batch(tx, batch.tenant, key, now).await?
-                    {
-                        return Ok(done);
-                    }
-                    let out = remove_members_in(tx, &m.group, &batch.members).await?;
-                    if out.removed.is_empty() {
-                        return Err(Error::precondition(
-                            Reason::NotAMember,
-                            "none of the named members is a member",
-                        ));
-                    }
-                    tx.touch_group(m.group.tenant, m.group.id, now).await?;
-                    emit_change(tx, &m.group, EventKind::MembersRemoved, &out.removed, now).await?;
-                    idempotency::save_batch(tx, batch.tenant, key, &out).await?;
-                    Ok(out)
-                })
-            },
+            |tx, actor, (b, fp)| Box::pin(remove_batch(tx, actor, b, fp)),
         )
         .await
     }

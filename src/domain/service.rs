@@ -108,35 +108,25 @@ impl Service {
     }
 
     /// Runs `op` in a read transaction, for the resolved caller, with `args` lent to it.
-    pub(crate) async fn read<A, R, F>(
+    pub(crate) async fn read<A: Send + Sync, R: Send>(
         &self,
         name: &'static str,
         caller: &Caller,
         args: A,
-        op: F,
-    ) -> Result<R>
-    where
-        A: Send + Sync,
-        R: Send,
-        F: for<'t> Fn(&'t mut dyn Tx, &'t Actor, &'t A) -> TxFuture<'t, R> + Send + Sync,
-    {
+        op: impl for<'t> Fn(&'t mut dyn Tx, &'t Actor, &'t A) -> TxFuture<'t, R> + Send + Sync,
+    ) -> Result<R> {
         self.run(name, Mode::Read, caller, &args, &op).await
     }
 
     /// Runs `op` in a write transaction, again when it loses a serialization race. All or
     /// nothing: an error rolls back every write of the attempt.
-    pub(crate) async fn write<A, R, F>(
+    pub(crate) async fn write<A: Send + Sync, R: Send>(
         &self,
         name: &'static str,
         caller: &Caller,
         args: A,
-        op: F,
-    ) -> Result<R>
-    where
-        A: Send + Sync,
-        R: Send,
-        F: for<'t> Fn(&'t mut dyn Tx, &'t Actor, &'t A) -> TxFuture<'t, R> + Send + Sync,
-    {
+        op: impl for<'t> Fn(&'t mut dyn Tx, &'t Actor, &'t A) -> TxFuture<'t, R> + Send + Sync,
+    ) -> Result<R> {
         self.run(name, Mode::Write, caller, &args, &op).await
     }
 

@@ -10,26 +10,13 @@ use crate::domain::model::*;
 #[async_trait]
 pub trait MembershipTx: Send {
     async fn direct_members(&mut self, tenant: TenantId, id: GroupId) -> Result<DirectMembers>;
-    async fn insert_user_member(
+    /// Inserts a direct member (`is_master` for a user member).
+    async fn insert_member(
         &mut self,
         tenant: TenantId,
         group: GroupId,
-        user: UserKey,
+        member: MemberRef,
         is_master: bool,
-        now: i64,
-    ) -> Result<()>;
-    async fn insert_team_member(
-        &mut self,
-        tenant: TenantId,
-        group: GroupId,
-        team: TeamId,
-        now: i64,
-    ) -> Result<()>;
-    async fn insert_group_member(
-        &mut self,
-        tenant: TenantId,
-        group: GroupId,
-        member: GroupId,
         now: i64,
     ) -> Result<()>;
     /// `Some(is_master)` when `user` is a direct member.
@@ -39,35 +26,18 @@ pub trait MembershipTx: Send {
         group: GroupId,
         user: UserKey,
     ) -> Result<Option<bool>>;
-    async fn has_team_member(
+    async fn has_member(
         &mut self,
         tenant: TenantId,
         group: GroupId,
-        team: TeamId,
+        member: MemberRef,
     ) -> Result<bool>;
-    async fn has_group_member(
+    /// Removes a direct member; false when it was not one.
+    async fn delete_member(
         &mut self,
         tenant: TenantId,
         group: GroupId,
-        member: GroupId,
-    ) -> Result<bool>;
-    async fn delete_user_member(
-        &mut self,
-        tenant: TenantId,
-        group: GroupId,
-        user: UserKey,
-    ) -> Result<bool>;
-    async fn delete_team_member(
-        &mut self,
-        tenant: TenantId,
-        group: GroupId,
-        team: TeamId,
-    ) -> Result<bool>;
-    async fn delete_group_member(
-        &mut self,
-        tenant: TenantId,
-        group: GroupId,
-        member: GroupId,
+        member: MemberRef,
     ) -> Result<bool>;
     /// Direct members after `after`, in (kind, tenant, id) order.
     async fn list_members(

@@ -54,66 +54,52 @@ impl MembershipTx for BackendTx {
         })
     }
 
-    async fn insert_user_member(
+    async fn insert_member(
         &mut self,
         tenant: TenantId,
         group: GroupId,
-        user: UserKey,
+        member: MemberRef,
         is_master: bool,
         now: i64,
     ) -> Result<()> {
-        use group_user_members::dsl as u;
-        diesel::insert_into(group_user_members::table)
-            .values((
-                u::tenant_id.eq(tenant.0),
-                u::group_id.eq(group.0),
-                u::user_tenant_id.eq(user.tenant.0),
-                u::user_id.eq(user.user.0),
-                u::is_master.eq(is_master),
-                u::add_time.eq(now),
-            ))
-            .execute(self.conn())
-            .await?;
-        Ok(())
-    }
-
-    async fn insert_team_member(
-        &mut self,
-        tenant: TenantId,
-        group: GroupId,
-        team: TeamId,
-        now: i64,
-    ) -> Result<()> {
-        use group_team_members::dsl as t;
-        diesel::insert_into(group_team_members::table)
-            .values((
-                t::tenant_id.eq(tenant.0),
-                t::group_id.eq(group.0),
-                t::team_id.eq(team.0),
-                t::add_time.eq(now),
-            ))
-            .execute(self.conn())
-            .await?;
-        Ok(())
-    }
-
-    async fn insert_group_member(
-        &mut self,
-        tenant: TenantId,
-        group: GroupId,
-        member: GroupId,
-        now: i64,
-    ) -> Result<()> {
-        use group_group_members::dsl as g;
-        diesel::insert_into(group_group_members::table)
-            .values((
-                g::tenant_id.eq(tenant.0),
-                g::group_id.eq(group.0),
-                g::member_group_id.eq(member.0),
-                g::add_time.eq(now),
-            ))
-            .execute(self.conn())
-            .await?;
+        let (t, g) = (tenant.0, group.0);
+        let conn = self.conn();
+        match member {
+            MemberRef::User(user) => {
+                use group_user_members::dsl as u;
+                diesel::insert_into(group_user_members::table)
+                    .values((
+                        (u::tenant_id.eq(t), u::group_id.eq(g)),
+                        (
+                            u::user_tenant_id.eq(user.tenant.0),
+                            u::user_id.eq(user.user.0),
+                        ),
+                        (u::is_master.eq(is_master), u::add_time.eq(now)),
+                    ))
+                    .execute(conn)
+                    .await?
+            }
+            MemberRef::Team(team) => {
+                use group_team_members::dsl as m;
+                diesel::insert_into(group_team_members::table)
+                    .values((
+                        (m::tenant_id.eq(t), m::group_id.eq(g)),
+                        (m::team_id.eq(team.0), m::add_time.eq(now)),
+                    ))
+                    .execute(conn)
+                    .await?
+            }
+            MemberRef::Group(member) => {
+                use group_group_members::dsl as m;
+                diesel::insert_into(group_group_members::table)
+                    .values((
+                        (m::tenant_id.eq(t), m::group_id.eq(g)),
+                        (m::member_group_id.eq(member.0), m::add_time.eq(now)),
+                    ))
+                    .execute(conn)
+                    .await?
+            }
+        };
         Ok(())
     }
 
@@ -131,74 +117,59 @@ impl MembershipTx for BackendTx {
             .optional()?)
     }
 
-    async fn has_team_member(
+    async fn has_member(
         &mut self,
         tenant: TenantId,
         group: GroupId,
-        team: TeamId,
+        member: MemberRef,
     ) -> Result<bool> {
-        Ok(group_team_members::table
-            .find((tenant.0, group.0, team.0))
-            .select(group_team_members::team_id)
-            .first::<i64>(self.conn())
-            .await
-            .optional()?
-            .is_some())
+        let (t, g) = (tenant.0, group.0);
+        let found = match member {
+            MemberRef::User(user) => {
+                return Ok(self.user_member(tenant, group, user).await?.is_some());
+            }
+            MemberRef::Team(team) => group_team_members::table
+                .find((t, g, team.0))
+                .select(group_team_members::team_id)
+                .first::<i64>(self.conn())
+                .await
+                .optional()?,
+            MemberRef::Group(member) => group_group_members::table
+                .find((t, g, member.0))
+                .select(group_group_members::member_group_id)
+                .first::<i64>(self.conn())
+                .await
+                .optional()?,
+        };
+        Ok(found.is_some())
     }
 
-    async fn has_group_member(
+    async fn delete_member(
         &mut self,
         tenant: TenantId,
         group: GroupId,
-        member: GroupId,
+        member: MemberRef,
     ) -> Result<bool> {
-        Ok(group_group_members::table
-            .find((tenant.0, group.0, member.0))
-            .select(group_group_members::member_group_id)
-            .first::<i64>(self.conn())
-            .await
-            .optional()?
-            .is_some())
-    }
-
-    async fn delete_user_member(
-        &mut self,
-        tenant: TenantId,
-        group: GroupId,
-        user: UserKey,
-    ) -> Result<bool> {
-        let n = diesel::delete(group_user_members::table.find((
-            tenant.0,
-            group.0,
-            user.tenant.0,
-            user.user.0,
-        )))
-        .execute(self.conn())
-        .await?;
-        Ok(n > 0)
-    }
-
-    async fn delete_team_member(
-        &mut self,
-        tenant: TenantId,
-        group: GroupId,
-        team: TeamId,
-    ) -> Result<bool> {
-        let n = diesel::delete(group_team_members::table.find((tenant.0, group.0, team.0)))
-            .execute(self.conn())
-            .await?;
-        Ok(n > 0)
-    }
-
-    async fn delete_group_member(
-        &mut self,
-        tenant: TenantId,
-        group: GroupId,
-        member: GroupId,
-    ) -> Result<bool> {
-        let n = diesel::delete(group_group_members::table.find((tenant.0, group.0, member.0)))
-            .execute(self.conn())
-            .await?;
+        let (t, g) = (tenant.0, group.0);
+        let conn = self.conn();
+        let n = match member {
+            MemberRef::User(u) => {
+                let key = (t, g, u.tenant.0, u.user.0);
+                diesel::delete(group_user_members::table.find(key))
+                    .execute(conn)
+                    .await?
+            }
+            MemberRef::Team(team) => {
+                diesel::delete(group_team_members::table.find((t, g, team.0)))
+                    .execute(conn)
+                    .await?
+            }
+            MemberRef::Group(member) => {
+                diesel::delete(group_group_members::table.find((t, g, member.0)))
+                    .execute(conn)
+                    .await?
+            }
+        };
         Ok(n > 0)
     }
 
@@ -324,8 +295,7 @@ impl MembershipTx for BackendTx {
         use group_group_members::dsl as g;
         let of: Vec<i64> = of.iter().map(|x| x.0).collect();
         Ok(group_group_members::table
-            .filter(g::tenant_id.eq(tenant.0))
-            .filter(g::group_id.eq_any(of))
+            .filter(g::tenant_id.eq(tenant.0).and(g::group_id.eq_any(of)))
             .select(g::member_group_id)
             .distinct()
             .load::<i64>(self.conn())
@@ -339,8 +309,7 @@ impl MembershipTx for BackendTx {
         use group_group_members::dsl as g;
         let of: Vec<i64> = of.iter().map(|x| x.0).collect();
         Ok(group_group_members::table
-            .filter(g::tenant_id.eq(tenant.0))
-            .filter(g::member_group_id.eq_any(of))
+            .filter(g::tenant_id.eq(tenant.0).and(g::member_group_id.eq_any(of)))
             .select(g::group_id)
             .distinct()
             .load::<i64>(self.conn())
