@@ -2,6 +2,7 @@
 //! AutocompleteGroups; each shows a viewer exactly the groups GetGroup lets it read.
 
 mod autocomplete;
+mod crosscheck;
 mod listing;
 mod search;
 mod viewers;
