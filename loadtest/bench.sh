@@ -12,7 +12,9 @@
 #
 # Environment: BENCH_PG_URL (default postgres://postgres@127.0.0.1:5432/postgres; a server this
 # script may create and drop databases on), BENCH_CLIENTS (16), BENCH_SECONDS (6),
-# BENCH_PORT (50071; the bare server uses the next port), BENCH_KEEP=1 keeps the work dir.
+# BENCH_PORT (50071; the bare server uses the next port), BENCH_KEEP=1 keeps the work dir,
+# BENCH_CACHE_MB (the server's --cache-mb, 64; 0 measures without the read cache),
+# BENCH_BACKENDS ("postgres sqlite" in the full run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,6 +28,7 @@ esac
 PG_URL="${BENCH_PG_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 PG_BASE="${PG_URL%/*}"
 CLIENTS="${BENCH_CLIENTS:-16}"
+CACHE_MB="${BENCH_CACHE_MB:-64}"
 PORT="${BENCH_PORT:-50071}"
 BARE_PORT=$((PORT + 1))
 SVC_HOST="127.0.0.1:$PORT"
@@ -53,7 +56,7 @@ else
   WARMUP=1s
   SEED_ARGS=()
   PROFILE=release
-  BACKENDS=(postgres sqlite)
+  read -r -a BACKENDS <<<"${BENCH_BACKENDS:-postgres sqlite}"
   LATER_PAGE=20
   OPEN_RPS=500
 fi
@@ -196,7 +199,7 @@ bench_service() {
   jq -r '"  seeded \(.groups) groups, \(.users) users, \(.memberships) memberships (user \(.member_user) in \(.member_user_groups) groups) in \(.seconds | . * 10 | round / 10) s\(if .backend == "postgres" then " (+ \(.analyze_seconds | . * 10 | round / 10) s VACUUM ANALYZE)" else "" end)"' "$s"
 
   RUST_LOG=warn "$BIN/group-service" --listen "$SVC_HOST" --database-url "$url" \
-    --data-dir "$WORK/data" --jwt-secret "$SECRET" --max-connections 16 \
+    --data-dir "$WORK/data" --jwt-secret "$SECRET" --max-connections 16 --cache-mb "$CACHE_MB" \
     2>"$WORK/service-$backend.log" &
   local pid=$!
   PIDS+=("$pid")
