@@ -92,6 +92,23 @@ struct DirectoryList<T, Id> {
 }
 
 impl Service {
+    /// One directory entry of `tenant`, or NOT_FOUND naming `what`.
+    async fn directory_get<T: Send + 'static>(
+        &self,
+        name: &'static str,
+        caller: &Caller,
+        tenant: TenantId,
+        what: &'static str,
+        get: impl for<'t> Fn(&'t mut dyn Tx) -> TxFuture<'t, Option<T>> + Send + Sync,
+    ) -> Result<T> {
+        caller.require_service_of(tenant)?;
+        self.read(name, caller, (), |tx, _, ()| {
+            let found = get(tx);
+            Box::pin(async move { found.await?.ok_or(not_found(what)) })
+        })
+        .await
+    }
+
     async fn directory_page<T: Send, Id: Copy + Send + Sync>(
         &self,
         caller: &Caller,
@@ -137,11 +154,9 @@ impl Service {
     }
 
     pub async fn get_tenant(&self, caller: &Caller, id: TenantId) -> Result<Tenant> {
-        caller.require_service_of(id)?;
-        self.read("get_tenant", caller, (), |tx, _, ()| {
-            Box::pin(async move { tx.get_tenant(id).await?.ok_or(not_found("tenant")) })
-        })
-        .await
+        let what = "tenant";
+        self.directory_get("get_tenant", caller, id, what, move |tx| tx.get_tenant(id))
+            .await
     }
 
     /// The tenants the caller may read: its own.
@@ -207,9 +222,9 @@ impl Service {
     }
 
     pub async fn get_user(&self, caller: &Caller, key: UserKey) -> Result<User> {
-        caller.require_service_of(key.tenant)?;
-        self.read("get_user", caller, (), |tx, _, ()| {
-            Box::pin(async move { tx.get_user(key).await?.ok_or(not_found("user")) })
+        let what = "user";
+        self.directory_get("get_user", caller, key.tenant, what, move |tx| {
+            tx.get_user(key)
         })
         .await
     }
@@ -283,9 +298,9 @@ impl Service {
     }
 
     pub async fn get_team(&self, caller: &Caller, tenant: TenantId, id: TeamId) -> Result<Team> {
-        caller.require_service_of(tenant)?;
-        self.read("get_team", caller, (), |tx, _, ()| {
-            Box::pin(async move { tx.get_team(tenant, id).await?.ok_or(not_found("team")) })
+        let what = "team";
+        self.directory_get("get_team", caller, tenant, what, move |tx| {
+            tx.get_team(tenant, id)
         })
         .await
     }
@@ -408,13 +423,9 @@ impl Service {
         tenant: TenantId,
         id: RoomId,
     ) -> Result<MessageRoom> {
-        caller.require_service_of(tenant)?;
-        self.read("get_room", caller, (), |tx, _, ()| {
-            Box::pin(async move {
-                tx.get_room(tenant, id)
-                    .await?
-                    .ok_or(not_found("message room"))
-            })
+        let what = "message room";
+        self.directory_get("get_room", caller, tenant, what, move |tx| {
+            tx.get_room(tenant, id)
         })
         .await
     }
