@@ -1,4 +1,6 @@
-//! The domain's one error type. `grpc::status` maps every variant to a gRPC status with an
+//! The domain's one error type, and R25: bad input is INVALID_ARGUMENT naming the field
+//! (`Violations`), a broken rule FAILED_PRECONDITION, PERMISSION_DENIED or RESOURCE_EXHAUSTED
+//! with a stable reason. `grpc::status` maps every variant to a gRPC status with an
 //! exhaustive match, so a new variant does not compile until someone picks its code.
 
 use std::fmt;
