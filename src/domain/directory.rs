@@ -88,8 +88,11 @@ struct DirectoryList<T, Id> {
     scope: &'static str,
     id: fn(i64) -> Id,
     key: fn(&T) -> i64,
-    list: for<'t> fn(&'t mut dyn Tx, TenantId, Page<Id>) -> TxFuture<'t, Vec<T>>,
+    list: ListPage<T, Id>,
 }
+
+/// A page of one kind of directory entries, read in a transaction.
+type ListPage<T, Id> = for<'t> fn(&'t mut dyn Tx, TenantId, Page<Id>) -> TxFuture<'t, Vec<T>>;
 
 impl Service {
     /// One directory entry of `tenant`, or NOT_FOUND naming `what`.

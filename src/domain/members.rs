@@ -460,27 +460,18 @@ pub(crate) async fn remove_members_in(
     Ok(out)
 }
 
-/// Where a batch call stands after the R06 check and the request-id replay.
-enum Start<T> {
-    /// An earlier call with this request id answered this.
-    Replay(T),
-    Go(Managed),
-}
-
+/// A batch call after the R06 check and the request-id claim: the proof of the check, and
+/// the answer of an earlier call with the same request id, if there was one.
 async fn start_batch<T: DeserializeOwned>(
     tx: &mut dyn Tx,
     actor: &Actor,
     batch: &MemberBatch,
     key: Option<RequestKey<'_>>,
     now: i64,
-) -> Result<Start<T>> {
+) -> Result<(Managed, Option<T>)> {
     let m = manage_membership(tx, actor, batch.tenant, batch.group).await?;
-    Ok(
-        match idempotency::claim_batch(tx, batch.tenant, key, now).await? {
-            Some(done) => Start::Replay(done),
-            None => Start::Go(m),
-        },
-    )
+    let replay = idempotency::claim_batch(tx, batch.tenant, key, now).await?;
+    Ok((m, replay))
 }
 
 /// The group changed: its etag, the event, and the answer kept for the request id.
@@ -504,10 +495,10 @@ async fn add_batch(
     fp: &str,
 ) -> Result<AddOutcome> {
     let (key, now) = (batch.request_key(fp), now_micros());
-    let m = match start_batch(tx, actor, batch, key, now).await? {
-        Start::Replay(done) => return Ok(done),
-        Start::Go(m) => m,
-    };
+    let (m, replay) = start_batch(tx, actor, batch, key, now).await?;
+    if let Some(done) = replay {
+        return Ok(done);
+    }
     let out = add_members_in(tx, &m, &batch.members, &[], Admission::Added, now).await?;
     if out.added.is_empty() {
         return Err(Error::AlreadyExists {
@@ -527,10 +518,10 @@ async fn remove_batch(
     fp: &str,
 ) -> Result<RemoveOutcome> {
     let (key, now) = (batch.request_key(fp), now_micros());
-    let m = match start_batch(tx, actor, batch, key, now).await? {
-        Start::Replay(done) => return Ok(done),
-        Start::Go(m) => m,
-    };
+    let (m, replay) = start_batch(tx, actor, batch, key, now).await?;
+    if let Some(done) = replay {
+        return Ok(done);
+    }
     let out = remove_members_in(tx, &m.group, &batch.members).await?;
     if out.removed.is_empty() {
         return Err(Error::precondition(
