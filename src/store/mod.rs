@@ -110,9 +110,13 @@ impl Store {
                         conn.batch_execute(
                             // temp_store: the recursive membership walks and
                             // sorts build temporary b-trees; in memory, not in files.
+                            // cache_size: 2 MB of pages per connection (the OS caches the
+                            // file too); 8 MB across 17 connections took the server's RSS to
+                            // 267 MiB after the benchmark, 2 MB gives 117 MiB and the same
+                            // throughput (docs/performance.md).
                             "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
                              PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000; \
-                             PRAGMA temp_store = MEMORY; PRAGMA cache_size = -8000;",
+                             PRAGMA temp_store = MEMORY; PRAGMA cache_size = -2000;",
                         )
                         .await
                         .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
