@@ -92,6 +92,12 @@ pub(crate) fn visible_without_membership(actor: &Actor, group: &Group) -> Option
     None
 }
 
+/// R07, R20: a user sees every group they are a member of, so the groups of a user listed
+/// for that user need no check one by one.
+pub(crate) fn sees_own_groups(actor: &Actor, user: UserKey) -> bool {
+    actor.user_key() == Some(user)
+}
+
 /// R07, R20: whether the actor may see the group at all.
 pub(crate) async fn can_see(tx: &mut dyn Tx, actor: &Actor, group: &Group) -> Result<bool> {
     if let Some(answer) = visible_without_membership(actor, group) {

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use super::access::{Lock, can_see, require_own_tenant, visible_group};
+use super::access::{Lock, can_see, require_own_tenant, sees_own_groups, visible_group};
 use super::cache::{Answer, Key};
 use super::caller::Caller;
 use super::error::{Error, Reason, Result};
@@ -211,8 +211,7 @@ impl Service {
                     } else {
                         None
                     };
-                    // R07: a user sees every group they are in; others need the check.
-                    if actor.user_key() == Some(user) {
+                    if sees_own_groups(actor, user) {
                         return Ok((scanned, last));
                     }
                     let mut out = Vec::with_capacity(scanned.len());

@@ -190,25 +190,34 @@ impl Service {
             Ok(actor) => op(&mut *t, &actor, args).await,
             Err(e) => Err(e),
         };
-        match res {
-            Ok(value) => {
-                if mode == Mode::Write {
-                    t.announce().await?;
-                    t.commit().await?;
-                    // Before the answer leaves: no cached read older than this write is
-                    // served from here on.
-                    self.db.changed();
-                } else {
-                    t.commit().await?;
-                }
-                Ok(value)
+        finish(&*self.db, t, mode, res).await
+    }
+}
+
+/// Ends a transaction with the outcome of its work: commits on `Ok` (a write announced to
+/// other processes first, and this process's generation bumped before the answer leaves, so
+/// no cached read older than the write is served from here on), rolls back on `Err`.
+pub async fn finish<R>(
+    db: &dyn Database,
+    mut t: Box<dyn Transaction>,
+    mode: Mode,
+    res: Result<R>,
+) -> Result<R> {
+    match res {
+        Ok(value) => {
+            if mode == Mode::Write {
+                t.announce().await?;
             }
-            Err(e) => {
-                // The operation's error is the answer; a failed rollback discards the
-                // connection.
-                let _ = t.rollback().await;
-                Err(e)
+            t.commit().await?;
+            if mode == Mode::Write {
+                db.changed();
             }
+            Ok(value)
+        }
+        Err(e) => {
+            // The operation's error is the answer; a failed rollback discards the connection.
+            let _ = t.rollback().await;
+            Err(e)
         }
     }
 }

@@ -25,7 +25,7 @@ use futures_util::FutureExt;
 use crate::domain::error::{Error, Result};
 use crate::domain::repo::Tx;
 pub use crate::domain::service::TxFuture;
-use crate::domain::service::{Database, Mode, Transaction};
+use crate::domain::service::{Database, Mode, Transaction, finish};
 use changes::Changes;
 use diesel_async::RunQueryDsl;
 use tx::{PgTx, SqliteTx};
@@ -192,22 +192,8 @@ impl Store {
         F: for<'t> Fn(&'t mut dyn Tx) -> TxFuture<'t, R> + Send + Sync,
     {
         let mut t = self.begin(mode).await?;
-        match op(&mut *t).await {
-            Ok(value) => {
-                if mode == Mode::Write {
-                    t.announce().await?;
-                }
-                t.commit().await?;
-                if mode == Mode::Write {
-                    self.changed();
-                }
-                Ok(value)
-            }
-            Err(e) => {
-                let _ = t.rollback().await;
-                Err(e)
-            }
-        }
+        let res = op(&mut *t).await;
+        finish(self, t, mode, res).await
     }
 }
 
