@@ -114,6 +114,20 @@ run() {
   sed 's/^/  /' "$WORK/t-$name.txt"
 }
 
+# half_rate NAME [group-load run flags...]: NAME again, open loop at half the rate its closed-loop
+# run reached (the targets' "p99 at half the maximum rate"); latency from each scheduled send.
+half_rate() {
+  local name="$1" rps
+  shift
+  rps=$(jq -r '.rps / 2 | floor' "$WORK/r-$name.json" 2>/dev/null || echo 0)
+  if [ "${rps:-0}" -lt 1 ]; then
+    echo "  no rate for $name: its half-rate run is skipped" >&2
+    FAILED+=("$name@half")
+    return
+  fi
+  run "$name@half" "$@" -r "$rps"
+}
+
 # wait_serving HOST PID: Health/Check answers SERVING within 30 s, or the run fails.
 wait_serving() {
   local i
@@ -226,9 +240,11 @@ bench_service() {
   run "$b:Check-direct" --config loadtest/ghz/check_membership.json --host "$SVC_HOST" -m "$admin" \
     -d "{\"group\":\"$priv\",\"user\":{\"tenant_id\":$t,\"user_id\":$muser}}" \
     --expect '{"member":true,"direct":true}'
-  run "$b:Check-depth5-yes" --config loadtest/ghz/check_membership.json --host "$SVC_HOST" -m "$admin" \
-    -d "{\"group\":\"$outer\",\"user\":{\"tenant_id\":$t,\"user_id\":$team_user}}" \
-    --expect '{"member":true,"direct":false}'
+  local depth5=(--config loadtest/ghz/check_membership.json --host "$SVC_HOST" -m "$admin"
+    -d "{\"group\":\"$outer\",\"user\":{\"tenant_id\":$t,\"user_id\":$team_user}}"
+    --expect '{"member":true,"direct":false}')
+  run "$b:Check-depth5-yes" "${depth5[@]}"
+  half_rate "$b:Check-depth5-yes" "${depth5[@]}"
   run "$b:Check-depth5-no" --config loadtest/ghz/check_membership.json --host "$SVC_HOST" -m "$admin" \
     -d "{\"group\":\"$outer\",\"user\":{\"tenant_id\":$t,\"user_id\":$outsider}}" \
     --expect '{"member":false}'
@@ -241,20 +257,27 @@ bench_service() {
       -m "$member" -d "{\"user\":{\"tenant_id\":$t,\"user_id\":$muser},\"page_size\":50,\"page_token\":\"$token\"}" \
       | jq -r .next_page_token)
   done
-  run "$b:ListGroupsOfUser-p1" --config loadtest/ghz/list_groups_of_user.json --host "$SVC_HOST" \
-    -m "$member" -d "$page_body"
+  local first=(--config loadtest/ghz/list_groups_of_user.json --host "$SVC_HOST" -m "$member"
+    -d "$page_body")
+  run "$b:ListGroupsOfUser-p1" "${first[@]}"
+  half_rate "$b:ListGroupsOfUser-p1" "${first[@]}"
   if [ -n "$token" ] && [ "$token" != null ]; then
-    run "$b:ListGroupsOfUser-p$LATER_PAGE" --config loadtest/ghz/list_groups_of_user.json \
-      --host "$SVC_HOST" -m "$member" \
-      -d "{\"user\":{\"tenant_id\":$t,\"user_id\":$muser},\"page_size\":50,\"page_token\":\"$token\"}"
+    local later=(--config loadtest/ghz/list_groups_of_user.json --host "$SVC_HOST" -m "$member"
+      -d "{\"user\":{\"tenant_id\":$t,\"user_id\":$muser},\"page_size\":50,\"page_token\":\"$token\"}")
+    run "$b:ListGroupsOfUser-p$LATER_PAGE" "${later[@]}"
+    half_rate "$b:ListGroupsOfUser-p$LATER_PAGE" "${later[@]}"
   else
     echo "  no page $LATER_PAGE of ListGroupsOfUser" >&2
     FAILED+=("$b:ListGroupsOfUser-p$LATER_PAGE")
   fi
-  run "$b:Autocomplete" --config loadtest/ghz/autocomplete.json --host "$SVC_HOST" -m "$member" \
-    -d "{\"parent\":\"tenants/$t\",\"prefix\":\"de\",\"limit\":10}"
-  run "$b:SearchGroups" --config loadtest/ghz/search_groups.json --host "$SVC_HOST" -m "$member" \
-    -d "{\"parent\":\"tenants/$t\",\"query\":\"delta\",\"page_size\":20}"
+  local auto=(--config loadtest/ghz/autocomplete.json --host "$SVC_HOST" -m "$member"
+    -d "{\"parent\":\"tenants/$t\",\"prefix\":\"de\",\"limit\":10}")
+  run "$b:Autocomplete" "${auto[@]}"
+  half_rate "$b:Autocomplete" "${auto[@]}"
+  local search=(--config loadtest/ghz/search_groups.json --host "$SVC_HOST" -m "$member"
+    -d "{\"parent\":\"tenants/$t\",\"query\":\"delta\",\"page_size\":20}")
+  run "$b:SearchGroups" "${search[@]}"
+  half_rate "$b:SearchGroups" "${search[@]}"
 
   if [ "$MODE" = smoke ]; then
     # The shipped file as it is (tenant 1, master 7), bounded by its own total.

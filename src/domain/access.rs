@@ -124,6 +124,17 @@ pub(crate) async fn visible_group(
     id: GroupId,
     lock: Lock,
 ) -> Result<Group> {
+    // A plain user's read needs the group and their membership: one statement answers both.
+    if let (Lock::No, false, Some(user)) = (lock, actor.is_admin_of(tenant), actor.user_key()) {
+        let (group, member) = tx
+            .get_group_seen_by(tenant, id, user)
+            .await?
+            .ok_or_else(group_not_found)?;
+        return match visible_without_membership(actor, &group).unwrap_or(member) {
+            true => Ok(group),
+            false => Err(group_not_found()),
+        };
+    }
     let group = match lock {
         Lock::ForUpdate => tx.lock_group(tenant, id).await?,
         Lock::No => tx.get_group(tenant, id).await?,

@@ -178,6 +178,12 @@ pub enum Error {
     /// The database cannot be reached; the call may be retried.
     #[error("storage unavailable: {0}")]
     Unavailable(String),
+    /// The connection closed under the transaction (the database restarted, or dropped an idle
+    /// connection). Pooled connections are not pinged before use: a read meeting this runs
+    /// again on a new connection; a write does not (its outcome may be unknown) and the caller
+    /// gets UNAVAILABLE.
+    #[error("connection closed: {0}")]
+    Disconnected(String),
     /// A bug or an unexpected storage answer; logged, never sent to the client.
     #[error("internal: {0}")]
     Internal(String),

@@ -359,7 +359,10 @@ pub(crate) async fn insert_new_group(tx: &mut dyn Tx, new: NewGroup<'_>) -> Resu
     )
     .await?;
     super::settings::check_settings(tx, &group).await?;
-    tx.save_mailing_list(&group).await?;
+    // A new group has no list rows to clear: only a list given at creation is written.
+    if group.mailing_list.is_some() {
+        tx.save_mailing_list(&group).await?;
+    }
     let created = GroupCreated {
         group: group.resource_name(),
         kind: group.kind.as_str(),

@@ -352,9 +352,11 @@ pub(crate) async fn add_members_in(
     all.extend(masters.iter().map(|u| MemberRef::User(*u)));
     all.sort();
     all.dedup();
+    // Initial members go into a group created by this transaction: none can be there yet.
+    let fresh = matches!(admission, Admission::Initial);
     for member in all {
         let master = matches!(member, MemberRef::User(u) if master_set.contains(&u));
-        if insert_member(tx, &m.group, member, master, now).await? {
+        if insert_member(tx, &m.group, member, master, fresh, now).await? {
             out.added.push(member);
         } else {
             out.already_present.push(member);
@@ -363,18 +365,20 @@ pub(crate) async fn add_members_in(
     Ok(out)
 }
 
-/// Inserts one member; false when it was present (a named master is promoted then).
+/// Inserts one member; false when it was present (a named master is promoted then). `fresh`:
+/// the group was created by this transaction, so the member cannot be present.
 async fn insert_member(
     tx: &mut dyn Tx,
     group: &Group,
     member: MemberRef,
     master: bool,
+    fresh: bool,
     now: i64,
 ) -> Result<bool> {
     let (tenant, id) = (group.tenant, group.id);
     let external = group.kind == GroupKind::External;
     if let MemberRef::User(u) = member {
-        if let Some(is_master) = tx.user_member(tenant, id, u).await? {
+        if !fresh && let Some(is_master) = tx.user_member(tenant, id, u).await? {
             if master && !is_master {
                 tx.set_master(tenant, id, u, true).await?;
             }
@@ -387,7 +391,7 @@ async fn insert_member(
         {
             return Err(slot_refused(tx, u, external).await);
         }
-    } else if tx.has_member(tenant, id, member).await? {
+    } else if !fresh && tx.has_member(tenant, id, member).await? {
         return Ok(false);
     }
     if let MemberRef::Group(g) = member {

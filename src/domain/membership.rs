@@ -159,11 +159,9 @@ impl Service {
         let read = self.read("check_membership", caller, (), |tx, actor, ()| {
             Box::pin(async move {
                 visible_group(tx, actor, tenant, group, Lock::No).await?;
-                let direct = tx.user_member(tenant, group, user).await?;
-                let member =
-                    direct.is_some() || tx.is_effective_member(tenant, group, user).await?;
+                let (direct, member) = tx.membership_of(tenant, group, user).await?;
                 Ok(Membership {
-                    member,
+                    member: member || direct.is_some(),
                     master: direct == Some(true),
                     direct: direct.is_some(),
                 })
@@ -202,7 +200,8 @@ impl Service {
             .read("list_groups_of_user", caller, (), |tx, actor, ()| {
                 Box::pin(async move {
                     require_own_tenant(actor, user)?;
-                    if tx.get_user(user).await?.is_none() {
+                    // A user listing their own groups was just read from the directory.
+                    if !sees_own_groups(actor, user) && tx.get_user(user).await?.is_none() {
                         return Err(Error::NotFound("user"));
                     }
                     let scanned = tx.groups_of_user(user, page).await?;

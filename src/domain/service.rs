@@ -100,11 +100,19 @@ impl Service {
     }
 
     /// Whether the database answers (health).
+    /// A connection that closed while idle is dropped and the ping tried again on another.
     pub async fn ping(&self) -> bool {
-        match self.db.begin(Mode::Read).await {
-            Ok(mut t) => t.ping().await.is_ok() && t.rollback().await.is_ok(),
-            Err(_) => false,
+        for _ in 0..2 {
+            let Ok(mut t) = self.db.begin(Mode::Read).await else {
+                return false;
+            };
+            match t.ping().await {
+                Ok(()) => return t.rollback().await.is_ok(),
+                Err(Error::Disconnected(_)) => continue,
+                Err(_) => return false,
+            }
         }
+        false
     }
 
     /// Runs `op` in a read transaction, for the resolved caller, with `args` lent to it.
@@ -152,6 +160,10 @@ impl Service {
                     tracing::debug!(op = name, attempt, %cause, "transaction retried");
                     attempt += 1;
                     tokio::time::sleep(Duration::from_millis(5 * u64::from(attempt))).await;
+                }
+                Err(Error::Disconnected(cause)) if mode == Mode::Read && attempt < MAX_ATTEMPTS => {
+                    tracing::debug!(op = name, attempt, %cause, "read retried on a new connection");
+                    attempt += 1;
                 }
                 Err(Error::Retry(cause)) => {
                     return Err(Error::Unavailable(format!(

@@ -71,7 +71,7 @@ impl From<Error> for Status {
                 tracing::warn!(%cause, "transaction conflict reached the edge");
                 Status::aborted("the request conflicted with a concurrent change; retry it")
             }
-            Error::Unavailable(cause) => {
+            Error::Unavailable(cause) | Error::Disconnected(cause) => {
                 tracing::error!(%cause, "storage unavailable");
                 Status::unavailable("the database is unavailable; retry later")
             }

@@ -68,9 +68,13 @@ impl Store {
         let timeout = Duration::from_secs(5);
         if is_postgres_url(url) {
             let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(url);
+            // No `SELECT 1` before each checkout (a round trip per operation): a connection that
+            // closed while idle fails its first statement with `Error::Disconnected`, which
+            // the seam answers by running a read again on a new connection.
             let pool = Pool::builder()
                 .max_size(max_connections)
                 .connection_timeout(timeout)
+                .test_on_check_out(false)
                 .build(manager)
                 .await?;
             let changes = Changes::new(false);
@@ -129,11 +133,13 @@ impl Store {
             let writer = Pool::builder()
                 .max_size(1)
                 .connection_timeout(Duration::from_secs(30))
+                .test_on_check_out(false)
                 .build(manager())
                 .await?;
             let readers = Pool::builder()
                 .max_size(max_connections.max(1))
                 .connection_timeout(timeout)
+                .test_on_check_out(false)
                 .build(manager())
                 .await?;
             Ok(Store {
@@ -280,8 +286,10 @@ impl From<DieselError> for Error {
             DieselError::DatabaseError(DatabaseErrorKind::SerializationFailure, _) => {
                 Error::Retry(e.to_string())
             }
-            DieselError::DatabaseError(DatabaseErrorKind::ClosedConnection, _)
-            | DieselError::BrokenTransactionManager => Error::Unavailable(e.to_string()),
+            DieselError::DatabaseError(DatabaseErrorKind::ClosedConnection, _) => {
+                Error::Disconnected(e.to_string())
+            }
+            DieselError::BrokenTransactionManager => Error::Unavailable(e.to_string()),
             DieselError::DatabaseError(DatabaseErrorKind::Unknown, info)
                 if info.message().contains("deadlock detected")
                     || info.message().contains("database is locked") =>

@@ -475,6 +475,24 @@ pub struct GroupOfUserRow {
     pub direct: bool,
 }
 
+/// A group and whether a given user is its effective member.
+#[derive(QueryableByName)]
+pub struct GroupSeenRow {
+    #[diesel(embed)]
+    pub group: GroupRow,
+    #[diesel(sql_type = Bool)]
+    pub member: bool,
+}
+
+/// A user's direct row in a group (`master`, none when not direct) and effective membership.
+#[derive(QueryableByName)]
+pub struct MembershipRow {
+    #[diesel(sql_type = diesel::sql_types::Nullable<Bool>)]
+    pub master: Option<bool>,
+    #[diesel(sql_type = Bool)]
+    pub member: bool,
+}
+
 /// A search hit and its rank.
 #[derive(QueryableByName)]
 pub struct RankedGroupRow {

@@ -10,6 +10,13 @@ use crate::domain::model::*;
 pub trait GroupTx: Send {
     async fn insert_group(&mut self, group: &Group) -> Result<()>;
     async fn get_group(&mut self, tenant: TenantId, id: GroupId) -> Result<Option<Group>>;
+    /// The group and whether `user` is its effective member (R22), in one round trip.
+    async fn get_group_seen_by(
+        &mut self,
+        tenant: TenantId,
+        id: GroupId,
+        user: UserKey,
+    ) -> Result<Option<(Group, bool)>>;
     /// Reads the group and holds its row lock to the end of the transaction.
     async fn lock_group(&mut self, tenant: TenantId, id: GroupId) -> Result<Option<Group>>;
     /// Bumps the group's version (its etag) and update time.

@@ -90,6 +90,14 @@ pub trait MembershipTx: Send {
         group: GroupId,
         user: UserKey,
     ) -> Result<bool>;
+    /// `user_member` and `is_effective_member` together, in one round trip: (`Some(is_master)`
+    /// when direct, effective).
+    async fn membership_of(
+        &mut self,
+        tenant: TenantId,
+        group: GroupId,
+        user: UserKey,
+    ) -> Result<(Option<bool>, bool)>;
     /// Every distinct user reached from the group (R22), sorted.
     async fn effective_users(&mut self, tenant: TenantId, group: GroupId) -> Result<Vec<UserKey>>;
     /// A page of the distinct users reached from the group (R22).

@@ -1,6 +1,7 @@
 //! R07 exists twice: `access::can_see` decides GetGroup for one group, and the store's SQL
-//! decides ListGroups for a page. On generated tenants (public and private, internal and
-//! external groups; user, team and nested-group members) every viewer must list exactly the
+//! decides ListGroups, SearchGroups and AutocompleteGroups for a page (each statement its own
+//! way). On generated tenants (public and private, internal and external groups; user, team
+//! and nested-group members) every viewer must list, search and autocomplete exactly the
 //! groups it can get.
 
 use std::collections::BTreeSet;
@@ -73,6 +74,26 @@ async fn listed(srv: &TestServer, viewer: i64, admin: bool) -> BTreeSet<String> 
     groups.into_iter().map(|g| g.name).collect()
 }
 
+/// What the viewer finds by searching a word of every generated name, and by autocompleting
+/// each seed's prefix (14 names each, under the limit of 20).
+async fn found(srv: &TestServer, viewer: i64, admin: bool) -> [BTreeSet<String>; 2] {
+    let mut c = srv.groups(1, viewer, admin);
+    let searched = search_groups(&mut c, "tenants/1", "gen", 9)
+        .await
+        .expect("search");
+    let mut completed = BTreeSet::new();
+    for seed in SEEDS {
+        let prefix = format!("gen {seed}-");
+        let page = autocomplete(&mut c, "tenants/1", &prefix, 20)
+            .await
+            .expect("autocomplete");
+        completed.extend(page.into_iter().map(|g| g.name));
+    }
+    [searched.into_iter().map(|g| g.name).collect(), completed]
+}
+
+const SEEDS: [u64; 3] = [7, 11, 23];
+
 async fn gettable(srv: &TestServer, viewer: i64, admin: bool, all: &[String]) -> BTreeSet<String> {
     let mut c = srv.groups(1, viewer, admin);
     let mut out = BTreeSet::new();
@@ -89,7 +110,7 @@ async fn gettable(srv: &TestServer, viewer: i64, admin: bool, all: &[String]) ->
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn r07_listing_and_get_agree_for_every_viewer_of_generated_tenants() {
+async fn r07_listing_search_autocomplete_and_get_agree_for_every_viewer_of_generated_tenants() {
     let Some(srv) = server().await else { return };
     srv.tenant(1, pb::Plan::Paid, pb::GroupCreation::AllMembers)
         .await;
@@ -99,7 +120,7 @@ async fn r07_listing_and_get_agree_for_every_viewer_of_generated_tenants() {
     srv.team(1, 1, &[2, 3]).await;
     srv.team(1, 2, &[4]).await;
     let mut all = Vec::new();
-    for seed in [7, 11, 23] {
+    for seed in SEEDS {
         all.extend(generate(&srv, seed).await);
     }
     // Viewers: the admin, the admin's token without the claim, a user with a claim the
@@ -111,6 +132,9 @@ async fn r07_listing_and_get_agree_for_every_viewer_of_generated_tenants() {
         let by_list = listed(&srv, viewer, admin).await;
         let by_get = gettable(&srv, viewer, admin, &all).await;
         assert_eq!(by_list, by_get, "viewer {viewer} (admin claim {admin})");
+        let [by_search, by_autocomplete] = found(&srv, viewer, admin).await;
+        assert_eq!(by_search, by_get, "search, viewer {viewer} (admin {admin})");
+        assert_eq!(by_autocomplete, by_get, "autocomplete, viewer {viewer}");
         private_seen += by_get.len();
     }
     assert!(

@@ -262,6 +262,9 @@ impl DirectoryTx for BackendTx {
     }
 
     async fn existing_teams(&mut self, tenant: TenantId, ids: &[TeamId]) -> Result<Vec<TeamId>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
         let ids: Vec<i64> = ids.iter().map(|t| t.0).collect();
         Ok(teams::table
             .filter(teams::tenant_id.eq(tenant.0))

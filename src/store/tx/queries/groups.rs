@@ -38,6 +38,24 @@ impl GroupTx for BackendTx {
             .transpose()
     }
 
+    async fn get_group_seen_by(
+        &mut self,
+        tenant: TenantId,
+        id: GroupId,
+        user: UserKey,
+    ) -> Result<Option<(Group, bool)>> {
+        let row: Option<GroupSeenRow> = diesel::sql_query(sql::group_seen_by())
+            .bind::<BigInt, _>(id.0)
+            .bind::<BigInt, _>(tenant.0)
+            .bind::<BigInt, _>(user.tenant.0)
+            .bind::<BigInt, _>(user.user.0)
+            .get_result(self.conn())
+            .await
+            .optional()?;
+        row.map(|r| Ok((Group::try_from(r.group)?, r.member)))
+            .transpose()
+    }
+
     async fn lock_group(&mut self, tenant: TenantId, id: GroupId) -> Result<Option<Group>> {
         self.backend_lock_group(tenant, id).await
     }
@@ -52,6 +70,9 @@ impl GroupTx for BackendTx {
     }
 
     async fn existing_groups(&mut self, tenant: TenantId, ids: &[GroupId]) -> Result<Vec<GroupId>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
         let ids: Vec<i64> = ids.iter().map(|g| g.0).collect();
         Ok(groups::table
             .filter(groups::tenant_id.eq(tenant.0))
@@ -285,9 +306,9 @@ impl GroupTx for BackendTx {
         diesel::sql_query(sql::search_groups(sees_all))
             .bind::<BigInt, _>(viewer.tenant.0)
             .bind::<BigInt, _>(viewer.user.0)
+            .bind::<BigInt, _>(tenant.0)
             .bind::<Text, _>(query)
             .bind::<Text, _>(format!("{escaped}%"))
-            .bind::<BigInt, _>(tenant.0)
             .bind::<Text, _>(format!("%{escaped}%"))
             .bind::<Integer, _>(rank)
             .bind::<Text, _>(name)

@@ -325,14 +325,23 @@ impl MembershipTx for BackendTx {
         group: GroupId,
         user: UserKey,
     ) -> Result<bool> {
-        let row: FlagRow = diesel::sql_query(sql::is_effective_member())
+        Ok(self.membership_of(tenant, group, user).await?.1)
+    }
+
+    async fn membership_of(
+        &mut self,
+        tenant: TenantId,
+        group: GroupId,
+        user: UserKey,
+    ) -> Result<(Option<bool>, bool)> {
+        let row: MembershipRow = diesel::sql_query(sql::membership_of())
             .bind::<BigInt, _>(group.0)
             .bind::<BigInt, _>(tenant.0)
             .bind::<BigInt, _>(user.tenant.0)
             .bind::<BigInt, _>(user.user.0)
             .get_result(self.conn())
             .await?;
-        Ok(row.flag)
+        Ok((row.master, row.member))
     }
 
     async fn effective_users(&mut self, tenant: TenantId, group: GroupId) -> Result<Vec<UserKey>> {

@@ -1,0 +1,4 @@
+DROP INDEX groups_search_public;
+DROP INDEX groups_search_text;
+DROP INDEX group_user_members_user;
+CREATE INDEX group_user_members_user ON group_user_members (user_tenant_id, user_id);
