@@ -7,6 +7,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let files = [
         "proto/groups/v1/common.proto",
         "proto/groups/v1/directory.proto",
+        "proto/groups/v1/events.proto",
         "proto/groups/v1/groups.proto",
         "proto/groups/v1/membership.proto",
     ];

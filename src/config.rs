@@ -111,6 +111,19 @@ pub struct Config {
         global = true
     )]
     pub page_token_key: Option<String>,
+    /// NATS server whose JetStream receives the change feed (stream `GROUP_EVENTS`, subjects
+    /// `groups.<tenant>.<kind>`); no relay without it. Give every server of one database the
+    /// same setting: retention waits for the relay only where it is set.
+    #[arg(long, env = "NATS_URL", global = true)]
+    pub nats_url: Option<String>,
+    /// How long events are kept for WatchEvents and the audit log, in hours.
+    #[arg(
+        long,
+        env = "GROUP_SERVICE_EVENT_RETENTION_HOURS",
+        default_value_t = 168,
+        global = true
+    )]
+    pub event_retention_hours: u64,
     /// Address for Prometheus metrics (`GET /metrics`); none by default.
     #[arg(long, env = "GROUP_SERVICE_METRICS_LISTEN", global = true)]
     pub metrics_listen: Option<String>,

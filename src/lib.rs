@@ -7,5 +7,6 @@ pub mod config;
 pub mod domain;
 pub mod grpc;
 pub mod metrics;
+pub mod relay;
 pub mod server;
 pub mod store;

@@ -29,6 +29,8 @@ struct Series {
 #[derive(Clone, Default)]
 pub struct Metrics {
     series: Arc<Mutex<BTreeMap<(String, String), Series>>>,
+    /// The event relay's lag in microseconds (`relay`); absent while no relay runs here.
+    relay_lag: Arc<Mutex<Option<i64>>>,
 }
 
 impl Metrics {
@@ -46,8 +48,26 @@ impl Metrics {
         }
     }
 
+    /// The age of the oldest event the relay has yet to publish.
+    pub fn set_relay_lag(&self, micros: i64) {
+        *self.relay_lag.lock().unwrap_or_else(|e| e.into_inner()) = Some(micros);
+    }
+
     /// The Prometheus text exposition of every series.
     pub fn render(&self) -> String {
+        let mut out = self.render_rpcs();
+        if let Some(lag) = *self.relay_lag.lock().unwrap_or_else(|e| e.into_inner()) {
+            out.push_str(&format!(
+                "# HELP group_service_relay_lag_seconds Age of the oldest unpublished event.\n\
+                 # TYPE group_service_relay_lag_seconds gauge\n\
+                 group_service_relay_lag_seconds {}\n",
+                lag as f64 / 1e6
+            ));
+        }
+        out
+    }
+
+    fn render_rpcs(&self) -> String {
         let series = self.series.lock().unwrap_or_else(|e| e.into_inner());
         let mut out = String::from(
             "# HELP group_service_rpc_requests_total gRPC calls by method and status code.\n\

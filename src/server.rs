@@ -11,9 +11,10 @@ use tonic_health::ServingStatus;
 use crate::auth::Verifier;
 use crate::domain::Service;
 use crate::grpc::pb::directory_service_server::DirectoryServiceServer;
+use crate::grpc::pb::event_service_server::EventServiceServer;
 use crate::grpc::pb::group_service_server::GroupServiceServer;
 use crate::grpc::pb::membership_service_server::MembershipServiceServer;
-use crate::grpc::{DirectoryApi, GroupApi, MembershipApi, pb};
+use crate::grpc::{DirectoryApi, EventApi, GroupApi, MembershipApi, pb};
 use crate::metrics::{Metrics, MetricsLayer};
 
 /// Service names whose health follows the database.
@@ -35,6 +36,31 @@ fn reflection() -> tonic_reflection::server::Builder<'static> {
         .register_encoded_file_descriptor_set(tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET)
 }
 
+/// What runs beside the gRPC server.
+pub struct Background {
+    /// Prometheus metrics on `GET /metrics`.
+    pub metrics_listener: Option<TcpListener>,
+    /// The JetStream relay of the change feed (`relay`), when set.
+    pub nats_url: Option<String>,
+    /// How long events are kept (`feed::Service::prune_events`).
+    pub event_retention: Duration,
+}
+
+/// Events are kept a week unless configured otherwise.
+pub const DEFAULT_EVENT_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
+/// How often retention runs.
+const PRUNE_EVERY: Duration = Duration::from_secs(60);
+
+impl Default for Background {
+    fn default() -> Self {
+        Background {
+            metrics_listener: None,
+            nats_url: None,
+            event_retention: DEFAULT_EVENT_RETENTION,
+        }
+    }
+}
+
 /// Serves until `shutdown` resolves, then stops taking calls and drains the ones in flight.
 pub async fn run(
     listener: TcpListener,
@@ -42,17 +68,18 @@ pub async fn run(
     verifier: Verifier,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    run_with(listener, None, service, verifier, shutdown).await
+    run_with(listener, Background::default(), service, verifier, shutdown).await
 }
 
-/// `run`, plus Prometheus metrics on `GET /metrics` of `metrics_listener` when given.
+/// `run`, with the `Background` work.
 pub async fn run_with(
     listener: TcpListener,
-    metrics_listener: Option<TcpListener>,
+    background: Background,
     service: Service,
     verifier: Verifier,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    let metrics_listener = background.metrics_listener;
     let (reporter, health) = tonic_health::server::health_reporter();
     let reflection_v1 = reflection().build_v1()?;
     let reflection_v1alpha = reflection().build_v1alpha()?;
@@ -72,11 +99,37 @@ pub async fn run_with(
             let _ = stop.changed().await;
         }));
     }
-    let health_task = tokio::spawn(follow_database(service.clone(), reporter.clone(), stop_rx));
+    let relaying = background.nats_url.is_some();
+    if let Some(url) = background.nats_url {
+        let holder = format!("{}-{:016x}", std::process::id(), rand::random::<u64>());
+        let relay = crate::relay::run(
+            service.clone(),
+            url,
+            holder,
+            metrics.clone(),
+            stop_rx.clone(),
+        );
+        tokio::spawn(relay);
+    }
+    tokio::spawn(prune(
+        service.clone(),
+        background.event_retention,
+        relaying,
+        stop_rx.clone(),
+    ));
+    let health_task = tokio::spawn(follow_database(
+        service.clone(),
+        reporter.clone(),
+        stop_rx.clone(),
+    ));
     let auth = verifier.interceptor();
     let groups = GroupServiceServer::with_interceptor(GroupApi::new(service.clone()), auth.clone());
     let membership = MembershipServiceServer::with_interceptor(
         MembershipApi::new(service.clone()),
+        auth.clone(),
+    );
+    let events = EventServiceServer::with_interceptor(
+        EventApi::new(service.clone(), stop_rx.clone()),
         auth.clone(),
     );
     let directory = DirectoryServiceServer::with_interceptor(DirectoryApi::new(service), auth);
@@ -108,6 +161,7 @@ pub async fn run_with(
         .add_service(groups)
         .add_service(membership)
         .add_service(directory)
+        .add_service(events)
         .serve_with_incoming_shutdown(incoming, on_shutdown)
         .await?;
     health_task.abort();
@@ -139,6 +193,25 @@ async fn follow_database(
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(2)) => {}
             _ = stop.changed() => break,
+        }
+    }
+}
+
+/// Retention, every `PRUNE_EVERY` until `stop`: never past an event the relay has yet to
+/// publish, when this server relays (without a relay nothing is waiting to be published).
+async fn prune(
+    service: Service,
+    keep: Duration,
+    relaying: bool,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(PRUNE_EVERY) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        if let Err(e) = service.prune_events(keep, relaying).await {
+            tracing::warn!(error = %e, "event retention failed; it runs again later");
         }
     }
 }

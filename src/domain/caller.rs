@@ -58,6 +58,14 @@ impl Actor {
 }
 
 impl Caller {
+    /// Who the caller is, as events record it: `tenants/1/users/2`, `tenants/1/services/mail`.
+    pub fn subject(&self) -> String {
+        match &self.principal {
+            Principal::User(user) => format!("tenants/{}/users/{}", self.tenant, user),
+            Principal::Service(name) => format!("tenants/{}/services/{name}", self.tenant),
+        }
+    }
+
     /// Looks the caller up in the directory. A user token for a user or tenant the directory
     /// does not know is refused: tokens outlive directory entries.
     pub async fn resolve(&self, tx: &mut dyn Tx) -> Result<Actor> {

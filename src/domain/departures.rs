@@ -6,10 +6,12 @@
 //! master until an admin names one. The event says which.
 
 use super::error::Result;
-use super::events::{ChangeDetail, Departure, EventKind, emit};
+use super::events::{ChangeDetail, Departure, EventKind, TenantDeleted, emit, emit_for_tenant};
+use super::groups::delete_in;
 use super::members::member_change;
 use super::model::*;
 use super::repo::Tx;
+use super::repo::{GroupFilter, Page};
 
 /// A user leaves every group they are a direct member of (every external group only, for
 /// `Departure::ExternalPermissionRevoked`).
@@ -21,6 +23,10 @@ pub(crate) async fn remove_user_everywhere(
 ) -> Result<()> {
     let only_external = why == Departure::ExternalPermissionRevoked;
     for (tenant, group_id, _) in tx.direct_groups_of_user(user).await? {
+        // The deleted tenant's own groups are deleted whole (`remove_tenant`).
+        if why == Departure::TenantDeleted && tenant == user.tenant {
+            continue;
+        }
         let Some(group) = tx.lock_group(tenant, group_id).await? else {
             continue;
         };
@@ -80,4 +86,61 @@ pub(crate) async fn remove_team_everywhere(
         emit(tx, &group, EventKind::MembersRemoved(change), now).await?;
     }
     Ok(())
+}
+
+/// Rows read per statement while a tenant is taken apart.
+const TENANT_BATCH: i64 = 500;
+
+/// The directory deletes a tenant. Its users leave the other tenants' groups they belong to as
+/// deleted users do (R05 succession, the other tenants' counters, events); each of its groups
+/// is deleted as DeleteGroup would (R12: events, the counters of members from other tenants);
+/// a `tenant.deleted` event ends its feed. The tenant's row goes last (the caller's).
+pub(crate) async fn remove_tenant(tx: &mut dyn Tx, tenant: TenantId, now: i64) -> Result<()> {
+    let mut users = 0;
+    let mut after = None;
+    loop {
+        let page = Page {
+            after,
+            limit: TENANT_BATCH,
+        };
+        let batch = tx.list_users(tenant, page).await?;
+        for user in &batch {
+            remove_user_everywhere(tx, user.key, Departure::TenantDeleted, now).await?;
+        }
+        users += batch.len();
+        match batch.last() {
+            Some(last) if batch.len() as i64 == TENANT_BATCH => after = Some(last.key.user),
+            _ => break,
+        }
+    }
+    let mut groups = 0;
+    // Every group of the tenant, as its admins see them (a viewer of no user).
+    let nobody = UserKey {
+        tenant: TenantId(0),
+        user: UserId(0),
+    };
+    loop {
+        let page = Page {
+            after: None,
+            limit: TENANT_BATCH,
+        };
+        let batch = tx
+            .list_groups(tenant, nobody, true, &GroupFilter::default(), page)
+            .await?;
+        for group in &batch {
+            if let Some(locked) = tx.lock_group(tenant, group.id).await? {
+                delete_in(tx, &locked).await?;
+            }
+        }
+        groups += batch.len();
+        if (batch.len() as i64) < TENANT_BATCH {
+            break;
+        }
+    }
+    let deleted = TenantDeleted {
+        tenant: format!("tenants/{tenant}"),
+        groups,
+        users,
+    };
+    emit_for_tenant(tx, tenant, EventKind::TenantDeleted(deleted), now).await
 }

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use super::Service;
 use super::caller::Caller;
-use super::departures::{remove_team_everywhere, remove_user_everywhere};
+use super::departures::{remove_team_everywhere, remove_tenant, remove_user_everywhere};
 use super::error::{Error, Reason, Result, Violations};
 use super::events::Departure;
 use super::members::user_subject;
@@ -188,11 +188,18 @@ impl Service {
         Ok((rows, next))
     }
 
-    /// Deletes a tenant with all its data: users, teams, rooms, groups and their memberships.
+    /// Deletes a tenant with all its data: users, teams, rooms, groups and their memberships,
+    /// writing the events of every group and departure (`departures::remove_tenant`).
     pub async fn delete_tenant(&self, caller: &Caller, id: TenantId) -> Result<()> {
         caller.require_service_of(id)?;
         self.write("delete_tenant", caller, (), |tx, _, ()| {
-            Box::pin(async move { found(tx.delete_tenant(id).await?, "tenant") })
+            Box::pin(async move {
+                if tx.get_tenant(id).await?.is_none() {
+                    return Err(Error::NotFound("tenant"));
+                }
+                remove_tenant(tx, id, now_micros()).await?;
+                found(tx.delete_tenant(id).await?, "tenant")
+            })
         })
         .await
     }

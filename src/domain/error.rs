@@ -82,6 +82,8 @@ pub enum Reason {
     RoomAlreadyConverted,
     /// An external group cannot be a member of another group (R24).
     ExternalGroupNotNestable,
+    /// A change-feed cursor older than retention keeps.
+    CursorExpired,
 }
 
 impl Reason {
@@ -124,6 +126,7 @@ impl Reason {
             Reason::ExternalGroupUsersOnly => "EXTERNAL_GROUP_USERS_ONLY",
             Reason::RoomAlreadyConverted => "ROOM_ALREADY_CONVERTED",
             Reason::ExternalGroupNotNestable => "EXTERNAL_GROUP_NOT_NESTABLE",
+            Reason::CursorExpired => "CURSOR_EXPIRED",
         }
     }
 }
@@ -171,6 +174,10 @@ pub enum Error {
     },
     #[error("aborted: {reason}")]
     Aborted { reason: Reason, message: String },
+    /// A change-feed cursor whose events retention has removed; `earliest` is the oldest
+    /// cursor to resume from.
+    #[error("cursor {cursor} is older than the feed keeps (earliest {earliest})")]
+    CursorExpired { cursor: i64, earliest: i64 },
     /// A transaction lost a race (serialization failure, deadlock); the store runs it again
     /// and only gives up after a bounded number of attempts.
     #[error("retry: {0}")]

@@ -5,7 +5,7 @@
 use serde::Serialize;
 
 use super::error::Result;
-use super::model::{Event, EventId, Group, MemberRef, UserKey, next_id};
+use super::model::{Event, EventId, Group, GroupId, MemberRef, TenantId, UserKey, next_id};
 use super::repo::Tx;
 
 /// A change to a group, with what its followers need to know.
@@ -23,6 +23,16 @@ pub enum EventKind {
     MastersRemoved(MemberChange),
     FeatureDataPurged(FeatureDataPurged),
     FeatureUsageReported(FeatureUsageReported),
+    /// The directory deleted the tenant: its last event (of no group).
+    TenantDeleted(TenantDeleted),
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct TenantDeleted {
+    pub tenant: String,
+    /// How many groups and users went with it (each group's deletion is an event before).
+    pub groups: usize,
+    pub users: usize,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -110,6 +120,8 @@ pub enum Departure {
     ExternalPermissionRevoked,
     /// Out of every group.
     UserDeleted,
+    /// Out of every group of other tenants: the user's tenant was deleted.
+    TenantDeleted,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -145,6 +157,7 @@ impl EventKind {
             EventKind::MastersRemoved(_) => "masters.removed",
             EventKind::FeatureDataPurged(_) => "feature_data.purged",
             EventKind::FeatureUsageReported(_) => "feature_usage.reported",
+            EventKind::TenantDeleted(_) => "tenant.deleted",
         }
     }
 
@@ -159,26 +172,40 @@ impl EventKind {
             | EventKind::MastersRemoved(p) => serde_json::to_string(p),
             EventKind::FeatureDataPurged(p) => serde_json::to_string(p),
             EventKind::FeatureUsageReported(p) => serde_json::to_string(p),
+            EventKind::TenantDeleted(p) => serde_json::to_string(p),
         }
     }
 
-    /// The event as the outbox stores it, for `group`.
-    pub fn record(&self, group: &Group, now: i64) -> Event {
+    /// The event as the outbox stores it, of `tenant` and `group`.
+    pub fn record(&self, tenant: TenantId, group: Option<GroupId>, now: i64) -> Event {
         Event {
-            tenant: group.tenant,
+            tenant,
             id: EventId(next_id()),
-            group: Some(group.id),
+            seq: 0,
+            group,
             kind: self.name().to_owned(),
             // Plain structs of strings and numbers always serialize.
             payload: self.payload().unwrap_or_default(),
             create_time: now,
+            actor: String::new(),
         }
     }
 }
 
 /// Writes `kind` for `group` to the outbox.
 pub(crate) async fn emit(tx: &mut dyn Tx, group: &Group, kind: EventKind, now: i64) -> Result<()> {
-    tx.insert_event(&kind.record(group, now)).await
+    tx.insert_event(&kind.record(group.tenant, Some(group.id), now))
+        .await
+}
+
+/// Writes `kind`, of no group, to the tenant's outbox.
+pub(crate) async fn emit_for_tenant(
+    tx: &mut dyn Tx,
+    tenant: TenantId,
+    kind: EventKind,
+    now: i64,
+) -> Result<()> {
+    tx.insert_event(&kind.record(tenant, None, now)).await
 }
 
 #[cfg(test)]

@@ -222,7 +222,7 @@ pub(crate) fn check_etag(group: &Group, etag: Option<&str>) -> Result<()> {
 
 /// R12: the group goes with its members, counters, storage and data; one event names every
 /// tenant it reached.
-async fn delete_in(tx: &mut dyn Tx, group: &Group) -> Result<()> {
+pub(crate) async fn delete_in(tx: &mut dyn Tx, group: &Group) -> Result<()> {
     let (tenant, id) = (group.tenant, group.id);
     let recipients = if group.notify_all_members {
         tx.effective_users(tenant, id).await?

@@ -10,7 +10,7 @@
 //! | R06, R07, R20, R24 | `access` |
 //! | R08, R10 | `settings` |
 //! | R09, R19 (usage) | `features`, `external` |
-//! | R11 | `events`, `members` (recipients) |
+//! | R11 | `events`, `members` (recipients), `feed` (delivery) |
 //! | R13, R14, R15 | `members` (admission), `groups` (creation) |
 //! | R16, R19 | `external` |
 //! | R17, R22, R23 | `membership` |
@@ -28,6 +28,7 @@ pub mod error;
 pub mod events;
 pub mod external;
 pub mod features;
+pub mod feed;
 pub mod groups;
 pub mod idempotency;
 pub mod limits;

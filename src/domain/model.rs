@@ -284,9 +284,15 @@ pub fn search_text(display_name: &str, description: &str) -> String {
 pub struct Event {
     pub tenant: TenantId,
     pub id: EventId,
+    /// The tenant's sequence number: the change feed's cursor. Given when the event's
+    /// transaction commits (0 before).
+    pub seq: i64,
     pub group: Option<GroupId>,
     pub kind: String,
     /// JSON.
     pub payload: String,
     pub create_time: i64,
+    /// Who made the change (`tenants/1/users/2`, `tenants/1/services/mail`; empty for the
+    /// service's own work). Given with `seq`.
+    pub actor: String,
 }

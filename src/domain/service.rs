@@ -36,9 +36,11 @@ pub enum Mode {
 /// either rolls it back (the connection is discarded).
 #[async_trait]
 pub trait Transaction: Tx {
-    /// Tells other processes, when this write commits, that the data changed (the read
-    /// cache's coherence: `cache`).
-    async fn announce(&mut self) -> Result<()>;
+    /// Runs just before a write commits: writes the transaction's events with their sequence
+    /// numbers and `actor` (the change feed: `feed`), and tells other processes, when the
+    /// write commits, that the data changed (the read cache's coherence: `cache`; the feed's
+    /// followers).
+    async fn announce(&mut self, actor: &str) -> Result<()>;
     async fn commit(self: Box<Self>) -> Result<()>;
     async fn rollback(self: Box<Self>) -> Result<()>;
 }
@@ -52,6 +54,9 @@ pub trait Database: Send + Sync + 'static {
     fn generation(&self) -> Option<u64>;
     /// A write transaction of this process committed.
     fn changed(&self);
+    /// Changes whenever a write may have committed, here or in another process (while the
+    /// signal from other processes is down, at least when it comes back).
+    fn subscribe(&self) -> tokio::sync::watch::Receiver<u64>;
 }
 
 /// The service: the database plus what the rules need around it.
@@ -97,6 +102,16 @@ impl Service {
         let answer = fill.await?;
         cache.put(key, generation, from(&answer));
         Ok(answer)
+    }
+
+    /// The database, for the work that runs outside a caller's operation (`feed`).
+    pub(crate) fn db(&self) -> &dyn Database {
+        &*self.db
+    }
+
+    /// Changes whenever a write may have committed (`Database::subscribe`).
+    pub(crate) fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.db.subscribe()
     }
 
     /// Whether the database answers (health).
@@ -202,7 +217,7 @@ impl Service {
             Ok(actor) => op(&mut *t, &actor, args).await,
             Err(e) => Err(e),
         };
-        finish(&*self.db, t, mode, res).await
+        finish(&*self.db, t, mode, &caller.subject(), res).await
     }
 }
 
@@ -213,12 +228,13 @@ pub async fn finish<R>(
     db: &dyn Database,
     mut t: Box<dyn Transaction>,
     mode: Mode,
+    actor: &str,
     res: Result<R>,
 ) -> Result<R> {
     match res {
         Ok(value) => {
             if mode == Mode::Write {
-                t.announce().await?;
+                t.announce(actor).await?;
             }
             t.commit().await?;
             if mode == Mode::Write {

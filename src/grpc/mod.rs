@@ -32,11 +32,13 @@ macro_rules! handlers {
 
 mod convert;
 mod directory;
+mod events;
 mod groups;
 mod membership;
 mod status;
 
 pub use directory::DirectoryApi;
+pub use events::EventApi;
 pub use groups::GroupApi;
 pub use membership::MembershipApi;
 

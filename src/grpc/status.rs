@@ -5,7 +5,7 @@
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
-use crate::domain::error::Error;
+use crate::domain::error::{Error, Reason};
 
 const DOMAIN: &str = "groups.v1";
 
@@ -66,6 +66,20 @@ impl From<Error> for Status {
             }
             Error::Aborted { reason, message } => {
                 with_reason(Code::Aborted, reason.as_str(), message)
+            }
+            Error::CursorExpired { cursor, earliest } => {
+                let metadata: std::collections::HashMap<String, String> =
+                    [("earliest_cursor".to_owned(), earliest.to_string())].into();
+                let details =
+                    ErrorDetails::with_error_info(Reason::CursorExpired.as_str(), DOMAIN, metadata);
+                Status::with_error_details(
+                    Code::OutOfRange,
+                    format!(
+                        "cursor {cursor} is older than the events kept; resume from \
+                         {earliest} (GetEarliestCursor)"
+                    ),
+                    details,
+                )
             }
             Error::Retry(cause) => {
                 tracing::warn!(%cause, "transaction conflict reached the edge");

@@ -8,6 +8,9 @@
 //! unknown and the cache is bypassed; when it comes back the generation is bumped, because
 //! notifications may have been missed meanwhile. SQLite is one process: its own writes are
 //! all there is, and the generation is always known.
+//!
+//! The same signal wakes the change feed's followers (`domain::feed`): on PostgreSQL the
+//! notification of another process's commit, on SQLite the process's own commit.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -25,6 +28,8 @@ const PROBE: Duration = Duration::from_millis(500);
 pub(crate) struct Changes {
     generation: AtomicU64,
     known: AtomicBool,
+    /// Wakes the change feed's followers on every bump.
+    wake: tokio::sync::watch::Sender<u64>,
 }
 
 impl Changes {
@@ -32,7 +37,13 @@ impl Changes {
         Arc::new(Changes {
             generation: AtomicU64::new(1),
             known: AtomicBool::new(known),
+            wake: tokio::sync::watch::Sender::new(1),
         })
+    }
+
+    /// A receiver that sees every bump from now on.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.wake.subscribe()
     }
 
     /// The generation, or `None` while writes of other processes could go unnoticed.
@@ -45,7 +56,8 @@ impl Changes {
 
     /// A write committed (here or elsewhere).
     pub fn bump(&self) {
-        self.generation.fetch_add(1, Ordering::SeqCst);
+        let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
+        self.wake.send_replace(generation);
     }
 
     fn set_known(&self, known: bool) {

@@ -199,7 +199,7 @@ impl Store {
     {
         let mut t = self.begin(mode).await?;
         let res = op(&mut *t).await;
-        finish(self, t, mode, res).await
+        finish(self, t, mode, "", res).await
     }
 }
 
@@ -213,7 +213,11 @@ impl Database for Store {
                 if open {
                     PgTm::begin_transaction(&mut *conn).await?;
                 }
-                Ok(Box::new(PgTx { conn, open }))
+                Ok(Box::new(PgTx {
+                    conn,
+                    open,
+                    events: Vec::new(),
+                }))
             }
             Backend::Sqlite { writer, readers } => {
                 let pool = match mode {
@@ -222,7 +226,10 @@ impl Database for Store {
                 };
                 let mut conn = pool.get_owned().await.map_err(pool_error)?;
                 SqliteTm::begin_transaction(&mut *conn).await?;
-                Ok(Box::new(SqliteTx(conn)))
+                Ok(Box::new(SqliteTx {
+                    conn,
+                    events: Vec::new(),
+                }))
             }
         }
     }
@@ -234,6 +241,10 @@ impl Database for Store {
     fn changed(&self) {
         self.changes.bump();
     }
+
+    fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
 }
 
 type PgTm = <AsyncPgConnection as AsyncConnection>::TransactionManager;
@@ -241,7 +252,8 @@ type SqliteTm = <SqliteConn as AsyncConnection>::TransactionManager;
 
 #[async_trait]
 impl Transaction for PgTx {
-    async fn announce(&mut self) -> Result<()> {
+    async fn announce(&mut self, actor: &str) -> Result<()> {
+        self.write_events(actor).await?;
         diesel::sql_query("SELECT pg_notify($1, '')")
             .bind::<diesel::sql_types::Text, _>(changes::CHANNEL)
             .execute(&mut *self.conn)
@@ -264,15 +276,16 @@ impl Transaction for PgTx {
 
 #[async_trait]
 impl Transaction for SqliteTx {
-    /// One process owns an SQLite file: there is nobody to tell.
-    async fn announce(&mut self) -> Result<()> {
-        Ok(())
+    /// One process owns an SQLite file: there is nobody to tell but this process, whose
+    /// generation `finish` bumps.
+    async fn announce(&mut self, actor: &str) -> Result<()> {
+        self.write_events(actor).await
     }
     async fn commit(mut self: Box<Self>) -> Result<()> {
-        Ok(SqliteTm::commit_transaction(&mut *self.0).await?)
+        Ok(SqliteTm::commit_transaction(&mut *self.conn).await?)
     }
     async fn rollback(mut self: Box<Self>) -> Result<()> {
-        Ok(SqliteTm::rollback_transaction(&mut *self.0).await?)
+        Ok(SqliteTm::rollback_transaction(&mut *self.conn).await?)
     }
 }
 

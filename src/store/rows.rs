@@ -386,6 +386,8 @@ pub struct EventRow {
     pub kind: String,
     pub payload: String,
     pub create_time: i64,
+    pub seq: i64,
+    pub actor: String,
 }
 
 impl From<&Event> for EventRow {
@@ -397,6 +399,8 @@ impl From<&Event> for EventRow {
             kind: e.kind.clone(),
             payload: e.payload.clone(),
             create_time: e.create_time,
+            seq: e.seq,
+            actor: e.actor.clone(),
         }
     }
 }
@@ -407,9 +411,11 @@ impl From<EventRow> for Event {
             tenant: TenantId(r.tenant_id),
             id: EventId(r.event_id),
             group: r.group_id.map(GroupId),
+            seq: r.seq,
             kind: r.kind,
             payload: r.payload,
             create_time: r.create_time,
+            actor: r.actor,
         }
     }
 }

@@ -148,6 +148,25 @@ diesel::table! {
         kind -> Text,
         payload -> Text,
         create_time -> BigInt,
+        seq -> BigInt,
+        actor -> Text,
+        published -> Bool,
+    }
+}
+
+diesel::table! {
+    event_sequences (tenant_id) {
+        tenant_id -> BigInt,
+        last_seq -> BigInt,
+        pruned_seq -> BigInt,
+    }
+}
+
+diesel::table! {
+    relay_lease (name) {
+        name -> Text,
+        holder -> Text,
+        expires -> BigInt,
     }
 }
 
@@ -202,6 +221,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     room_members,
     create_requests,
     events,
+    event_sequences,
+    relay_lease,
     batch_requests,
     mailing_list_senders,
     mailing_list_recipients,

@@ -53,6 +53,9 @@ impl Interceptor for Bearer {
 pub type Groups = GroupServiceClient<InterceptedService<Channel, Bearer>>;
 pub type Directory = DirectoryServiceClient<InterceptedService<Channel, Bearer>>;
 pub type Membership = MembershipServiceClient<InterceptedService<Channel, Bearer>>;
+pub type Events = group_service::grpc::pb::event_service_client::EventServiceClient<
+    InterceptedService<Channel, Bearer>,
+>;
 
 pub struct TestServer {
     #[allow(dead_code)]
@@ -207,6 +210,18 @@ impl TestServer {
         MembershipServiceClient::with_interceptor(
             self.channel.clone(),
             Bearer(Some(self.token(tenant, &user.to_string(), admin, false))),
+        )
+    }
+
+    /// EventService as a service of `tenant` (the feed's readers).
+    pub fn events(&self, tenant: i64) -> Events {
+        self.events_as(Some(self.token(tenant, "search-indexer", false, true)))
+    }
+
+    pub fn events_as(&self, token: Option<String>) -> Events {
+        group_service::grpc::pb::event_service_client::EventServiceClient::with_interceptor(
+            self.channel.clone(),
+            Bearer(token),
         )
     }
 

@@ -10,6 +10,7 @@ mod auth;
 mod cache;
 mod directory;
 mod discovery;
+mod events;
 mod external;
 mod groups;
 mod membership;

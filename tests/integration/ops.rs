@@ -170,7 +170,10 @@ async fn ops_metrics_count_calls_by_method_and_code() {
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(group_service::server::run_with(
         listener,
-        Some(metrics),
+        group_service::server::Background {
+            metrics_listener: Some(metrics),
+            ..Default::default()
+        },
         Service::new(store, b"k"),
         Verifier::hs256(SECRET),
         async {

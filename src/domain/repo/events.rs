@@ -2,6 +2,7 @@
 
 use async_trait::async_trait;
 
+use super::{AuditFilter, Page};
 use crate::domain::error::Result;
 use crate::domain::model::*;
 
@@ -47,8 +48,53 @@ pub trait EventTx: Send {
         now: i64,
     ) -> Result<bool>;
 
-    // Outbox
+    // Outbox and change feed
+    /// Adds an event to the transaction. It is written, with its tenant's next sequence
+    /// number, when the transaction commits.
     async fn insert_event(&mut self, event: &Event) -> Result<()>;
+    /// Up to `limit` events of the tenant with a sequence number above `after`, in order.
+    async fn events_after(
+        &mut self,
+        tenant: TenantId,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<Event>>;
+    /// The tenant's feed bounds: (pruned, last). Every event up to `pruned` has been removed
+    /// by retention; `last` is the newest sequence number given (0, 0 for a tenant with none).
+    async fn event_bounds(&mut self, tenant: TenantId) -> Result<(i64, i64)>;
+    /// The audit log: events of the tenant matching `filter`, newest first, before `page.after`.
+    async fn audit_events(
+        &mut self,
+        tenant: TenantId,
+        filter: &AuditFilter,
+        page: Page<i64>,
+    ) -> Result<Vec<Event>>;
+    /// Up to `limit` events no relay has published, in (tenant, sequence) order.
+    async fn unpublished_events(&mut self, limit: i64) -> Result<Vec<Event>>;
+    async fn mark_published(&mut self, events: &[(TenantId, EventId)]) -> Result<()>;
+    /// The creation time of the oldest unpublished event.
+    async fn oldest_unpublished(&mut self) -> Result<Option<i64>>;
+    /// Takes or renews the lease `name` for `holder` until `expires`; false while another
+    /// holder's lease has not expired at `now`.
+    async fn take_lease(
+        &mut self,
+        name: &str,
+        holder: &str,
+        now: i64,
+        expires: i64,
+    ) -> Result<bool>;
+    /// Retention for one tenant: removes the longest run of its oldest events that were all
+    /// created before `before` (and, with `published_only`, published), at most `max`
+    /// events; returns the new pruned sequence number.
+    async fn prune_events(
+        &mut self,
+        tenant: TenantId,
+        before: i64,
+        published_only: bool,
+        max: i64,
+    ) -> Result<i64>;
+    /// Tenants that have events.
+    async fn event_tenants(&mut self) -> Result<Vec<TenantId>>;
     /// A group's events, oldest first. Only the integration tests read the outbox this way
     /// (through `Store::read`; `#[cfg(test)]` items are not compiled for them); the service
     /// itself only writes it.

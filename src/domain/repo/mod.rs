@@ -51,6 +51,17 @@ pub struct GroupFilter {
     pub is_public: Option<bool>,
 }
 
+/// Which events the audit log lists; every field that is set must match.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AuditFilter {
+    pub actor: Option<String>,
+    pub group: Option<GroupId>,
+    pub kind: Option<String>,
+    /// Creation time in microseconds: `since` included, `until` excluded.
+    pub since: Option<i64>,
+    pub until: Option<i64>,
+}
+
 /// One transaction. Every method runs inside it; the transaction commits only when the domain
 /// operation returns `Ok`.
 #[async_trait]

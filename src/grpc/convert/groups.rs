@@ -123,7 +123,7 @@ impl From<(Group, Tenant)> for pb::ReportFeatureUsageResponse {
     }
 }
 
-fn timestamp(micros: i64) -> prost_types::Timestamp {
+pub(super) fn timestamp(micros: i64) -> prost_types::Timestamp {
     prost_types::Timestamp {
         seconds: micros.div_euclid(1_000_000),
         nanos: (micros.rem_euclid(1_000_000) * 1000) as i32,

@@ -31,9 +31,11 @@ macro_rules! page_response {
 }
 
 mod directory;
+mod events;
 mod groups;
 mod membership;
 
+pub use events::Watch;
 pub use groups::{Autocomplete, DeleteFeatureData, DeleteGroup, FeatureUsage, Query};
 pub use membership::{CheckMember, Masters};
 

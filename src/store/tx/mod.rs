@@ -24,7 +24,7 @@ use diesel_async::AsyncPgConnection;
 
 use super::{Pooled, SqliteConn};
 use crate::domain::error::{Error, Reason};
-use crate::domain::model::{TenantId, UserId, UserKey};
+use crate::domain::model::{Event, TenantId, UserId, UserKey};
 
 /// A PostgreSQL transaction: a connection checked out of the pool. Reads run without
 /// BEGIN/COMMIT (`open` false): under READ COMMITTED every statement takes its own snapshot
@@ -33,9 +33,15 @@ use crate::domain::model::{TenantId, UserId, UserKey};
 pub struct PgTx {
     pub conn: Pooled<AsyncPgConnection>,
     pub open: bool,
+    /// The transaction's events, written with their sequence numbers just before it commits
+    /// (`EventTx::sequence_events`).
+    pub events: Vec<Event>,
 }
 /// An SQLite transaction, likewise.
-pub struct SqliteTx(pub Pooled<SqliteConn>);
+pub struct SqliteTx {
+    pub conn: Pooled<SqliteConn>,
+    pub events: Vec<Event>,
+}
 
 impl PgTx {
     /// The connection every PostgreSQL query of the transaction runs on.
@@ -47,7 +53,7 @@ impl PgTx {
 impl SqliteTx {
     /// The connection every SQLite query of the transaction runs on.
     fn conn(&mut self) -> &mut SqliteConn {
-        &mut self.0
+        &mut self.conn
     }
 }
 

@@ -10,6 +10,7 @@ mod creation;
 mod matrix;
 mod revocation;
 mod storage;
+mod tenant_deletion;
 
 use std::collections::BTreeSet;
 

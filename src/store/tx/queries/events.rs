@@ -2,12 +2,13 @@
 
 use async_trait::async_trait;
 use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Text};
 use diesel_async::RunQueryDsl;
 
 use super::BackendTx;
 use crate::domain::error::Result;
 use crate::domain::model::*;
-use crate::domain::repo::EventTx;
+use crate::domain::repo::{AuditFilter, EventTx, Page};
 use crate::store::rows::*;
 use crate::store::schema::*;
 
@@ -99,11 +100,181 @@ impl EventTx for BackendTx {
     }
 
     async fn insert_event(&mut self, event: &Event) -> Result<()> {
-        diesel::insert_into(events::table)
-            .values(&EventRow::from(event))
+        self.events.push(event.clone());
+        Ok(())
+    }
+
+    async fn events_after(
+        &mut self,
+        tenant: TenantId,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<Event>> {
+        Ok(events::table
+            .filter(events::tenant_id.eq(tenant.0))
+            .filter(events::seq.gt(after))
+            .order(events::seq)
+            .limit(limit)
+            .select(EventRow::as_select())
+            .load(self.conn())
+            .await?
+            .into_iter()
+            .map(Event::from)
+            .collect())
+    }
+
+    async fn event_bounds(&mut self, tenant: TenantId) -> Result<(i64, i64)> {
+        Ok(event_sequences::table
+            .find(tenant.0)
+            .select((event_sequences::pruned_seq, event_sequences::last_seq))
+            .first::<(i64, i64)>(self.conn())
+            .await
+            .optional()?
+            .unwrap_or((0, 0)))
+    }
+
+    async fn audit_events(
+        &mut self,
+        tenant: TenantId,
+        filter: &AuditFilter,
+        page: Page<i64>,
+    ) -> Result<Vec<Event>> {
+        let mut q = events::table
+            .filter(events::tenant_id.eq(tenant.0))
+            .filter(events::seq.lt(page.after.unwrap_or(i64::MAX)))
+            .into_boxed();
+        if let Some(actor) = &filter.actor {
+            q = q.filter(events::actor.eq(actor.clone()));
+        }
+        if let Some(group) = filter.group {
+            q = q.filter(events::group_id.eq(group.0));
+        }
+        if let Some(kind) = &filter.kind {
+            q = q.filter(events::kind.eq(kind.clone()));
+        }
+        if let Some(since) = filter.since {
+            q = q.filter(events::create_time.ge(since));
+        }
+        if let Some(until) = filter.until {
+            q = q.filter(events::create_time.lt(until));
+        }
+        Ok(q.order(events::seq.desc())
+            .limit(page.limit)
+            .select(EventRow::as_select())
+            .load(self.conn())
+            .await?
+            .into_iter()
+            .map(Event::from)
+            .collect())
+    }
+
+    async fn unpublished_events(&mut self, limit: i64) -> Result<Vec<Event>> {
+        Ok(events::table
+            .filter(events::published.eq(false))
+            .order((events::tenant_id, events::seq))
+            .limit(limit)
+            .select(EventRow::as_select())
+            .load(self.conn())
+            .await?
+            .into_iter()
+            .map(Event::from)
+            .collect())
+    }
+
+    async fn mark_published(&mut self, published: &[(TenantId, EventId)]) -> Result<()> {
+        for (tenant, id) in published {
+            diesel::update(events::table.find((tenant.0, id.0)))
+                .set(events::published.eq(true))
+                .execute(self.conn())
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn oldest_unpublished(&mut self) -> Result<Option<i64>> {
+        Ok(events::table
+            .filter(events::published.eq(false))
+            .select(diesel::dsl::min(events::create_time))
+            .first::<Option<i64>>(self.conn())
+            .await?)
+    }
+
+    async fn take_lease(
+        &mut self,
+        name: &str,
+        holder: &str,
+        now: i64,
+        expires: i64,
+    ) -> Result<bool> {
+        let n = diesel::sql_query(
+            "INSERT INTO relay_lease (name, holder, expires) VALUES ($1, $2, $3) \
+             ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires = excluded.expires \
+             WHERE relay_lease.holder = excluded.holder OR relay_lease.expires < $4",
+        )
+        .bind::<Text, _>(name)
+        .bind::<Text, _>(holder)
+        .bind::<BigInt, _>(expires)
+        .bind::<BigInt, _>(now)
+        .execute(self.conn())
+        .await?;
+        Ok(n > 0)
+    }
+
+    async fn prune_events(
+        &mut self,
+        tenant: TenantId,
+        before: i64,
+        published_only: bool,
+        max: i64,
+    ) -> Result<i64> {
+        let (pruned, last) = self.event_bounds(tenant).await?;
+        // The first event that must stay ends the run that may go.
+        let mut keep = events::table
+            .filter(events::tenant_id.eq(tenant.0))
+            .filter(events::seq.gt(pruned))
+            .into_boxed();
+        keep = if published_only {
+            keep.filter(
+                events::create_time
+                    .ge(before)
+                    .or(events::published.eq(false)),
+            )
+        } else {
+            keep.filter(events::create_time.ge(before))
+        };
+        let first_kept: Option<i64> = keep
+            .order(events::seq)
+            .select(events::seq)
+            .first(self.conn())
+            .await
+            .optional()?;
+        let upto = first_kept.map_or(last, |k| k - 1).min(pruned + max);
+        if upto <= pruned {
+            return Ok(pruned);
+        }
+        diesel::delete(
+            events::table
+                .filter(events::tenant_id.eq(tenant.0))
+                .filter(events::seq.le(upto)),
+        )
+        .execute(self.conn())
+        .await?;
+        diesel::update(event_sequences::table.find(tenant.0))
+            .set(event_sequences::pruned_seq.eq(upto))
             .execute(self.conn())
             .await?;
-        Ok(())
+        Ok(upto)
+    }
+
+    async fn event_tenants(&mut self) -> Result<Vec<TenantId>> {
+        Ok(event_sequences::table
+            .select(event_sequences::tenant_id)
+            .order(event_sequences::tenant_id)
+            .load::<i64>(self.conn())
+            .await?
+            .into_iter()
+            .map(TenantId)
+            .collect())
     }
 
     async fn list_events(&mut self, tenant: TenantId, group: GroupId) -> Result<Vec<Event>> {
@@ -117,5 +288,46 @@ impl EventTx for BackendTx {
             .into_iter()
             .map(Event::from)
             .collect())
+    }
+}
+
+impl BackendTx {
+    /// Writes the transaction's events, just before it commits: each gets its tenant's next
+    /// sequence number and the actor. The counter row of each tenant stays locked to the
+    /// commit, so one tenant's events commit in sequence order (no follower can see N+1
+    /// before N); tenants are taken in ascending order, one order for every transaction, so
+    /// two transactions never wait for each other's counters.
+    pub(crate) async fn write_events(&mut self, actor: &str) -> Result<()> {
+        if self.events.is_empty() {
+            return Ok(());
+        }
+        let mut pending = std::mem::take(&mut self.events);
+        // Stable: a tenant's events keep the order they were emitted in.
+        pending.sort_by_key(|e| e.tenant);
+        for run in pending.chunk_by_mut(|a, b| a.tenant == b.tenant) {
+            let n = run.len() as i64;
+            use event_sequences::dsl as c;
+            let last: i64 = diesel::insert_into(event_sequences::table)
+                .values((c::tenant_id.eq(run[0].tenant.0), c::last_seq.eq(n)))
+                .on_conflict(c::tenant_id)
+                .do_update()
+                .set(c::last_seq.eq(c::last_seq + n))
+                .returning(c::last_seq)
+                .get_result(self.conn())
+                .await?;
+            for (i, e) in run.iter_mut().enumerate() {
+                e.seq = last - n + 1 + i as i64;
+                e.actor = actor.to_owned();
+            }
+        }
+        // One row per statement: SQLite's batch insert cannot leave `group_id` to its
+        // default, and most transactions write one event.
+        for e in &pending {
+            diesel::insert_into(events::table)
+                .values(&EventRow::from(e))
+                .execute(self.conn())
+                .await?;
+        }
+        Ok(())
     }
 }
