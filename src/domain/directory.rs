@@ -7,7 +7,7 @@ use super::Service;
 use super::caller::Caller;
 use super::departures::{remove_team_everywhere, remove_tenant, remove_user_everywhere};
 use super::error::{Error, Reason, Result, Violations};
-use super::events::Departure;
+use super::events::{Departure, EventKind, UserDeleted, emit_for_tenant};
 use super::members::user_subject;
 use super::model::*;
 use super::page::PageRequest;
@@ -261,9 +261,13 @@ impl Service {
         caller.require_service_of(key.tenant)?;
         self.write("delete_user", caller, (), |tx, _, ()| {
             Box::pin(async move {
-                if tx.get_user(key).await?.is_some() {
-                    remove_user_everywhere(tx, key, Departure::UserDeleted, now_micros()).await?;
+                if tx.get_user(key).await?.is_none() {
+                    return Err(Error::NotFound("user"));
                 }
+                let now = now_micros();
+                remove_user_everywhere(tx, key, Departure::UserDeleted, now).await?;
+                let deleted = EventKind::UserDeleted(UserDeleted { user: key });
+                emit_for_tenant(tx, key.tenant, deleted, now).await?;
                 found(tx.delete_user(key).await?, "user")
             })
         })

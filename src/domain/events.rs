@@ -25,6 +25,14 @@ pub enum EventKind {
     FeatureUsageReported(FeatureUsageReported),
     /// The directory deleted the tenant: its last event (of no group).
     TenantDeleted(TenantDeleted),
+    /// The directory deleted a user (of no group; each group they left has its own
+    /// `members.removed` before it).
+    UserDeleted(UserDeleted),
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct UserDeleted {
+    pub user: UserKey,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -158,6 +166,7 @@ impl EventKind {
             EventKind::FeatureDataPurged(_) => "feature_data.purged",
             EventKind::FeatureUsageReported(_) => "feature_usage.reported",
             EventKind::TenantDeleted(_) => "tenant.deleted",
+            EventKind::UserDeleted(_) => "user.deleted",
         }
     }
 
@@ -173,6 +182,7 @@ impl EventKind {
             EventKind::FeatureDataPurged(p) => serde_json::to_string(p),
             EventKind::FeatureUsageReported(p) => serde_json::to_string(p),
             EventKind::TenantDeleted(p) => serde_json::to_string(p),
+            EventKind::UserDeleted(p) => serde_json::to_string(p),
         }
     }
 

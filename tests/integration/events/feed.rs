@@ -217,6 +217,55 @@ async fn r11_a_cursor_older_than_retention_is_out_of_range_with_the_earliest_cur
     assert_eq!(events_until(&mut stream, 6).await.len(), 1);
 }
 
+/// Where a relay runs, retention never removes an event it has yet to publish: only the run
+/// of oldest events that are old and published goes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r11_retention_keeps_every_unpublished_event() {
+    let Some(srv) = server().await else { return };
+    tenant_with_users(&srv, 1, 5).await;
+    let g = group(1, "Kept").master(1).create(&srv).await.name;
+    for u in 2..5 {
+        add(&mut srv.membership(1, 1, true), &g, vec![user_of(1, u)])
+            .await
+            .unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let service = Service::new(srv.store.clone(), b"k");
+    assert_eq!(service.prune_events(Duration::ZERO, true).await.unwrap(), 0);
+    assert_eq!(
+        audit_all(&srv, 1, "").await.len(),
+        4,
+        "nothing published, nothing pruned"
+    );
+    // Events 1, 2 and 4 published; 3 not: only 1 and 2 may go.
+    let feed = srv
+        .store
+        .read(|tx| Box::pin(async move { tx.events_after(TenantId(1), 0, 10).await }))
+        .await
+        .unwrap();
+    let published: Vec<(TenantId, EventId)> = [0, 1, 3]
+        .iter()
+        .map(|i| (feed[*i].tenant, feed[*i].id))
+        .collect();
+    service.relay_published(&published).await.unwrap();
+    assert_eq!(service.prune_events(Duration::ZERO, true).await.unwrap(), 1);
+    let kept: Vec<i64> = audit_all(&srv, 1, "")
+        .await
+        .iter()
+        .map(|e| e.cursor)
+        .collect();
+    assert_eq!(kept, [4, 3]);
+    let earliest = srv
+        .events(1)
+        .get_earliest_cursor(pb::GetEarliestCursorRequest {
+            parent: "tenants/1".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(earliest.cursor, 2);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r24_the_feed_is_for_the_tenants_services_and_the_audit_log_for_its_admins() {
     let Some(srv) = server().await else { return };
