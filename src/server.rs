@@ -18,11 +18,12 @@ use crate::grpc::{DirectoryApi, EventApi, GroupApi, MembershipApi, pb};
 use crate::metrics::{Metrics, MetricsLayer};
 
 /// Service names whose health follows the database.
-const HEALTH_NAMES: [&str; 4] = [
+const HEALTH_NAMES: [&str; 5] = [
     "",
     "groups.v1.GroupService",
     "groups.v1.MembershipService",
     "groups.v1.DirectoryService",
+    "groups.v1.EventService",
 ];
 
 /// Reflection over every service served, the error details and both reflection versions, so
