@@ -14,7 +14,7 @@ use super::error::{Error, Reason, Result, Violations};
 use super::model::*;
 use super::page::PageRequest;
 use super::repo::{AuditFilter, Page};
-use super::service::{Mode, Service, finish};
+use super::service::{Mode, Service, Transaction, finish};
 
 /// An idle follower hears the current cursor at least this often.
 pub const CHECKPOINT_EVERY: Duration = Duration::from_secs(5);
@@ -147,13 +147,13 @@ impl Service {
             Ok(Some(t.unpublished_events(limit).await?))
         }
         .await;
-        finish(self.db(), t, Mode::Write, "", res).await
+        bookkeeping(t, res).await
     }
 
     pub async fn relay_published(&self, events: &[(TenantId, EventId)]) -> Result<()> {
         let mut t = self.db().begin(Mode::Write).await?;
         let res = t.mark_published(events).await;
-        finish(self.db(), t, Mode::Write, "", res).await
+        bookkeeping(t, res).await
     }
 
     /// Microseconds since the oldest unpublished event was created (0 when none is).
@@ -183,11 +183,27 @@ impl Service {
                 Ok(after > before_prune)
             }
             .await;
-            if finish(self.db(), t, Mode::Write, "", res).await? {
+            if bookkeeping(t, res).await? {
                 moved += 1;
             }
         }
         Ok(moved)
+    }
+}
+
+/// Ends a transaction of the feed's own bookkeeping (the relay's lease and marks, retention):
+/// committed without announcing a change, since no answer a reader could have cached depends
+/// on it (announcing would empty every server's read cache at every relay round).
+async fn bookkeeping<R>(t: Box<dyn Transaction>, res: Result<R>) -> Result<R> {
+    match res {
+        Ok(value) => {
+            t.commit().await?;
+            Ok(value)
+        }
+        Err(e) => {
+            let _ = t.rollback().await;
+            Err(e)
+        }
     }
 }
 
