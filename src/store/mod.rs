@@ -28,7 +28,7 @@ pub use crate::domain::service::TxFuture;
 use crate::domain::service::{Database, Mode, Transaction, finish};
 use changes::Changes;
 use diesel_async::RunQueryDsl;
-use tx::{PgTx, SqliteTx};
+use tx::{KeepPrepared, PgTx, SqliteTx};
 
 pub(crate) type SqliteConn = SyncConnectionWrapper<SqliteConnection>;
 /// A connection checked out of a pool for as long as one transaction holds it.
@@ -256,6 +256,7 @@ impl Transaction for PgTx {
         self.write_events(actor).await?;
         diesel::sql_query("SELECT pg_notify($1, '')")
             .bind::<diesel::sql_types::Text, _>(changes::CHANNEL)
+            .keep_prepared()
             .execute(&mut *self.conn)
             .await?;
         Ok(())

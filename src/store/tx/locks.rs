@@ -8,7 +8,7 @@ use diesel::prelude::*;
 use diesel::sql_types::Text;
 use diesel_async::RunQueryDsl;
 
-use super::{PgTx, SqliteTx};
+use super::{KeepPrepared, PgTx, SqliteTx};
 use crate::domain::error::Result;
 use crate::domain::model::{Group, GroupId, TenantId};
 use crate::domain::repo::GroupTx;
@@ -20,6 +20,7 @@ impl PgTx {
     pub(super) async fn backend_lock_nesting(&mut self, tenant: TenantId) -> Result<()> {
         diesel::sql_query("SELECT pg_advisory_xact_lock(hashtextextended('nesting:' || $1, 0))")
             .bind::<Text, _>(tenant.0.to_string())
+            .keep_prepared()
             .execute(self.conn())
             .await?;
         Ok(())

@@ -14,6 +14,7 @@ use crate::domain::model::*;
 use crate::domain::repo::{DirectoryTx, Page};
 use crate::store::rows::*;
 use crate::store::schema::*;
+use crate::store::tx::KeepPrepared;
 use crate::store::tx::{sql, user_key};
 
 #[async_trait]
@@ -76,6 +77,7 @@ impl DirectoryTx for BackendTx {
             .bind::<BigInt, _>(id.0)
             .bind::<BigInt, _>(Plan::Paid.group_limit())
             .bind::<BigInt, _>(Plan::Free.group_limit())
+            .keep_prepared()
             .execute(self.conn())
             .await?;
         Ok(n > 0)

@@ -11,6 +11,7 @@ use crate::domain::model::*;
 use crate::domain::repo::{AuditFilter, EventTx, Page};
 use crate::store::rows::*;
 use crate::store::schema::*;
+use crate::store::tx::KeepPrepared;
 
 #[async_trait]
 impl EventTx for BackendTx {
@@ -215,6 +216,7 @@ impl EventTx for BackendTx {
         .bind::<Text, _>(holder)
         .bind::<BigInt, _>(expires)
         .bind::<BigInt, _>(now)
+        .keep_prepared()
         .execute(self.conn())
         .await?;
         Ok(n > 0)

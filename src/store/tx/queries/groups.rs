@@ -12,6 +12,7 @@ use crate::domain::model::*;
 use crate::domain::repo::{GroupFilter, GroupTx, Page};
 use crate::store::rows::*;
 use crate::store::schema::*;
+use crate::store::tx::KeepPrepared;
 use crate::store::tx::{map_group_write, sql, user_key};
 
 #[async_trait]
@@ -49,6 +50,7 @@ impl GroupTx for BackendTx {
             .bind::<BigInt, _>(tenant.0)
             .bind::<BigInt, _>(user.tenant.0)
             .bind::<BigInt, _>(user.user.0)
+            .keep_prepared()
             .get_result(self.conn())
             .await
             .optional()?;
@@ -115,6 +117,7 @@ impl GroupTx for BackendTx {
             .bind::<Text, _>(pattern)
             .bind::<Text, _>(local)
             .bind::<BigInt, _>(except.0)
+            .keep_prepared()
             .get_result(self.conn())
             .await?;
         Ok(row.flag)
@@ -249,11 +252,13 @@ impl GroupTx for BackendTx {
             .bind::<BigInt, _>(delta)
             .bind::<BigInt, _>(tenant.0)
             .bind::<BigInt, _>(group.0)
+            .keep_prepared()
             .execute(self.conn())
             .await?;
         diesel::sql_query(sql::ADD_TENANT_STORAGE)
             .bind::<BigInt, _>(delta)
             .bind::<BigInt, _>(tenant.0)
+            .keep_prepared()
             .execute(self.conn())
             .await?;
         Ok(())
@@ -262,6 +267,7 @@ impl GroupTx for BackendTx {
     async fn usage_by_kind(&mut self, tenant: TenantId) -> Result<[(i64, i64); 2]> {
         let rows = diesel::sql_query(sql::USAGE_BY_KIND)
             .bind::<BigInt, _>(tenant.0)
+            .keep_prepared()
             .load::<KindUsageRow>(self.conn())
             .await?;
         let mut out = [(0, 0); 2];
@@ -286,6 +292,7 @@ impl GroupTx for BackendTx {
             .bind::<BigInt, _>(tenant.0)
             .bind::<BigInt, _>(page.after.map_or(i64::MIN, |g| g.0))
             .bind::<BigInt, _>(page.limit)
+            .keep_prepared()
             .load::<GroupRow>(self.conn())
             .await?
             .into_iter()
@@ -314,6 +321,7 @@ impl GroupTx for BackendTx {
             .bind::<Text, _>(name)
             .bind::<BigInt, _>(id)
             .bind::<BigInt, _>(page.limit)
+            .keep_prepared()
             .load::<RankedGroupRow>(self.conn())
             .await?
             .into_iter()
@@ -336,6 +344,7 @@ impl GroupTx for BackendTx {
             .bind::<Text, _>(prefix)
             .bind::<Text, _>(format!("{prefix}{}", char::MAX))
             .bind::<BigInt, _>(limit)
+            .keep_prepared()
             .load::<GroupRow>(self.conn())
             .await?
             .into_iter()

@@ -11,6 +11,7 @@ use crate::domain::model::*;
 use crate::domain::repo::{DirectMembers, MemberRow, MembershipTx, Page};
 use crate::store::rows::*;
 use crate::store::schema::*;
+use crate::store::tx::KeepPrepared;
 use crate::store::tx::{sql, user_key};
 
 #[async_trait]
@@ -190,6 +191,7 @@ impl MembershipTx for BackendTx {
             .bind::<BigInt, _>(t)
             .bind::<BigInt, _>(i)
             .bind::<BigInt, _>(page.limit)
+            .keep_prepared()
             .load::<MemberSqlRow>(self.conn())
             .await?;
         rows.into_iter().map(MemberRow::try_from).collect()
@@ -339,6 +341,7 @@ impl MembershipTx for BackendTx {
             .bind::<BigInt, _>(tenant.0)
             .bind::<BigInt, _>(user.tenant.0)
             .bind::<BigInt, _>(user.user.0)
+            .keep_prepared()
             .get_result(self.conn())
             .await?;
         Ok((row.master, row.member))
@@ -348,6 +351,7 @@ impl MembershipTx for BackendTx {
         Ok(diesel::sql_query(sql::effective_users())
             .bind::<BigInt, _>(group.0)
             .bind::<BigInt, _>(tenant.0)
+            .keep_prepared()
             .load::<UserKeyRow>(self.conn())
             .await?
             .into_iter()
@@ -368,6 +372,7 @@ impl MembershipTx for BackendTx {
             .bind::<BigInt, _>(after.tenant.0)
             .bind::<BigInt, _>(after.user.0)
             .bind::<BigInt, _>(page.limit)
+            .keep_prepared()
             .load::<UserKeyRow>(self.conn())
             .await?
             .into_iter()
@@ -387,6 +392,7 @@ impl MembershipTx for BackendTx {
             .bind::<BigInt, _>(t)
             .bind::<BigInt, _>(g)
             .bind::<BigInt, _>(page.limit)
+            .keep_prepared()
             .load::<GroupOfUserRow>(self.conn())
             .await?
             .into_iter()

@@ -14,11 +14,15 @@ use diesel_async::RunQueryDsl;
 use super::BackendTx;
 use crate::domain::error::Result;
 use crate::domain::repo::Tx;
+use crate::store::tx::KeepPrepared;
 
 #[async_trait]
 impl Tx for BackendTx {
     async fn ping(&mut self) -> Result<()> {
-        diesel::sql_query("SELECT 1").execute(self.conn()).await?;
+        diesel::sql_query("SELECT 1")
+            .keep_prepared()
+            .execute(self.conn())
+            .await?;
         Ok(())
     }
 }
