@@ -20,6 +20,8 @@ use super::service::{Mode, Service, Transaction, finish};
 pub const CHECKPOINT_EVERY: Duration = Duration::from_secs(5);
 /// Events read per statement while replaying.
 const BATCH: i64 = 500;
+/// Most events one tenant's retention removes per round (a transaction's size).
+const PRUNE_BATCH: i64 = 10_000;
 /// The relay's lease, renewed at every round; another server takes over after it expires.
 pub const RELAY_LEASE: Duration = Duration::from_secs(10);
 
@@ -169,25 +171,28 @@ impl Service {
     /// Returns how many tenants' feeds moved.
     pub async fn prune_events(&self, keep: Duration, published_only: bool) -> Result<usize> {
         let before = now_micros() - keep.as_micros() as i64;
+        // What may go is found by reading; only tenants with something to remove take the
+        // writer. What the read finds stays removable: events only ever get published, and
+        // new ones come after it.
         let mut t = self.db().begin(Mode::Read).await?;
-        let res = t.event_tenants().await;
-        let tenants = finish(self.db(), t, Mode::Read, "", res).await?;
-        let mut moved = 0;
-        for tenant in tenants {
-            let mut t = self.db().begin(Mode::Write).await?;
-            let res = async {
-                let (before_prune, _) = t.event_bounds(tenant).await?;
-                let after = t
-                    .prune_events(tenant, before, published_only, 10_000)
+        let res = async {
+            let mut due = Vec::new();
+            for tenant in t.event_tenants().await? {
+                let upto = t
+                    .prunable_through(tenant, before, published_only, PRUNE_BATCH)
                     .await?;
-                Ok(after > before_prune)
+                due.extend(upto.map(|seq| (tenant, seq)));
             }
-            .await;
-            if bookkeeping(t, res).await? {
-                moved += 1;
-            }
+            Ok(due)
         }
-        Ok(moved)
+        .await;
+        let due = finish(self.db(), t, Mode::Read, "", res).await?;
+        for &(tenant, seq) in &due {
+            let mut t = self.db().begin(Mode::Write).await?;
+            let res = t.prune_through(tenant, seq).await;
+            bookkeeping(t, res).await?;
+        }
+        Ok(due.len())
     }
 }
 
@@ -224,21 +229,22 @@ impl Feed {
     /// sending the error that ended the feed (retention overtaking a slow follower, the
     /// database down).
     pub async fn run(mut self, out: mpsc::Sender<Result<FeedItem>>) {
+        // The checkpoint is due 5 s after the last item sent, however often the feed wakes:
+        // the commit signal is the store's, so every tenant's commits wake every follower.
+        let mut due = tokio::time::Instant::now() + CHECKPOINT_EVERY;
         loop {
             if self.batch.is_empty() {
                 // A commit after the last `borrow_and_update` marks the receiver changed:
                 // none is lost between the read and this wait.
-                match tokio::time::timeout(CHECKPOINT_EVERY, self.wake.changed()).await {
+                match tokio::time::timeout_at(due, self.wake.changed()).await {
                     Ok(Ok(())) => {}
                     Ok(Err(_)) => return,
                     Err(_) => {
-                        if out
-                            .send(Ok(FeedItem::Checkpoint(self.cursor)))
-                            .await
-                            .is_err()
-                        {
+                        let checkpoint = FeedItem::Checkpoint(self.cursor);
+                        if out.send(Ok(checkpoint)).await.is_err() {
                             return;
                         }
+                        due = tokio::time::Instant::now() + CHECKPOINT_EVERY;
                     }
                 }
             }
@@ -247,6 +253,7 @@ impl Feed {
                 if out.send(Ok(FeedItem::Event(event))).await.is_err() {
                     return;
                 }
+                due = tokio::time::Instant::now() + CHECKPOINT_EVERY;
             }
             self.wake.borrow_and_update();
             let next = self

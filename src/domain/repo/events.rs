@@ -83,16 +83,18 @@ pub trait EventTx: Send {
         now: i64,
         expires: i64,
     ) -> Result<bool>;
-    /// Retention for one tenant: removes the longest run of its oldest events that were all
-    /// created before `before` (and, with `published_only`, published), at most `max`
-    /// events; returns the new pruned sequence number.
-    async fn prune_events(
+    /// Retention for one tenant: the end of the longest run of its oldest kept events that
+    /// were all created before `before` (and, with `published_only`, published), at most `max`
+    /// events past what is already pruned; `None` when there is nothing to remove.
+    async fn prunable_through(
         &mut self,
         tenant: TenantId,
         before: i64,
         published_only: bool,
         max: i64,
-    ) -> Result<i64>;
+    ) -> Result<Option<i64>>;
+    /// Removes the tenant's events up to `seq` and records it as the pruned sequence number.
+    async fn prune_through(&mut self, tenant: TenantId, seq: i64) -> Result<()>;
     /// Tenants that have events.
     async fn event_tenants(&mut self) -> Result<Vec<TenantId>>;
     /// A group's events, oldest first. Only the integration tests read the outbox this way

@@ -49,6 +49,39 @@ async fn r11_watch_replays_in_order_then_follows_live_with_checkpoints() {
     }
 }
 
+/// Every tenant's commits wake every follower; an idle tenant's follower still gets its
+/// checkpoint within 5 s while another tenant writes without pause.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r11_an_idle_feed_gets_its_checkpoint_while_other_tenants_write() {
+    let Some(srv) = server().await else { return };
+    tenant_with_users(&srv, 1, 1).await;
+    tenant_with_users(&srv, 2, 3).await;
+    let g = group(2, "Busy elsewhere").master(1).create(&srv).await.name;
+    let (stop, mut stopped) = tokio::sync::watch::channel(false);
+    let writer = {
+        let (mut c, g) = (srv.membership(2, 1, true), g.clone());
+        tokio::spawn(async move {
+            let mut writes = 0;
+            while !*stopped.borrow_and_update() {
+                let who = vec![user_of(2, 2)];
+                if writes % 2 == 0 {
+                    add(&mut c, &g, who).await.unwrap();
+                } else {
+                    remove(&mut c, &g, who).await.unwrap();
+                }
+                writes += 1;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            writes
+        })
+    };
+    let mut stream = watch(&srv, 1, 0).await;
+    let item = next_item(&mut stream, Duration::from_secs(7)).await;
+    stop.send(true).unwrap();
+    assert!(writer.await.unwrap() > 20, "the other tenant kept writing");
+    assert_eq!(item, Item::Checkpoint(pb::Cursor { cursor: 0 }));
+}
+
 /// 10,000 acknowledged writes from 16 writers; a watcher that drops its stream every 700
 /// events and resumes from its last cursor sees each event exactly once, in cursor order.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -120,12 +153,7 @@ async fn r11_resuming_watcher_sees_every_event_once_across_10000_concurrent_writ
 async fn r11_snapshot_then_watch_from_its_cursor_loses_nothing() {
     let Some(srv) = server().await else { return };
     tenant_with_users(&srv, 1, 30).await;
-    let g = group(1, "Snap").master(1).create(&srv).await.name;
-    for u in 2..12 {
-        add(&mut srv.membership(1, 1, true), &g, vec![user_of(1, u)])
-            .await
-            .unwrap();
-    }
+    let g = group_adding(&srv, "Snap", 2..12).await;
     let at = newest_cursor(&srv, 1).await;
     let snapshot = audit_all(&srv, 1, "").await;
     let later = {
@@ -173,12 +201,7 @@ pub(super) async fn audit_all(srv: &TestServer, tenant: i64, filter: &str) -> Ve
 async fn r11_a_cursor_older_than_retention_is_out_of_range_with_the_earliest_cursor() {
     let Some(srv) = server().await else { return };
     tenant_with_users(&srv, 1, 6).await;
-    let g = group(1, "Old").master(1).create(&srv).await.name;
-    for u in 2..6 {
-        add(&mut srv.membership(1, 1, true), &g, vec![user_of(1, u)])
-            .await
-            .unwrap();
-    }
+    let g = group_adding(&srv, "Old", 2..6).await;
     tokio::time::sleep(Duration::from_millis(5)).await;
     let service = Service::new(srv.store.clone(), b"k");
     assert_eq!(
@@ -197,15 +220,7 @@ async fn r11_a_cursor_older_than_retention_is_out_of_range_with_the_earliest_cur
     assert_reason(&err, Code::OutOfRange, "CURSOR_EXPIRED");
     let info = err.get_error_details().error_info().cloned().unwrap();
     assert_eq!(info.metadata["earliest_cursor"], "5");
-    let earliest = srv
-        .events(1)
-        .get_earliest_cursor(pb::GetEarliestCursorRequest {
-            parent: "tenants/1".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(earliest.cursor, 5);
+    assert_eq!(earliest_cursor(&srv, 1).await, 5);
     assert!(
         audit_all(&srv, 1, "").await.is_empty(),
         "pruned events are gone"
@@ -223,12 +238,7 @@ async fn r11_a_cursor_older_than_retention_is_out_of_range_with_the_earliest_cur
 async fn r11_retention_keeps_every_unpublished_event() {
     let Some(srv) = server().await else { return };
     tenant_with_users(&srv, 1, 5).await;
-    let g = group(1, "Kept").master(1).create(&srv).await.name;
-    for u in 2..5 {
-        add(&mut srv.membership(1, 1, true), &g, vec![user_of(1, u)])
-            .await
-            .unwrap();
-    }
+    group_adding(&srv, "Kept", 2..5).await;
     tokio::time::sleep(Duration::from_millis(5)).await;
     let service = Service::new(srv.store.clone(), b"k");
     assert_eq!(service.prune_events(Duration::ZERO, true).await.unwrap(), 0);
@@ -255,15 +265,7 @@ async fn r11_retention_keeps_every_unpublished_event() {
         .map(|e| e.cursor)
         .collect();
     assert_eq!(kept, [4, 3]);
-    let earliest = srv
-        .events(1)
-        .get_earliest_cursor(pb::GetEarliestCursorRequest {
-            parent: "tenants/1".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(earliest.cursor, 2);
+    assert_eq!(earliest_cursor(&srv, 1).await, 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -76,3 +76,32 @@ async fn newest_cursor(srv: &TestServer, tenant: i64) -> i64 {
         .into_inner();
     page.events.first().map_or(0, |e| e.cursor)
 }
+
+/// Group `name` of tenant 1 (master 1) and one `members.added` per user of `users`, each its
+/// own call: one event per write.
+async fn group_adding(srv: &TestServer, name: &str, users: std::ops::Range<i64>) -> String {
+    let g = crate::fixtures::group(1, name)
+        .master(1)
+        .create(srv)
+        .await
+        .name;
+    for u in users {
+        let member = vec![crate::fixtures::user_of(1, u)];
+        crate::fixtures::add(&mut srv.membership(1, 1, true), &g, member)
+            .await
+            .unwrap();
+    }
+    g
+}
+
+/// GetEarliestCursor as a service of the tenant.
+async fn earliest_cursor(srv: &TestServer, tenant: i64) -> i64 {
+    srv.events(tenant)
+        .get_earliest_cursor(pb::GetEarliestCursorRequest {
+            parent: format!("tenants/{tenant}"),
+        })
+        .await
+        .expect("earliest cursor")
+        .into_inner()
+        .cursor
+}

@@ -222,13 +222,13 @@ impl EventTx for BackendTx {
         Ok(n > 0)
     }
 
-    async fn prune_events(
+    async fn prunable_through(
         &mut self,
         tenant: TenantId,
         before: i64,
         published_only: bool,
         max: i64,
-    ) -> Result<i64> {
+    ) -> Result<Option<i64>> {
         let (pruned, last) = self.event_bounds(tenant).await?;
         // The first event that must stay ends the run that may go.
         let mut keep = events::table
@@ -251,21 +251,26 @@ impl EventTx for BackendTx {
             .await
             .optional()?;
         let upto = first_kept.map_or(last, |k| k - 1).min(pruned + max);
-        if upto <= pruned {
-            return Ok(pruned);
-        }
+        Ok((upto > pruned).then_some(upto))
+    }
+
+    async fn prune_through(&mut self, tenant: TenantId, seq: i64) -> Result<()> {
         diesel::delete(
             events::table
                 .filter(events::tenant_id.eq(tenant.0))
-                .filter(events::seq.le(upto)),
+                .filter(events::seq.le(seq)),
         )
         .execute(self.conn())
         .await?;
-        diesel::update(event_sequences::table.find(tenant.0))
-            .set(event_sequences::pruned_seq.eq(upto))
-            .execute(self.conn())
-            .await?;
-        Ok(upto)
+        diesel::update(
+            event_sequences::table
+                .find(tenant.0)
+                .filter(event_sequences::pruned_seq.lt(seq)),
+        )
+        .set(event_sequences::pruned_seq.eq(seq))
+        .execute(self.conn())
+        .await?;
+        Ok(())
     }
 
     async fn event_tenants(&mut self) -> Result<Vec<TenantId>> {
