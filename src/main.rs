@@ -66,14 +66,14 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         Some(addr) => Some(TcpListener::bind(addr).await?),
         None => None,
     };
-    let background = server::Background {
+    let options = server::Options {
         metrics_listener,
         nats_url: config.nats_url.clone().filter(|u| !u.is_empty()),
         event_retention: std::time::Duration::from_secs(config.event_retention_hours * 3600),
     };
     server::run_with(
         listener,
-        background,
+        options,
         Service::new(store, &page_key).with_cache(config.cache_mb << 20),
         verifier,
         shutdown_signal(),

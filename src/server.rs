@@ -37,8 +37,8 @@ fn reflection() -> tonic_reflection::server::Builder<'static> {
         .register_encoded_file_descriptor_set(tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET)
 }
 
-/// What runs beside the gRPC server.
-pub struct Background {
+/// How the server runs beyond its service and verifier: what runs beside it and its limits.
+pub struct Options {
     /// Prometheus metrics on `GET /metrics`.
     pub metrics_listener: Option<TcpListener>,
     /// The JetStream relay of the change feed (`relay`), when set.
@@ -52,9 +52,9 @@ pub const DEFAULT_EVENT_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600)
 /// How often retention runs.
 const PRUNE_EVERY: Duration = Duration::from_secs(60);
 
-impl Default for Background {
+impl Default for Options {
     fn default() -> Self {
-        Background {
+        Options {
             metrics_listener: None,
             nats_url: None,
             event_retention: DEFAULT_EVENT_RETENTION,
@@ -69,18 +69,18 @@ pub async fn run(
     verifier: Verifier,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    run_with(listener, Background::default(), service, verifier, shutdown).await
+    run_with(listener, Options::default(), service, verifier, shutdown).await
 }
 
-/// `run`, with the `Background` work.
+/// `run`, with `Options`.
 pub async fn run_with(
     listener: TcpListener,
-    background: Background,
+    options: Options,
     service: Service,
     verifier: Verifier,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let metrics_listener = background.metrics_listener;
+    let metrics_listener = options.metrics_listener;
     let (reporter, health) = tonic_health::server::health_reporter();
     let reflection_v1 = reflection().build_v1()?;
     let reflection_v1alpha = reflection().build_v1alpha()?;
@@ -100,8 +100,8 @@ pub async fn run_with(
             let _ = stop.changed().await;
         }));
     }
-    let relaying = background.nats_url.is_some();
-    if let Some(url) = background.nats_url {
+    let relaying = options.nats_url.is_some();
+    if let Some(url) = options.nats_url {
         let holder = format!("{}-{:016x}", std::process::id(), rand::random::<u64>());
         let relay = crate::relay::run(
             service.clone(),
@@ -114,7 +114,7 @@ pub async fn run_with(
     }
     tokio::spawn(prune(
         service.clone(),
-        background.event_retention,
+        options.event_retention,
         relaying,
         stop_rx.clone(),
     ));

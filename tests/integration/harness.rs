@@ -34,12 +34,6 @@ pub const CACHE_BYTES: u64 = 8 << 20;
 #[derive(Clone)]
 pub struct Bearer(Option<String>);
 
-impl Bearer {
-    pub fn new(token: &str) -> Self {
-        Bearer(Some(token.to_owned()))
-    }
-}
-
 impl Interceptor for Bearer {
     fn call(&mut self, mut req: Request<()>) -> Result<Request<()>, Status> {
         if let Some(token) = &self.0 {
@@ -56,6 +50,23 @@ pub type Membership = MembershipServiceClient<InterceptedService<Channel, Bearer
 pub type Events = group_service::grpc::pb::event_service_client::EventServiceClient<
     InterceptedService<Channel, Bearer>,
 >;
+
+/// How a test server is set up beyond its database: `TestServer::start_setup`.
+pub struct Setup {
+    pub options: group_service::server::Options,
+    pub verifier: Verifier,
+    pub cache_bytes: u64,
+}
+
+impl Default for Setup {
+    fn default() -> Self {
+        Setup {
+            options: Default::default(),
+            verifier: Verifier::hs256(SECRET),
+            cache_bytes: CACHE_BYTES,
+        }
+    }
+}
 
 pub struct TestServer {
     #[allow(dead_code)]
@@ -109,9 +120,26 @@ impl TestServer {
         Self::start_with(|_| async {}).await.map(|(srv, ())| srv)
     }
 
+    /// Like `start`, with the server's `Setup` (options, verifier, cache) changed by `change`.
+    pub async fn start_setup(change: impl FnOnce(&mut Setup)) -> Option<TestServer> {
+        let mut setup = Setup::default();
+        change(&mut setup);
+        Self::start_inner(|_| async {}, setup)
+            .await
+            .map(|(srv, ())| srv)
+    }
+
     /// Like `start`, but first runs `before` on the migrated store, before the server exists,
     /// and hands back what it returns (say, pooled connections to hold).
     pub async fn start_with<T, F, Fut>(before: F) -> Option<(TestServer, T)>
+    where
+        F: FnOnce(Store) -> Fut,
+        Fut: std::future::Future<Output = T>,
+    {
+        Self::start_inner(before, Setup::default()).await
+    }
+
+    async fn start_inner<T, F, Fut>(before: F, setup: Setup) -> Option<(TestServer, T)>
     where
         F: FnOnce(Store) -> Fut,
         Fut: std::future::Future<Output = T>,
@@ -134,7 +162,7 @@ impl TestServer {
         let store = Store::connect(&url, 8).await.expect("connect");
         store.migrate().await.expect("migrate");
         let arranged = before(store.clone()).await;
-        let mut srv = Self::serve(store, CACHE_BYTES, dir, pg_database).await;
+        let mut srv = Self::serve(store, setup, dir, pg_database).await;
         srv.url = url;
         Some((srv, arranged))
     }
@@ -142,7 +170,11 @@ impl TestServer {
     /// Another server over this one's store (one process, one cache generation), with a
     /// cache of `cache_bytes` (0: none).
     pub async fn sibling(&self, cache_bytes: u64) -> TestServer {
-        let mut srv = Self::serve(self.store.clone(), cache_bytes, None, None).await;
+        let setup = Setup {
+            cache_bytes,
+            ..Setup::default()
+        };
+        let mut srv = Self::serve(self.store.clone(), setup, None, None).await;
         srv.url = self.url.clone();
         srv
     }
@@ -151,25 +183,32 @@ impl TestServer {
     /// process would be: it learns of this server's writes only through the database.
     pub async fn replica(&self) -> TestServer {
         let store = Store::connect(&self.url, 8).await.expect("connect replica");
-        let mut srv = Self::serve(store, CACHE_BYTES, None, None).await;
+        let mut srv = Self::serve(store, Setup::default(), None, None).await;
         srv.url = self.url.clone();
         srv
     }
 
     async fn serve(
         store: Store,
-        cache_bytes: u64,
+        setup: Setup,
         dir: Option<tempfile::TempDir>,
         pg_database: Option<(String, String)>,
     ) -> TestServer {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let service = Service::new(store.clone(), b"page-token-test-key").with_cache(cache_bytes);
+        let service =
+            Service::new(store.clone(), b"page-token-test-key").with_cache(setup.cache_bytes);
         let task = tokio::spawn(async move {
-            group_service::server::run(listener, service, Verifier::hs256(SECRET), async {
-                let _ = rx.await;
-            })
+            group_service::server::run_with(
+                listener,
+                setup.options,
+                service,
+                setup.verifier,
+                async {
+                    let _ = rx.await;
+                },
+            )
             .await
             .expect("server");
         });

@@ -7,7 +7,7 @@ use crate::harness::*;
 use group_service::domain::Service;
 use group_service::domain::caller::{Caller, Principal};
 use group_service::domain::model::TenantId;
-use group_service::store::{Backend, Store};
+use group_service::store::Backend;
 use tonic::Code;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -151,40 +151,16 @@ async fn ops_health_is_not_serving_until_the_database_answers() {
 /// Prometheus metrics count every call by method and status code.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ops_metrics_count_calls_by_method_and_code() {
-    use group_service::auth::Verifier;
     use group_service::grpc::pb;
-    use group_service::grpc::pb::group_service_client::GroupServiceClient;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::connect(&dir.path().join("m.db").to_string_lossy(), 4)
-        .await
-        .unwrap();
-    store.migrate().await.unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let metrics = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let (addr, metrics_addr) = (
-        listener.local_addr().unwrap(),
-        metrics.local_addr().unwrap(),
-    );
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(group_service::server::run_with(
-        listener,
-        group_service::server::Background {
-            metrics_listener: Some(metrics),
-            ..Default::default()
-        },
-        Service::new(store, b"k"),
-        Verifier::hs256(SECRET),
-        async {
-            let _ = stopped.await;
-        },
-    ));
-    let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect_lazy();
-    let token = group_service::auth::mint_hs256(SECRET, 1, "7", false, false, 60).unwrap();
-    let mut client = GroupServiceClient::with_interceptor(channel.clone(), Bearer::new(&token));
+    let metrics_addr = metrics.local_addr().unwrap();
+    let Some(srv) = TestServer::start_setup(|s| s.options.metrics_listener = Some(metrics)).await
+    else {
+        return;
+    };
+    let mut client = srv.groups(1, 7, false);
     for _ in 0..3 {
         let err = client
             .get_group(pb::GetGroupRequest {
@@ -195,7 +171,7 @@ async fn ops_metrics_count_calls_by_method_and_code() {
         // The caller is not in the directory.
         assert_eq!(err.code(), Code::PermissionDenied);
     }
-    let mut anonymous = GroupServiceClient::new(channel);
+    let mut anonymous = srv.groups_as(None);
     let err = anonymous
         .get_group(pb::GetGroupRequest {
             name: "tenants/1/groups/1".into(),
@@ -224,6 +200,5 @@ async fn ops_metrics_count_calls_by_method_and_code() {
         "{body}"
     );
     assert!(body.contains("group_service_rpc_duration_seconds_count{method=\"/groups.v1.GroupService/GetGroup\",code=\"7\"} 3"));
-    let _ = stop.send(());
-    server.await.unwrap().unwrap();
+    srv.stop().await;
 }
