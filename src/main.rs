@@ -8,8 +8,20 @@ use group_service::domain::Service;
 use group_service::server;
 use group_service::store::Store;
 
+/// A failure is said in one line on stderr (with its causes, without a backtrace) and the exit
+/// status is 1.
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> std::process::ExitCode {
+    match run().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("group-service: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     init_tracing(&cli.config);
     match cli.command.unwrap_or(Command::Serve) {

@@ -169,30 +169,26 @@ pub async fn run_with(
     Ok(())
 }
 
-/// Health follows the database: SERVING while it answers, NOT_SERVING while it does not.
+/// Health follows the database (`Service::availability`): SERVING while it answers,
+/// NOT_SERVING while it does not, changed as soon as the store sees it change.
 async fn follow_database(
     service: Service,
     reporter: tonic_health::server::HealthReporter,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
-    let mut last = None;
+    let mut available = service.availability();
     loop {
-        let status = if service.ping().await {
+        let status = if *available.borrow_and_update() {
             ServingStatus::Serving
         } else {
+            tracing::warn!("database not answering: health NOT_SERVING");
             ServingStatus::NotServing
         };
-        if last != Some(status) {
-            if status == ServingStatus::NotServing {
-                tracing::warn!("database not answering: health NOT_SERVING");
-            }
-            for name in HEALTH_NAMES {
-                reporter.set_service_status(name, status).await;
-            }
-            last = Some(status);
+        for name in HEALTH_NAMES {
+            reporter.set_service_status(name, status).await;
         }
         tokio::select! {
-            _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+            changed = available.changed() => if changed.is_err() { break },
             _ = stop.changed() => break,
         }
     }

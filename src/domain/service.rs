@@ -57,6 +57,9 @@ pub trait Database: Send + Sync + 'static {
     /// Changes whenever a write may have committed, here or in another process (while the
     /// signal from other processes is down, at least when it comes back).
     fn subscribe(&self) -> tokio::sync::watch::Receiver<u64>;
+    /// Whether the database answers: on PostgreSQL followed from a connection of its own;
+    /// embedded SQLite, once opened, always does.
+    fn availability(&self) -> tokio::sync::watch::Receiver<bool>;
 }
 
 /// The service: the database plus what the rules need around it.
@@ -114,20 +117,9 @@ impl Service {
         self.db.subscribe()
     }
 
-    /// Whether the database answers (health).
-    /// A connection that closed while idle is dropped and the ping tried again on another.
-    pub async fn ping(&self) -> bool {
-        for _ in 0..2 {
-            let Ok(mut t) = self.db.begin(Mode::Read).await else {
-                return false;
-            };
-            match t.ping().await {
-                Ok(()) => return t.rollback().await.is_ok(),
-                Err(Error::Disconnected(_)) => continue,
-                Err(_) => return false,
-            }
-        }
-        false
+    /// `Database::availability` (health).
+    pub fn availability(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.db.availability()
     }
 
     /// Runs `op` in a read transaction, for the resolved caller, with `args` lent to it.

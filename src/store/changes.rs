@@ -11,6 +11,12 @@
 //!
 //! The same signal wakes the change feed's followers (`domain::feed`): on PostgreSQL the
 //! notification of another process's commit, on SQLite the process's own commit.
+//!
+//! The listening connection is also how a process knows that PostgreSQL answers
+//! (`available`): it is probed every `PROBE` and a lost one is replaced as soon as the
+//! database accepts connections again (tried every `RECONNECT`). While it is down, calls fail
+//! at once with UNAVAILABLE instead of waiting out the pool's timeout, and health reports
+//! NOT_SERVING; both come back within `RECONNECT` of the database's return.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -21,8 +27,21 @@ use futures_util::StreamExt;
 /// The PostgreSQL channel on which writes are announced.
 pub(crate) const CHANNEL: &str = "group_service_changes";
 
-/// How often the listening connection is probed; a dead one is noticed within this bound.
-const PROBE: Duration = Duration::from_millis(500);
+/// How often the listening connection is probed, and how long a probe (or connecting again)
+/// may take: a database that stops answering without closing the connection is noticed
+/// within their sum, 1 s.
+const PROBE: Duration = Duration::from_millis(400);
+const PROBE_TIMEOUT: Duration = Duration::from_millis(600);
+/// How often a lost listening connection is tried again.
+const RECONNECT: Duration = Duration::from_millis(200);
+/// How long connecting may take.
+pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A connection with its driver, as `tokio_postgres::connect` returns it.
+pub(crate) type PgLink = (
+    tokio_postgres::Client,
+    tokio_postgres::Connection<tokio_postgres::Socket, tokio_postgres::tls::NoTlsStream>,
+);
 
 #[derive(Debug)]
 pub(crate) struct Changes {
@@ -30,6 +49,8 @@ pub(crate) struct Changes {
     known: AtomicBool,
     /// Wakes the change feed's followers on every bump.
     wake: tokio::sync::watch::Sender<u64>,
+    /// Whether the database answers: on PostgreSQL, whether the listening connection is up.
+    up: tokio::sync::watch::Sender<bool>,
 }
 
 impl Changes {
@@ -38,7 +59,24 @@ impl Changes {
             generation: AtomicU64::new(1),
             known: AtomicBool::new(known),
             wake: tokio::sync::watch::Sender::new(1),
+            up: tokio::sync::watch::Sender::new(known),
         })
+    }
+
+    /// Whether the database answers, as last seen.
+    pub fn available(&self) -> bool {
+        *self.up.borrow()
+    }
+
+    /// Follows `available`.
+    pub fn watch_available(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.up.subscribe()
+    }
+
+    /// Resolves when the database is seen not to answer (at once if it is not answering).
+    pub async fn lost(&self) {
+        let mut up = self.up.subscribe();
+        let _ = up.wait_for(|up| !up).await;
     }
 
     /// A receiver that sees every bump from now on.
@@ -68,29 +106,51 @@ impl Changes {
         if !known {
             self.bump();
         }
+        self.up
+            .send_if_modified(|up| std::mem::replace(up, known) != known);
     }
 
-    /// Follows other processes' writes on PostgreSQL at `url` for as long as `self` lives.
-    pub fn listen(self: &Arc<Changes>, url: String) {
+    /// Follows other processes' writes on PostgreSQL at `url` for as long as `self` lives,
+    /// starting with the connection `first`.
+    pub fn listen(self: &Arc<Changes>, url: String, first: PgLink) {
         let weak = Arc::downgrade(self);
         tokio::spawn(async move {
+            let mut link = Some(first);
+            let mut down_since = None;
             loop {
                 let Some(changes) = weak.upgrade() else {
                     return;
                 };
-                if let Err(e) = changes.follow(&url).await {
-                    tracing::warn!(error = %e, "change notifications lost; read cache bypassed");
+                let result = match link.take() {
+                    Some(link) => changes.follow(link, &mut down_since).await,
+                    None => match connect(&url, PROBE_TIMEOUT).await {
+                        Ok(link) => changes.follow(link, &mut down_since).await,
+                        Err(e) => Err(e),
+                    },
+                };
+                if let Err(e) = result
+                    && down_since.is_none()
+                {
+                    tracing::error!(
+                        error = %e,
+                        "the database does not answer: calls fail with UNAVAILABLE, health is \
+                         NOT_SERVING and the read cache is bypassed until it does"
+                    );
+                    down_since = Some(std::time::Instant::now());
                 }
                 changes.set_known(false);
                 drop(changes);
-                tokio::time::sleep(Duration::from_secs(1)).await;
+                tokio::time::sleep(RECONNECT).await;
             }
         });
     }
 
     /// One listening connection, until it fails or `self` is the last owner.
-    async fn follow(self: &Arc<Changes>, url: &str) -> anyhow::Result<()> {
-        let (client, mut connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
+    async fn follow(
+        self: &Arc<Changes>,
+        (client, mut connection): PgLink,
+        down_since: &mut Option<std::time::Instant>,
+    ) -> anyhow::Result<()> {
         let (tx, mut notifications) = tokio::sync::mpsc::unbounded_channel();
         let driver = tokio::spawn(async move {
             let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
@@ -101,8 +161,12 @@ impl Changes {
             }
         });
         let result = async {
-            client.batch_execute(&format!("LISTEN {CHANNEL}")).await?;
+            tokio::time::timeout(PROBE_TIMEOUT, client.batch_execute(&format!("LISTEN {CHANNEL}")))
+                .await??;
             self.set_known(true);
+            if let Some(since) = down_since.take() {
+                tracing::info!(after = ?since.elapsed(), "the database answers again");
+            }
             loop {
                 tokio::select! {
                     message = notifications.recv() => match message {
@@ -114,7 +178,7 @@ impl Changes {
                         if Arc::strong_count(self) == 1 {
                             return Ok(());
                         }
-                        tokio::time::timeout(PROBE, client.simple_query("SELECT 1")).await??;
+                        tokio::time::timeout(PROBE_TIMEOUT, client.simple_query("SELECT 1")).await??;
                     }
                 }
             }
@@ -122,5 +186,13 @@ impl Changes {
         .await;
         driver.abort();
         result
+    }
+}
+
+/// Connects to PostgreSQL at `url`, waiting at most `timeout`.
+pub(crate) async fn connect(url: &str, timeout: Duration) -> anyhow::Result<PgLink> {
+    match tokio::time::timeout(timeout, tokio_postgres::connect(url, tokio_postgres::NoTls)).await {
+        Ok(link) => Ok(link?),
+        Err(_) => anyhow::bail!("no answer within {timeout:?}"),
     }
 }

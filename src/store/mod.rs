@@ -14,7 +14,9 @@ use std::time::Duration;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel::{Connection, SqliteConnection};
 use diesel_async::pooled_connection::bb8::{Pool, PooledConnection, RunError};
-use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
+use diesel_async::pooled_connection::{
+    AsyncDieselConnectionManager, ManagerConfig, PoolableConnection,
+};
 use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
 use diesel_async::{
     AsyncConnection, AsyncMigrationHarness, AsyncPgConnection, SimpleAsyncConnection,
@@ -65,8 +67,13 @@ pub fn is_postgres_url(url: &str) -> bool {
 impl Store {
     /// Connects to `url` (`postgres://...`, or an SQLite path / `sqlite://path`).
     pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<Store> {
-        let timeout = Duration::from_secs(5);
+        let timeout = changes::CONNECT_TIMEOUT;
         if is_postgres_url(url) {
+            // One connection first, to say at once which database does not answer and why
+            // (the pool would only time out); it becomes the listening connection.
+            let first = changes::connect(url, timeout).await.map_err(|e| {
+                anyhow::anyhow!("cannot connect to PostgreSQL at {}: {e:#}", redact(url))
+            })?;
             let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(url);
             // No `SELECT 1` before each checkout (a round trip per operation): a connection that
             // closed while idle fails its first statement with `Error::Disconnected`, which
@@ -78,7 +85,7 @@ impl Store {
                 .build(manager)
                 .await?;
             let changes = Changes::new(false);
-            changes.listen(url.to_owned());
+            changes.listen(url.to_owned(), first);
             Ok(Store {
                 backend: Backend::Postgres(pool),
                 changes,
@@ -97,8 +104,17 @@ impl Store {
             if let Some(dir) = std::path::Path::new(&path).parent()
                 && !dir.as_os_str().is_empty()
             {
-                std::fs::create_dir_all(dir)?;
+                std::fs::create_dir_all(dir).map_err(|e| {
+                    anyhow::anyhow!(
+                        "cannot create the directory {} of the SQLite database: {e}",
+                        dir.display()
+                    )
+                })?;
             }
+            let opening = path.clone();
+            tokio::task::spawn_blocking(move || SqliteConnection::establish(&opening))
+                .await?
+                .map_err(|e| anyhow::anyhow!("cannot open the SQLite database {path}: {e}"))?;
             let manager = || {
                 let mut config = ManagerConfig::default();
                 config.custom_setup = Box::new(|url| {
@@ -208,7 +224,26 @@ impl Database for Store {
     async fn begin(&self, mode: Mode) -> Result<Box<dyn Transaction>> {
         match &self.backend {
             Backend::Postgres(pool) => {
-                let mut conn = pool.get_owned().await.map_err(pool_error)?;
+                // While the database is known not to answer, at once; and a call waiting for
+                // a connection when that becomes known stops waiting.
+                if !self.changes.available() {
+                    return Err(Error::Unavailable(NOT_ANSWERING.into()));
+                }
+                // A pooled connection whose session ended while it was idle (the database
+                // restarted) is known closed without a round trip: it is dropped here, and the
+                // pool discards it, instead of failing the transaction's first statement.
+                let mut conn = loop {
+                    let mut conn = tokio::select! {
+                        biased;
+                        conn = pool.get_owned() => conn.map_err(pool_error)?,
+                        () = self.changes.lost() => {
+                            return Err(Error::Unavailable(NOT_ANSWERING.into()));
+                        }
+                    };
+                    if !conn.is_broken() {
+                        break conn;
+                    }
+                };
                 let open = mode == Mode::Write;
                 if open {
                     PgTm::begin_transaction(&mut *conn).await?;
@@ -245,6 +280,41 @@ impl Database for Store {
     fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
         self.changes.subscribe()
     }
+
+    fn availability(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.changes.watch_available()
+    }
+}
+
+const NOT_ANSWERING: &str = "the database does not answer";
+
+/// `url` with its password (in the authority or as a `password` parameter) replaced by `***`,
+/// for messages.
+pub fn redact(url: &str) -> String {
+    let mut out = url.to_owned();
+    if let Some(start) = out.find("://").map(|i| i + 3) {
+        let authority_end = out[start..]
+            .find(['/', '?'])
+            .map_or(out.len(), |i| start + i);
+        if let Some(at) = out[start..authority_end].rfind('@').map(|i| start + i)
+            && let Some(colon) = out[start..at].find(':').map(|i| start + i)
+        {
+            out.replace_range(colon + 1..at, "***");
+        }
+    }
+    if let Some(query) = out.find('?') {
+        let mut parts: Vec<String> = Vec::new();
+        for part in out[query + 1..].split('&') {
+            match part.split_once('=') {
+                Some((key, _)) if key.eq_ignore_ascii_case("password") => {
+                    parts.push(format!("{key}=***"))
+                }
+                _ => parts.push(part.to_owned()),
+            }
+        }
+        out = format!("{}?{}", &out[..query], parts.join("&"));
+    }
+    out
 }
 
 type PgTm = <AsyncPgConnection as AsyncConnection>::TransactionManager;
@@ -290,6 +360,14 @@ impl Transaction for SqliteTx {
     }
 }
 
+/// How PostgreSQL words the end of a session it ends itself.
+const SHUTTING_DOWN: [&str; 4] = [
+    "terminating connection due to",
+    "the database system is shutting down",
+    "the database system is starting up",
+    "the database system is in recovery mode",
+];
+
 fn pool_error(e: RunError) -> Error {
     Error::Unavailable(e.to_string())
 }
@@ -300,7 +378,17 @@ impl From<DieselError> for Error {
             DieselError::DatabaseError(DatabaseErrorKind::SerializationFailure, _) => {
                 Error::Retry(e.to_string())
             }
-            DieselError::DatabaseError(DatabaseErrorKind::ClosedConnection, _) => {
+            // A connection that closed or broke under the statement (diesel-async reports
+            // tokio-postgres's closed-connection and I/O errors as "unable to send").
+            DieselError::DatabaseError(
+                DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
+                _,
+            ) => Error::Disconnected(e.to_string()),
+            // The server ending the session: a stop or restart (SQLSTATE class 57P, whose
+            // code diesel does not pass on), or a server not yet taking sessions.
+            DieselError::DatabaseError(DatabaseErrorKind::Unknown, info)
+                if SHUTTING_DOWN.iter().any(|m| info.message().starts_with(m)) =>
+            {
                 Error::Disconnected(e.to_string())
             }
             DieselError::BrokenTransactionManager => Error::Unavailable(e.to_string()),
@@ -312,5 +400,27 @@ impl From<DieselError> for Error {
             }
             _ => Error::Internal(e.to_string()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn messages_never_carry_the_password() {
+        assert_eq!(
+            redact("postgres://app:s3cret@db:5432/groups"),
+            "postgres://app:***@db:5432/groups"
+        );
+        assert_eq!(
+            redact("postgresql://app@db/groups?sslmode=disable&password=s3cret"),
+            "postgresql://app@db/groups?sslmode=disable&password=***"
+        );
+        assert_eq!(
+            redact("postgres://app:p@ss:w0rd@db/groups"),
+            "postgres://app:***@db/groups"
+        );
+        assert_eq!(redact("postgres://db/groups"), "postgres://db/groups");
     }
 }

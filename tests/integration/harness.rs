@@ -34,6 +34,14 @@ pub const CACHE_BYTES: u64 = 8 << 20;
 #[derive(Clone)]
 pub struct Bearer(Option<String>);
 
+impl Bearer {
+    /// For clients of a server the harness did not start (the reliability tests' processes).
+    #[allow(dead_code)]
+    pub fn new(token: &str) -> Self {
+        Bearer(Some(token.to_owned()))
+    }
+}
+
 impl Interceptor for Bearer {
     fn call(&mut self, mut req: Request<()>) -> Result<Request<()>, Status> {
         if let Some(token) = &self.0 {
@@ -182,9 +190,15 @@ impl TestServer {
     /// Another server over this one's database through a store of its own, as a second
     /// process would be: it learns of this server's writes only through the database.
     pub async fn replica(&self) -> TestServer {
-        let store = Store::connect(&self.url, 8).await.expect("connect replica");
+        self.replica_via(&self.url).await
+    }
+
+    /// Another server over this one's database reached at `url` (the same database through
+    /// another route, say a proxy the test controls), with a store of its own.
+    pub async fn replica_via(&self, url: &str) -> TestServer {
+        let store = Store::connect(url, 8).await.expect("connect replica");
         let mut srv = Self::serve(store, Setup::default(), None, None).await;
-        srv.url = self.url.clone();
+        srv.url = url.to_owned();
         srv
     }
 

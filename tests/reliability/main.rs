@@ -6,7 +6,21 @@
 // The shared harness and fixtures hold helpers (and re-exports) only the integration tests use.
 #![allow(dead_code, unused_imports)]
 
+mod crash;
 #[path = "../integration/fixtures/mod.rs"]
 mod fixtures;
 #[path = "../integration/harness.rs"]
 mod harness;
+mod outage;
+
+/// Every acknowledged create, `(display name, resource name)`, reads back with its name.
+async fn assert_stored(reader: &mut harness::Groups, acknowledged: &[(String, String)]) {
+    for (display_name, name) in acknowledged {
+        let g = reader
+            .get_group(group_service::grpc::pb::GetGroupRequest { name: name.clone() })
+            .await
+            .unwrap_or_else(|e| panic!("acknowledged {display_name} ({name}) is gone: {e:?}"))
+            .into_inner();
+        assert_eq!(&g.display_name, display_name);
+    }
+}

@@ -9,9 +9,6 @@ mod events;
 mod groups;
 mod membership;
 
-use async_trait::async_trait;
-
-use super::error::Result;
 use super::model::*;
 
 pub use directory::DirectoryTx;
@@ -64,8 +61,4 @@ pub struct AuditFilter {
 
 /// One transaction. Every method runs inside it; the transaction commits only when the domain
 /// operation returns `Ok`.
-#[async_trait]
-pub trait Tx: DirectoryTx + GroupTx + MembershipTx + EventTx + Send {
-    /// Whether the connection answers (health).
-    async fn ping(&mut self) -> Result<()>;
-}
+pub trait Tx: DirectoryTx + GroupTx + MembershipTx + EventTx + Send {}

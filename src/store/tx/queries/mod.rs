@@ -8,21 +8,7 @@ mod events;
 mod groups;
 mod membership;
 
-use async_trait::async_trait;
-use diesel_async::RunQueryDsl;
-
 use super::BackendTx;
-use crate::domain::error::Result;
 use crate::domain::repo::Tx;
-use crate::store::tx::KeepPrepared;
 
-#[async_trait]
-impl Tx for BackendTx {
-    async fn ping(&mut self) -> Result<()> {
-        diesel::sql_query("SELECT 1")
-            .keep_prepared()
-            .execute(self.conn())
-            .await?;
-        Ok(())
-    }
-}
+impl Tx for BackendTx {}
