@@ -279,6 +279,22 @@ bench_service() {
   run "$b:SearchGroups" "${search[@]}"
   half_rate "$b:SearchGroups" "${search[@]}"
 
+  # Existence by timing (R24): another tenant's admin asks for, and tries to rename, an existing
+  # private group and a missing one. Both answer NOT_FOUND; the table shows whether they cost
+  # the same.
+  local foreign rename='{"group":{"name":"%s","display_name":"Taken over"},"update_mask":"displayName"}'
+  foreign=$(bearer "$(jq -r '.tokens.create_admins[0]' "$s")")
+  run "$b:GetGroup-foreign-existing" --config loadtest/ghz/get_group.json --host "$SVC_HOST" \
+    -m "$foreign" -d "{\"name\":\"$priv\"}" --allow-status NotFound
+  run "$b:GetGroup-foreign-missing" --config loadtest/ghz/get_group.json --host "$SVC_HOST" \
+    -m "$foreign" -d "{\"name\":\"tenants/$t/groups/1\"}" --allow-status NotFound
+  run "$b:UpdateGroup-foreign-existing" --config loadtest/ghz/get_group.json --host "$SVC_HOST" \
+    --call groups.v1.GroupService.UpdateGroup -m "$foreign" \
+    -d "$(printf "$rename" "$priv")" --allow-status NotFound
+  run "$b:UpdateGroup-foreign-missing" --config loadtest/ghz/get_group.json --host "$SVC_HOST" \
+    --call groups.v1.GroupService.UpdateGroup -m "$foreign" \
+    -d "$(printf "$rename" "tenants/$t/groups/1")" --allow-status NotFound
+
   if [ "$MODE" = smoke ]; then
     # The shipped file as it is (tenant 1, master 7), bounded by its own total.
     run "$b:CreateGroup-file" --config loadtest/ghz/create_group.json --host "$SVC_HOST" \

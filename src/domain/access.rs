@@ -117,6 +117,14 @@ pub(crate) enum Lock {
 }
 
 /// Reads a group the actor may see, or NOT_FOUND.
+///
+/// A group the actor may not see costs what a missing one does, so that the time of the
+/// answer does not tell whether it exists: for anyone but the owning tenant's admins one
+/// statement answers both the group and the actor's membership, whether or not the group is
+/// there, and only a visible group is then locked for a change (an invisible one is never
+/// locked, so outsiders cannot make the tenant's writers wait either). A service of another
+/// tenant sees no group of this one and is answered without a statement, as it would be for a
+/// missing group.
 pub(crate) async fn visible_group(
     tx: &mut dyn Tx,
     actor: &Actor,
@@ -124,26 +132,27 @@ pub(crate) async fn visible_group(
     id: GroupId,
     lock: Lock,
 ) -> Result<Group> {
-    // A plain user's read needs the group and their membership: one statement answers both.
-    if let (Lock::No, false, Some(user)) = (lock, actor.is_admin_of(tenant), actor.user_key()) {
-        let (group, member) = tx
-            .get_group_seen_by(tenant, id, user)
-            .await?
-            .ok_or_else(group_not_found)?;
-        return match visible_without_membership(actor, &group).unwrap_or(member) {
-            true => Ok(group),
-            false => Err(group_not_found()),
+    if actor.is_admin_of(tenant) {
+        let group = match lock {
+            Lock::ForUpdate => tx.lock_group(tenant, id).await?,
+            Lock::No => tx.get_group(tenant, id).await?,
         };
+        return group.ok_or_else(group_not_found);
     }
-    let group = match lock {
-        Lock::ForUpdate => tx.lock_group(tenant, id).await?,
-        Lock::No => tx.get_group(tenant, id).await?,
+    let Some(user) = actor.user_key() else {
+        return Err(group_not_found());
     };
-    let group = group.ok_or_else(group_not_found)?;
-    if can_see(tx, actor, &group).await? {
-        Ok(group)
-    } else {
-        Err(group_not_found())
+    let (group, member) = tx
+        .get_group_seen_by(tenant, id, user)
+        .await?
+        .ok_or_else(group_not_found)?;
+    if !visible_without_membership(actor, &group).unwrap_or(member) {
+        return Err(group_not_found());
+    }
+    match lock {
+        Lock::No => Ok(group),
+        // Read again under the lock: the change works on the row as it is now.
+        Lock::ForUpdate => tx.lock_group(tenant, id).await?.ok_or_else(group_not_found),
     }
 }
 

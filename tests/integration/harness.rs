@@ -112,6 +112,17 @@ fn warn_skipping(error: &str) {
     });
 }
 
+/// Says, on the stderr handle itself (libtest does not capture it), that `test` returns
+/// without running on this backend and why: a test that does not run must say so.
+pub fn only_on(backend: &str, test: &str, why: &str) -> bool {
+    use std::io::Write;
+    if self::backend() == backend {
+        return true;
+    }
+    let _ = writeln!(std::io::stderr(), "{test}: {backend} only ({why})");
+    false
+}
+
 /// Which backend the suite runs on.
 pub fn backend() -> &'static str {
     if std::env::var("TEST_DATABASE_URL").is_ok_and(|u| !u.is_empty()) {

@@ -72,12 +72,11 @@ fn groups(channel: &Channel, tenant: i64, user: i64) -> Groups {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn crash_kill_9_loses_no_acknowledged_write() {
-    if backend() != "sqlite" {
-        use std::io::Write;
-        let _ = writeln!(
-            std::io::stderr(),
-            "crash_kill_9: SQLite only (on PostgreSQL see outage_loses_no_acknowledged_write)"
-        );
+    if !only_on(
+        "sqlite",
+        "crash_kill_9",
+        "on PostgreSQL see outage_loses_no_acknowledged_write",
+    ) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

@@ -87,14 +87,7 @@ impl Drop for Proxy {
 /// The test's server, and a replica of it that reaches the database through a proxy; `None`
 /// on SQLite (said on stderr).
 async fn behind_proxy(test: &str) -> Option<(TestServer, TestServer, Proxy)> {
-    if backend() != "postgres" {
-        // To the stderr handle itself, which libtest does not capture: a test that returns
-        // must say so.
-        use std::io::Write;
-        let _ = writeln!(
-            std::io::stderr(),
-            "{test}: PostgreSQL only (SQLite is embedded: no outage); runs with TEST_DATABASE_URL"
-        );
+    if !only_on("postgres", test, "SQLite is embedded: no outage") {
         return None;
     }
     let srv = TestServer::start().await?;
@@ -233,7 +226,7 @@ async fn outage_calls_in_flight_answer_unavailable_never_internal() {
         .member(user_of(1, 3))
         .create(&srv)
         .await;
-    let admin = pg_admin(&srv.url).await;
+    let admin = pg_client(&srv).await;
     let running = Arc::new(std::sync::atomic::AtomicBool::new(true));
     let counts = Arc::new(std::sync::Mutex::new(std::collections::BTreeMap::new()));
     let mut callers = Vec::new();
@@ -389,12 +382,4 @@ async fn outage_loses_no_acknowledged_write() {
     let mut reader = srv.groups(1, 1, true);
     crate::assert_stored(&mut reader, &acknowledged).await;
     assert_eq!(srv.group_count(1).await, acknowledged.len() as i64);
-}
-
-async fn pg_admin(url: &str) -> tokio_postgres::Client {
-    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(connection);
-    client
 }

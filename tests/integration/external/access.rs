@@ -163,3 +163,64 @@ async fn r24_nesting_an_external_group_never_opens_an_internal_group_to_other_te
         "internal group with members of another tenant: {effective:?}"
     );
 }
+
+/// R24, existence by timing: a group the caller cannot see costs what a missing one does. In
+/// particular an outsider's change of it never takes its row lock: while a writer of the
+/// owning tenant holds it, the outsider's calls answer NOT_FOUND at once, as for a missing
+/// group (and an outsider cannot make the tenant's writers wait). PostgreSQL: on SQLite the
+/// lock is the one writer connection, which every write waits for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r24_an_outsider_never_locks_a_group_it_cannot_see() {
+    if !only_on(
+        "postgres",
+        "r24_an_outsider_never_locks_a_group_it_cannot_see",
+        "SQLite's lock is its one writer",
+    ) {
+        return;
+    }
+    let Some(srv) = server().await else { return };
+    three_companies(&srv).await;
+    let g = group(A, "Board").master(2).create(&srv).await.name;
+    let (_, id) = ids(&g);
+    let mut db = pg_client(&srv).await;
+    let holder = db.transaction().await.unwrap();
+    holder
+        .execute(
+            "SELECT 1 FROM groups WHERE tenant_id = $1 AND group_id = $2 FOR UPDATE",
+            &[&A, &id],
+        )
+        .await
+        .unwrap();
+    let missing = missing_group(A);
+    for (who, admin) in [((B, 1), true), ((B, 2), false), ((A, 3), false)] {
+        let mut c = srv.groups(who.0, who.1, admin);
+        for name in [&g, &missing] {
+            let mut renamed = patch(name);
+            renamed.display_name = "Taken over".into();
+            let answer = tokio::time::timeout(
+                std::time::Duration::from_secs(5),
+                try_update(&mut c, renamed, &["display_name"]),
+            )
+            .await
+            .unwrap_or_else(|_| panic!("{who:?} waited for the lock of {name}"));
+            assert_eq!(
+                answer.unwrap_err().code(),
+                Code::NotFound,
+                "{who:?} on {name}"
+            );
+            let deleted = tokio::time::timeout(
+                std::time::Duration::from_secs(5),
+                c.delete_group(delete_req(name, "")),
+            )
+            .await
+            .unwrap_or_else(|_| panic!("{who:?} waited for the lock of {name}"));
+            assert_eq!(
+                deleted.unwrap_err().code(),
+                Code::NotFound,
+                "{who:?} on {name}"
+            );
+        }
+    }
+    holder.rollback().await.unwrap();
+    assert_eq!(get(&srv, &g).await.display_name, "Board");
+}
