@@ -25,7 +25,7 @@ use futures_util::FutureExt;
 use crate::domain::error::{Error, Result};
 use crate::domain::repo::Tx;
 pub use crate::domain::service::TxFuture;
-use crate::domain::service::{Database, Mode, Transaction, finish};
+use crate::domain::service::{Database, Mode, PoolState, Transaction, finish};
 use changes::Changes;
 use diesel_async::RunQueryDsl;
 use tx::{KeepPrepared, PgTx, SqliteTx};
@@ -244,6 +244,24 @@ impl Database for Store {
 
     fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
         self.changes.subscribe()
+    }
+
+    fn pools(&self) -> Vec<PoolState> {
+        fn state<M: bb8::ManageConnection>(name: &'static str, pool: &bb8::Pool<M>) -> PoolState {
+            let s = pool.state();
+            PoolState {
+                name,
+                connections: s.connections,
+                idle: s.idle_connections,
+            }
+        }
+        match &self.backend {
+            Backend::Postgres(pool) => vec![state("postgres", pool)],
+            Backend::Sqlite { writer, readers } => vec![
+                state("sqlite_writer", writer),
+                state("sqlite_readers", readers),
+            ],
+        }
     }
 }
 
