@@ -1,10 +1,12 @@
 //! The call layer, outermost of the server's own layers: counts and times every call, keeps
 //! the in-flight gauge, writes one access log line per call and gives each call a request id.
 //!
-//! - Code: from the answer's `grpc-status` header (errors are trailers-only answers); an answer
-//!   without one is OK. A call whose future is dropped before it answers (the client went
-//!   away, or its `grpc-timeout` passed) is counted by a drop guard, as DeadlineExceeded when
-//!   its deadline had passed (within `DEADLINE_SLACK`) and Canceled otherwise.
+//! - A call ends with its answer's last frame: the code is the `grpc-status` of its headers
+//!   (errors are trailers-only answers) or of its trailers (OK, and a stream's end). A call
+//!   whose future or body is dropped before that (the client went away, or its `grpc-timeout`
+//!   passed) is counted by a drop guard, as DeadlineExceeded when its deadline had passed
+//!   (within `DEADLINE_SLACK`) and Canceled otherwise. So a stream is in flight until it ends,
+//!   and its handling time is its whole life.
 //! - Labels: the served methods, read once from the descriptor sets; any other path counts
 //!   under `unknown`, so no path a client makes up adds a series.
 //! - Request id: `x-request-id` of the request when it is 1 to `MAX_REQUEST_ID` printable
@@ -248,6 +250,56 @@ impl Drop for Call {
     }
 }
 
+/// The `grpc-status` of a header map, when it has one.
+fn status_of(headers: &http::HeaderMap) -> Option<i32> {
+    headers
+        .get("grpc-status")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+}
+
+/// An answer's body that ends its call at the trailers (or when dropped before them).
+pub struct ObservedBody<B> {
+    inner: B,
+    call: Call,
+}
+
+impl<B> http_body::Body for ObservedBody<B>
+where
+    B: http_body::Body + Unpin,
+{
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let this = &mut *self;
+        let frame = std::task::ready!(Pin::new(&mut this.inner).poll_frame(cx));
+        match &frame {
+            Some(Ok(f)) => {
+                if let Some(trailers) = f.trailers_ref() {
+                    this.call
+                        .end(status_of(trailers).unwrap_or(tonic::Code::Unknown as i32));
+                }
+            }
+            Some(Err(_)) => this.call.end(tonic::Code::Unknown as i32),
+            // Ended without a status: nothing told the client how the call went.
+            None => this.call.end(tonic::Code::Unknown as i32),
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
 /// Tower layer that observes every call (module docs).
 #[derive(Clone)]
 pub struct MetricsLayer(pub Metrics);
@@ -273,9 +325,9 @@ where
     S: tower::Service<http::Request<B>, Response = http::Response<RB>>,
     S::Future: Send + 'static,
 {
-    type Response = S::Response;
+    type Response = http::Response<ObservedBody<RB>>;
     type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<S::Response, S::Error>> + Send>>;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, S::Error>> + Send>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -290,17 +342,13 @@ where
             let res = fut.await;
             match res {
                 Ok(mut answer) => {
-                    let code = answer
-                        .headers()
-                        .get("grpc-status")
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(|v| v.parse().ok())
-                        .unwrap_or(0);
                     if let Ok(id) = http::HeaderValue::from_str(&call.request_id) {
                         answer.headers_mut().insert("x-request-id", id);
                     }
-                    call.end(code);
-                    Ok(answer)
+                    if let Some(code) = status_of(answer.headers()) {
+                        call.end(code);
+                    }
+                    Ok(answer.map(|inner| ObservedBody { inner, call }))
                 }
                 Err(e) => {
                     call.end(tonic::Code::Unknown as i32);

@@ -84,7 +84,7 @@ impl Metrics {
         let handling: Histograms<HandledLabels> = Family::new_with_constructor(histogram);
         registry.register(
             "grpc_server_handling_seconds",
-            "Time from a call's start to its answer's headers.",
+            "Time from a call's start to its answer's last frame.",
             handling.clone(),
         );
         let in_flight = Family::<CallLabels, Gauge>::default();

@@ -607,3 +607,51 @@ async fn obs_relay_lag_is_exposed_where_a_relay_runs() {
     assert!(lag.is_some_and(|s| s >= 0.0), "{lag:?}");
     srv.stop().await;
 }
+
+/// A stream is in flight for as long as it is open and is counted when it ends (here the
+/// client drops it: Canceled); a unary OK, whose code comes in the trailers, counts as OK.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn obs_streams_are_in_flight_until_they_end() {
+    let Some((srv, metrics)) = observed_server().await else {
+        return;
+    };
+    srv.company(1, 2).await;
+    let watch = [
+        ("grpc_service", "groups.v1.EventService"),
+        ("grpc_method", "WatchEvents"),
+    ];
+    let stream = srv
+        .events(1)
+        .watch_events(pb::WatchEventsRequest {
+            parent: "tenants/1".into(),
+            after_cursor: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let open = scrape(metrics).await;
+    assert_eq!(value(&open, "grpc_server_in_flight", &watch), Some(1.0));
+    assert_eq!(value(&open, "grpc_server_handled_total", &watch), None);
+    drop(stream);
+
+    let samples = eventually(metrics, |s| {
+        value(s, "grpc_server_in_flight", &watch) == Some(0.0)
+    })
+    .await;
+    let cancelled = with(&watch, &[("grpc_code", "Canceled")]);
+    assert_eq!(
+        value(&samples, "grpc_server_handled_total", &cancelled),
+        Some(1.0)
+    );
+    // The fixture's tenant and users: unary calls answered OK.
+    let upserts = [
+        ("grpc_service", "groups.v1.DirectoryService"),
+        ("grpc_method", "UpsertUser"),
+        ("grpc_code", "OK"),
+    ];
+    assert_eq!(
+        value(&samples, "grpc_server_handled_total", &upserts),
+        Some(2.0)
+    );
+    srv.stop().await;
+}
