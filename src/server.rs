@@ -4,6 +4,8 @@ use std::future::Future;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
+use tonic::codec::CompressionEncoding;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
@@ -16,6 +18,16 @@ use crate::grpc::pb::group_service_server::GroupServiceServer;
 use crate::grpc::pb::membership_service_server::MembershipServiceServer;
 use crate::grpc::{DirectoryApi, EventApi, GroupApi, MembershipApi, pb};
 use crate::metrics::{Metrics, MetricsLayer};
+
+/// A generated service server that takes gzip-compressed requests and compresses its answers
+/// for clients that accept gzip.
+macro_rules! gzip {
+    ($server:expr) => {
+        $server
+            .accept_compressed(CompressionEncoding::Gzip)
+            .send_compressed(CompressionEncoding::Gzip)
+    };
+}
 
 /// Service names whose health follows the database.
 const HEALTH_NAMES: [&str; 5] = [
@@ -92,7 +104,8 @@ pub async fn run_with(
             .await;
     }
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let metrics = Metrics::default();
+    let metrics = Metrics::new(&service, options.nats_url.is_some());
+    let service = service.observed(std::sync::Arc::new(metrics.clone()));
     if let Some(ml) = metrics_listener {
         tracing::info!(addr = %ml.local_addr()?, "serving metrics");
         let mut stop = stop_rx.clone();
@@ -124,16 +137,27 @@ pub async fn run_with(
         stop_rx.clone(),
     ));
     let auth = verifier.interceptor();
-    let groups = GroupServiceServer::with_interceptor(GroupApi::new(service.clone()), auth.clone());
-    let membership = MembershipServiceServer::with_interceptor(
-        MembershipApi::new(service.clone()),
+    let groups = InterceptedService::new(
+        gzip!(GroupServiceServer::new(GroupApi::new(service.clone()))),
         auth.clone(),
     );
-    let events = EventServiceServer::with_interceptor(
-        EventApi::new(service.clone(), stop_rx.clone()),
+    let membership = InterceptedService::new(
+        gzip!(MembershipServiceServer::new(MembershipApi::new(
+            service.clone()
+        ))),
         auth.clone(),
     );
-    let directory = DirectoryServiceServer::with_interceptor(DirectoryApi::new(service), auth);
+    let events = InterceptedService::new(
+        gzip!(EventServiceServer::new(EventApi::new(
+            service.clone(),
+            stop_rx.clone()
+        ))),
+        auth.clone(),
+    );
+    let directory = InterceptedService::new(
+        gzip!(DirectoryServiceServer::new(DirectoryApi::new(service))),
+        auth,
+    );
 
     let addr = listener.local_addr()?;
     // Without TCP_NODELAY an answer that spans segments waits out the client's delayed ACK
@@ -153,12 +177,17 @@ pub async fn run_with(
     };
     Server::builder()
         .trace_fn(|req| {
-            tracing::info_span!("rpc", method = %req.uri().path(), tenant = tracing::field::Empty)
+            tracing::info_span!(
+                "rpc",
+                method = %req.uri().path(),
+                tenant = tracing::field::Empty,
+                request_id = tracing::field::Empty
+            )
         })
         .layer(MetricsLayer(metrics))
-        .add_service(health)
-        .add_service(reflection_v1)
-        .add_service(reflection_v1alpha)
+        .add_service(gzip!(health))
+        .add_service(gzip!(reflection_v1))
+        .add_service(gzip!(reflection_v1alpha))
         .add_service(groups)
         .add_service(membership)
         .add_service(directory)

@@ -117,6 +117,9 @@ impl Verifier {
                 .verify(token.trim())
                 .map_err(Status::unauthenticated)?;
             tracing::Span::current().record("tenant", caller.tenant.0);
+            if let Some(slot) = req.extensions().get::<crate::metrics::CallTenant>() {
+                slot.set(caller.tenant);
+            }
             req.extensions_mut().insert(caller);
             Ok(req)
         }

@@ -60,6 +60,24 @@ pub trait Database: Send + Sync + 'static {
     /// Whether the database answers: on PostgreSQL followed from a connection of its own;
     /// embedded SQLite, once opened, always does.
     fn availability(&self) -> tokio::sync::watch::Receiver<bool>;
+    /// The connection pools as they are now (metrics).
+    fn pools(&self) -> Vec<PoolState>;
+}
+
+/// One connection pool of the database at one moment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PoolState {
+    /// `postgres`, `sqlite_writer` or `sqlite_readers`.
+    pub name: &'static str,
+    /// Connections open, idle or checked out.
+    pub connections: u32,
+    pub idle: u32,
+}
+
+/// Told how long each operation run through the seam took, by the operation's name (a bounded
+/// set: the names the domain passes to `read` and `write`).
+pub trait Observer: Send + Sync + 'static {
+    fn operation(&self, name: &'static str, elapsed: Duration);
 }
 
 /// The service: the database plus what the rules need around it.
@@ -68,6 +86,7 @@ pub struct Service {
     db: Arc<dyn Database>,
     pub(crate) pager: Pager,
     cache: Option<Arc<AnswerCache>>,
+    observer: Option<Arc<dyn Observer>>,
 }
 
 impl Service {
@@ -76,7 +95,19 @@ impl Service {
             db: Arc::new(db),
             pager: Pager::new(page_token_key),
             cache: None,
+            observer: None,
         }
+    }
+
+    /// Tells `observer` how long each operation took.
+    pub fn observed(mut self, observer: Arc<dyn Observer>) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
+    /// The database's connection pools as they are now.
+    pub fn pools(&self) -> Vec<PoolState> {
+        self.db.pools()
     }
 
     /// Keeps about `max_bytes` of read answers in memory (`cache`); 0 keeps none.
@@ -160,7 +191,7 @@ impl Service {
     {
         let started = Instant::now();
         let mut attempt = 1;
-        loop {
+        let res = loop {
             let res = self.attempt(mode, caller, args, op).await;
             match res {
                 Err(Error::Retry(cause)) if attempt < MAX_ATTEMPTS => {
@@ -173,16 +204,20 @@ impl Service {
                     attempt += 1;
                 }
                 Err(Error::Retry(cause)) => {
-                    return Err(Error::Unavailable(format!(
+                    break Err(Error::Unavailable(format!(
                         "gave up after retries: {cause}"
                     )));
                 }
                 other => {
                     tracing::trace!(op = name, attempt, elapsed = ?started.elapsed(), "operation");
-                    return other;
+                    break other;
                 }
             }
+        };
+        if let Some(observer) = &self.observer {
+            observer.operation(name, started.elapsed());
         }
+        res
     }
 
     async fn attempt<A, R, F>(&self, mode: Mode, caller: &Caller, args: &A, op: &F) -> Result<R>

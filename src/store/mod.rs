@@ -27,7 +27,7 @@ use futures_util::FutureExt;
 use crate::domain::error::{Error, Result};
 use crate::domain::repo::Tx;
 pub use crate::domain::service::TxFuture;
-use crate::domain::service::{Database, Mode, Transaction, finish};
+use crate::domain::service::{Database, Mode, PoolState, Transaction, finish};
 use changes::Changes;
 use diesel_async::RunQueryDsl;
 use tx::{KeepPrepared, PgTx, SqliteTx};
@@ -283,6 +283,24 @@ impl Database for Store {
 
     fn availability(&self) -> tokio::sync::watch::Receiver<bool> {
         self.changes.watch_available()
+    }
+
+    fn pools(&self) -> Vec<PoolState> {
+        fn state<M: bb8::ManageConnection>(name: &'static str, pool: &bb8::Pool<M>) -> PoolState {
+            let s = pool.state();
+            PoolState {
+                name,
+                connections: s.connections,
+                idle: s.idle_connections,
+            }
+        }
+        match &self.backend {
+            Backend::Postgres(pool) => vec![state("postgres", pool)],
+            Backend::Sqlite { writer, readers } => vec![
+                state("sqlite_writer", writer),
+                state("sqlite_readers", readers),
+            ],
+        }
     }
 }
 

@@ -14,7 +14,7 @@ use group_service::grpc::pb;
 use group_service::grpc::pb::directory_service_client::DirectoryServiceClient;
 use group_service::grpc::pb::group_service_client::GroupServiceClient;
 use group_service::grpc::pb::membership_service_client::MembershipServiceClient;
-use group_service::store::Store;
+use group_service::store::{Backend, Store};
 use sha2::{Digest, Sha256};
 use tokio::net::TcpListener;
 use tonic::metadata::MetadataValue;
@@ -146,6 +146,34 @@ impl TestServer {
         Self::start_inner(|_| async {}, setup)
             .await
             .map(|(srv, ())| srv)
+    }
+
+    /// Takes every connection a read could use (8 per pool), for a `before` of `start_with`:
+    /// calls that need one wait until the result is dropped.
+    pub async fn hold_read_connections(store: Store) -> Vec<Box<dyn std::any::Any + Send>> {
+        let mut held: Vec<Box<dyn std::any::Any + Send>> = Vec::new();
+        match store.backend {
+            Backend::Postgres(pool) => {
+                for _ in 0..8 {
+                    held.push(Box::new(pool.get_owned().await.expect("connection")));
+                }
+            }
+            Backend::Sqlite { readers, .. } => {
+                for _ in 0..8 {
+                    held.push(Box::new(readers.get_owned().await.expect("connection")));
+                }
+            }
+        }
+        held
+    }
+
+    /// `start_setup` and `start_with` together.
+    pub async fn start_setup_with<T, F, Fut>(setup: Setup, before: F) -> Option<(TestServer, T)>
+    where
+        F: FnOnce(Store) -> Fut,
+        Fut: std::future::Future<Output = T>,
+    {
+        Self::start_inner(before, setup).await
     }
 
     /// Like `start`, but first runs `before` on the migrated store, before the server exists,

@@ -15,5 +15,6 @@ mod external;
 mod groups;
 mod membership;
 mod membership_props;
+mod observability;
 mod ops;
 mod settings;

@@ -7,7 +7,6 @@ use crate::harness::*;
 use group_service::domain::Service;
 use group_service::domain::caller::{Caller, Principal};
 use group_service::domain::model::TenantId;
-use group_service::store::Backend;
 use tonic::Code;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -103,24 +102,7 @@ async fn ops_graceful_shutdown_drains_calls_in_flight() {
 /// tested in `tests/reliability/outage.rs`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ops_health_is_serving_while_the_pool_is_busy() {
-    let Some((srv, held)) = TestServer::start_with(|store| async move {
-        let mut held: Vec<Box<dyn std::any::Any + Send>> = Vec::new();
-        match store.backend {
-            Backend::Postgres(pool) => {
-                for _ in 0..8 {
-                    held.push(Box::new(pool.get_owned().await.expect("connection")));
-                }
-            }
-            Backend::Sqlite { readers, .. } => {
-                for _ in 0..8 {
-                    held.push(Box::new(readers.get_owned().await.expect("connection")));
-                }
-            }
-        }
-        held
-    })
-    .await
-    else {
+    let Some((srv, held)) = TestServer::start_with(TestServer::hold_read_connections).await else {
         return;
     };
     let mut health = HealthClient::new(srv.channel.clone());
@@ -152,59 +134,4 @@ async fn ops_health_is_serving_while_the_pool_is_busy() {
         );
     }
     drop(held);
-}
-
-/// Prometheus metrics count every call by method and status code.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ops_metrics_count_calls_by_method_and_code() {
-    use group_service::grpc::pb;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-    let metrics = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let metrics_addr = metrics.local_addr().unwrap();
-    let Some(srv) = TestServer::start_setup(|s| s.options.metrics_listener = Some(metrics)).await
-    else {
-        return;
-    };
-    let mut client = srv.groups(1, 7, false);
-    for _ in 0..3 {
-        let err = client
-            .get_group(pb::GetGroupRequest {
-                name: "tenants/1/groups/1".into(),
-            })
-            .await
-            .unwrap_err();
-        // The caller is not in the directory.
-        assert_eq!(err.code(), Code::PermissionDenied);
-    }
-    let mut anonymous = srv.groups_as(None);
-    let err = anonymous
-        .get_group(pb::GetGroupRequest {
-            name: "tenants/1/groups/1".into(),
-        })
-        .await
-        .unwrap_err();
-    assert_eq!(err.code(), Code::Unauthenticated);
-
-    let mut http = tokio::net::TcpStream::connect(metrics_addr).await.unwrap();
-    http.write_all(b"GET /metrics HTTP/1.1\r\nhost: x\r\n\r\n")
-        .await
-        .unwrap();
-    let mut body = String::new();
-    http.read_to_string(&mut body).await.unwrap();
-    assert!(body.starts_with("HTTP/1.1 200 OK"), "{body}");
-    assert!(
-        body.contains(
-            "group_service_rpc_requests_total{method=\"/groups.v1.GroupService/GetGroup\",code=\"7\"} 3"
-        ),
-        "{body}"
-    );
-    assert!(
-        body.contains(
-            "group_service_rpc_requests_total{method=\"/groups.v1.GroupService/GetGroup\",code=\"16\"} 1"
-        ),
-        "{body}"
-    );
-    assert!(body.contains("group_service_rpc_duration_seconds_count{method=\"/groups.v1.GroupService/GetGroup\",code=\"7\"} 3"));
-    srv.stop().await;
 }

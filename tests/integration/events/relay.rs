@@ -29,11 +29,12 @@ async fn nats() -> Option<async_nats::Client> {
 async fn relay_for(srv: &TestServer, url: &str, for_: Duration) {
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let service = Service::new(srv.store.clone(), b"k");
+    let metrics = Metrics::new(&service, true);
     let task = tokio::spawn(relay::run(
         service,
         url.into(),
         "test".into(),
-        Metrics::default(),
+        metrics,
         stopped,
     ));
     tokio::time::sleep(for_).await;
