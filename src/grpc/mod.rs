@@ -30,10 +30,12 @@ macro_rules! handlers {
     };
 }
 
+pub mod codec;
 mod convert;
 mod directory;
 mod events;
 mod groups;
+pub mod limits;
 mod membership;
 mod status;
 
