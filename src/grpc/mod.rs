@@ -37,6 +37,7 @@ mod events;
 mod groups;
 pub mod limits;
 mod membership;
+pub mod properties;
 mod status;
 
 pub use directory::DirectoryApi;
