@@ -15,7 +15,7 @@
 use std::marker::PhantomData;
 use std::sync::OnceLock;
 
-use prost::bytes::Buf;
+use prost::bytes::{Buf, BufMut, Bytes};
 use prost::{Message, Name};
 use prost_reflect::{DescriptorPool, Kind, MessageDescriptor};
 use tonic::Status;
@@ -81,6 +81,41 @@ impl<U: Message + Name + Default> tonic::codec::Decoder for Decoder<U> {
     fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<U>, Status> {
         let bytes = buf.copy_to_bytes(buf.remaining());
         decode::<U>(&bytes).map(Some)
+    }
+}
+
+/// Sends and receives message bytes as they are: for the load tool and for tests that send
+/// bytes no generated client would (not UTF-8, truncated, oversized).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RawCodec;
+
+impl tonic::codec::Codec for RawCodec {
+    type Encode = Bytes;
+    type Decode = Bytes;
+    type Encoder = RawCodec;
+    type Decoder = RawCodec;
+    fn encoder(&mut self) -> Self::Encoder {
+        RawCodec
+    }
+    fn decoder(&mut self) -> Self::Decoder {
+        RawCodec
+    }
+}
+
+impl tonic::codec::Encoder for RawCodec {
+    type Item = Bytes;
+    type Error = Status;
+    fn encode(&mut self, item: Bytes, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
+        dst.put_slice(&item);
+        Ok(())
+    }
+}
+
+impl tonic::codec::Decoder for RawCodec {
+    type Item = Bytes;
+    type Error = Status;
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Bytes>, Status> {
+        Ok(Some(src.copy_to_bytes(src.remaining())))
     }
 }
 

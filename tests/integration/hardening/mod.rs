@@ -8,55 +8,17 @@ mod props;
 mod text;
 mod wire;
 
+use group_service::grpc::codec::RawCodec;
 use prost::Message;
-use prost::bytes::{Buf, BufMut};
-use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::metadata::MetadataValue;
 use tonic::{Request, Status};
 
 use crate::harness::TestServer;
 
-/// Sends already-encoded request bytes and ignores the answer's content: lets a test send
-/// bytes no generated client would (invalid UTF-8, truncated, oversized).
-#[derive(Clone, Copy, Default)]
-pub struct RawCodec;
-
-impl Codec for RawCodec {
-    type Encode = Vec<u8>;
-    type Decode = usize;
-    type Encoder = RawCodec;
-    type Decoder = RawCodec;
-    fn encoder(&mut self) -> Self::Encoder {
-        RawCodec
-    }
-    fn decoder(&mut self) -> Self::Decoder {
-        RawCodec
-    }
-}
-
-impl Encoder for RawCodec {
-    type Item = Vec<u8>;
-    type Error = Status;
-    fn encode(&mut self, item: Vec<u8>, buf: &mut EncodeBuf<'_>) -> Result<(), Status> {
-        buf.put_slice(&item);
-        Ok(())
-    }
-}
-
-impl Decoder for RawCodec {
-    type Item = usize;
-    type Error = Status;
-    /// The answer's length in bytes.
-    fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<usize>, Status> {
-        let n = buf.remaining();
-        buf.advance(n);
-        Ok(Some(n))
-    }
-}
-
 /// Calls `path` (`/groups.v1.GroupService/GetGroup`) with `body` as the request message, as
 /// a service of tenant 1 when the service is DirectoryService or EventService and as admin
-/// user 1 of tenant 1 otherwise; the answer's length on success.
+/// user 1 of tenant 1 otherwise; the answer's length on success. Sends bytes no generated
+/// client would (not UTF-8, truncated, oversized) as well.
 pub async fn call_raw(srv: &TestServer, path: &str, body: Vec<u8>) -> Result<usize, Status> {
     let service = path.contains("DirectoryService") || path.contains("EventService");
     let token = srv.token(
@@ -69,7 +31,7 @@ pub async fn call_raw(srv: &TestServer, path: &str, body: Vec<u8>) -> Result<usi
     grpc.ready()
         .await
         .map_err(|e| Status::unavailable(e.to_string()))?;
-    let mut req = Request::new(body);
+    let mut req = Request::new(prost::bytes::Bytes::from(body));
     let value: MetadataValue<_> = format!("Bearer {token}").parse().expect("ascii token");
     req.metadata_mut().insert("authorization", value);
     let path = path.parse().expect("a method path");
@@ -78,9 +40,9 @@ pub async fn call_raw(srv: &TestServer, path: &str, body: Vec<u8>) -> Result<usi
             .server_streaming(req, path, RawCodec)
             .await?
             .into_inner();
-        return Ok(stream.message().await?.unwrap_or(0));
+        return Ok(stream.message().await?.map_or(0, |m| m.len()));
     }
-    Ok(grpc.unary(req, path, RawCodec).await?.into_inner())
+    Ok(grpc.unary(req, path, RawCodec).await?.into_inner().len())
 }
 
 fn path_is_streaming(path: &tonic::codegen::http::uri::PathAndQuery) -> bool {
