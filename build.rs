@@ -20,9 +20,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         out_dir.join("groups_descriptor.bin"),
         prost::Message::encode_to_vec(&descriptors),
     )?;
+    // Type names let the codec find each request's descriptor (`src/grpc/codec.rs`).
+    let mut config = tonic_prost_build::Config::new();
+    config.enable_type_names();
     tonic_prost_build::configure()
         .build_server(true)
         .build_client(true)
-        .compile_fds(descriptors)?;
+        .codec_path("crate::grpc::codec::Codec")
+        .compile_fds_with_config(descriptors, config)?;
     Ok(())
 }

@@ -124,6 +124,22 @@ pub struct Config {
         global = true
     )]
     pub event_retention_hours: u64,
+    /// Largest request message accepted, in bytes; a larger one answers RESOURCE_EXHAUSTED.
+    #[arg(
+        long,
+        env = "GROUP_SERVICE_MAX_REQUEST_BYTES",
+        default_value_t = crate::grpc::limits::DEFAULT_MAX_REQUEST_BYTES,
+        global = true
+    )]
+    pub max_request_bytes: usize,
+    /// Largest answer message sent, in bytes; a larger one answers RESOURCE_EXHAUSTED.
+    #[arg(
+        long,
+        env = "GROUP_SERVICE_MAX_RESPONSE_BYTES",
+        default_value_t = crate::grpc::limits::DEFAULT_MAX_RESPONSE_BYTES,
+        global = true
+    )]
+    pub max_response_bytes: usize,
     /// Address for Prometheus metrics (`GET /metrics`); none by default.
     #[arg(long, env = "GROUP_SERVICE_METRICS_LISTEN", global = true)]
     pub metrics_listen: Option<String>,

@@ -82,6 +82,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         metrics_listener,
         nats_url: config.nats_url.clone().filter(|u| !u.is_empty()),
         event_retention: std::time::Duration::from_secs(config.event_retention_hours * 3600),
+        max_request_bytes: config.max_request_bytes,
+        max_response_bytes: config.max_response_bytes,
     };
     server::run_with(
         listener,

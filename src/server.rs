@@ -12,6 +12,7 @@ use tonic_health::ServingStatus;
 
 use crate::auth::Verifier;
 use crate::domain::Service;
+use crate::grpc::limits::SizeLimitLayer;
 use crate::grpc::pb::directory_service_server::DirectoryServiceServer;
 use crate::grpc::pb::event_service_server::EventServiceServer;
 use crate::grpc::pb::group_service_server::GroupServiceServer;
@@ -57,6 +58,10 @@ pub struct Options {
     pub nats_url: Option<String>,
     /// How long events are kept (`feed::Service::prune_events`).
     pub event_retention: Duration,
+    /// Largest request message, in bytes (`grpc::limits`).
+    pub max_request_bytes: usize,
+    /// Largest answer message, in bytes.
+    pub max_response_bytes: usize,
 }
 
 /// Events are kept a week unless configured otherwise.
@@ -70,6 +75,8 @@ impl Default for Options {
             metrics_listener: None,
             nats_url: None,
             event_retention: DEFAULT_EVENT_RETENTION,
+            max_request_bytes: crate::grpc::limits::DEFAULT_MAX_REQUEST_BYTES,
+            max_response_bytes: crate::grpc::limits::DEFAULT_MAX_RESPONSE_BYTES,
         }
     }
 }
@@ -137,27 +144,24 @@ pub async fn run_with(
         stop_rx.clone(),
     ));
     let auth = verifier.interceptor();
-    let groups = InterceptedService::new(
-        gzip!(GroupServiceServer::new(GroupApi::new(service.clone()))),
-        auth.clone(),
+    // Each service with gzip, the size limits and the auth interceptor.
+    macro_rules! serve {
+        ($server:ident, $api:expr) => {
+            InterceptedService::new(
+                gzip!($server::new($api))
+                    .max_decoding_message_size(options.max_request_bytes)
+                    .max_encoding_message_size(options.max_response_bytes),
+                auth.clone(),
+            )
+        };
+    }
+    let groups = serve!(GroupServiceServer, GroupApi::new(service.clone()));
+    let membership = serve!(MembershipServiceServer, MembershipApi::new(service.clone()));
+    let events = serve!(
+        EventServiceServer,
+        EventApi::new(service.clone(), stop_rx.clone())
     );
-    let membership = InterceptedService::new(
-        gzip!(MembershipServiceServer::new(MembershipApi::new(
-            service.clone()
-        ))),
-        auth.clone(),
-    );
-    let events = InterceptedService::new(
-        gzip!(EventServiceServer::new(EventApi::new(
-            service.clone(),
-            stop_rx.clone()
-        ))),
-        auth.clone(),
-    );
-    let directory = InterceptedService::new(
-        gzip!(DirectoryServiceServer::new(DirectoryApi::new(service))),
-        auth,
-    );
+    let directory = serve!(DirectoryServiceServer, DirectoryApi::new(service));
 
     let addr = listener.local_addr()?;
     // Without TCP_NODELAY an answer that spans segments waits out the client's delayed ACK
@@ -185,6 +189,7 @@ pub async fn run_with(
             )
         })
         .layer(MetricsLayer(metrics))
+        .layer(SizeLimitLayer)
         .add_service(gzip!(health))
         .add_service(gzip!(reflection_v1))
         .add_service(gzip!(reflection_v1alpha))

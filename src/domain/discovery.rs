@@ -7,6 +7,7 @@ use super::model::*;
 use super::page::PageRequest;
 use super::repo::{GroupFilter, Page};
 use super::service::Service;
+use super::text::quote;
 
 pub const MAX_QUERY_CHARS: usize = 100;
 pub const MAX_AUTOCOMPLETE: i32 = 20;
@@ -42,7 +43,7 @@ pub fn parse_filter(filter: &str) -> Result<GroupFilter> {
         let Some((key, value)) = clause.split_once('=') else {
             return Err(Error::invalid(
                 "filter",
-                format!("{clause:?} is not key = value"),
+                format!("{} is not key = value", quote(clause)),
             ));
         };
         match (key.trim(), value.trim()) {
@@ -54,7 +55,8 @@ pub fn parse_filter(filter: &str) -> Result<GroupFilter> {
                 return Err(Error::invalid(
                     "filter",
                     format!(
-                        "{clause:?}: use kind = INTERNAL|EXTERNAL or visibility = PUBLIC|PRIVATE"
+                        "{}: use kind = INTERNAL|EXTERNAL or visibility = PUBLIC|PRIVATE",
+                        quote(clause)
                     ),
                 ));
             }

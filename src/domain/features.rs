@@ -8,6 +8,7 @@ use super::access::{Capability, Lock, may, standing, visible_group};
 use super::caller::Caller;
 use super::error::{Error, Reason, Result, Violations};
 use super::events::{EventKind, FeatureDataPurged, FeatureUsageReported, PurgedFeature, emit};
+use super::limits::MAX_REPORTED_BYTES;
 use super::model::*;
 use super::service::Service;
 
@@ -151,7 +152,9 @@ impl Service {
         v.check(parsed.is_some(), "feature", || {
             "must be message, note, event, task or folder".into()
         });
-        v.check(bytes >= 0, "bytes", || "must not be negative".into());
+        v.check((0..=MAX_REPORTED_BYTES).contains(&bytes), "bytes", || {
+            format!("must be 0-{MAX_REPORTED_BYTES}")
+        });
         v.finish()?;
         let feature = parsed.ok_or_else(|| Error::invalid("feature", "unknown feature"))?;
         self.write("report_feature_usage", caller, (), |tx, _, ()| {

@@ -17,6 +17,7 @@ use super::model::*;
 use super::names::TenantName;
 use super::repo::Tx;
 use super::service::Service;
+use super::text;
 
 pub const MAX_NAME_CHARS: usize = 100;
 pub const MAX_DESCRIPTION_CHARS: usize = 300;
@@ -57,9 +58,9 @@ pub fn validate_spec(spec: &GroupSpec, prefix: &str, v: &mut Violations) {
     let field = |name: &str| format!("{prefix}{name}");
     let name_chars = spec.display_name.chars().count();
     v.check(
-        name_chars > 0 && !spec.display_name.trim().is_empty(),
+        !text::is_blank(&spec.display_name),
         &field("display_name"),
-        || "is required".into(),
+        || "is required (white space and invisible characters alone are no name)".into(),
     );
     v.check(name_chars <= MAX_NAME_CHARS, &field("display_name"), || {
         format!("must be at most {MAX_NAME_CHARS} characters, is {name_chars}")
@@ -80,16 +81,6 @@ pub fn validate_spec(spec: &GroupSpec, prefix: &str, v: &mut Violations) {
             !key.is_empty() && key.chars().count() <= MAX_EXTERNAL_KEY_CHARS,
             &field("external_key"),
             || format!("must be 1-{MAX_EXTERNAL_KEY_CHARS} characters"),
-        );
-    }
-    for (name, s) in [
-        (field("display_name"), &spec.display_name),
-        (field("description"), &spec.description),
-    ] {
-        v.check(
-            !s.chars().any(|c| c.is_control() && c != '\n' && c != '\t'),
-            &name,
-            || "must not contain control characters".into(),
         );
     }
     // R08 (features need message) is a rule on the stored group, checked after an update's

@@ -7,6 +7,10 @@ use super::model::Plan;
 pub const FREE_GROUP_LIMIT: i64 = 1_000;
 /// R03: groups a PAID tenant may hold.
 pub const PAID_GROUP_LIMIT: i64 = 100_000;
+/// The most one ReportFeatureUsage may say a feature of a group holds (1 TiB). Five features
+/// of each of `PAID_GROUP_LIMIT` groups at this size still sum far below `i64::MAX`, so the
+/// group and tenant storage counters cannot overflow.
+pub const MAX_REPORTED_BYTES: i64 = 1 << 40;
 /// R03: a user is a direct member of at most this many groups.
 pub const USER_GROUP_LIMIT: i64 = 2_000;
 

@@ -16,7 +16,7 @@
 //! | R17, R22, R23 | `membership` |
 //! | R18 | `departures` |
 //! | R21 | `nesting` |
-//! | R25 | `error` |
+//! | R25 | `error`, `text` (control characters, names, comparison keys) |
 
 pub mod access;
 pub mod cache;
@@ -42,5 +42,6 @@ pub mod page;
 pub mod repo;
 pub mod service;
 pub mod settings;
+pub mod text;
 
 pub use service::{Database, Mode, Service, Transaction, TxFuture};

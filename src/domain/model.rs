@@ -266,12 +266,7 @@ pub fn name_key(display_name: &str) -> String {
     fold_case(display_name)
 }
 
-/// Lower case, with the Greek final sigma folded to σ so that "ΣΑΣ" typed in capitals
-/// matches the start of "Σασα" (`to_lowercase` alone gives "σας" for one and "σασα" for the
-/// other).
-pub fn fold_case(s: &str) -> String {
-    s.to_lowercase().replace('ς', "σ")
-}
+pub use super::text::fold_case;
 
 /// What SearchGroups matches: name and description, lower-cased the same way on both
 /// backends.

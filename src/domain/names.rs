@@ -7,6 +7,7 @@ use std::str::FromStr;
 
 use super::error::Error;
 use super::model::{GroupId, RoomId, TeamId, TenantId, UserId, UserKey};
+use super::text::quote;
 
 /// Why a text is not the resource name it should be.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -28,7 +29,7 @@ impl fmt::Display for NameError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             NameError::Shape(pattern) => write!(f, "must be {pattern}"),
-            NameError::Id(segment) => write!(f, "{segment:?} is not a positive id"),
+            NameError::Id(segment) => write!(f, "{} is not a positive id", quote(segment)),
         }
     }
 }
@@ -47,12 +48,19 @@ fn parse_ids<const N: usize>(text: &str, pattern: &'static str) -> Result<[i64; 
     }
     let mut ids = [0; N];
     for (id, segment) in ids.iter_mut().zip(parts.iter().skip(1).step_by(2)) {
-        *id = match segment.parse::<i64>() {
-            Ok(v) if v > 0 => v,
-            _ => return Err(NameError::Id((*segment).to_owned())),
-        };
+        *id = canonical_id(segment).ok_or_else(|| NameError::Id((*segment).to_owned()))?;
     }
     Ok(ids)
+}
+
+/// A positive id written the one way `Display` writes it: ASCII digits, no sign, no leading
+/// zero. `groups/+5` and `groups/05` would otherwise name group 5 under a second name.
+fn canonical_id(segment: &str) -> Option<i64> {
+    let digits = !segment.is_empty() && segment.bytes().all(|b| b.is_ascii_digit());
+    if !digits || segment.starts_with('0') {
+        return None;
+    }
+    segment.parse::<i64>().ok()
 }
 
 /// Writes `pattern` with its placeholders (odd positions) replaced by `ids`, in order.
@@ -220,6 +228,10 @@ mod tests {
             ("tenants/x/groups/y", "x"),
             ("tenants//groups/2", ""),
             ("tenants/1/groups/0", "0"),
+            ("tenants/01/groups/5", "01"),
+            ("tenants/1/groups/+5", "+5"),
+            ("tenants/1/groups/ 5", " 5"),
+            ("tenants/1/groups/5\u{0}", "5\u{0}"),
             (
                 "tenants/1/groups/99999999999999999999",
                 "99999999999999999999",

@@ -30,11 +30,14 @@ macro_rules! handlers {
     };
 }
 
+pub mod codec;
 mod convert;
 mod directory;
 mod events;
 mod groups;
+pub mod limits;
 mod membership;
+pub mod properties;
 mod status;
 
 pub use directory::DirectoryApi;

@@ -2,6 +2,7 @@
 //! SQLite (embedded default) and PostgreSQL; see `tx.rs`.
 
 mod changes;
+mod rekey;
 mod rows;
 mod schema;
 mod tx;
@@ -30,6 +31,7 @@ pub use crate::domain::service::TxFuture;
 use crate::domain::service::{Database, Mode, PoolState, Transaction, finish};
 use changes::Changes;
 use diesel_async::RunQueryDsl;
+pub use rekey::Rekeyed;
 use tx::{KeepPrepared, PgTx, SqliteTx};
 
 pub(crate) type SqliteConn = SyncConnectionWrapper<SqliteConnection>;
@@ -165,7 +167,8 @@ impl Store {
         }
     }
 
-    /// Runs the pending migrations of this backend; running them again changes nothing.
+    /// Runs the pending migrations of this backend, then the re-key of group names
+    /// (`rekey`); running them again changes nothing.
     pub async fn migrate(&self) -> anyhow::Result<()> {
         match &self.backend {
             Backend::Postgres(pool) => {
@@ -186,6 +189,7 @@ impl Store {
                     .map_err(|e| anyhow::anyhow!("migrations failed: {e}"))?;
             }
         }
+        self.rekey_names().await?;
         Ok(())
     }
 

@@ -508,6 +508,36 @@ pub struct RankedGroupRow {
     pub search_rank: i32,
 }
 
+/// A group's texts and stored comparison keys, for the start-up re-key (`store::rekey`).
+#[derive(QueryableByName)]
+pub struct StaleKeysRow {
+    #[diesel(sql_type = BigInt)]
+    pub tenant_id: i64,
+    #[diesel(sql_type = BigInt)]
+    pub group_id: i64,
+    #[diesel(sql_type = Text)]
+    pub display_name: String,
+    #[diesel(sql_type = Text)]
+    pub description: String,
+    #[diesel(sql_type = Text)]
+    pub name_key: String,
+    #[diesel(sql_type = Text)]
+    pub search_text: String,
+}
+
+impl From<StaleKeysRow> for crate::domain::repo::StaleKeys {
+    fn from(r: StaleKeysRow) -> Self {
+        crate::domain::repo::StaleKeys {
+            tenant: TenantId(r.tenant_id),
+            id: GroupId(r.group_id),
+            display_name: r.display_name,
+            description: r.description,
+            name_key: r.name_key,
+            search_text: r.search_text,
+        }
+    }
+}
+
 /// Groups of one kind and their storage.
 #[derive(QueryableByName)]
 pub struct KindUsageRow {

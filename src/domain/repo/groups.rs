@@ -56,6 +56,18 @@ pub trait GroupTx: Send {
         bytes: i64,
         now: i64,
     ) -> Result<i64>;
+    /// Up to `limit` groups whose comparison keys (`name_key`, `search_text`) were computed
+    /// by a `text::KEY_VERSION` older than `version`, by (tenant, id).
+    async fn stale_name_keys(&mut self, version: i32, limit: i64) -> Result<Vec<StaleKeys>>;
+    /// Whether another group of the tenant has `name_key`.
+    async fn name_key_taken(
+        &mut self,
+        tenant: TenantId,
+        id: GroupId,
+        name_key: &str,
+    ) -> Result<bool>;
+    /// Stores the group's keys as computed by `version`.
+    async fn set_name_keys(&mut self, keys: &StaleKeys, version: i32) -> Result<()>;
     /// Adds `delta` (may be negative) to the group's and its tenant's storage, never below 0.
     async fn add_storage(&mut self, tenant: TenantId, group: GroupId, delta: i64) -> Result<()>;
     /// (groups, storage bytes) owned by the tenant, for internal and for external groups.
@@ -92,4 +104,15 @@ pub trait GroupTx: Send {
         prefix: &str,
         limit: i64,
     ) -> Result<Vec<Group>>;
+}
+
+/// A group's name and description with the comparison keys stored for them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StaleKeys {
+    pub tenant: TenantId,
+    pub id: GroupId,
+    pub display_name: String,
+    pub description: String,
+    pub name_key: String,
+    pub search_text: String,
 }

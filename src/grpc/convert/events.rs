@@ -10,6 +10,7 @@ use crate::domain::feed::FeedItem;
 use crate::domain::model::{Event, TenantId};
 use crate::domain::names::{GroupName, TenantName};
 use crate::domain::repo::AuditFilter;
+use crate::domain::text::quote;
 
 /// A WatchEvents request: whose events, after which cursor.
 #[derive(Debug)]
@@ -47,15 +48,20 @@ pub fn audit_filter(text: &str, tenant: TenantId) -> Result<AuditFilter, Status>
                     .split_once(op)
                     .map(|(k, v)| (k.trim(), *op, v.trim()))
             })
-            .ok_or_else(|| invalid("filter", format!("{clause:?} is not key = \"value\"")))?;
+            .ok_or_else(|| {
+                invalid(
+                    "filter",
+                    format!("{} is not key = \"value\"", quote(clause)),
+                )
+            })?;
         let value = value
             .strip_prefix('"')
             .and_then(|v| v.strip_suffix('"'))
-            .ok_or_else(|| invalid("filter", format!("{clause:?}: quote the value")))?;
+            .ok_or_else(|| invalid("filter", format!("{}: quote the value", quote(clause))))?;
         let time = |v: &str| {
             prost_types::Timestamp::from_str(v)
                 .map(|t| t.seconds * 1_000_000 + i64::from(t.nanos) / 1000)
-                .map_err(|_| invalid("filter", format!("{v:?} is not an RFC 3339 time")))
+                .map_err(|_| invalid("filter", format!("{} is not an RFC 3339 time", quote(v))))
         };
         match (key, op) {
             ("actor", "=") => out.actor = Some(value.to_owned()),
@@ -73,8 +79,9 @@ pub fn audit_filter(text: &str, tenant: TenantId) -> Result<AuditFilter, Status>
                 return Err(invalid(
                     "filter",
                     format!(
-                        "{clause:?}: use actor, group or kind = \"...\", create_time >= or < \
-                         \"RFC 3339\""
+                        "{}: use actor, group or kind = \"...\", create_time >= or < \
+                         \"RFC 3339\"",
+                        quote(clause)
                     ),
                 ));
             }

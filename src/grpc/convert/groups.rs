@@ -12,6 +12,7 @@ use crate::domain::model::*;
 use crate::domain::names::{GroupName, RoomName, TenantName};
 use crate::domain::page::PageRequest;
 use crate::domain::settings::{Field, UpdateGroup};
+use crate::domain::text::{normalize_name, quote};
 use crate::grpc::pb;
 
 /// DeleteGroup: the group, and the etag the client last saw, if it sent one.
@@ -161,7 +162,7 @@ fn group_spec(g: pb::Group) -> Result<GroupSpec, Status> {
     };
     v.finish()?;
     Ok(GroupSpec {
-        display_name: g.display_name,
+        display_name: normalize_name(&g.display_name),
         description: g.description,
         photo_uri: g.photo_uri,
         kind,
@@ -279,7 +280,7 @@ impl TryFrom<pb::ConvertMessageRoomRequest> for ConvertRoom {
         Ok(ConvertRoom {
             tenant,
             room,
-            display_name: r.display_name,
+            display_name: normalize_name(&r.display_name),
             description: r.description,
             features: features_from(r.features),
             request_id: non_empty(r.request_id),
@@ -321,7 +322,10 @@ impl TryFrom<pb::UpdateGroupRequest> for UpdateGroup {
                 mask.extend(Field::ALL);
             } else {
                 mask.push(Field::parse(p).ok_or_else(|| {
-                    invalid("update_mask", format!("{p:?} is not an updatable field"))
+                    invalid(
+                        "update_mask",
+                        format!("{} is not an updatable field", quote(p)),
+                    )
                 })?);
             }
         }

@@ -141,6 +141,19 @@ pub const ADD_GROUP_STORAGE: &str = "UPDATE groups SET storage_used_bytes = \
      CASE WHEN storage_used_bytes + $1 < 0 THEN 0 ELSE storage_used_bytes + $1 END \
      WHERE tenant_id = $2 AND group_id = $3";
 
+/// Binds `$1` key version, `$2` limit. Rows: `StaleKeysRow`.
+pub const STALE_NAME_KEYS: &str = "SELECT tenant_id, group_id, display_name, description, \
+     name_key, search_text FROM groups WHERE key_version < $1 \
+     ORDER BY tenant_id, group_id LIMIT $2";
+
+/// Binds `$1` tenant, `$2` name key, `$3` group. Rows: `FlagRow`.
+pub const NAME_KEY_TAKEN: &str = "SELECT EXISTS (SELECT 1 FROM groups \
+     WHERE tenant_id = $1 AND name_key = $2 AND group_id <> $3) AS flag";
+
+/// Binds `$1` name key, `$2` search text, `$3` key version, `$4` tenant, `$5` group.
+pub const SET_NAME_KEYS: &str = "UPDATE groups SET name_key = $1, search_text = $2, \
+     key_version = $3 WHERE tenant_id = $4 AND group_id = $5";
+
 /// Binds `$1` delta, `$2` tenant.
 pub const ADD_TENANT_STORAGE: &str = "UPDATE tenants SET storage_used_bytes = \
      CASE WHEN storage_used_bytes + $1 < 0 THEN 0 ELSE storage_used_bytes + $1 END \
@@ -359,6 +372,9 @@ mod tests {
         assert_numbered(USAGE_BY_KIND, 1);
         assert_numbered(ADD_GROUP_STORAGE, 3);
         assert_numbered(ADD_TENANT_STORAGE, 2);
+        assert_numbered(STALE_NAME_KEYS, 2);
+        assert_numbered(NAME_KEY_TAKEN, 3);
+        assert_numbered(SET_NAME_KEYS, 5);
         assert_numbered(ADDRESS_IN_USE, 4);
         assert_numbered(&group_seen_by(), 4);
         assert_numbered(&membership_of(), 4);

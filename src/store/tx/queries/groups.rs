@@ -9,7 +9,7 @@ use diesel_async::RunQueryDsl;
 use super::BackendTx;
 use crate::domain::error::Result;
 use crate::domain::model::*;
-use crate::domain::repo::{GroupFilter, GroupTx, Page};
+use crate::domain::repo::{GroupFilter, GroupTx, Page, StaleKeys};
 use crate::store::rows::*;
 use crate::store::schema::*;
 use crate::store::tx::KeepPrepared;
@@ -245,6 +245,45 @@ impl GroupTx for BackendTx {
             .execute(self.conn())
             .await?;
         Ok(old)
+    }
+
+    async fn stale_name_keys(&mut self, version: i32, limit: i64) -> Result<Vec<StaleKeys>> {
+        Ok(diesel::sql_query(sql::STALE_NAME_KEYS)
+            .bind::<Integer, _>(version)
+            .bind::<BigInt, _>(limit)
+            .load::<StaleKeysRow>(self.conn())
+            .await?
+            .into_iter()
+            .map(Into::into)
+            .collect())
+    }
+
+    async fn name_key_taken(
+        &mut self,
+        tenant: TenantId,
+        id: GroupId,
+        name_key: &str,
+    ) -> Result<bool> {
+        let row: FlagRow = diesel::sql_query(sql::NAME_KEY_TAKEN)
+            .bind::<BigInt, _>(tenant.0)
+            .bind::<Text, _>(name_key)
+            .bind::<BigInt, _>(id.0)
+            .get_result(self.conn())
+            .await?;
+        Ok(row.flag)
+    }
+
+    async fn set_name_keys(&mut self, keys: &StaleKeys, version: i32) -> Result<()> {
+        diesel::sql_query(sql::SET_NAME_KEYS)
+            .bind::<Text, _>(&keys.name_key)
+            .bind::<Text, _>(&keys.search_text)
+            .bind::<Integer, _>(version)
+            .bind::<BigInt, _>(keys.tenant.0)
+            .bind::<BigInt, _>(keys.id.0)
+            .execute(self.conn())
+            .await
+            .map_err(map_group_write)?;
+        Ok(())
     }
 
     async fn add_storage(&mut self, tenant: TenantId, group: GroupId, delta: i64) -> Result<()> {

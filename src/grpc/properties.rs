@@ -1,0 +1,176 @@
+//! Properties of the edge's parsing that must hold for any input, checked by the cargo-fuzz
+//! targets under `fuzz/` and by the proptests of the integration suite with the same
+//! functions: resource names, page tokens, update masks and the decoding and conversion of
+//! every request. Each returns `Err` with what broke; no input may panic.
+
+use std::str::FromStr;
+
+use tonic::{Code, Status};
+
+use super::codec::decode;
+use super::convert::*;
+use super::pb;
+use crate::domain::external::ConvertRoom;
+use crate::domain::groups::CreateGroup;
+use crate::domain::members::MemberBatch;
+use crate::domain::model::*;
+use crate::domain::names::*;
+use crate::domain::page::{PageRequest, Pager};
+use crate::domain::repo::AuditFilter;
+use crate::domain::settings::UpdateGroup;
+
+/// Bad input must never be INTERNAL or UNKNOWN (R25), and must name a field when invalid.
+fn client_error(what: &str, status: &Status) -> Result<(), String> {
+    match status.code() {
+        Code::Internal | Code::Unknown => Err(format!("{what}: {status:?}")),
+        _ if status.message().len() > 1024 => {
+            Err(format!("{what}: a {} byte message", status.message().len()))
+        }
+        _ => Ok(()),
+    }
+}
+
+fn round_trip<N>(text: &str) -> Result<(), String>
+where
+    N: FromStr + std::fmt::Display,
+{
+    if let Ok(name) = text.parse::<N>()
+        && name.to_string() != text
+    {
+        return Err(format!(
+            "{text:?} reads as {name}: a second name of one resource"
+        ));
+    }
+    Ok(())
+}
+
+/// A resource name reads back only as the text `Display` writes: no aliases.
+pub fn resource_name(text: &str) -> Result<(), String> {
+    round_trip::<TenantName>(text)?;
+    round_trip::<UserName>(text)?;
+    round_trip::<TeamName>(text)?;
+    round_trip::<GroupName>(text)?;
+    round_trip::<RoomName>(text)?;
+    let err = GroupName::parse("name", text).err().map(Status::from);
+    err.map_or(Ok(()), |s| client_error("name", &s))
+}
+
+/// Any page token is refused with INVALID_ARGUMENT unless this pager issued it for this
+/// scope; a token it issued reads back as the key it holds.
+pub fn page_token(token: &str, size: i32, after: i64) -> Result<(), String> {
+    let pager = Pager::new(b"properties");
+    let req = PageRequest {
+        size,
+        token: token.to_owned(),
+    };
+    match pager.start::<i64>("scope", &req) {
+        Ok((n, _)) if !(1..=100).contains(&n) => return Err(format!("page size {n}")),
+        Ok((_, Some(_))) => return Err(format!("forged token {token:?} accepted")),
+        Ok(_) => {}
+        Err(e) => client_error("page_token", &Status::from(e))?,
+    }
+    let issued = PageRequest {
+        size: 10,
+        token: pager.token("scope", &after),
+    };
+    match pager.start::<i64>("scope", &issued) {
+        Ok((_, Some(k))) if k == after => {}
+        other => return Err(format!("issued token read as {other:?}")),
+    }
+    match pager.start::<i64>("other scope", &issued) {
+        Err(e) => client_error("page_token", &Status::from(e)),
+        Ok(_) => Err("a token of another scope accepted".into()),
+    }
+}
+
+/// Any update mask converts or is INVALID_ARGUMENT.
+pub fn update_mask(paths: Vec<String>) -> Result<(), String> {
+    let req = pb::UpdateGroupRequest {
+        group: Some(pb::Group {
+            name: "tenants/1/groups/2".into(),
+            display_name: "Design".into(),
+            ..Default::default()
+        }),
+        update_mask: Some(prost_types::FieldMask { paths }),
+    };
+    match UpdateGroup::try_from(req) {
+        Ok(_) => Ok(()),
+        Err(s) => client_error("update_mask", &s),
+    }
+}
+
+/// Decodes `bytes` as request `T` the way the server does, then converts it to `D`.
+fn convert<T, D>(bytes: &[u8]) -> Result<(), String>
+where
+    T: prost::Message + prost::Name + Default,
+    D: TryFrom<T, Error = Status>,
+{
+    let what = T::NAME;
+    match decode::<T>(bytes) {
+        Err(s) => client_error(what, &s),
+        Ok(req) => match D::try_from(req) {
+            Ok(_) => Ok(()),
+            Err(s) => client_error(what, &s),
+        },
+    }
+}
+
+macro_rules! requests {
+    ($($req:ident => $out:ty,)*) => {
+        /// The requests `request` knows, by index.
+        pub const REQUESTS: &[&str] = &[$(stringify!($req)),*];
+
+        /// Request `which` (an index into `REQUESTS`, modulo its length) decoded from `bytes`
+        /// and converted as its handler does: never a panic, never INTERNAL.
+        pub fn request(which: usize, bytes: &[u8]) -> Result<(), String> {
+            let handlers: &[fn(&[u8]) -> Result<(), String>] = &[$(convert::<pb::$req, $out>),*];
+            handlers[which % handlers.len()](bytes)
+        }
+    };
+}
+
+requests! {
+    UpsertTenantRequest => Tenant,
+    GetTenantRequest => TenantId,
+    ListTenantsRequest => PageRequest,
+    DeleteTenantRequest => TenantId,
+    UpsertUserRequest => User,
+    GetUserRequest => UserKey,
+    ListUsersRequest => Listing<TenantId>,
+    DeleteUserRequest => UserKey,
+    UpsertTeamRequest => Team,
+    GetTeamRequest => TeamName,
+    ListTeamsRequest => Listing<TenantId>,
+    DeleteTeamRequest => TeamName,
+    AddContactRequest => Contact,
+    ListContactsRequest => Listing<UserKey>,
+    RemoveContactRequest => Contact,
+    UpsertMessageRoomRequest => MessageRoom,
+    GetMessageRoomRequest => RoomName,
+    ListMessageRoomsRequest => Listing<TenantId>,
+    DeleteMessageRoomRequest => RoomName,
+    WatchEventsRequest => Watch,
+    GetEarliestCursorRequest => TenantName,
+    ListAuditEventsRequest => Listing<(TenantId, AuditFilter)>,
+    CreateGroupRequest => CreateGroup,
+    GetGroupRequest => GroupName,
+    DeleteGroupRequest => DeleteGroup,
+    UpdateGroupRequest => UpdateGroup,
+    ListGroupsRequest => Query,
+    SearchGroupsRequest => Query,
+    AutocompleteGroupsRequest => Autocomplete,
+    DeleteFeatureDataRequest => DeleteFeatureData,
+    ReportFeatureUsageRequest => FeatureUsage,
+    ConvertMessageRoomRequest => ConvertRoom,
+    GetTenantUsageRequest => TenantName,
+    AddMembersRequest => MemberBatch,
+    RemoveMembersRequest => MemberBatch,
+    ListMembersRequest => Listing<GroupName>,
+    ListEffectiveMembersRequest => Listing<GroupName>,
+    AddMastersRequest => Masters,
+    RemoveMastersRequest => Masters,
+    ListMastersRequest => Listing<GroupName>,
+    CheckMembershipRequest => CheckMember,
+    ListGroupsOfUserRequest => Listing<UserKey>,
+    LeaveRequest => GroupName,
+}

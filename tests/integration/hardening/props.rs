@@ -1,0 +1,145 @@
+//! Issue 11 item 12: the properties the cargo-fuzz targets under `fuzz/` check
+//! (`group_service::grpc::properties`), run with proptest where fuzzing cannot run (CI has no
+//! nightly), and random requests sent to the real server: no panic, no INTERNAL.
+
+use group_service::grpc::pb;
+use group_service::grpc::properties;
+use proptest::prelude::*;
+use prost::Message;
+use tonic::Code;
+
+use super::call_raw;
+use crate::harness::*;
+
+/// Text built from pieces of names, so that shapes close to valid ones come up often.
+fn name_like() -> impl Strategy<Value = String> {
+    let piece = prop_oneof![
+        Just("tenants".to_owned()),
+        Just("groups".to_owned()),
+        Just("users".to_owned()),
+        Just("/".to_owned()),
+        "[0-9]{1,20}",
+        "[+-]?0*[0-9]{1,3}",
+        "\\PC{0,3}",
+        any::<char>().prop_map(String::from),
+    ];
+    prop::collection::vec(piece, 0..10).prop_map(|p| p.concat())
+}
+
+fn config(cases: u32) -> ProptestConfig {
+    ProptestConfig {
+        cases,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    }
+}
+
+proptest! {
+    #![proptest_config(config(2000))]
+
+    #[test]
+    fn i12_resource_names_have_no_aliases(text in name_like()) {
+        properties::resource_name(&text).map_err(TestCaseError::fail)?;
+    }
+
+    #[test]
+    fn i12_page_tokens_are_refused_unless_issued(
+        token in prop_oneof!["\\PC{0,60}", "[A-Za-z0-9_-]{0,40}\\.[A-Za-z0-9_-]{0,30}"],
+        size in any::<i32>(),
+        after in any::<i64>(),
+    ) {
+        properties::page_token(&token, size, after).map_err(TestCaseError::fail)?;
+    }
+
+    #[test]
+    fn i12_update_masks_convert_or_are_invalid(
+        paths in prop::collection::vec(
+            prop_oneof![Just("display_name".to_owned()), Just("*".to_owned()), "\\PC{0,20}"],
+            0..6,
+        )
+    ) {
+        properties::update_mask(paths).map_err(TestCaseError::fail)?;
+    }
+
+    #[test]
+    fn i12_every_request_decodes_and_converts_without_internal(
+        which in any::<usize>(),
+        bytes in prop::collection::vec(any::<u8>(), 0..200),
+    ) {
+        properties::request(which, &bytes).map_err(TestCaseError::fail)?;
+    }
+}
+
+/// Random bodies for random methods, sent to one server: one case is a batch of calls.
+async fn random_calls(calls: Vec<(usize, Vec<u8>)>) -> Result<(), TestCaseError> {
+    let Some(srv) = server().await else {
+        return Ok(());
+    };
+    srv.company(1, 3).await;
+    let methods = [
+        "GroupService/CreateGroup",
+        "GroupService/GetGroup",
+        "GroupService/UpdateGroup",
+        "GroupService/ListGroups",
+        "GroupService/SearchGroups",
+        "GroupService/AutocompleteGroups",
+        "GroupService/ReportFeatureUsage",
+        "GroupService/ConvertMessageRoom",
+        "MembershipService/AddMembers",
+        "MembershipService/ListMembers",
+        "MembershipService/CheckMembership",
+        "DirectoryService/UpsertUser",
+        "DirectoryService/UpsertTeam",
+        "EventService/ListAuditEvents",
+    ];
+    for (which, body) in calls {
+        let path = format!("/groups.v1.{}", methods[which % methods.len()]);
+        if let Err(status) = call_raw(&srv, &path, body.clone()).await {
+            prop_assert!(
+                !matches!(status.code(), Code::Internal | Code::Unknown),
+                "{} {:?}: {:?}",
+                path,
+                body,
+                status
+            );
+        }
+    }
+    srv.stop().await;
+    Ok(())
+}
+
+/// A valid CreateGroupRequest with random text in its fields, or random bytes.
+fn body() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        prop::collection::vec(any::<u8>(), 0..120),
+        (name_like(), "\\PC{0,30}", "\\PC{0,30}").prop_map(|(parent, name, description)| {
+            pb::CreateGroupRequest {
+                parent,
+                group: Some(pb::Group {
+                    display_name: name,
+                    description,
+                    ..Default::default()
+                }),
+                master_user_ids: vec![2],
+                ..Default::default()
+            }
+            .encode_to_vec()
+        }),
+    ]
+}
+
+proptest! {
+    #![proptest_config(config(6))]
+
+    #[test]
+    fn i12_random_requests_never_answer_internal(
+        calls in prop::collection::vec((any::<usize>(), body()), 60)
+    ) {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(random_calls(calls))?;
+    }
+}
