@@ -13,6 +13,7 @@ mod discovery;
 mod events;
 mod external;
 mod groups;
+mod identity;
 mod membership;
 mod membership_props;
 mod ops;
