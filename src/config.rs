@@ -102,6 +102,43 @@ pub struct Config {
     /// PEM public key (RSA for RS256, P-256 for ES256) that verifies bearer tokens (production).
     #[arg(long, env = "GROUP_SERVICE_JWT_PUBLIC_KEY", global = true)]
     pub jwt_public_key: Option<PathBuf>,
+    /// JWKS of an identity provider: a file path or an `http(s)://` URL, reloaded every
+    /// `--jwt-jwks-refresh-secs`; tokens pick their key by `kid`.
+    #[arg(long, env = "GROUP_SERVICE_JWT_JWKS", global = true)]
+    pub jwt_jwks: Option<String>,
+    /// How often the JWKS is reloaded, in seconds (a token with an unknown `kid` may bring
+    /// one reload forward, once per interval).
+    #[arg(
+        long,
+        env = "GROUP_SERVICE_JWT_JWKS_REFRESH_SECS",
+        default_value_t = 300,
+        global = true
+    )]
+    pub jwt_jwks_refresh_secs: u64,
+    /// Accepted token issuers (`iss`), comma-separated; none: `iss` is not checked.
+    #[arg(
+        long,
+        env = "GROUP_SERVICE_JWT_ISSUER",
+        value_delimiter = ',',
+        global = true
+    )]
+    pub jwt_issuer: Vec<String>,
+    /// Accepted token audiences (`aud`), comma-separated; none: `aud` is not checked.
+    #[arg(
+        long,
+        env = "GROUP_SERVICE_JWT_AUDIENCE",
+        value_delimiter = ',',
+        global = true
+    )]
+    pub jwt_audience: Vec<String>,
+    /// Clock skew allowed on `exp` and `nbf`, in seconds.
+    #[arg(
+        long,
+        env = "GROUP_SERVICE_JWT_LEEWAY_SECS",
+        default_value_t = 30,
+        global = true
+    )]
+    pub jwt_leeway_secs: u64,
     /// Key that signs page tokens; defaults to one derived from the JWT secret, or a random
     /// one per process with a public key (page tokens then end with the process).
     #[arg(
@@ -177,7 +214,7 @@ impl Config {
             );
             return Ok(Some(s.as_bytes().to_vec()));
         }
-        if self.jwt_public_key.is_some() {
+        if self.jwt_public_key.is_some() || self.jwt_jwks.is_some() {
             return Ok(None);
         }
         Ok(Some(dev_secret(&self.data_dir)?))

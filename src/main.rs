@@ -59,11 +59,22 @@ async fn run() -> anyhow::Result<()> {
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
-    let verifier = match (&config.jwt_public_key, config.hs256_secret()?) {
-        (Some(path), _) => Verifier::from_public_key_pem(&std::fs::read(path)?)?,
-        (None, Some(secret)) => Verifier::hs256(&secret),
-        (None, None) => anyhow::bail!("no token verification key configured"),
-    };
+    let verifier = match (
+        &config.jwt_jwks,
+        &config.jwt_public_key,
+        config.hs256_secret()?,
+    ) {
+        (Some(jwks), _, _) => {
+            let refresh = std::time::Duration::from_secs(config.jwt_jwks_refresh_secs.max(1));
+            Verifier::jwks(auth::JwksSource::parse(jwks), refresh).await?
+        }
+        (None, Some(path), _) => Verifier::from_public_key_pem(&std::fs::read(path)?)?,
+        (None, None, Some(secret)) => Verifier::hs256(&secret),
+        (None, None, None) => anyhow::bail!("no token verification key configured"),
+    }
+    .with_issuers(&config.jwt_issuer)
+    .with_audiences(&config.jwt_audience)
+    .with_leeway(std::time::Duration::from_secs(config.jwt_leeway_secs));
     let page_key = match (&config.page_token_key, config.hs256_secret()?) {
         (Some(key), _) => key.as_bytes().to_vec(),
         (None, Some(secret)) => {
@@ -74,6 +85,17 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let store = Store::connect(&config.database_url(), config.max_connections).await?;
     store.migrate().await?;
     let listener = TcpListener::bind(&config.listen).await?;
+    let key_configured =
+        config.jwt_secret.is_some() || config.jwt_public_key.is_some() || config.jwt_jwks.is_some();
+    if auth::development_secret_exposed(listener.local_addr()?, key_configured) {
+        tracing::warn!(
+            listen = %config.listen,
+            "NO TOKEN KEY CONFIGURED: tokens are checked with a development secret generated \
+             into the data dir, and this server listens beyond localhost. Anyone who reads \
+             that file can act as any user of any tenant. Set GROUP_SERVICE_JWT_JWKS, \
+             GROUP_SERVICE_JWT_PUBLIC_KEY or GROUP_SERVICE_JWT_SECRET for production."
+        );
+    }
     let metrics_listener = match config.metrics_listen.as_deref().filter(|a| !a.is_empty()) {
         Some(addr) => Some(TcpListener::bind(addr).await?),
         None => None,

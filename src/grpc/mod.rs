@@ -63,5 +63,5 @@ fn caller<T>(req: &Request<T>) -> Result<Caller, Status> {
     req.extensions()
         .get::<Caller>()
         .cloned()
-        .ok_or_else(|| Status::unauthenticated("missing bearer token"))
+        .ok_or_else(|| crate::auth::Rejection::Missing.into())
 }

@@ -97,6 +97,13 @@ impl From<Error> for Status {
     }
 }
 
+/// A refused token: UNAUTHENTICATED with the rejection's reason.
+impl From<crate::auth::Rejection> for Status {
+    fn from(r: crate::auth::Rejection) -> Status {
+        with_reason(Code::Unauthenticated, r.reason(), r.message().to_owned())
+    }
+}
+
 fn with_reason(code: Code, reason: &str, message: String) -> Status {
     let details = ErrorDetails::with_error_info(reason, DOMAIN, no_metadata());
     Status::with_error_details(code, message, details)

@@ -14,6 +14,7 @@ mod events;
 mod external;
 mod groups;
 mod hardening;
+mod identity;
 mod membership;
 mod membership_props;
 mod observability;

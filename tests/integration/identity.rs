@@ -1,0 +1,528 @@
+//! Issue 11, item 8 (identity providers) and item 12 (token fuzzing): issuer and audience,
+//! `nbf`, strict claims, JWKS files and URLs with `kid` selection, rotation and reloads, and
+//! the ErrorInfo reason of every refusal.
+//!
+//! A token that passes authentication meets the directory next: tenant 1 has no users here,
+//! so an accepted token answers PERMISSION_DENIED `CALLER_NOT_IN_DIRECTORY`.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use group_service::auth::{JwksSource, Verifier};
+use jsonwebtoken::jwk::{Jwk, JwkSet};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use proptest::prelude::*;
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tonic::{Code, Status};
+
+use crate::fixtures::missing_group;
+use crate::harness::*;
+
+const RSA_PRIVATE: &[u8] = include_bytes!("../fixtures/rsa-private.pem");
+const RSA_PUBLIC: &[u8] = include_bytes!("../fixtures/rsa-public.pem");
+const EC_PRIVATE: &[u8] = include_bytes!("../fixtures/es256-private-pkcs8.pem");
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// Claims of user 1 of tenant 1, valid for ten minutes, with `extra` merged in.
+fn claims(extra: Value) -> Value {
+    let mut c = json!({"sub": "1", "tenant": 1, "admin": false, "exp": now() + 600});
+    for (k, v) in extra.as_object().unwrap() {
+        c[k] = v.clone();
+    }
+    c
+}
+
+fn hs256(c: &Value) -> String {
+    jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        c,
+        &EncodingKey::from_secret(SECRET),
+    )
+    .unwrap()
+}
+
+fn rsa() -> EncodingKey {
+    EncodingKey::from_rsa_pem(RSA_PRIVATE).unwrap()
+}
+
+fn ec() -> EncodingKey {
+    EncodingKey::from_ec_pem(EC_PRIVATE).unwrap()
+}
+
+fn signed(alg: Algorithm, key: &EncodingKey, kid: Option<&str>, c: &Value) -> String {
+    let mut header = Header::new(alg);
+    header.kid = kid.map(str::to_owned);
+    jsonwebtoken::encode(&header, c, key).unwrap()
+}
+
+/// A JWKS document of the fixtures' public halves under the given key ids.
+fn jwks(keys: &[(&str, Algorithm)]) -> String {
+    let keys = keys
+        .iter()
+        .map(|&(kid, alg)| {
+            let private = if alg == Algorithm::ES256 { ec() } else { rsa() };
+            let mut jwk = Jwk::from_encoding_key(&private, alg).unwrap();
+            jwk.common.key_id = Some(kid.to_owned());
+            jwk
+        })
+        .collect();
+    serde_json::to_string(&JwkSet { keys }).unwrap()
+}
+
+/// What a call with `token` answers: Ok when the token authenticated (the directory then
+/// refuses the unknown user), else the UNAUTHENTICATED status.
+async fn authenticate(srv: &TestServer, token: &str) -> Result<(), Status> {
+    let err = srv
+        .groups_as(Some(token.to_owned()))
+        .get_group(get_req(&missing_group(1)))
+        .await
+        .unwrap_err();
+    if err.code() == Code::Unauthenticated {
+        return Err(err);
+    }
+    assert_reason(&err, Code::PermissionDenied, "CALLER_NOT_IN_DIRECTORY");
+    Ok(())
+}
+
+#[track_caller]
+fn assert_refused(answer: Result<(), Status>, reason: &str) {
+    match answer {
+        Ok(()) => panic!("accepted; expected {reason}"),
+        Err(status) => assert_reason(&status, Code::Unauthenticated, reason),
+    }
+}
+
+async fn start_with(verifier: Verifier) -> Option<TestServer> {
+    TestServer::start_setup(move |s| s.verifier = verifier).await
+}
+
+/// A server whose keys are the JWKS at `source`, reloaded every `refresh`.
+async fn start_jwks(source: JwksSource, refresh: Duration) -> Option<TestServer> {
+    start_with(Verifier::jwks(source, refresh).await.unwrap()).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn item8_issuer_and_audience_are_checked_when_configured() {
+    let issuers = ["https://idp.example".to_owned()];
+    let audiences = ["groups".to_owned()];
+    let verifier = Verifier::hs256(SECRET)
+        .with_issuers(&issuers)
+        .with_audiences(&audiences);
+    let Some(srv) = start_with(verifier).await else {
+        return;
+    };
+    let iss = "https://idp.example";
+    authenticate(&srv, &hs256(&claims(json!({"iss": iss, "aud": "groups"}))))
+        .await
+        .unwrap();
+    authenticate(
+        &srv,
+        &hs256(&claims(json!({"iss": iss, "aud": ["mail", "groups"]}))),
+    )
+    .await
+    .unwrap();
+    for (extra, reason) in [
+        (
+            json!({"iss": "https://evil.example", "aud": "groups"}),
+            "WRONG_ISSUER",
+        ),
+        (json!({"aud": "groups"}), "WRONG_ISSUER"),
+        (json!({"iss": iss, "aud": "mail"}), "WRONG_AUDIENCE"),
+        (
+            json!({"iss": iss, "aud": ["mail", "chat"]}),
+            "WRONG_AUDIENCE",
+        ),
+        (json!({"iss": iss}), "WRONG_AUDIENCE"),
+    ] {
+        let answer = authenticate(&srv, &hs256(&claims(extra.clone()))).await;
+        assert_refused(answer, reason);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn item8_aud_and_iss_are_not_checked_when_not_configured() {
+    let Some(srv) = server().await else { return };
+    let token = hs256(&claims(
+        json!({"iss": "https://idp.example", "aud": "groups"}),
+    ));
+    authenticate(&srv, &token).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn item8_nbf_exp_and_signature_have_their_reasons() {
+    let Some(srv) = server().await else { return };
+    let t = now();
+    // Within the 30 s leeway either way, a token is still (or already) good.
+    for extra in [
+        json!({"nbf": t - 10}),
+        json!({"nbf": t + 10}),
+        json!({"exp": t - 10}),
+    ] {
+        authenticate(&srv, &hs256(&claims(extra))).await.unwrap();
+    }
+    let answer = authenticate(&srv, &hs256(&claims(json!({"nbf": t + 600})))).await;
+    assert_refused(answer, "TOKEN_NOT_YET_VALID");
+    let answer = authenticate(&srv, &hs256(&claims(json!({"exp": t - 120})))).await;
+    assert_refused(answer, "TOKEN_EXPIRED");
+    let forged = jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        &claims(json!({})),
+        &EncodingKey::from_secret(b"another-secret-0123456789abcdef"),
+    )
+    .unwrap();
+    assert_refused(authenticate(&srv, &forged).await, "BAD_SIGNATURE");
+    let answer = authenticate(&srv, &hs256(&claims(json!({"nbf": "tomorrow"})))).await;
+    assert_refused(answer, "BAD_CLAIMS");
+    assert_refused(authenticate(&srv, "not-a-jwt").await, "TOKEN_MALFORMED");
+    let missing = srv
+        .groups_as(None)
+        .get_group(get_req(&missing_group(1)))
+        .await
+        .unwrap_err();
+    assert_reason(&missing, Code::Unauthenticated, "TOKEN_MISSING");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn item8_subject_must_be_a_canonical_user_id() {
+    let Some(srv) = server().await else { return };
+    authenticate(&srv, &hs256(&claims(json!({"sub": "7"}))))
+        .await
+        .unwrap();
+    for sub in [
+        "007",
+        "+7",
+        " 7",
+        "7 ",
+        "7.0",
+        "0",
+        "-7",
+        "",
+        "٧",
+        "99999999999999999999",
+    ] {
+        let answer = authenticate(&srv, &hs256(&claims(json!({"sub": sub})))).await;
+        assert_refused(answer, "BAD_CLAIMS");
+    }
+    for extra in [
+        json!({"sub": 7}),
+        json!({"tenant": "1"}),
+        json!({"tenant": 1.5}),
+        json!({"tenant": 0}),
+        json!({"admin": "yes"}),
+        json!({"svc": true, "sub": ""}),
+        json!({"svc": true, "sub": "dir\nectory"}),
+    ] {
+        let answer = authenticate(&srv, &hs256(&claims(extra.clone()))).await;
+        assert_refused(answer, "BAD_CLAIMS");
+    }
+}
+
+/// A JWKS file in a temporary directory, rewritten by the test.
+struct JwksFile {
+    _dir: tempfile::TempDir,
+    path: std::path::PathBuf,
+}
+
+impl JwksFile {
+    fn new(content: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("jwks.json");
+        std::fs::write(&path, content).unwrap();
+        JwksFile { _dir: dir, path }
+    }
+
+    /// Replaces the file whole (rename), as a deployment would, so no reload reads half.
+    fn rewrite(&self, content: &str) {
+        let tmp = self.path.with_extension("tmp");
+        std::fs::write(&tmp, content).unwrap();
+        std::fs::rename(&tmp, &self.path).unwrap();
+    }
+
+    fn source(&self) -> JwksSource {
+        JwksSource::parse(self.path.to_str().unwrap())
+    }
+}
+
+/// Calls until `token` authenticates, for at most 5 s.
+async fn until_accepted(srv: &TestServer, token: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        match authenticate(srv, token).await {
+            Ok(()) => return,
+            Err(e) if tokio::time::Instant::now() > deadline => panic!("never accepted: {e:?}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn item8_jwks_kid_selects_among_two_keys() {
+    let file = JwksFile::new(&jwks(&[
+        ("rsa-1", Algorithm::RS256),
+        ("ec-1", Algorithm::ES256),
+    ]));
+    let Some(srv) = start_jwks(file.source(), Duration::from_secs(3600)).await else {
+        return;
+    };
+    let c = claims(json!({}));
+    let by_rsa = signed(Algorithm::RS256, &rsa(), Some("rsa-1"), &c);
+    let by_ec = signed(Algorithm::ES256, &ec(), Some("ec-1"), &c);
+    authenticate(&srv, &by_rsa).await.unwrap();
+    authenticate(&srv, &by_ec).await.unwrap();
+    // Without a kid, the only key of the token's algorithm.
+    authenticate(&srv, &signed(Algorithm::RS256, &rsa(), None, &c))
+        .await
+        .unwrap();
+    // The RSA signature under the EC key's id; the EC signature under the RSA key's id.
+    let answer = authenticate(&srv, &signed(Algorithm::RS256, &rsa(), Some("ec-1"), &c)).await;
+    assert_refused(answer, "WRONG_ALGORITHM");
+    let answer = authenticate(&srv, &signed(Algorithm::ES256, &ec(), Some("rsa-1"), &c)).await;
+    assert_refused(answer, "WRONG_ALGORITHM");
+    let answer = authenticate(&srv, &signed(Algorithm::RS256, &rsa(), Some("rsa-9"), &c)).await;
+    assert_refused(answer, "UNKNOWN_KEY");
+    // The development secret means nothing to a JWKS server.
+    assert_refused(authenticate(&srv, &hs256(&c)).await, "WRONG_ALGORITHM");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn item8_alg_confusion_and_alg_none_are_refused() {
+    let file = JwksFile::new(&jwks(&[("rsa-1", Algorithm::RS256)]));
+    let by_jwks = Verifier::jwks(file.source(), Duration::from_secs(3600))
+        .await
+        .unwrap();
+    let by_pem = Verifier::from_public_key_pem(RSA_PUBLIC).unwrap();
+    let c = claims(json!({"admin": true}));
+    // An HS256 token "signed" with the public key's bytes: the classic confusion.
+    let confused = signed(
+        Algorithm::HS256,
+        &EncodingKey::from_secret(RSA_PUBLIC),
+        Some("rsa-1"),
+        &c,
+    );
+    let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT","kid":"rsa-1"}"#);
+    let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&c).unwrap());
+    let unsigned = format!("{header}.{payload}.");
+    for verifier in [by_jwks, by_pem] {
+        let Some(srv) = start_with(verifier).await else {
+            return;
+        };
+        authenticate(&srv, &signed(Algorithm::RS256, &rsa(), Some("rsa-1"), &c))
+            .await
+            .unwrap();
+        assert_refused(authenticate(&srv, &confused).await, "WRONG_ALGORITHM");
+        assert_refused(authenticate(&srv, &unsigned).await, "TOKEN_MALFORMED");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn item8_jwks_file_rotation_is_picked_up() {
+    let file = JwksFile::new(&jwks(&[("old", Algorithm::RS256)]));
+    let Some(srv) = start_jwks(file.source(), Duration::from_millis(100)).await else {
+        return;
+    };
+    let c = claims(json!({}));
+    let old = signed(Algorithm::RS256, &rsa(), Some("old"), &c);
+    let new = signed(Algorithm::ES256, &ec(), Some("new"), &c);
+    authenticate(&srv, &old).await.unwrap();
+    file.rewrite(&jwks(&[("new", Algorithm::ES256)]));
+    until_accepted(&srv, &new).await;
+    assert_refused(authenticate(&srv, &old).await, "UNKNOWN_KEY");
+}
+
+/// A JWKS over HTTP: answers every GET with the current document and counts the GETs.
+struct JwksServer {
+    url: String,
+    body: Arc<Mutex<String>>,
+    gets: Arc<AtomicUsize>,
+}
+
+impl JwksServer {
+    async fn start(body: &str) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!(
+            "http://{}/.well-known/jwks.json",
+            listener.local_addr().unwrap()
+        );
+        let body = Arc::new(Mutex::new(body.to_owned()));
+        let gets = Arc::new(AtomicUsize::new(0));
+        let (b, g) = (body.clone(), gets.clone());
+        tokio::spawn(async move {
+            while let Ok((mut conn, _)) = listener.accept().await {
+                let mut request = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match conn.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => request.extend_from_slice(&buf[..n]),
+                    }
+                }
+                g.fetch_add(1, Ordering::SeqCst);
+                let body = b.lock().unwrap().clone();
+                let answer = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = conn.write_all(answer.as_bytes()).await;
+                let _ = conn.shutdown().await;
+            }
+        });
+        JwksServer { url, body, gets }
+    }
+
+    fn serve(&self, body: &str) {
+        *self.body.lock().unwrap() = body.to_owned();
+    }
+
+    fn gets(&self) -> usize {
+        self.gets.load(Ordering::SeqCst)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn item8_unknown_kid_reloads_a_jwks_url_early_once_per_interval() {
+    let idp = JwksServer::start(&jwks(&[("k1", Algorithm::RS256)])).await;
+    let Some(srv) = start_jwks(JwksSource::parse(&idp.url), Duration::from_secs(3600)).await else {
+        return;
+    };
+    assert_eq!(idp.gets(), 1);
+    let c = claims(json!({}));
+    authenticate(&srv, &signed(Algorithm::RS256, &rsa(), Some("k1"), &c))
+        .await
+        .unwrap();
+    assert_eq!(idp.gets(), 1, "a known kid fetches nothing");
+    // The provider rotates: the first token of the new key triggers one early reload.
+    idp.serve(&jwks(&[("k1", Algorithm::RS256), ("k2", Algorithm::ES256)]));
+    until_accepted(&srv, &signed(Algorithm::ES256, &ec(), Some("k2"), &c)).await;
+    assert_eq!(idp.gets(), 2);
+    // Another new key within the same interval waits for the regular reload: a stream of
+    // unknown kids never turns into a fetch per call.
+    idp.serve(&jwks(&[("k3", Algorithm::RS256)]));
+    for _ in 0..20 {
+        let answer = authenticate(&srv, &signed(Algorithm::RS256, &rsa(), Some("k3"), &c)).await;
+        assert_refused(answer, "UNKNOWN_KEY");
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(idp.gets(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn item8_failed_jwks_reload_keeps_the_last_good_set() {
+    let idp = JwksServer::start(&jwks(&[("k1", Algorithm::RS256)])).await;
+    let Some(srv) = start_jwks(JwksSource::parse(&idp.url), Duration::from_millis(50)).await else {
+        return;
+    };
+    let token = signed(Algorithm::RS256, &rsa(), Some("k1"), &claims(json!({})));
+    for broken in ["<html>maintenance</html>", r#"{"keys": []}"#] {
+        idp.serve(broken);
+        let seen = idp.gets();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while idp.gets() < seen + 2 {
+            assert!(tokio::time::Instant::now() < deadline, "no reload");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        authenticate(&srv, &token).await.unwrap();
+    }
+    // A file that cannot be read at start stops the start instead.
+    let gone = JwksSource::parse("/nonexistent/jwks.json");
+    assert!(Verifier::jwks(gone, Duration::from_secs(60)).await.is_err());
+}
+
+/// Item 12: whatever the bearer holds, the interceptor answers UNAUTHENTICATED (or lets a
+/// genuinely valid token through) and never panics.
+fn interceptor_answer(token: &str) -> Option<Code> {
+    let verifier = Verifier::hs256(SECRET);
+    let check = verifier.interceptor();
+    let mut req = tonic::Request::new(());
+    let value = format!("Bearer {token}").parse().ok()?;
+    req.metadata_mut().insert("authorization", value);
+    Some(match check(req) {
+        Ok(_) => Code::Ok,
+        Err(status) => status.code(),
+    })
+}
+
+fn claim_value() -> impl Strategy<Value = Value> {
+    prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::from),
+        any::<i64>().prop_map(Value::from),
+        any::<u64>().prop_map(Value::from),
+        any::<f64>()
+            .prop_map(|f| serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)),
+        "[ -~]{0,12}".prop_map(Value::from),
+        "[0-9+ -]{0,6}".prop_map(Value::from),
+        prop::collection::vec("[a-z]{0,4}", 0..3).prop_map(Value::from),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn item12_arbitrary_bearer_text_is_unauthenticated(token in "[!-~]{0,200}") {
+        if let Some(code) = interceptor_answer(&token) {
+            prop_assert_eq!(code, Code::Unauthenticated);
+        }
+    }
+
+    #[test]
+    fn item12_damaged_tokens_are_unauthenticated(
+        at in 0usize..400,
+        byte in b'!'..=b'~',
+        cut in 0usize..400,
+    ) {
+        let good = hs256(&claims(json!({"aud": "x", "nbf": now()})));
+        prop_assert_eq!(interceptor_answer(&good), Some(Code::Ok));
+        let mut damaged = good.clone().into_bytes();
+        let at = at % damaged.len();
+        damaged[at] = byte;
+        let damaged = String::from_utf8(damaged).unwrap();
+        if damaged != good {
+            // A base64 character's low bits may not matter; the payload then is the same.
+            let same = URL_SAFE_NO_PAD.decode(damaged.rsplit('.').next().unwrap_or(""))
+                == URL_SAFE_NO_PAD.decode(good.rsplit('.').next().unwrap_or(""))
+                && damaged.rsplit_once('.').map(|p| p.0) == good.rsplit_once('.').map(|p| p.0);
+            let answer = interceptor_answer(&damaged);
+            if !same {
+                prop_assert_eq!(answer, Some(Code::Unauthenticated), "{}", damaged);
+            }
+        }
+        let truncated = &good[..cut % good.len()];
+        prop_assert_eq!(interceptor_answer(truncated), Some(Code::Unauthenticated));
+    }
+
+    #[test]
+    fn item12_signed_garbage_claims_never_pass_unchecked(
+        fields in prop::collection::btree_map(
+            prop::sample::select(vec!["sub", "tenant", "admin", "svc", "exp", "nbf", "iat", "aud", "iss"]),
+            claim_value(),
+            0..9,
+        ),
+    ) {
+        let c = Value::Object(fields.into_iter().map(|(k, v)| (k.to_owned(), v)).collect());
+        let token = hs256(&c);
+        let answer = Verifier::hs256(SECRET).verify(&token);
+        if let Ok(caller) = answer {
+            // Only claims that are valid by every rule get through.
+            let tenant = c["tenant"].as_i64();
+            prop_assert_eq!(tenant, Some(caller.tenant.0));
+            prop_assert!(c["exp"].as_u64().is_some_and(|e| e + 30 >= now()));
+            let sub = c["sub"].as_str().unwrap();
+            if c["svc"].as_bool() != Some(true) {
+                prop_assert!(!sub.starts_with('0') && sub.bytes().all(|b| b.is_ascii_digit()));
+            }
+        } else {
+            prop_assert_eq!(interceptor_answer(&token), Some(Code::Unauthenticated));
+        }
+    }
+}
