@@ -4,6 +4,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
+use tokio_stream::StreamExt;
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
@@ -15,6 +16,10 @@ use crate::grpc::pb::event_service_server::EventServiceServer;
 use crate::grpc::pb::group_service_server::GroupServiceServer;
 use crate::grpc::pb::membership_service_server::MembershipServiceServer;
 use crate::grpc::{DirectoryApi, EventApi, GroupApi, MembershipApi, pb};
+use crate::guard::deadline::DeadlineLayer;
+use crate::guard::drain::{Closing, CutLayer, Drain};
+use crate::guard::overload::{Concurrency, OverloadLayer};
+use crate::guard::rate::{self, Rate, TenantLimiter};
 use crate::metrics::{Metrics, MetricsLayer};
 
 /// Service names whose health follows the database.
@@ -45,10 +50,22 @@ pub struct Options {
     pub nats_url: Option<String>,
     /// How long events are kept (`feed::Service::prune_events`).
     pub event_retention: Duration,
+    /// Shutdown: NOT_SERVING for `delay`, every connection closed by `deadline`.
+    pub drain: Drain,
+    /// The global concurrency limit and its queue (off by default here; on in `main`).
+    pub concurrency: Concurrency,
+    /// Calls per second per tenant, when limited.
+    pub tenant_rate: Option<Rate>,
+    /// HTTP/2 streams a client may reset before the server accepts them, per connection,
+    /// before the connection is closed (the rapid-reset guard).
+    pub http2_max_pending_reset_streams: usize,
 }
 
 /// Events are kept a week unless configured otherwise.
 pub const DEFAULT_EVENT_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
+/// Cancelled calls are client resets too: hyper's default of 20 closed connections (and
+/// failed their other calls) under a burst of deadlines.
+pub const DEFAULT_HTTP2_MAX_PENDING_RESET_STREAMS: usize = 1024;
 /// How often retention runs.
 const PRUNE_EVERY: Duration = Duration::from_secs(60);
 
@@ -58,6 +75,17 @@ impl Default for Options {
             metrics_listener: None,
             nats_url: None,
             event_retention: DEFAULT_EVENT_RETENTION,
+            drain: Drain {
+                delay: Duration::ZERO,
+                deadline: Duration::from_secs(10),
+            },
+            concurrency: Concurrency {
+                max_concurrent: 0,
+                max_queued: 0,
+                queue_wait: Duration::ZERO,
+            },
+            tenant_rate: None,
+            http2_max_pending_reset_streams: DEFAULT_HTTP2_MAX_PENDING_RESET_STREAMS,
         }
     }
 }
@@ -123,7 +151,10 @@ pub async fn run_with(
         reporter.clone(),
         stop_rx.clone(),
     ));
-    let auth = verifier.interceptor();
+    let auth = rate::admitting(
+        verifier.interceptor(),
+        options.tenant_rate.and_then(TenantLimiter::new),
+    );
     let groups = GroupServiceServer::with_interceptor(GroupApi::new(service.clone()), auth.clone());
     let membership = MembershipServiceServer::with_interceptor(
         MembershipApi::new(service.clone()),
@@ -136,26 +167,46 @@ pub async fn run_with(
     let directory = DirectoryServiceServer::with_interceptor(DirectoryApi::new(service), auth);
 
     let addr = listener.local_addr()?;
+    let (close_tx, close_rx) = tokio::sync::watch::channel(false);
+    let cut_rx = close_rx.clone();
     // Without TCP_NODELAY an answer that spans segments waits out the client's delayed ACK
     // (about 40 ms on Linux).
-    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    let incoming = TcpIncoming::from(listener)
+        .with_nodelay(Some(true))
+        .map(move |conn| conn.map(|io| Closing::new(io, close_rx.clone())));
     tracing::info!(%addr, "serving");
     let shutdown_reporter = reporter.clone();
+    let health_follower = health_task.abort_handle();
+    let drain = options.drain;
     let on_shutdown = async move {
         shutdown.await;
-        tracing::info!("shutting down: draining calls in flight");
-        let _ = stop_tx.send(true);
+        tracing::info!(
+            ?drain,
+            "shutting down: NOT_SERVING, then draining calls in flight"
+        );
+        health_follower.abort();
         for name in HEALTH_NAMES {
             shutdown_reporter
                 .set_service_status(name, ServingStatus::NotServing)
                 .await;
         }
+        tokio::spawn(async move {
+            tokio::time::sleep(drain.deadline).await;
+            tracing::info!("drain deadline: closing every connection left");
+            let _ = close_tx.send(true);
+        });
+        tokio::time::sleep(drain.delay).await;
+        let _ = stop_tx.send(true);
     };
     Server::builder()
         .trace_fn(|req| {
             tracing::info_span!("rpc", method = %req.uri().path(), tenant = tracing::field::Empty)
         })
+        .http2_max_pending_accept_reset_streams(Some(options.http2_max_pending_reset_streams))
         .layer(MetricsLayer(metrics))
+        .layer(DeadlineLayer)
+        .layer(CutLayer::new(cut_rx))
+        .layer(OverloadLayer::new(options.concurrency))
         .add_service(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)

@@ -6,7 +6,10 @@
 // The shared harness and fixtures hold helpers (and re-exports) only the integration tests use.
 #![allow(dead_code, unused_imports)]
 
+mod admission;
 #[path = "../integration/fixtures/mod.rs"]
 mod fixtures;
 #[path = "../integration/harness.rs"]
 mod harness;
+mod hold;
+mod shutdown;
