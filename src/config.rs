@@ -180,6 +180,70 @@ pub struct Config {
     /// Address for Prometheus metrics (`GET /metrics`); none by default.
     #[arg(long, env = "GROUP_SERVICE_METRICS_LISTEN", global = true)]
     pub metrics_listen: Option<String>,
+    /// On SIGTERM: milliseconds of NOT_SERVING while still answering, before the drain.
+    #[arg(
+        long,
+        env = "GROUP_SERVICE_SHUTDOWN_DELAY_MS",
+        default_value_t = 2000,
+        global = true
+    )]
+    pub shutdown_delay_ms: u64,
+    /// On SIGTERM: seconds after which every connection still open is closed.
+    #[arg(
+        long,
+        env = "GROUP_SERVICE_DRAIN_DEADLINE_SECS",
+        default_value_t = 20,
+        global = true
+    )]
+    pub drain_deadline_secs: u64,
+    /// Calls served at once (health and reflection aside); 0 turns the limit off.
+    #[arg(
+        long,
+        env = "GROUP_SERVICE_MAX_CONCURRENT_CALLS",
+        default_value_t = 64,
+        global = true
+    )]
+    pub max_concurrent_calls: usize,
+    /// Calls that may wait for a slot beyond those; any more are refused at once.
+    #[arg(
+        long,
+        env = "GROUP_SERVICE_MAX_QUEUED_CALLS",
+        default_value_t = 64,
+        global = true
+    )]
+    pub max_queued_calls: usize,
+    /// How long a queued call waits for a slot, in milliseconds, before it is refused.
+    #[arg(
+        long,
+        env = "GROUP_SERVICE_QUEUE_WAIT_MS",
+        default_value_t = 20,
+        global = true
+    )]
+    pub queue_wait_ms: u64,
+    /// Calls per second per tenant; 0 (the default) sets no limit.
+    #[arg(
+        long,
+        env = "GROUP_SERVICE_TENANT_RATE",
+        default_value_t = 0.0,
+        global = true
+    )]
+    pub tenant_rate: f64,
+    /// Calls a tenant may make at once above its rate (the bucket's size).
+    #[arg(
+        long,
+        env = "GROUP_SERVICE_TENANT_BURST",
+        default_value_t = 100,
+        global = true
+    )]
+    pub tenant_burst: u32,
+    /// HTTP/2 streams a client may reset before they are accepted, per connection.
+    #[arg(
+        long,
+        env = "GROUP_SERVICE_HTTP2_MAX_PENDING_RESET_STREAMS",
+        default_value_t = 1024,
+        global = true
+    )]
+    pub http2_max_pending_reset_streams: usize,
     /// Log format.
     #[arg(
         long,

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod config;
 pub mod domain;
 pub mod grpc;
+pub mod guard;
 pub mod metrics;
 pub mod relay;
 pub mod server;

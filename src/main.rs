@@ -1,10 +1,15 @@
 use clap::Parser;
+use std::time::Duration;
+
 use sha2::{Digest, Sha256};
 use tokio::net::TcpListener;
 
 use group_service::auth::{self, Verifier};
 use group_service::config::{Cli, Command, Config, LogFormat};
 use group_service::domain::Service;
+use group_service::guard::drain::Drain;
+use group_service::guard::overload::Concurrency;
+use group_service::guard::rate::Rate;
 use group_service::server;
 use group_service::store::Store;
 
@@ -106,6 +111,20 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         event_retention: std::time::Duration::from_secs(config.event_retention_hours * 3600),
         max_request_bytes: config.max_request_bytes,
         max_response_bytes: config.max_response_bytes,
+        drain: Drain {
+            delay: Duration::from_millis(config.shutdown_delay_ms),
+            deadline: Duration::from_secs(config.drain_deadline_secs),
+        },
+        concurrency: Concurrency {
+            max_concurrent: config.max_concurrent_calls,
+            max_queued: config.max_queued_calls,
+            queue_wait: Duration::from_millis(config.queue_wait_ms),
+        },
+        tenant_rate: Some(Rate {
+            per_second: config.tenant_rate,
+            burst: config.tenant_burst,
+        }),
+        http2_max_pending_reset_streams: config.http2_max_pending_reset_streams,
     };
     server::run_with(
         listener,

@@ -4,6 +4,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
+use tokio_stream::StreamExt;
 use tonic::codec::CompressionEncoding;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Server;
@@ -18,6 +19,10 @@ use crate::grpc::pb::event_service_server::EventServiceServer;
 use crate::grpc::pb::group_service_server::GroupServiceServer;
 use crate::grpc::pb::membership_service_server::MembershipServiceServer;
 use crate::grpc::{DirectoryApi, EventApi, GroupApi, MembershipApi, pb};
+use crate::guard::deadline::DeadlineLayer;
+use crate::guard::drain::{Closing, CutLayer, Drain};
+use crate::guard::overload::{Concurrency, OverloadLayer};
+use crate::guard::rate::{self, Rate, TenantLimiter};
 use crate::metrics::{Metrics, MetricsLayer};
 
 /// A generated service server that takes gzip-compressed requests and compresses its answers
@@ -62,10 +67,22 @@ pub struct Options {
     pub max_request_bytes: usize,
     /// Largest answer message, in bytes.
     pub max_response_bytes: usize,
+    /// Shutdown: NOT_SERVING for `delay`, every connection closed by `deadline`.
+    pub drain: Drain,
+    /// The global concurrency limit and its queue (off by default here; on in `main`).
+    pub concurrency: Concurrency,
+    /// Calls per second per tenant, when limited.
+    pub tenant_rate: Option<Rate>,
+    /// HTTP/2 streams a client may reset before the server accepts them, per connection,
+    /// before the connection is closed (the rapid-reset guard).
+    pub http2_max_pending_reset_streams: usize,
 }
 
 /// Events are kept a week unless configured otherwise.
 pub const DEFAULT_EVENT_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
+/// Cancelled calls are client resets too: hyper's default of 20 closed connections (and
+/// failed their other calls) under a burst of deadlines.
+pub const DEFAULT_HTTP2_MAX_PENDING_RESET_STREAMS: usize = 1024;
 /// How often retention runs.
 const PRUNE_EVERY: Duration = Duration::from_secs(60);
 
@@ -77,6 +94,17 @@ impl Default for Options {
             event_retention: DEFAULT_EVENT_RETENTION,
             max_request_bytes: crate::grpc::limits::DEFAULT_MAX_REQUEST_BYTES,
             max_response_bytes: crate::grpc::limits::DEFAULT_MAX_RESPONSE_BYTES,
+            drain: Drain {
+                delay: Duration::ZERO,
+                deadline: Duration::from_secs(10),
+            },
+            concurrency: Concurrency {
+                max_concurrent: 0,
+                max_queued: 0,
+                queue_wait: Duration::ZERO,
+            },
+            tenant_rate: None,
+            http2_max_pending_reset_streams: DEFAULT_HTTP2_MAX_PENDING_RESET_STREAMS,
         }
     }
 }
@@ -143,7 +171,10 @@ pub async fn run_with(
         reporter.clone(),
         stop_rx.clone(),
     ));
-    let auth = verifier.interceptor();
+    let auth = rate::admitting(
+        verifier.interceptor(),
+        options.tenant_rate.and_then(TenantLimiter::new),
+    );
     // Each service with gzip, the size limits and the auth interceptor.
     macro_rules! serve {
         ($server:ident, $api:expr) => {
@@ -164,20 +195,36 @@ pub async fn run_with(
     let directory = serve!(DirectoryServiceServer, DirectoryApi::new(service));
 
     let addr = listener.local_addr()?;
+    let (close_tx, close_rx) = tokio::sync::watch::channel(false);
+    let cut_rx = close_rx.clone();
     // Without TCP_NODELAY an answer that spans segments waits out the client's delayed ACK
     // (about 40 ms on Linux).
-    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    let incoming = TcpIncoming::from(listener)
+        .with_nodelay(Some(true))
+        .map(move |conn| conn.map(|io| Closing::new(io, close_rx.clone())));
     tracing::info!(%addr, "serving");
     let shutdown_reporter = reporter.clone();
+    let health_follower = health_task.abort_handle();
+    let drain = options.drain;
     let on_shutdown = async move {
         shutdown.await;
-        tracing::info!("shutting down: draining calls in flight");
-        let _ = stop_tx.send(true);
+        tracing::info!(
+            ?drain,
+            "shutting down: NOT_SERVING, then draining calls in flight"
+        );
+        health_follower.abort();
         for name in HEALTH_NAMES {
             shutdown_reporter
                 .set_service_status(name, ServingStatus::NotServing)
                 .await;
         }
+        tokio::spawn(async move {
+            tokio::time::sleep(drain.deadline).await;
+            tracing::info!("drain deadline: closing every connection left");
+            let _ = close_tx.send(true);
+        });
+        tokio::time::sleep(drain.delay).await;
+        let _ = stop_tx.send(true);
     };
     Server::builder()
         .trace_fn(|req| {
@@ -188,8 +235,12 @@ pub async fn run_with(
                 request_id = tracing::field::Empty
             )
         })
+        .http2_max_pending_accept_reset_streams(Some(options.http2_max_pending_reset_streams))
         .layer(MetricsLayer(metrics))
         .layer(SizeLimitLayer)
+        .layer(DeadlineLayer)
+        .layer(CutLayer::new(cut_rx))
+        .layer(OverloadLayer::new(options.concurrency))
         .add_service(gzip!(health))
         .add_service(gzip!(reflection_v1))
         .add_service(gzip!(reflection_v1alpha))

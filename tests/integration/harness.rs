@@ -32,7 +32,7 @@ pub const CACHE_BYTES: u64 = 8 << 20;
 
 /// Adds a bearer token to every call.
 #[derive(Clone)]
-pub struct Bearer(Option<String>);
+pub struct Bearer(pub Option<String>);
 
 impl Bearer {
     /// For clients of a server the harness did not start (the reliability tests' processes).
@@ -403,6 +403,14 @@ impl TestServer {
     /// Stops the server, draining calls in flight.
     pub async fn stop(mut self) {
         self.shutdown().await;
+    }
+
+    /// Signals the server to shut down without waiting for it (`shutdown` then waits).
+    #[allow(dead_code)]
+    pub fn signal_shutdown(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
     }
 
     /// Stops the server, draining calls in flight, and keeps the database (and `store`) until

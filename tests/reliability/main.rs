@@ -6,12 +6,15 @@
 // The shared harness and fixtures hold helpers (and re-exports) only the integration tests use.
 #![allow(dead_code, unused_imports)]
 
+mod admission;
 mod crash;
 #[path = "../integration/fixtures/mod.rs"]
 mod fixtures;
 #[path = "../integration/harness.rs"]
 mod harness;
+mod hold;
 mod outage;
+mod shutdown;
 
 /// Every acknowledged create, `(display name, resource name)`, reads back with its name.
 async fn assert_stored(reader: &mut harness::Groups, acknowledged: &[(String, String)]) {

@@ -1,0 +1,89 @@
+//! The caller's deadline (`grpc-timeout`): when it passes first, the call answers
+//! DEADLINE_EXCEEDED and the handler's future is dropped, which rolls its transaction back.
+//!
+//! tonic's transport enforces the same header outside every layer and answers CANCELLED
+//! ("Timeout expired"), unseen by metrics. This layer's deadline is taken before tonic's
+//! (tonic starts its timer after the inner `call` returns) and its future is polled first, so
+//! it always answers first. It answers a little early (`EARLY`, at most a tenth of the
+//! budget): the caller's own timer started before the request was sent, and a tonic client
+//! reports its own expiry as CANCELLED "Timeout expired"; the answer must reach it first.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tonic::Status;
+use tonic::codegen::http;
+
+/// How much earlier than the caller's budget the answer goes, at most.
+const EARLY: Duration = Duration::from_millis(25);
+
+/// Tower layer: `Deadline` around each call.
+#[derive(Clone, Copy, Default)]
+pub struct DeadlineLayer;
+
+impl<S> tower::Layer<S> for DeadlineLayer {
+    type Service = Deadline<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        Deadline { inner }
+    }
+}
+
+#[derive(Clone)]
+pub struct Deadline<S> {
+    inner: S,
+}
+
+impl<S, B, RB> tower::Service<http::Request<B>> for Deadline<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<RB>>,
+    S::Future: Send + 'static,
+    RB: Default,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<S::Response, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        // Taken now, before tonic's own timer starts: see the module's doc.
+        let deadline = grpc_timeout(req.headers())
+            .map(|d| tokio::time::Instant::now() + d - (d / 10).min(EARLY));
+        let fut = self.inner.call(req);
+        Box::pin(async move {
+            let Some(deadline) = deadline else {
+                return fut.await;
+            };
+            match tokio::time::timeout_at(deadline, fut).await {
+                Ok(answer) => answer,
+                Err(_) => Ok(Status::deadline_exceeded(
+                    "the deadline passed before the call finished; nothing it did was kept",
+                )
+                .into_http()),
+            }
+        })
+    }
+}
+
+/// The `grpc-timeout` header (gRPC over HTTP/2: at most 8 digits and a unit), if valid.
+pub fn grpc_timeout(headers: &http::HeaderMap) -> Option<Duration> {
+    let s = headers.get("grpc-timeout")?.to_str().ok()?;
+    if s.len() < 2 || s.len() > 9 {
+        return None;
+    }
+    let (digits, unit) = s.split_at(s.len() - 1);
+    let n: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n * 3600),
+        "M" => Duration::from_secs(n * 60),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
+}

@@ -1,0 +1,153 @@
+//! Deadlines and overload: a burst of cancellations does not fail other calls; over the
+//! concurrency limit calls are refused at once while health answers; a tenant over its rate is
+//! refused while another tenant is served.
+
+use std::time::Duration;
+
+use group_service::grpc::pb;
+use group_service::guard::overload::Concurrency;
+use group_service::guard::rate::Rate;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tonic::{Code, Request};
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_client::HealthClient;
+use tonic_types::StatusExt;
+
+use crate::harness::*;
+use crate::hold::hold_writes;
+
+/// The metrics endpoint's text.
+async fn scrape(addr: std::net::SocketAddr) -> String {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn i11_6_a_burst_of_cancelled_calls_does_not_fail_a_concurrent_call() {
+    let Some(srv) = TestServer::start().await else {
+        return;
+    };
+    srv.company(1, 2).await;
+    let group = srv
+        .groups(1, 1, true)
+        .create_group(create_req(1, "Steady", &[1]))
+        .await
+        .unwrap()
+        .into_inner();
+    let name = group.name.clone();
+    let healthy = {
+        let mut groups = srv.groups(1, 1, true);
+        tokio::spawn(async move {
+            for _ in 0..200 {
+                groups.get_group(get_req(&name)).await?;
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            Ok::<_, tonic::Status>(())
+        })
+    };
+    // 1,000 calls on the same connection, each given up by the client at once (RST_STREAM).
+    let cancelled: Vec<_> = (0..1000)
+        .map(|i| {
+            let mut groups = srv.groups(1, 1, true);
+            let name = group.name.clone();
+            tokio::spawn(async move {
+                let wait = Duration::from_micros(100 * (i % 10));
+                let _ = tokio::time::timeout(wait, groups.get_group(get_req(&name))).await;
+            })
+        })
+        .collect();
+    for c in cancelled {
+        c.await.unwrap();
+    }
+    healthy
+        .await
+        .unwrap()
+        .expect("a healthy call failed during the burst of cancellations");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn i11_7_over_the_concurrency_limit_calls_are_refused_and_health_answers() {
+    let Some(srv) = TestServer::start_setup(|s| {
+        s.options.concurrency = Concurrency {
+            max_concurrent: 2,
+            max_queued: 2,
+            queue_wait: Duration::from_millis(20),
+        };
+    })
+    .await
+    else {
+        return;
+    };
+    srv.company(1, 2).await;
+    let hold = hold_writes(&srv, 1, Duration::from_millis(1500)).await;
+    let calls: Vec<_> = (0..20)
+        .map(|i| {
+            let mut groups = srv.groups(1, 1, true);
+            tokio::spawn(async move {
+                groups
+                    .create_group(create_req(1, &format!("Crowd {i}"), &[1]))
+                    .await
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let health = HealthClient::new(srv.channel.clone())
+        .check(HealthCheckRequest::default())
+        .await;
+    assert!(health.is_ok(), "health refused under overload: {health:?}");
+    let (mut created, mut refused) = (0, 0);
+    for call in calls {
+        match call.await.unwrap() {
+            Ok(_) => created += 1,
+            Err(status) => {
+                assert_reason(&status, Code::ResourceExhausted, "OVERLOADED");
+                assert!(status.get_details_retry_info().is_some(), "{status:?}");
+                refused += 1;
+            }
+        }
+    }
+    hold.await.unwrap();
+    // Two run, none waits past 20 ms while the writes are held: the rest are refused.
+    assert_eq!(created, 2, "created {created}, refused {refused}");
+    assert_eq!(refused, 18);
+    assert_eq!(srv.group_count(1).await, 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn i11_7_a_tenant_over_its_rate_is_refused_while_another_is_served() {
+    let Some(srv) = TestServer::start_setup(|s| {
+        s.options.tenant_rate = Some(Rate {
+            per_second: 1.0,
+            burst: 20,
+        });
+    })
+    .await
+    else {
+        return;
+    };
+    srv.company(1, 2).await;
+    srv.company(2, 2).await;
+    let mut busy = srv.directory(1);
+    let mut refusal = None;
+    for _ in 0..40 {
+        if let Err(status) = busy.get_tenant(pb::GetTenantRequest { tenant_id: 1 }).await {
+            refusal = Some(status);
+            break;
+        }
+    }
+    let status = refusal.expect("tenant 1 was never refused");
+    assert_reason(&status, Code::ResourceExhausted, "RATE_LIMITED");
+    let quota = status.get_details_quota_failure().expect("QuotaFailure");
+    assert_eq!(quota.violations[0].subject, "tenants/1");
+    let retry = status.get_details_retry_info().expect("RetryInfo");
+    assert!(retry.retry_delay.is_some_and(|d| d > Duration::ZERO));
+    // The other tenant's calls go through.
+    for _ in 0..5 {
+        srv.get_tenant(2).await;
+    }
+}
