@@ -59,7 +59,8 @@ impl Changes {
             generation: AtomicU64::new(1),
             known: AtomicBool::new(known),
             wake: tokio::sync::watch::Sender::new(1),
-            up: tokio::sync::watch::Sender::new(known),
+            // The store was just connected: the database answers until seen otherwise.
+            up: tokio::sync::watch::Sender::new(true),
         })
     }
 
