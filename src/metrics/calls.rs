@@ -133,25 +133,6 @@ fn request_id(headers: &http::HeaderMap) -> String {
         .unwrap_or_else(|| format!("{:032x}", rand::random::<u128>()))
 }
 
-/// The request's `grpc-timeout` (`1..=8` digits and a unit), when it has one.
-fn grpc_timeout(headers: &http::HeaderMap) -> Option<Duration> {
-    let value = headers.get("grpc-timeout")?.to_str().ok()?;
-    let (digits, unit) = value.split_at(value.len().checked_sub(1)?);
-    if digits.is_empty() || digits.len() > 8 {
-        return None;
-    }
-    let n: u64 = digits.parse().ok()?;
-    Some(match unit {
-        "H" => Duration::from_secs(n * 3600),
-        "M" => Duration::from_secs(n * 60),
-        "S" => Duration::from_secs(n),
-        "m" => Duration::from_millis(n),
-        "u" => Duration::from_micros(n),
-        "n" => Duration::from_nanos(n),
-        _ => return None,
-    })
-}
-
 /// The verified caller's tenant, for the access log: the layer puts one in each request's
 /// extensions, the auth interceptor fills it in.
 #[derive(Clone, Default)]
@@ -198,7 +179,7 @@ impl Call {
         metrics.in_flight.get_or_create(&labels).inc();
         Call {
             request_id: request_id(req.headers()),
-            deadline: grpc_timeout(req.headers()),
+            deadline: crate::guard::deadline::grpc_timeout(req.headers()),
             metrics,
             labels,
             path: logged,
