@@ -119,6 +119,7 @@ async fn seed(service: &Service, tenant: i64, groups: usize) -> anyhow::Result<(
             },
             masters: vec![master],
             members,
+            member_keys: Vec::new(),
             request_id: None,
         };
     // Nested chain: outer > middle > inner > team 1 (user 20).

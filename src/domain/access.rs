@@ -5,7 +5,7 @@
 
 use super::caller::Actor;
 use super::error::{Error, Reason, Result};
-use super::model::{Group, GroupId, GroupKind, TenantId, UserKey};
+use super::model::{Group, GroupId, GroupKind, GroupRef, TenantId, UserKey};
 use super::repo::Tx;
 
 /// The actor's standing in a group for R06, decided in this one place.
@@ -129,9 +129,13 @@ pub(crate) async fn visible_group(
     tx: &mut dyn Tx,
     actor: &Actor,
     tenant: TenantId,
-    id: GroupId,
+    group: &GroupRef,
     lock: Lock,
 ) -> Result<Group> {
+    if !actor.is_admin_of(tenant) && actor.user_key().is_none() {
+        return Err(group_not_found());
+    }
+    let id = locate(tx, tenant, group).await?;
     if actor.is_admin_of(tenant) {
         let group = match lock {
             Lock::ForUpdate => tx.lock_group(tenant, id).await?,
@@ -156,6 +160,16 @@ pub(crate) async fn visible_group(
     }
 }
 
+/// The id of a group named by id or by external key. A key that names no group gives id 0,
+/// which no group has: the statements that follow answer NOT_FOUND for it at the cost of a
+/// group that exists, so the time of the answer does not tell whether the key is taken.
+pub(crate) async fn locate(tx: &mut dyn Tx, tenant: TenantId, group: &GroupRef) -> Result<GroupId> {
+    Ok(match group {
+        GroupRef::Id(id) => *id,
+        GroupRef::Key(key) => tx.group_by_key(tenant, key).await?.unwrap_or(GroupId(0)),
+    })
+}
+
 /// Proof that the actor passed the R06 check for changing the group's membership. Only
 /// `manage_membership` makes one (and group creation, whose caller's right to create is the
 /// right to name the first members), so no change can skip the check.
@@ -171,9 +185,9 @@ pub(crate) async fn manage_membership(
     tx: &mut dyn Tx,
     actor: &Actor,
     tenant: TenantId,
-    id: GroupId,
+    group: &GroupRef,
 ) -> Result<Managed> {
-    let group = visible_group(tx, actor, tenant, id, Lock::ForUpdate).await?;
+    let group = visible_group(tx, actor, tenant, group, Lock::ForUpdate).await?;
     if standing(tx, actor, &group).await? == Standing::Other {
         return Err(Error::permission(
             Reason::NotGroupManager,

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use super::caller::{Actor, Caller};
 use super::membership::Membership;
-use super::model::{Group, GroupId, TenantId, UserKey};
+use super::model::{Group, GroupRef, TenantId, UserKey};
 
 /// What an answer depends on besides the database: the caller and the request.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -25,12 +25,12 @@ pub(crate) enum Key {
     Group {
         caller: Caller,
         tenant: TenantId,
-        id: GroupId,
+        id: GroupRef,
     },
     Membership {
         caller: Caller,
         tenant: TenantId,
-        group: GroupId,
+        group: GroupRef,
         user: UserKey,
     },
 }
@@ -120,7 +120,7 @@ mod tests {
                 admin_claim: false,
             },
             tenant: TenantId(1),
-            group: GroupId(2),
+            group: GroupRef::Id(crate::domain::model::GroupId(2)),
             user: UserKey {
                 tenant: TenantId(1),
                 user: UserId(user),

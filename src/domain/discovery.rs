@@ -33,7 +33,8 @@ fn check_text(field: &str, text: &str) -> Result<String> {
     Ok(fold_case(text))
 }
 
-/// `kind = INTERNAL|EXTERNAL` and `visibility = PUBLIC|PRIVATE`, joined by AND.
+/// `kind = INTERNAL|EXTERNAL`, `visibility = PUBLIC|PRIVATE` and
+/// `has_external_key = true|false`, joined by AND.
 pub fn parse_filter(filter: &str) -> Result<GroupFilter> {
     let mut out = GroupFilter::default();
     if filter.trim().is_empty() {
@@ -51,11 +52,14 @@ pub fn parse_filter(filter: &str) -> Result<GroupFilter> {
             ("kind", "EXTERNAL") => out.kind = Some(GroupKind::External),
             ("visibility", "PUBLIC") => out.is_public = Some(true),
             ("visibility", "PRIVATE") => out.is_public = Some(false),
+            ("has_external_key", "true") => out.has_external_key = Some(true),
+            ("has_external_key", "false") => out.has_external_key = Some(false),
             _ => {
                 return Err(Error::invalid(
                     "filter",
                     format!(
-                        "{}: use kind = INTERNAL|EXTERNAL or visibility = PUBLIC|PRIVATE",
+                        "{}: use kind = INTERNAL|EXTERNAL, visibility = PUBLIC|PRIVATE or \
+                         has_external_key = true|false",
                         quote(clause)
                     ),
                 ));

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use super::access::{Capability, Lock, may, standing, visible_group};
+use super::access::{Capability, Lock, locate, may, standing, visible_group};
 use super::caller::Caller;
 use super::error::{Error, Reason, Result, Violations};
 use super::events::{EventKind, FeatureDataPurged, FeatureUsageReported, PurgedFeature, emit};
@@ -75,7 +75,7 @@ impl Service {
         &self,
         caller: &Caller,
         tenant: TenantId,
-        id: GroupId,
+        group: GroupRef,
         features: Vec<DataFeature>,
     ) -> Result<Group> {
         if features.is_empty() {
@@ -88,10 +88,11 @@ impl Service {
         self.write(
             "delete_feature_data",
             caller,
-            features,
-            |tx, actor, features| {
+            (group, features),
+            |tx, actor, (group, features)| {
                 Box::pin(async move {
-                    let group = visible_group(tx, actor, tenant, id, Lock::ForUpdate).await?;
+                    let group = visible_group(tx, actor, tenant, group, Lock::ForUpdate).await?;
+                    let id = group.id;
                     let standing = standing(tx, actor, &group).await?;
                     if !may(standing, &group, Capability::RoomFeature) {
                         return Err(Error::permission(
@@ -102,7 +103,7 @@ impl Service {
                     let usage = tx.feature_usage(tenant, id).await?;
                     let now = now_micros();
                     let mut purged = Vec::new();
-                    for f in features {
+                    for &f in features {
                         let bytes = usage
                             .iter()
                             .find(|(name, _)| name == f.as_str())
@@ -142,7 +143,7 @@ impl Service {
         &self,
         caller: &Caller,
         tenant: TenantId,
-        id: GroupId,
+        group: GroupRef,
         feature: String,
         bytes: i64,
     ) -> Result<(Group, Tenant)> {
@@ -157,8 +158,9 @@ impl Service {
         });
         v.finish()?;
         let feature = parsed.ok_or_else(|| Error::invalid("feature", "unknown feature"))?;
-        self.write("report_feature_usage", caller, (), |tx, _, ()| {
+        self.write("report_feature_usage", caller, group, |tx, _, group| {
             Box::pin(async move {
+                let id = locate(tx, tenant, group).await?;
                 let group = tx
                     .lock_group(tenant, id)
                     .await?

@@ -12,9 +12,9 @@ use super::error::{Error, Reason, Result, Violations};
 use super::events::{EventKind, Excluded, GroupCreated, GroupDeleted, Origin, emit};
 use super::idempotency::{self, RequestKey};
 use super::limits::{MAX_INITIAL_MEMBERS, MAX_REQUEST_ID_CHARS};
-use super::members::{Admission, add_members_in};
+use super::members::{Admission, add_members_in, with_keyed_groups};
 use super::model::*;
-use super::names::TenantName;
+use super::names::{TenantName, external_key_problem};
 use super::repo::Tx;
 use super::service::Service;
 use super::text;
@@ -22,7 +22,6 @@ use super::text;
 pub const MAX_NAME_CHARS: usize = 100;
 pub const MAX_DESCRIPTION_CHARS: usize = 300;
 pub const MAX_PHOTO_URI_CHARS: usize = 2_000;
-pub const MAX_EXTERNAL_KEY_CHARS: usize = 100;
 
 /// The settings a client gives a group.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -47,6 +46,8 @@ pub struct CreateGroup {
     pub spec: GroupSpec,
     pub masters: Vec<UserId>,
     pub members: Vec<MemberRef>,
+    /// Nested groups named by external key.
+    pub member_keys: Vec<String>,
     #[serde(skip)]
     pub request_id: Option<String>,
 }
@@ -76,12 +77,8 @@ pub fn validate_spec(spec: &GroupSpec, prefix: &str, v: &mut Violations) {
         &field("photo_uri"),
         || format!("must be at most {MAX_PHOTO_URI_CHARS} characters"),
     );
-    if let Some(key) = &spec.external_key {
-        v.check(
-            !key.is_empty() && key.chars().count() <= MAX_EXTERNAL_KEY_CHARS,
-            &field("external_key"),
-            || format!("must be 1-{MAX_EXTERNAL_KEY_CHARS} characters"),
-        );
+    if let Some(problem) = spec.external_key.as_deref().and_then(external_key_problem) {
+        v.add(field("external_key"), problem);
     }
     // R08 (features need message) is a rule on the stored group, checked after an update's
     // mask is applied: see settings::check_settings.
@@ -107,7 +104,7 @@ fn validate_create(cmd: &CreateGroup) -> Result<()> {
         "name at least one Group Master".into()
     });
     v.check(
-        cmd.masters.len() + cmd.members.len() <= MAX_INITIAL_MEMBERS,
+        cmd.masters.len() + cmd.members.len() + cmd.member_keys.len() <= MAX_INITIAL_MEMBERS,
         "members",
         || format!("at most {MAX_INITIAL_MEMBERS} masters and members in one create"),
     );
@@ -151,19 +148,24 @@ impl Service {
         .await
     }
 
-    pub async fn get_group(&self, caller: &Caller, tenant: TenantId, id: GroupId) -> Result<Group> {
-        let read = self.read("get_group", caller, (), |tx, actor, ()| {
+    pub async fn get_group(
+        &self,
+        caller: &Caller,
+        tenant: TenantId,
+        id: GroupRef,
+    ) -> Result<Group> {
+        let key = Key::Group {
+            caller: caller.clone(),
+            tenant,
+            id: id.clone(),
+        };
+        let read = self.read("get_group", caller, id, |tx, actor, id| {
             Box::pin(async move {
                 let mut group = visible_group(tx, actor, tenant, id, Lock::No).await?;
                 tx.load_mailing_list(&mut group).await?;
                 Ok(Arc::new(group))
             })
         });
-        let key = Key::Group {
-            caller: caller.clone(),
-            tenant,
-            id,
-        };
         let to = |a| match a {
             Answer::Group(g) => Some(g),
             _ => None,
@@ -179,23 +181,28 @@ impl Service {
         &self,
         caller: &Caller,
         tenant: TenantId,
-        id: GroupId,
+        id: GroupRef,
         etag: Option<String>,
     ) -> Result<()> {
-        self.write("delete_group", caller, etag, |tx, actor, etag| {
-            Box::pin(async move {
-                let group = visible_group(tx, actor, tenant, id, Lock::ForUpdate).await?;
-                if !may_delete(tx, actor, &group).await? {
-                    return Err(Error::permission(
-                        Reason::NotGroupManager,
-                        "only admins of the owning tenant (and, for an external group, its \
+        self.write(
+            "delete_group",
+            caller,
+            (id, etag),
+            |tx, actor, (id, etag)| {
+                Box::pin(async move {
+                    let group = visible_group(tx, actor, tenant, id, Lock::ForUpdate).await?;
+                    if !may_delete(tx, actor, &group).await? {
+                        return Err(Error::permission(
+                            Reason::NotGroupManager,
+                            "only admins of the owning tenant (and, for an external group, its \
                          Group Masters) may delete it",
-                    ));
-                }
-                check_etag(&group, etag.as_deref())?;
-                delete_in(tx, &group).await
-            })
-        })
+                        ));
+                    }
+                    check_etag(&group, etag.as_deref())?;
+                    delete_in(tx, &group).await
+                })
+            },
+        )
         .await
     }
 }
@@ -280,11 +287,12 @@ async fn create_in(
         .request_id
         .as_deref()
         .map(|id| RequestKey { id, fingerprint });
+    let members = with_keyed_groups(tx, tenant.id, &cmd.members, &cmd.member_keys).await?;
     let new = NewGroup {
         tenant: &tenant,
         spec: &cmd.spec,
         masters: &masters,
-        members: &cmd.members,
+        members: &members,
         request,
         origin: Origin::Created {},
     };

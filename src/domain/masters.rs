@@ -8,7 +8,7 @@ use super::events::EventKind;
 use super::limits::MAX_BATCH;
 use super::members::{Admission, add_members_in, emit_change};
 use super::model::*;
-use super::names::GroupName;
+use super::names::GroupPath;
 use super::repo::Tx;
 use super::service::Service;
 
@@ -75,18 +75,18 @@ fn as_members(users: &[UserKey]) -> Vec<MemberRef> {
 async fn start(
     tx: &mut dyn Tx,
     actor: &Actor,
-    name: GroupName,
+    name: &GroupPath,
     users: &[UserKey],
 ) -> Result<(Managed, Vec<UserKey>, Vec<UserKey>)> {
-    let m = manage_membership(tx, actor, name.tenant, name.group).await?;
-    let (masters, others) = split_by_master(tx, name.tenant, name.group, users).await?;
+    let m = manage_membership(tx, actor, name.tenant, &name.group).await?;
+    let (masters, others) = split_by_master(tx, name.tenant, m.group.id, users).await?;
     Ok((m, masters, others))
 }
 
 async fn promote(
     tx: &mut dyn Tx,
     actor: &Actor,
-    name: GroupName,
+    name: &GroupPath,
     users: &[UserKey],
 ) -> Result<MastersOutcome> {
     let (managed, unchanged, changed) = start(tx, actor, name, users).await?;
@@ -117,7 +117,7 @@ async fn promote(
 async fn demote(
     tx: &mut dyn Tx,
     actor: &Actor,
-    name: GroupName,
+    name: &GroupPath,
     users: &[UserKey],
 ) -> Result<MastersOutcome> {
     let (Managed { group, .. }, changed, unchanged) = start(tx, actor, name, users).await?;
@@ -156,10 +156,10 @@ impl Service {
         &self,
         caller: &Caller,
         tenant: TenantId,
-        group: GroupId,
+        group: GroupRef,
         users: Vec<UserKey>,
     ) -> Result<MastersOutcome> {
-        let name = GroupName { tenant, group };
+        let name = GroupPath { tenant, group };
         self.change_masters(caller, name, users, Change::Promote)
             .await
     }
@@ -169,10 +169,10 @@ impl Service {
         &self,
         caller: &Caller,
         tenant: TenantId,
-        group: GroupId,
+        group: GroupRef,
         users: Vec<UserKey>,
     ) -> Result<MastersOutcome> {
-        let name = GroupName { tenant, group };
+        let name = GroupPath { tenant, group };
         self.change_masters(caller, name, users, Change::Demote)
             .await
     }
@@ -180,7 +180,7 @@ impl Service {
     async fn change_masters(
         &self,
         caller: &Caller,
-        name: GroupName,
+        name: GroupPath,
         users: Vec<UserKey>,
         change: Change,
     ) -> Result<MastersOutcome> {
@@ -189,7 +189,7 @@ impl Service {
             Change::Promote => "add_masters",
             Change::Demote => "remove_masters",
         };
-        self.write(op, caller, users, |tx, actor, users| {
+        self.write(op, caller, (name, users), |tx, actor, (name, users)| {
             Box::pin(async move {
                 match change {
                     Change::Promote => promote(tx, actor, name, users).await,

@@ -19,6 +19,7 @@ use super::names::{TeamName, UserName};
 use super::nesting::check_nesting;
 use super::repo::Tx;
 use super::service::Service;
+use super::text::quote;
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AddOutcome {
@@ -39,8 +40,10 @@ pub struct RemoveOutcome {
 #[derive(Clone, Debug, Serialize)]
 pub struct MemberBatch {
     pub tenant: TenantId,
-    pub group: GroupId,
+    pub group: GroupRef,
     pub members: Vec<MemberRef>,
+    /// Nested groups named by external key.
+    pub group_keys: Vec<String>,
     #[serde(skip)]
     pub request_id: Option<String>,
 }
@@ -48,10 +51,9 @@ pub struct MemberBatch {
 impl MemberBatch {
     fn validate(&mut self) -> Result<()> {
         let mut v = Violations::default();
-        v.check(!self.members.is_empty(), "members", || {
-            "name at least one member".into()
-        });
-        v.check(self.members.len() <= MAX_BATCH, "members", || {
+        let named = self.members.len() + self.group_keys.len();
+        v.check(named > 0, "members", || "name at least one member".into());
+        v.check(named <= MAX_BATCH, "members", || {
             format!("at most {MAX_BATCH} members in one call")
         });
         if let Some(id) = &self.request_id {
@@ -64,6 +66,8 @@ impl MemberBatch {
         v.finish()?;
         self.members.sort();
         self.members.dedup();
+        self.group_keys.sort();
+        self.group_keys.dedup();
         Ok(())
     }
 
@@ -189,6 +193,29 @@ impl Named {
         named.users.dedup();
         named
     }
+}
+
+/// `members` with the nested groups named by external key added as ids, sorted and without
+/// repeats. A key no group of the tenant has is an unknown member, as an unknown id is.
+pub(crate) async fn with_keyed_groups(
+    tx: &mut dyn Tx,
+    tenant: TenantId,
+    members: &[MemberRef],
+    keys: &[String],
+) -> Result<Vec<MemberRef>> {
+    let mut out = members.to_vec();
+    for key in keys {
+        match tx.group_by_key(tenant, key).await? {
+            Some(id) => out.push(MemberRef::Group(id)),
+            None => {
+                let name = format!("tenants/{tenant}/groups/key:{key}");
+                return Err(unknown(quote(&name)));
+            }
+        }
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
 }
 
 fn unknown(subject: String) -> Error {
@@ -473,7 +500,7 @@ async fn start_batch<T: DeserializeOwned>(
     key: Option<RequestKey<'_>>,
     now: i64,
 ) -> Result<(Managed, Option<T>)> {
-    let m = manage_membership(tx, actor, batch.tenant, batch.group).await?;
+    let m = manage_membership(tx, actor, batch.tenant, &batch.group).await?;
     let replay = idempotency::claim_batch(tx, batch.tenant, key, now).await?;
     Ok((m, replay))
 }
@@ -503,7 +530,8 @@ async fn add_batch(
     if let Some(done) = replay {
         return Ok(done);
     }
-    let out = add_members_in(tx, &m, &batch.members, &[], Admission::Added, now).await?;
+    let members = with_keyed_groups(tx, batch.tenant, &batch.members, &batch.group_keys).await?;
+    let out = add_members_in(tx, &m, &members, &[], Admission::Added, now).await?;
     if out.added.is_empty() {
         return Err(Error::AlreadyExists {
             reason: Reason::AlreadyMember,
@@ -526,7 +554,8 @@ async fn remove_batch(
     if let Some(done) = replay {
         return Ok(done);
     }
-    let out = remove_members_in(tx, &m.group, &batch.members).await?;
+    let members = with_keyed_groups(tx, batch.tenant, &batch.members, &batch.group_keys).await?;
+    let out = remove_members_in(tx, &m.group, &members).await?;
     if out.removed.is_empty() {
         return Err(Error::precondition(
             Reason::NotAMember,

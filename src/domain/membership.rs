@@ -7,8 +7,10 @@ use std::collections::HashMap;
 use super::access::{Lock, can_see, require_own_tenant, sees_own_groups, visible_group};
 use super::cache::{Answer, Key};
 use super::caller::Caller;
-use super::error::{Error, Reason, Result};
+use super::error::{Error, Reason, Result, Violations};
+use super::limits::MAX_BATCH;
 use super::model::*;
+use super::names::GroupPath;
 use super::page::PageRequest;
 use super::repo::{MemberRow, Page};
 use super::service::Service;
@@ -51,16 +53,16 @@ impl Service {
         &self,
         caller: &Caller,
         tenant: TenantId,
-        group: GroupId,
+        group: GroupRef,
         page: PageRequest,
     ) -> Result<(Vec<DirectMember>, String)> {
         let scope = format!("members|{tenant}|{group}");
         let (size, after) = self.pager.start::<(MemberKind, i64, i64)>(&scope, &page)?;
         let page = Page { after, limit: size };
         let rows = self
-            .read("list_members", caller, (), |tx, actor, ()| {
+            .read("list_members", caller, group, |tx, actor, group| {
                 Box::pin(async move {
-                    visible_group(tx, actor, tenant, group, Lock::No).await?;
+                    let group = visible_group(tx, actor, tenant, group, Lock::No).await?.id;
                     let rows = tx.list_members(tenant, group, page).await?;
                     let members: Vec<MemberRef> = rows.iter().map(member_of_row).collect();
                     let keys: Vec<UserKey> = members
@@ -104,7 +106,7 @@ impl Service {
         &self,
         caller: &Caller,
         tenant: TenantId,
-        group: GroupId,
+        group: GroupRef,
         page: PageRequest,
     ) -> Result<(Vec<UserKey>, String)> {
         self.list_users_of(caller, tenant, group, page, UserList::Effective)
@@ -115,7 +117,7 @@ impl Service {
         &self,
         caller: &Caller,
         tenant: TenantId,
-        group: GroupId,
+        group: GroupRef,
         page: PageRequest,
     ) -> Result<(Vec<UserKey>, String)> {
         self.list_users_of(caller, tenant, group, page, UserList::Masters)
@@ -126,7 +128,7 @@ impl Service {
         &self,
         caller: &Caller,
         tenant: TenantId,
-        group: GroupId,
+        group: GroupRef,
         page: PageRequest,
         list: UserList,
     ) -> Result<(Vec<UserKey>, String)> {
@@ -134,9 +136,9 @@ impl Service {
         let (size, after) = self.pager.start::<UserKey>(&scope, &page)?;
         let page = Page { after, limit: size };
         let rows = self
-            .read("list_users_of", caller, (), |tx, actor, ()| {
+            .read("list_users_of", caller, group, |tx, actor, group| {
                 Box::pin(async move {
-                    visible_group(tx, actor, tenant, group, Lock::No).await?;
+                    let group = visible_group(tx, actor, tenant, group, Lock::No).await?.id;
                     match list {
                         UserList::Effective => tx.list_effective_users(tenant, group, page).await,
                         UserList::Masters => tx.list_masters(tenant, group, page).await,
@@ -153,12 +155,18 @@ impl Service {
         &self,
         caller: &Caller,
         tenant: TenantId,
-        group: GroupId,
+        group: GroupRef,
         user: UserKey,
     ) -> Result<Membership> {
-        let read = self.read("check_membership", caller, (), |tx, actor, ()| {
+        let key = Key::Membership {
+            caller: caller.clone(),
+            tenant,
+            group: group.clone(),
+            user,
+        };
+        let read = self.read("check_membership", caller, group, |tx, actor, group| {
             Box::pin(async move {
-                visible_group(tx, actor, tenant, group, Lock::No).await?;
+                let group = visible_group(tx, actor, tenant, group, Lock::No).await?.id;
                 let (direct, member) = tx.membership_of(tenant, group, user).await?;
                 Ok(Membership {
                     member: member || direct.is_some(),
@@ -167,17 +175,78 @@ impl Service {
                 })
             })
         });
-        let key = Key::Membership {
-            caller: caller.clone(),
-            tenant,
-            group,
-            user,
-        };
         let to = |a| match a {
             Answer::Membership(m) => Some(m),
             _ => None,
         };
         self.cached(key, to, |m| Answer::Membership(*m), read).await
+    }
+
+    /// R22 for up to `MAX_BATCH` groups at once: for each group, in request order, whether
+    /// `user` is a member, or `None` when the group is missing or hidden from the caller (what
+    /// CheckMembership answers NOT_FOUND for). The groups not in the cache are read in one
+    /// transaction.
+    pub async fn batch_check_membership(
+        &self,
+        caller: &Caller,
+        user: UserKey,
+        groups: Vec<GroupPath>,
+    ) -> Result<Vec<Option<Membership>>> {
+        let mut v = Violations::default();
+        v.check(!groups.is_empty(), "groups", || {
+            "name at least one group".into()
+        });
+        v.check(groups.len() <= MAX_BATCH, "groups", || {
+            format!("at most {MAX_BATCH} groups in one call")
+        });
+        v.finish()?;
+        let keys = groups
+            .iter()
+            .map(|g| Key::Membership {
+                caller: caller.clone(),
+                tenant: g.tenant,
+                group: g.group.clone(),
+                user,
+            })
+            .collect();
+        let to = |a| match a {
+            Answer::Membership(m) => Some(m),
+            _ => None,
+        };
+        let fill = |missing: Vec<usize>| {
+            let wanted: Vec<GroupPath> = missing.iter().map(|&i| groups[i].clone()).collect();
+            self.read(
+                "batch_check_membership",
+                caller,
+                wanted,
+                move |tx, actor, wanted| {
+                    Box::pin(async move {
+                        let mut out = Vec::with_capacity(wanted.len());
+                        for g in wanted {
+                            let group = match visible_group(tx, actor, g.tenant, &g.group, Lock::No)
+                                .await
+                            {
+                                Ok(group) => group.id,
+                                Err(Error::NotFound(_)) => {
+                                    out.push(None);
+                                    continue;
+                                }
+                                Err(e) => return Err(e),
+                            };
+                            let (direct, member) = tx.membership_of(g.tenant, group, user).await?;
+                            out.push(Some(Membership {
+                                member: member || direct.is_some(),
+                                master: direct == Some(true),
+                                direct: direct.is_some(),
+                            }));
+                        }
+                        Ok(out)
+                    })
+                },
+            )
+        };
+        self.cached_each(keys, to, |m| Answer::Membership(*m), fill)
+            .await
     }
 
     /// Groups `user` belongs to (directly or transitively) that the caller may see. A page can
@@ -228,8 +297,8 @@ impl Service {
     }
 
     /// R17, R23: members cannot leave by themselves.
-    pub async fn leave(&self, caller: &Caller, tenant: TenantId, group: GroupId) -> Result<()> {
-        self.read("leave", caller, (), |tx, actor, ()| {
+    pub async fn leave(&self, caller: &Caller, tenant: TenantId, group: GroupRef) -> Result<()> {
+        self.read("leave", caller, group, |tx, actor, group| {
             Box::pin(async move {
                 let g = visible_group(tx, actor, tenant, group, Lock::No).await?;
                 let Some(user) = actor.user_key() else {
@@ -238,7 +307,7 @@ impl Service {
                         "only a user can leave a group",
                     ));
                 };
-                if tx.is_effective_member(tenant, group, user).await? {
+                if tx.is_effective_member(tenant, g.id, user).await? {
                     return Err(Error::precondition(
                         Reason::MembersCannotLeave,
                         "members cannot leave a group by themselves; a Group Master or an \

@@ -35,6 +35,30 @@ id_type!(
     EventId,
 );
 
+/// A group as a request names it: by the id this service gave it, or by the external key its
+/// tenant gave it (`tenants/{tenant}/groups/key:{key}`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub enum GroupRef {
+    Id(GroupId),
+    Key(String),
+}
+
+/// The last segment of the group's resource name: `42` or `key:{key}`.
+impl fmt::Display for GroupRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            GroupRef::Id(id) => id.fmt(f),
+            GroupRef::Key(key) => write!(f, "key:{key}"),
+        }
+    }
+}
+
+impl From<GroupId> for GroupRef {
+    fn from(id: GroupId) -> Self {
+        GroupRef::Id(id)
+    }
+}
+
 /// A user anywhere: users of other tenants appear in external groups, contacts and rooms.
 #[derive(
     Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,

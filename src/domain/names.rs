@@ -6,7 +6,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use super::error::Error;
-use super::model::{GroupId, RoomId, TeamId, TenantId, UserId, UserKey};
+use super::model::{GroupId, GroupRef, RoomId, TeamId, TenantId, UserId, UserKey};
 use super::text::quote;
 
 /// Why a text is not the resource name it should be.
@@ -16,6 +16,8 @@ pub enum NameError {
     Shape(&'static str),
     /// A segment where an id belongs is not a positive integer; holds that segment.
     Id(String),
+    /// The external key after `key:` breaks the key rule; holds why.
+    Key(String),
 }
 
 impl NameError {
@@ -30,6 +32,7 @@ impl fmt::Display for NameError {
         match self {
             NameError::Shape(pattern) => write!(f, "must be {pattern}"),
             NameError::Id(segment) => write!(f, "{} is not a positive id", quote(segment)),
+            NameError::Key(problem) => write!(f, "external key {problem}"),
         }
     }
 }
@@ -126,6 +129,89 @@ resource_names! {
     GroupName = "tenants/{tenant}/groups/{group}" { tenant: TenantId, group: GroupId }
     /// A general message room of a tenant.
     RoomName = "tenants/{tenant}/rooms/{room}" { tenant: TenantId, room: RoomId }
+}
+
+/// The most characters an external key holds.
+pub const MAX_EXTERNAL_KEY_CHARS: usize = 100;
+
+/// Characters an external key may not hold (the product's rule): they would make its resource
+/// name ambiguous in a path or a URL.
+pub const EXTERNAL_KEY_FORBIDDEN: [char; 5] = ['/', '%', '#', '?', '\\'];
+
+/// Why `key` is not an external key: 1-100 characters, none of `/ % # ? \`.
+pub fn external_key_problem(key: &str) -> Option<String> {
+    let n = key.chars().count();
+    if n == 0 || n > MAX_EXTERNAL_KEY_CHARS {
+        return Some(format!(
+            "must be 1-{MAX_EXTERNAL_KEY_CHARS} characters, is {n}"
+        ));
+    }
+    key.chars()
+        .find(|c| EXTERNAL_KEY_FORBIDDEN.contains(c))
+        .map(|c| format!("must not contain {c:?} (none of / % # ? \\)"))
+}
+
+/// A group named by id (`tenants/{tenant}/groups/{group}`) or by its external key
+/// (`tenants/{tenant}/groups/key:{key}`). The key is written as it is: it cannot hold `/`, `%`,
+/// `#`, `?` or `\`, so it needs no escaping.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct GroupPath {
+    pub tenant: TenantId,
+    pub group: GroupRef,
+}
+
+impl GroupPath {
+    pub const PATTERN: &'static str =
+        "tenants/{tenant}/groups/{group} or tenants/{tenant}/groups/key:{external_key}";
+
+    /// Reads the group named in request field `field`.
+    pub fn parse(field: &str, text: &str) -> Result<Self, Error> {
+        text.parse().map_err(|e: NameError| e.at(field))
+    }
+}
+
+impl From<GroupName> for GroupPath {
+    fn from(n: GroupName) -> Self {
+        GroupPath {
+            tenant: n.tenant,
+            group: GroupRef::Id(n.group),
+        }
+    }
+}
+
+impl FromStr for GroupPath {
+    type Err = NameError;
+    fn from_str(text: &str) -> Result<Self, NameError> {
+        let parts: Vec<&str> = text.splitn(4, '/').collect();
+        let [collection, tenant, groups, group] = parts[..] else {
+            return Err(NameError::Shape(Self::PATTERN));
+        };
+        if collection != "tenants" || groups != "groups" || group.contains('/') {
+            return Err(NameError::Shape(Self::PATTERN));
+        }
+        let tenant = canonical_id(tenant).ok_or_else(|| NameError::Id(tenant.to_owned()))?;
+        let group = match group.strip_prefix("key:") {
+            Some(key) => {
+                if let Some(problem) = external_key_problem(key) {
+                    return Err(NameError::Key(problem));
+                }
+                GroupRef::Key(key.to_owned())
+            }
+            None => GroupRef::Id(GroupId(
+                canonical_id(group).ok_or_else(|| NameError::Id(group.to_owned()))?,
+            )),
+        };
+        Ok(GroupPath {
+            tenant: TenantId(tenant),
+            group,
+        })
+    }
+}
+
+impl fmt::Display for GroupPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "tenants/{}/groups/{}", self.tenant, self.group)
+    }
 }
 
 impl From<UserKey> for UserName {
@@ -243,6 +329,54 @@ mod tests {
                 "{text}"
             );
         }
+    }
+
+    #[test]
+    fn a_group_is_named_by_id_or_by_external_key() {
+        let by_id: GroupPath = "tenants/1/groups/42".parse().unwrap();
+        assert_eq!(by_id.group, GroupRef::Id(GroupId(42)));
+        let by_key: GroupPath = "tenants/1/groups/key:hr-2026 Q1".parse().unwrap();
+        assert_eq!(by_key.tenant, TenantId(1));
+        assert_eq!(by_key.group, GroupRef::Key("hr-2026 Q1".into()));
+        assert_eq!(by_key.to_string(), "tenants/1/groups/key:hr-2026 Q1");
+        assert_eq!(by_key.to_string().parse(), Ok(by_key));
+        let long = "k".repeat(MAX_EXTERNAL_KEY_CHARS);
+        assert!(
+            format!("tenants/1/groups/key:{long}")
+                .parse::<GroupPath>()
+                .is_ok()
+        );
+        for bad in [
+            "tenants/1/groups/key:",
+            "tenants/1/groups/key:a%20b",
+            "tenants/1/groups/key:a#b",
+            "tenants/1/groups/key:a?b",
+            "tenants/1/groups/key:a\\b",
+        ] {
+            assert!(
+                matches!(bad.parse::<GroupPath>(), Err(NameError::Key(_))),
+                "{bad}"
+            );
+        }
+        assert!(matches!(
+            format!("tenants/1/groups/key:{long}k").parse::<GroupPath>(),
+            Err(NameError::Key(_))
+        ));
+        for shape in [
+            "tenants/1/groups/key:a/b",
+            "tenants/1/groups",
+            "tenant/1/groups/2",
+        ] {
+            assert_eq!(
+                shape.parse::<GroupPath>(),
+                Err(NameError::Shape(GroupPath::PATTERN)),
+                "{shape}"
+            );
+        }
+        assert_eq!(
+            "tenants/01/groups/key:a".parse::<GroupPath>(),
+            Err(NameError::Id("01".into()))
+        );
     }
 
     #[test]

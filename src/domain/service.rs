@@ -138,6 +138,46 @@ impl Service {
         Ok(answer)
     }
 
+    /// The answers for `keys`, each from the cache when it holds one read at the current
+    /// generation; `fill` reads the others at once, given their positions, and answers them in
+    /// that order. Only `Some` answers are kept.
+    pub(crate) async fn cached_each<T, F>(
+        &self,
+        keys: Vec<Key>,
+        to: impl Fn(Answer) -> Option<T>,
+        from: impl Fn(&T) -> Answer,
+        fill: impl FnOnce(Vec<usize>) -> F,
+    ) -> Result<Vec<Option<T>>>
+    where
+        T: Clone,
+        F: Future<Output = Result<Vec<Option<T>>>>,
+    {
+        let generation = self.db.generation();
+        let mut out: Vec<Option<T>> = Vec::with_capacity(keys.len());
+        let mut missing = Vec::new();
+        for (i, key) in keys.iter().enumerate() {
+            let hit = self.cache.as_ref().and_then(|c| c.get(key, generation));
+            match hit.and_then(&to) {
+                Some(t) => out.push(Some(t)),
+                None => {
+                    out.push(None);
+                    missing.push(i);
+                }
+            }
+        }
+        if missing.is_empty() {
+            return Ok(out);
+        }
+        let filled = fill(missing.clone()).await?;
+        for (i, answer) in missing.into_iter().zip(filled) {
+            if let (Some(cache), Some(a)) = (&self.cache, &answer) {
+                cache.put(keys[i].clone(), generation, from(a));
+            }
+            out[i] = answer;
+        }
+        Ok(out)
+    }
+
     /// The database, for the work that runs outside a caller's operation (`feed`).
     pub(crate) fn db(&self) -> &dyn Database {
         &*self.db

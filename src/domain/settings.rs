@@ -31,10 +31,11 @@ pub enum Field {
     MailingList,
     NotifyAllMembers,
     MasterManagesFeatures,
+    ExternalKey,
 }
 
 impl Field {
-    pub const ALL: [Field; 8] = [
+    pub const ALL: [Field; 9] = [
         Field::DisplayName,
         Field::Description,
         Field::PhotoUri,
@@ -43,6 +44,7 @@ impl Field {
         Field::MailingList,
         Field::NotifyAllMembers,
         Field::MasterManagesFeatures,
+        Field::ExternalKey,
     ];
 
     pub fn parse(path: &str) -> Option<Field> {
@@ -60,6 +62,7 @@ impl Field {
             "mailing_list" => Field::MailingList,
             "notify_all_members" => Field::NotifyAllMembers,
             "master_manages_features" => Field::MasterManagesFeatures,
+            "external_key" => Field::ExternalKey,
             _ => return None,
         })
     }
@@ -77,7 +80,10 @@ impl Field {
             | Field::FeatureTask
             | Field::FeatureFolder
             | Field::MailingList => Capability::RoomFeature,
-            Field::NotifyAllMembers | Field::MasterManagesFeatures => Capability::AdminOnly,
+            // The external key is what the tenant's integrations address the group by.
+            Field::NotifyAllMembers | Field::MasterManagesFeatures | Field::ExternalKey => {
+                Capability::AdminOnly
+            }
         }
     }
 }
@@ -85,7 +91,7 @@ impl Field {
 #[derive(Clone, Debug)]
 pub struct UpdateGroup {
     pub tenant: TenantId,
-    pub id: GroupId,
+    pub id: GroupRef,
     /// The new values; only the fields in `mask` are read.
     pub spec: GroupSpec,
     pub mask: Vec<Field>,
@@ -211,6 +217,7 @@ fn apply(group: &mut Group, spec: &GroupSpec, field: Field) {
         Field::FeatureFolder => group.features.folder = spec.features.folder,
         Field::MailingList => group.mailing_list = spec.mailing_list.clone(),
         Field::NotifyAllMembers => group.notify_all_members = spec.notify_all_members,
+        Field::ExternalKey => group.external_key = spec.external_key.clone(),
         Field::MasterManagesFeatures => {
             group.master_manages_features = spec.master_manages_features
         }
@@ -235,6 +242,9 @@ impl Service {
         if !cmd.mask.contains(&Field::MailingList) {
             probe.mailing_list = None;
         }
+        if !cmd.mask.contains(&Field::ExternalKey) {
+            probe.external_key = None;
+        }
         validate_spec(&probe, "group.", &mut v);
         v.finish()?;
         let mut cmd = cmd;
@@ -247,7 +257,7 @@ impl Service {
 }
 
 async fn update_in(tx: &mut dyn Tx, actor: &Actor, cmd: &UpdateGroup) -> Result<Group> {
-    let mut group = visible_group(tx, actor, cmd.tenant, cmd.id, Lock::ForUpdate).await?;
+    let mut group = visible_group(tx, actor, cmd.tenant, &cmd.id, Lock::ForUpdate).await?;
     check_etag(&group, cmd.etag.as_deref())?;
     let standing = standing(tx, actor, &group).await?;
     if !cmd

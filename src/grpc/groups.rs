@@ -6,7 +6,7 @@ use super::pb::group_service_server::GroupService;
 use crate::domain::Service;
 use crate::domain::external::ConvertRoom;
 use crate::domain::groups::CreateGroup;
-use crate::domain::names::{GroupName, TenantName};
+use crate::domain::names::{GroupPath, TenantName};
 use crate::domain::settings::UpdateGroup;
 
 pub struct GroupApi {
@@ -24,7 +24,7 @@ handlers! {
         create_group(pb::CreateGroupRequest) -> pb::Group =
             |cmd: CreateGroup| s.create_group(caller, cmd).await?;
         get_group(pb::GetGroupRequest) -> pb::Group =
-            |g: GroupName| s.get_group(caller, g.tenant, g.group).await?;
+            |g: GroupPath| s.get_group(caller, g.tenant, g.group).await?;
         delete_group(pb::DeleteGroupRequest) -> () =
             |d: DeleteGroup| s.delete_group(caller, d.name.tenant, d.name.group, d.etag).await?;
         update_group(pb::UpdateGroupRequest) -> pb::Group =

@@ -1,12 +1,12 @@
 //! `groups.v1.MembershipService`.
 
-use super::convert::{CheckMember, Listing, Masters};
+use super::convert::{BatchCheck, CheckMember, Listing, Masters};
 use super::pb;
 use super::pb::membership_service_server::MembershipService;
 use crate::domain::Service;
 use crate::domain::members::MemberBatch;
 use crate::domain::model::UserKey;
-use crate::domain::names::GroupName;
+use crate::domain::names::GroupPath;
 
 pub struct MembershipApi {
     service: Service,
@@ -26,12 +26,12 @@ handlers! {
         remove_members(pb::RemoveMembersRequest) -> pb::RemoveMembersResponse =
             |b: MemberBatch| (b.tenant, s.remove_members(caller, b).await?);
         list_members(pb::ListMembersRequest) -> pb::ListMembersResponse =
-            |l: Listing<GroupName>| {
-                let GroupName { tenant, group } = l.of;
+            |l: Listing<GroupPath>| {
+                let GroupPath { tenant, group } = l.of;
                 (tenant, s.list_members(caller, tenant, group, l.page).await?)
             };
         list_effective_members(pb::ListEffectiveMembersRequest)
-            -> pb::ListEffectiveMembersResponse = |l: Listing<GroupName>| {
+            -> pb::ListEffectiveMembersResponse = |l: Listing<GroupPath>| {
                 s.list_effective_members(caller, l.of.tenant, l.of.group, l.page).await?
             };
         add_masters(pb::AddMastersRequest) -> pb::AddMastersResponse =
@@ -39,13 +39,18 @@ handlers! {
         remove_masters(pb::RemoveMastersRequest) -> pb::RemoveMastersResponse =
             |m: Masters| s.remove_masters(caller, m.group.tenant, m.group.group, m.users).await?;
         list_masters(pb::ListMastersRequest) -> pb::ListMastersResponse =
-            |l: Listing<GroupName>| s.list_masters(caller, l.of.tenant, l.of.group, l.page).await?;
+            |l: Listing<GroupPath>| s.list_masters(caller, l.of.tenant, l.of.group, l.page).await?;
         check_membership(pb::CheckMembershipRequest) -> pb::CheckMembershipResponse =
             |c: CheckMember| {
                 s.check_membership(caller, c.group.tenant, c.group.group, c.user).await?
             };
+        batch_check_membership(pb::BatchCheckMembershipRequest)
+            -> pb::BatchCheckMembershipResponse = |b: BatchCheck| {
+                let answers = s.batch_check_membership(caller, b.user, b.groups.clone()).await?;
+                (b.groups, answers)
+            };
         list_groups_of_user(pb::ListGroupsOfUserRequest) -> pb::ListGroupsOfUserResponse =
             |l: Listing<UserKey>| s.list_groups_of_user(caller, l.of, l.page).await?;
-        leave(pb::LeaveRequest) -> () = |g: GroupName| s.leave(caller, g.tenant, g.group).await?;
+        leave(pb::LeaveRequest) -> () = |g: GroupPath| s.leave(caller, g.tenant, g.group).await?;
     }
 }

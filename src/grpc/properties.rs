@@ -50,8 +50,9 @@ pub fn resource_name(text: &str) -> Result<(), String> {
     round_trip::<UserName>(text)?;
     round_trip::<TeamName>(text)?;
     round_trip::<GroupName>(text)?;
+    round_trip::<GroupPath>(text)?;
     round_trip::<RoomName>(text)?;
-    let err = GroupName::parse("name", text).err().map(Status::from);
+    let err = GroupPath::parse("name", text).err().map(Status::from);
     err.map_or(Ok(()), |s| client_error("name", &s))
 }
 
@@ -153,7 +154,7 @@ requests! {
     GetEarliestCursorRequest => TenantName,
     ListAuditEventsRequest => Listing<(TenantId, AuditFilter)>,
     CreateGroupRequest => CreateGroup,
-    GetGroupRequest => GroupName,
+    GetGroupRequest => GroupPath,
     DeleteGroupRequest => DeleteGroup,
     UpdateGroupRequest => UpdateGroup,
     ListGroupsRequest => Query,
@@ -165,12 +166,13 @@ requests! {
     GetTenantUsageRequest => TenantName,
     AddMembersRequest => MemberBatch,
     RemoveMembersRequest => MemberBatch,
-    ListMembersRequest => Listing<GroupName>,
-    ListEffectiveMembersRequest => Listing<GroupName>,
+    ListMembersRequest => Listing<GroupPath>,
+    ListEffectiveMembersRequest => Listing<GroupPath>,
     AddMastersRequest => Masters,
     RemoveMastersRequest => Masters,
-    ListMastersRequest => Listing<GroupName>,
+    ListMastersRequest => Listing<GroupPath>,
     CheckMembershipRequest => CheckMember,
+    BatchCheckMembershipRequest => BatchCheck,
     ListGroupsOfUserRequest => Listing<UserKey>,
-    LeaveRequest => GroupName,
+    LeaveRequest => GroupPath,
 }

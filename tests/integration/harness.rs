@@ -513,6 +513,7 @@ pub fn team_member(id: i64) -> pb::MemberRef {
         r#type: pb::MemberType::Team as i32,
         id,
         tenant_id: 0,
+        ..Default::default()
     }
 }
 
@@ -521,6 +522,7 @@ pub fn user_member(id: i64) -> pb::MemberRef {
         r#type: pb::MemberType::User as i32,
         id,
         tenant_id: 0,
+        ..Default::default()
     }
 }
 

@@ -10,6 +10,8 @@ use crate::domain::model::*;
 pub trait GroupTx: Send {
     async fn insert_group(&mut self, group: &Group) -> Result<()>;
     async fn get_group(&mut self, tenant: TenantId, id: GroupId) -> Result<Option<Group>>;
+    /// The id of the tenant's group with this external key.
+    async fn group_by_key(&mut self, tenant: TenantId, key: &str) -> Result<Option<GroupId>>;
     /// The group and whether `user` is its effective member (R22), in one round trip.
     async fn get_group_seen_by(
         &mut self,

@@ -46,6 +46,7 @@ pub struct MemberRow {
 pub struct GroupFilter {
     pub kind: Option<GroupKind>,
     pub is_public: Option<bool>,
+    pub has_external_key: Option<bool>,
 }
 
 /// Which events the audit log lists; every field that is set must match.

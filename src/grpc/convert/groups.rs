@@ -2,14 +2,14 @@
 
 use tonic::Status;
 
-use super::membership::member_ref;
+use super::membership::named_members;
 use super::{invalid, non_empty, page, positive, required, user_refs, user_refs_out};
 use crate::domain::error::Violations;
 use crate::domain::external::{ConvertRoom, TenantUsage, over_quota};
 use crate::domain::features::DataFeature;
 use crate::domain::groups::{CreateGroup, Created, GroupSpec};
 use crate::domain::model::*;
-use crate::domain::names::{GroupName, RoomName, TenantName};
+use crate::domain::names::{GroupName, GroupPath, RoomName, TenantName};
 use crate::domain::page::PageRequest;
 use crate::domain::settings::{Field, UpdateGroup};
 use crate::domain::text::{normalize_name, quote};
@@ -18,7 +18,7 @@ use crate::grpc::pb;
 /// DeleteGroup: the group, and the etag the client last saw, if it sent one.
 #[derive(Debug)]
 pub struct DeleteGroup {
-    pub name: GroupName,
+    pub name: GroupPath,
     pub etag: Option<String>,
 }
 
@@ -39,14 +39,14 @@ pub struct Autocomplete {
 
 #[derive(Debug)]
 pub struct DeleteFeatureData {
-    pub name: GroupName,
+    pub name: GroupPath,
     pub features: Vec<DataFeature>,
 }
 
 /// ReportFeatureUsage: `bytes` of `feature` data the group holds now.
 #[derive(Debug)]
 pub struct FeatureUsage {
-    pub name: GroupName,
+    pub name: GroupPath,
     pub feature: String,
     pub bytes: i64,
 }
@@ -73,9 +73,9 @@ fn data_feature((i, f): (usize, &i32)) -> Result<DataFeature, Status> {
 }
 
 decode! {
-    pb::GetGroupRequest => GroupName = |r| Ok(GroupName::parse("name", &r.name)?);
+    pb::GetGroupRequest => GroupPath = |r| Ok(GroupPath::parse("name", &r.name)?);
     pb::DeleteGroupRequest => DeleteGroup = |r| Ok(DeleteGroup {
-        name: GroupName::parse("name", &r.name)?,
+        name: GroupPath::parse("name", &r.name)?,
         etag: non_empty(r.etag),
     });
     pb::ListGroupsRequest => Query =
@@ -88,11 +88,11 @@ decode! {
         limit: r.limit,
     });
     pb::DeleteFeatureDataRequest => DeleteFeatureData = |r| Ok(DeleteFeatureData {
-        name: GroupName::parse("name", &r.name)?,
+        name: GroupPath::parse("name", &r.name)?,
         features: r.features.iter().enumerate().map(data_feature).collect::<Result<_, _>>()?,
     });
     pb::ReportFeatureUsageRequest => FeatureUsage = |r| Ok(FeatureUsage {
-        name: GroupName::parse("name", &r.name)?,
+        name: GroupPath::parse("name", &r.name)?,
         feature: r.feature,
         bytes: r.bytes,
     });
@@ -199,15 +199,13 @@ impl TryFrom<pb::CreateGroupRequest> for CreateGroup {
         for id in r.master_user_ids {
             masters.push(UserId(positive("master_user_ids", id)?));
         }
-        let mut members = Vec::with_capacity(r.members.len());
-        for (i, m) in r.members.iter().enumerate() {
-            members.push(member_ref(&format!("members[{i}]"), tenant, m)?);
-        }
+        let (members, member_keys) = named_members("members", tenant, &r.members)?;
         Ok(CreateGroup {
             tenant,
             spec,
             masters,
             members,
+            member_keys,
             request_id: non_empty(r.request_id),
         })
     }
@@ -313,7 +311,7 @@ impl TryFrom<pb::UpdateGroupRequest> for UpdateGroup {
     type Error = Status;
     fn try_from(r: pb::UpdateGroupRequest) -> Result<Self, Status> {
         let g = required("group", r.group)?;
-        let GroupName { tenant, group: id } = GroupName::parse("group.name", &g.name)?;
+        let GroupPath { tenant, group: id } = GroupPath::parse("group.name", &g.name)?;
         let etag = non_empty(g.etag.clone());
         let paths = r.update_mask.map(|m| m.paths).unwrap_or_default();
         let mut mask = Vec::new();
@@ -383,13 +381,13 @@ mod tests {
 
     #[test]
     fn group_names_in_requests_name_their_field() {
-        let err = GroupName::try_from(pb::GetGroupRequest {
+        let err = GroupPath::try_from(pb::GetGroupRequest {
             name: "groups/2".into(),
         })
         .unwrap_err();
         assert_eq!(
             violations(err),
-            one("name", "must be tenants/{tenant}/groups/{group}")
+            one("name", &format!("must be {}", GroupPath::PATTERN))
         );
         let update = pb::UpdateGroupRequest {
             group: Some(pb::Group {
@@ -418,7 +416,7 @@ mod tests {
             etag: String::new(),
         })
         .unwrap();
-        assert_eq!((d.name.group, d.etag), (GroupId(2), None));
+        assert_eq!((d.name.group, d.etag), (GroupRef::Id(GroupId(2)), None));
 
         let request = |features: Vec<pb::DataFeature>| pb::DeleteFeatureDataRequest {
             name: "tenants/1/groups/2".into(),

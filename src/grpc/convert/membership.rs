@@ -8,21 +8,28 @@ use crate::domain::masters::MastersOutcome;
 use crate::domain::members::{AddOutcome, MemberBatch, RemoveOutcome};
 use crate::domain::membership::{DirectMember, Membership};
 use crate::domain::model::*;
-use crate::domain::names::GroupName;
+use crate::domain::names::{GroupPath, external_key_problem};
 use crate::grpc::pb;
 
 /// AddMasters and RemoveMasters.
 #[derive(Debug)]
 pub struct Masters {
-    pub group: GroupName,
+    pub group: GroupPath,
     pub users: Vec<UserKey>,
 }
 
 /// CheckMembership.
 #[derive(Debug)]
 pub struct CheckMember {
-    pub group: GroupName,
+    pub group: GroupPath,
     pub user: UserKey,
+}
+
+/// BatchCheckMembership.
+#[derive(Debug)]
+pub struct BatchCheck {
+    pub user: UserKey,
+    pub groups: Vec<GroupPath>,
 }
 
 /// A `MemberRef` in request field `field` of a request about a group of `group_tenant`; a
@@ -56,55 +63,101 @@ pub(super) fn member_ref(
     }
 }
 
+/// The members of request field `field` (`members`), of a group of `group_tenant`: those named
+/// by id, and the nested groups named by external key.
+pub(super) fn named_members(
+    field: &str,
+    group_tenant: TenantId,
+    members: &[pb::MemberRef],
+) -> Result<(Vec<MemberRef>, Vec<String>), Status> {
+    let (mut refs, mut keys) = (Vec::new(), Vec::new());
+    for (i, m) in members.iter().enumerate() {
+        let field = format!("{field}[{i}]");
+        if m.external_key.is_empty() {
+            refs.push(member_ref(&field, group_tenant, m)?);
+            continue;
+        }
+        if m.r#type != pb::MemberType::Group as i32 {
+            return Err(invalid(
+                &format!("{field}.external_key"),
+                "only a GROUP member is named by external key",
+            ));
+        }
+        if m.id != 0 {
+            return Err(invalid(
+                &format!("{field}.id"),
+                "give the id or the external key, not both",
+            ));
+        }
+        if m.tenant_id != 0 && m.tenant_id != group_tenant.0 {
+            return Err(invalid(
+                &format!("{field}.tenant_id"),
+                "teams and groups must be of the group's tenant",
+            ));
+        }
+        if let Some(problem) = external_key_problem(&m.external_key) {
+            return Err(invalid(&format!("{field}.external_key"), problem));
+        }
+        keys.push(m.external_key.clone());
+    }
+    Ok((refs, keys))
+}
+
 fn batch(
     group: &str,
     members: &[pb::MemberRef],
     request_id: String,
 ) -> Result<MemberBatch, Status> {
-    let GroupName { tenant, group } = GroupName::parse("group", group)?;
-    let members = members
-        .iter()
-        .enumerate()
-        .map(|(i, m)| member_ref(&format!("members[{i}]"), tenant, m))
-        .collect::<Result<Vec<_>, _>>()?;
+    let GroupPath { tenant, group } = GroupPath::parse("group", group)?;
+    let (members, group_keys) = named_members("members", tenant, members)?;
     Ok(MemberBatch {
         tenant,
         group,
         members,
+        group_keys,
         request_id: non_empty(request_id),
     })
 }
 
-fn group_page(group: &str, size: i32, token: String) -> Result<Listing<GroupName>, Status> {
-    Ok(listing(GroupName::parse("group", group)?, size, token))
+fn group_page(group: &str, size: i32, token: String) -> Result<Listing<GroupPath>, Status> {
+    Ok(listing(GroupPath::parse("group", group)?, size, token))
 }
 
 decode! {
     pb::AddMembersRequest => MemberBatch = |r| batch(&r.group, &r.members, r.request_id);
     pb::RemoveMembersRequest => MemberBatch = |r| batch(&r.group, &r.members, r.request_id);
-    pb::ListMembersRequest => Listing<GroupName> =
+    pb::ListMembersRequest => Listing<GroupPath> =
         |r| group_page(&r.group, r.page_size, r.page_token);
-    pb::ListEffectiveMembersRequest => Listing<GroupName> =
+    pb::ListEffectiveMembersRequest => Listing<GroupPath> =
         |r| group_page(&r.group, r.page_size, r.page_token);
     pb::AddMastersRequest => Masters = |r| Ok(Masters {
-        group: GroupName::parse("group", &r.group)?,
+        group: GroupPath::parse("group", &r.group)?,
         users: user_refs("users", &r.users)?,
     });
     pb::RemoveMastersRequest => Masters = |r| Ok(Masters {
-        group: GroupName::parse("group", &r.group)?,
+        group: GroupPath::parse("group", &r.group)?,
         users: user_refs("users", &r.users)?,
     });
-    pb::ListMastersRequest => Listing<GroupName> =
+    pb::ListMastersRequest => Listing<GroupPath> =
         |r| group_page(&r.group, r.page_size, r.page_token);
     pb::CheckMembershipRequest => CheckMember = |r| Ok(CheckMember {
-        group: GroupName::parse("group", &r.group)?,
+        group: GroupPath::parse("group", &r.group)?,
         user: user_ref("user", &required("user", r.user)?)?,
+    });
+    pb::BatchCheckMembershipRequest => BatchCheck = |r| Ok(BatchCheck {
+        user: user_ref("user", &required("user", r.user)?)?,
+        groups: r
+            .groups
+            .iter()
+            .enumerate()
+            .map(|(i, g)| GroupPath::parse(&format!("groups[{i}]"), g))
+            .collect::<Result<_, _>>()?,
     });
     pb::ListGroupsOfUserRequest => Listing<UserKey> = |r| {
         let user = user_ref("user", &required("user", r.user)?)?;
         Ok(listing(user, r.page_size, r.page_token))
     };
-    pb::LeaveRequest => GroupName = |r| Ok(GroupName::parse("group", &r.group)?);
+    pb::LeaveRequest => GroupPath = |r| Ok(GroupPath::parse("group", &r.group)?);
 }
 
 /// A member as answered: teams and groups are of the group's tenant.
@@ -118,6 +171,7 @@ fn member_ref_out(tenant: TenantId, m: MemberRef) -> pb::MemberRef {
         r#type: t as i32,
         id,
         tenant_id,
+        external_key: String::new(),
     }
 }
 
@@ -193,6 +247,25 @@ impl From<Membership> for pb::CheckMembershipResponse {
     }
 }
 
+/// The groups as requested, each with its answer.
+impl From<(Vec<GroupPath>, Vec<Option<Membership>>)> for pb::BatchCheckMembershipResponse {
+    fn from((groups, answers): (Vec<GroupPath>, Vec<Option<Membership>>)) -> Self {
+        let results = groups.into_iter().zip(answers).map(|(g, m)| {
+            let m = m.map(pb::CheckMembershipResponse::from);
+            pb::BatchCheckMembershipResult {
+                group: g.to_string(),
+                found: m.is_some(),
+                member: m.is_some_and(|m| m.member),
+                master: m.is_some_and(|m| m.master),
+                direct: m.is_some_and(|m| m.direct),
+            }
+        });
+        pb::BatchCheckMembershipResponse {
+            results: results.collect(),
+        }
+    }
+}
+
 /// A group of the user, and whether the user is a direct member.
 impl From<(Group, bool)> for pb::GroupOfUser {
     fn from((group, direct): (Group, bool)) -> Self {
@@ -220,6 +293,7 @@ mod tests {
             r#type: t as i32,
             id,
             tenant_id,
+            ..Default::default()
         }
     }
 
@@ -278,8 +352,8 @@ mod tests {
             group: "tenants/1/teams/2".into(),
         };
         assert_eq!(
-            violations(GroupName::try_from(leave).unwrap_err()),
-            one("group", "must be tenants/{tenant}/groups/{group}")
+            violations(GroupPath::try_from(leave).unwrap_err()),
+            one("group", &format!("must be {}", GroupPath::PATTERN))
         );
     }
 }

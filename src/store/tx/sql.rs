@@ -105,6 +105,13 @@ fn filter_clause(filter: &GroupFilter) -> String {
             " AND NOT g.is_public"
         });
     }
+    if let Some(keyed) = filter.has_external_key {
+        out.push_str(if keyed {
+            " AND g.external_key IS NOT NULL"
+        } else {
+            " AND g.external_key IS NULL"
+        });
+    }
     out
 }
 
@@ -360,7 +367,13 @@ mod tests {
         let mut out = vec![GroupFilter::default()];
         for kind in [None, Some(GroupKind::Internal), Some(GroupKind::External)] {
             for is_public in [None, Some(true), Some(false)] {
-                out.push(GroupFilter { kind, is_public });
+                for has_external_key in [None, Some(true), Some(false)] {
+                    out.push(GroupFilter {
+                        kind,
+                        is_public,
+                        has_external_key,
+                    });
+                }
             }
         }
         out
@@ -415,10 +428,14 @@ mod tests {
         let external = GroupFilter {
             kind: Some(GroupKind::External),
             is_public: Some(false),
+            has_external_key: Some(true),
         };
         assert_eq!(
             filter_clause(&external),
-            format!(" AND g.kind = '{GROUP_KIND_EXTERNAL}' AND NOT g.is_public")
+            format!(
+                " AND g.kind = '{GROUP_KIND_EXTERNAL}' AND NOT g.is_public \
+                 AND g.external_key IS NOT NULL"
+            )
         );
     }
 

@@ -94,7 +94,11 @@ async fn r24_owning_tenant_sees_only_id_name_and_tenant_of_other_members() {
     let kim = listed
         .members
         .iter()
-        .find(|m| m.member.is_some_and(|r| r.tenant_id == B && r.id == 2))
+        .find(|m| {
+            m.member
+                .as_ref()
+                .is_some_and(|r| r.tenant_id == B && r.id == 2)
+        })
         .expect("the B member is listed");
     assert_eq!(kim.display_name, "Kim from B");
     assert!(

@@ -110,7 +110,7 @@ async fn r14_external_groups_have_only_users_as_members() {
     srv.team(A, 10, &[3, 4]).await;
     let inner = group(A, "Inner").master(3).create(&srv).await.name;
     let inner_ref = group_member(&inner);
-    for member in [team_member(10), inner_ref] {
+    for member in [team_member(10), inner_ref.clone()] {
         let partners = group(A, "Partners").master(2).member(member).external();
         let err = partners.try_create(&srv).await.unwrap_err();
         assert_reason(&err, Code::FailedPrecondition, "EXTERNAL_GROUP_USERS_ONLY");

@@ -2,6 +2,7 @@
 
 mod creation;
 mod deletion;
+mod external_keys;
 mod limits;
 mod naming;
 mod visibility;

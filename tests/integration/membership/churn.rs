@@ -127,8 +127,9 @@ async fn list_members_pages_have_no_duplicates_or_gaps_while_members_change() {
         |_| {
             // Two joins and one leave among the churners, before and after the cursor.
             let (joins, leave) = pick(&mut rng, &churner_keys, &mut in_group);
-            let by_key =
-                |k: (i32, i64)| churners[churner_keys.iter().position(|c| *c == k).unwrap()];
+            let by_key = |k: (i32, i64)| {
+                churners[churner_keys.iter().position(|c| *c == k).unwrap()].clone()
+            };
             let joins: Vec<pb::MemberRef> = joins.into_iter().map(by_key).collect();
             let leave = leave.map(by_key);
             let (mut c, group) = (admin.clone(), g.clone());

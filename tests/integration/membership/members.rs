@@ -83,7 +83,7 @@ async fn r25_add_members_is_all_or_nothing() {
         team_member(77),
         member_of(GROUP, 0, 987_654_321),
     ] {
-        let err = add(&mut admin, &g, vec![user_member(3), unknown])
+        let err = add(&mut admin, &g, vec![user_member(3), unknown.clone()])
             .await
             .unwrap_err();
         assert_reason(&err, Code::FailedPrecondition, "UNKNOWN_MEMBER");

@@ -2,6 +2,7 @@
 //! cursor pagination (R03, R05, R06, R07, R17, R21, R22, R23, R24, R25).
 
 mod access;
+mod batch_checks;
 mod checks;
 mod churn;
 mod limits;

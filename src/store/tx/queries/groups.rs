@@ -39,6 +39,17 @@ impl GroupTx for BackendTx {
             .transpose()
     }
 
+    async fn group_by_key(&mut self, tenant: TenantId, key: &str) -> Result<Option<GroupId>> {
+        Ok(groups::table
+            .filter(groups::tenant_id.eq(tenant.0))
+            .filter(groups::external_key.eq(key))
+            .select(groups::group_id)
+            .first::<i64>(self.conn())
+            .await
+            .optional()?
+            .map(GroupId))
+    }
+
     async fn get_group_seen_by(
         &mut self,
         tenant: TenantId,
