@@ -161,6 +161,15 @@ pub struct Config {
         global = true
     )]
     pub event_retention_hours: u64,
+    /// How often expired members are deleted (with their events) and due message purges run,
+    /// in seconds. Expired members count nowhere from their expire time on, swept or not.
+    #[arg(
+        long,
+        env = "GROUP_SERVICE_TIMERS_INTERVAL_SECS",
+        default_value_t = 30,
+        global = true
+    )]
+    pub timers_interval_secs: u64,
     /// Largest request message accepted, in bytes; a larger one answers RESOURCE_EXHAUSTED.
     #[arg(
         long,

@@ -76,6 +76,8 @@ pub struct Options {
     /// HTTP/2 streams a client may reset before the server accepts them, per connection,
     /// before the connection is closed (the rapid-reset guard).
     pub http2_max_pending_reset_streams: usize,
+    /// How often expired members are swept and due message purges run (`timers`).
+    pub timers_every: Duration,
 }
 
 /// Events are kept a week unless configured otherwise.
@@ -85,6 +87,8 @@ pub const DEFAULT_EVENT_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600)
 pub const DEFAULT_HTTP2_MAX_PENDING_RESET_STREAMS: usize = 1024;
 /// How often retention runs.
 const PRUNE_EVERY: Duration = Duration::from_secs(60);
+/// How often the timers run unless configured otherwise.
+pub const DEFAULT_TIMERS_EVERY: Duration = Duration::from_secs(30);
 
 impl Default for Options {
     fn default() -> Self {
@@ -105,6 +109,7 @@ impl Default for Options {
             },
             tenant_rate: None,
             http2_max_pending_reset_streams: DEFAULT_HTTP2_MAX_PENDING_RESET_STREAMS,
+            timers_every: DEFAULT_TIMERS_EVERY,
         }
     }
 }
@@ -164,6 +169,11 @@ pub async fn run_with(
         service.clone(),
         options.event_retention,
         relaying,
+        stop_rx.clone(),
+    ));
+    tokio::spawn(timers(
+        service.clone(),
+        options.timers_every,
         stop_rx.clone(),
     ));
     let health_task = tokio::spawn(follow_database(
@@ -275,6 +285,20 @@ async fn follow_database(
         tokio::select! {
             changed = available.changed() => if changed.is_err() { break },
             _ = stop.changed() => break,
+        }
+    }
+}
+
+/// The work the clock brings, every `every` until `stop`: expired members deleted with their
+/// events (they count nowhere already, see `domain::expiry`).
+async fn timers(service: Service, every: Duration, mut stop: tokio::sync::watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        if let Err(e) = service.run_timers().await {
+            tracing::warn!(error = %e, "timers failed; they run again later");
         }
     }
 }

@@ -194,6 +194,8 @@ pub(crate) async fn manage_membership(
             "only admins and (where the tenant lets them) Group Masters change members",
         ));
     }
+    // The change sees the members that count: expired rows go first, with their event.
+    super::expiry::drop_expired(tx, &group).await?;
     Ok(Managed {
         group,
         by: actor.user_key(),

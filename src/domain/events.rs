@@ -118,6 +118,8 @@ pub enum ChangeDetail {
     },
     /// The directory deleted a team.
     TeamDeleted { cause: &'static str },
+    /// Members whose expire time passed (`expiry`).
+    Expired { cause: &'static str },
 }
 
 /// Why the directory took a user out of groups.

@@ -354,6 +354,7 @@ pub(crate) async fn insert_new_group(tx: &mut dyn Tx, new: NewGroup<'_>) -> Resu
         new.members,
         new.masters,
         Admission::Initial,
+        None,
         now,
     )
     .await?;

@@ -97,7 +97,7 @@ async fn promote(
         });
     }
     let now = now_micros();
-    let added = add_members_in(tx, &managed, &[], &changed, Admission::Added, now).await?;
+    let added = add_members_in(tx, &managed, &[], &changed, Admission::Added, None, now).await?;
     let group = &managed.group;
     tx.touch_group(group.tenant, group.id, now).await?;
     if !added.added.is_empty() {

@@ -44,6 +44,8 @@ pub struct MemberBatch {
     pub members: Vec<MemberRef>,
     /// Nested groups named by external key.
     pub group_keys: Vec<String>,
+    /// AddMembers: when the members it adds stop counting (microseconds); `None`: never.
+    pub expire_time: Option<i64>,
     #[serde(skip)]
     pub request_id: Option<String>,
 }
@@ -361,6 +363,7 @@ pub(crate) async fn add_members_in(
     members: &[MemberRef],
     masters: &[UserKey],
     admission: Admission,
+    expire_time: Option<i64>,
     now: i64,
 ) -> Result<AddOutcome> {
     let named = Named::of(members, masters);
@@ -383,7 +386,9 @@ pub(crate) async fn add_members_in(
     let fresh = matches!(admission, Admission::Initial);
     for member in all {
         let master = matches!(member, MemberRef::User(u) if master_set.contains(&u));
-        if insert_member(tx, &m.group, member, master, fresh, now).await? {
+        // A Group Master never expires (R05 cannot be broken by the clock).
+        let expires = if master { None } else { expire_time };
+        if insert_member(tx, &m.group, member, (master, expires), fresh, now).await? {
             out.added.push(member);
         } else {
             out.already_present.push(member);
@@ -398,7 +403,7 @@ async fn insert_member(
     tx: &mut dyn Tx,
     group: &Group,
     member: MemberRef,
-    master: bool,
+    (master, expire_time): (bool, Option<i64>),
     fresh: bool,
     now: i64,
 ) -> Result<bool> {
@@ -424,7 +429,8 @@ async fn insert_member(
     if let MemberRef::Group(g) = member {
         check_nesting(tx, tenant, id, g).await?;
     }
-    tx.insert_member(tenant, id, member, master, now).await?;
+    tx.insert_member(tenant, id, member, master, expire_time, now)
+        .await?;
     Ok(true)
 }
 
@@ -525,13 +531,17 @@ async fn add_batch(
     batch: &MemberBatch,
     fp: &str,
 ) -> Result<AddOutcome> {
-    let (key, now) = (batch.request_key(fp), now_micros());
+    let (key, now) = (batch.request_key(fp), tx.now());
     let (m, replay) = start_batch(tx, actor, batch, key, now).await?;
     if let Some(done) = replay {
         return Ok(done);
     }
     let members = with_keyed_groups(tx, batch.tenant, &batch.members, &batch.group_keys).await?;
-    let out = add_members_in(tx, &m, &members, &[], Admission::Added, now).await?;
+    let expire = batch.expire_time;
+    if expire.is_some_and(|e| e <= now) {
+        return Err(Error::invalid("expire_time", "must be in the future"));
+    }
+    let out = add_members_in(tx, &m, &members, &[], Admission::Added, expire, now).await?;
     if out.added.is_empty() {
         return Err(Error::AlreadyExists {
             reason: Reason::AlreadyMember,
@@ -549,7 +559,7 @@ async fn remove_batch(
     batch: &MemberBatch,
     fp: &str,
 ) -> Result<RemoveOutcome> {
-    let (key, now) = (batch.request_key(fp), now_micros());
+    let (key, now) = (batch.request_key(fp), tx.now());
     let (m, replay) = start_batch(tx, actor, batch, key, now).await?;
     if let Some(done) = replay {
         return Ok(done);

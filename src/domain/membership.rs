@@ -28,6 +28,8 @@ pub struct DirectMember {
     pub member: MemberRef,
     pub master: bool,
     pub display_name: String,
+    /// When the member stops counting (microseconds); `None`: never.
+    pub expire_time: Option<i64>,
 }
 
 /// Which users of a group a list returns.
@@ -83,11 +85,11 @@ impl Service {
                             MemberRef::User(k) => names.get(&k).cloned().unwrap_or_default(),
                             _ => String::new(),
                         };
-                        let master = r.is_master;
                         let m = DirectMember {
                             member,
-                            master,
+                            master: r.is_master,
                             display_name,
+                            expire_time: r.expire_time,
                         };
                         (r, m)
                     });

@@ -21,11 +21,13 @@
 pub mod access;
 pub mod cache;
 pub mod caller;
+pub mod clock;
 pub mod departures;
 pub mod directory;
 pub mod discovery;
 pub mod error;
 pub mod events;
+pub mod expiry;
 pub mod external;
 pub mod features;
 pub mod feed;

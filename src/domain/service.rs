@@ -6,7 +6,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -52,6 +52,8 @@ pub trait Database: Send + Sync + 'static {
     /// A number that grows after every committed write, or `None` while writes of other
     /// processes could go unnoticed (see `cache`).
     fn generation(&self) -> Option<u64>;
+    /// The clock transactions take their instant from (`Tx::now`).
+    fn clock(&self) -> &super::clock::Clock;
     /// A write transaction of this process committed.
     fn changed(&self);
     /// Changes whenever a write may have committed, here or in another process (while the
@@ -86,7 +88,16 @@ pub struct Service {
     db: Arc<dyn Database>,
     pub(crate) pager: Pager,
     cache: Option<Arc<AnswerCache>>,
+    horizon: Arc<Mutex<Horizon>>,
     observer: Option<Arc<dyn Observer>>,
+}
+
+/// Until when cached membership answers hold (`Service::cache_generation`).
+#[derive(Debug, Default)]
+struct Horizon {
+    generation: Option<u64>,
+    until: i64,
+    epoch: u64,
 }
 
 impl Service {
@@ -95,6 +106,7 @@ impl Service {
             db: Arc::new(db),
             pager: Pager::new(page_token_key),
             cache: None,
+            horizon: Arc::default(),
             observer: None,
         }
     }
@@ -129,13 +141,40 @@ impl Service {
             return fill.await;
         };
         // The generation is read before the database is: see `cache`.
-        let generation = self.db.generation();
+        let generation = self.cache_generation(&key).await;
         if let Some(hit) = cache.get(&key, generation).and_then(&to) {
             return Ok(hit);
         }
         let answer = fill.await?;
         cache.put(key, generation, from(&answer));
         Ok(answer)
+    }
+
+    /// The number cached answers for `key` are kept under and served at. The caller's
+    /// directory rows follow the database's generation. Answers that membership decides
+    /// (groups, checks) also end at the next member expiry: `horizon` holds the generation it
+    /// was read at, that expiry, and the number it hands out, which changes whenever either
+    /// is passed. The next expiry is read once per generation, before the answers it covers.
+    async fn cache_generation(&self, key: &Key) -> Option<u64> {
+        let generation = self.db.generation()?;
+        if matches!(key, Key::Actor(_)) {
+            return Some(generation);
+        }
+        let now = self.db.clock().now_micros();
+        {
+            let h = self.horizon.lock().ok()?;
+            if h.generation == Some(generation) && now < h.until {
+                return Some(h.epoch);
+            }
+        }
+        let mut t = self.db.begin(Mode::Read).await.ok()?;
+        let res = t.next_expiry(now).await;
+        let until = finish(&*self.db, t, Mode::Read, "", res).await.ok()?;
+        let mut h = self.horizon.lock().ok()?;
+        h.epoch += 1;
+        h.generation = Some(generation);
+        h.until = until.unwrap_or(i64::MAX);
+        Some(h.epoch)
     }
 
     /// The answers for `keys`, each from the cache when it holds one read at the current
@@ -152,7 +191,10 @@ impl Service {
         T: Clone,
         F: Future<Output = Result<Vec<Option<T>>>>,
     {
-        let generation = self.db.generation();
+        let generation = match keys.first() {
+            Some(key) if self.cache.is_some() => self.cache_generation(key).await,
+            _ => None,
+        };
         let mut out: Vec<Option<T>> = Vec::with_capacity(keys.len());
         let mut missing = Vec::new();
         for (i, key) in keys.iter().enumerate() {

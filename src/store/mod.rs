@@ -25,6 +25,7 @@ use diesel_async::{
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 use futures_util::FutureExt;
 
+use crate::domain::clock::Clock;
 use crate::domain::error::{Error, Result};
 use crate::domain::repo::Tx;
 pub use crate::domain::service::TxFuture;
@@ -49,6 +50,7 @@ const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqli
 pub struct Store {
     pub backend: Backend,
     changes: Arc<Changes>,
+    clock: Clock,
 }
 
 /// The pools of one backend.
@@ -67,6 +69,11 @@ pub fn is_postgres_url(url: &str) -> bool {
 }
 
 impl Store {
+    /// The clock of this store's transactions; tests move it forward.
+    pub fn clock(&self) -> Clock {
+        self.clock.clone()
+    }
+
     /// Connects to `url` (`postgres://...`, or an SQLite path / `sqlite://path`).
     pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<Store> {
         let timeout = changes::CONNECT_TIMEOUT;
@@ -91,6 +98,7 @@ impl Store {
             Ok(Store {
                 backend: Backend::Postgres(pool),
                 changes,
+                clock: Clock::default(),
             })
         } else {
             let path = url.strip_prefix("sqlite://").unwrap_or(url).to_owned();
@@ -163,6 +171,7 @@ impl Store {
             Ok(Store {
                 backend: Backend::Sqlite { writer, readers },
                 changes: Changes::new(true),
+                clock: Clock::default(),
             })
         }
     }
@@ -255,6 +264,7 @@ impl Database for Store {
                 Ok(Box::new(PgTx {
                     conn,
                     open,
+                    now: self.clock.now_micros(),
                     events: Vec::new(),
                 }))
             }
@@ -267,6 +277,7 @@ impl Database for Store {
                 SqliteTm::begin_transaction(&mut *conn).await?;
                 Ok(Box::new(SqliteTx {
                     conn,
+                    now: self.clock.now_micros(),
                     events: Vec::new(),
                 }))
             }
@@ -275,6 +286,10 @@ impl Database for Store {
 
     fn generation(&self) -> Option<u64> {
         self.changes.generation()
+    }
+
+    fn clock(&self) -> &Clock {
+        &self.clock
     }
 
     fn changed(&self) {

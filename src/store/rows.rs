@@ -4,7 +4,7 @@
 //! is defined here; SQL elsewhere interpolates these constants.
 
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Bool, Integer, Text};
+use diesel::sql_types::{BigInt, Bool, Integer, Nullable, Text};
 
 use super::schema::*;
 use crate::domain::error::{Error, Result};
@@ -458,6 +458,8 @@ pub struct MemberSqlRow {
     pub id: i64,
     #[diesel(sql_type = Bool)]
     pub is_master: bool,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub expire_time: Option<i64>,
 }
 
 impl TryFrom<MemberSqlRow> for MemberRow {
@@ -468,8 +470,15 @@ impl TryFrom<MemberSqlRow> for MemberRow {
             tenant: TenantId(r.tenant_id),
             id: r.id,
             is_master: r.is_master,
+            expire_time: r.expire_time,
         })
     }
+}
+
+#[derive(QueryableByName)]
+pub struct NextExpiryRow {
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub next_expiry: Option<i64>,
 }
 
 /// A group the user is in, and whether directly.

@@ -91,6 +91,7 @@ diesel::table! {
         user_id -> BigInt,
         is_master -> Bool,
         add_time -> BigInt,
+        expire_time -> Nullable<BigInt>,
     }
 }
 
@@ -100,6 +101,7 @@ diesel::table! {
         group_id -> BigInt,
         team_id -> BigInt,
         add_time -> BigInt,
+        expire_time -> Nullable<BigInt>,
     }
 }
 
@@ -109,6 +111,7 @@ diesel::table! {
         group_id -> BigInt,
         member_group_id -> BigInt,
         add_time -> BigInt,
+        expire_time -> Nullable<BigInt>,
     }
 }
 

@@ -280,6 +280,20 @@ impl TestServer {
         }
     }
 
+    /// The clock the server decides expiry and grace periods by; tests move it forward.
+    #[allow(dead_code)]
+    pub fn clock(&self) -> group_service::domain::clock::Clock {
+        self.store.clock()
+    }
+
+    /// Runs once, now, the work the server's timers run every `--timers-interval-secs`, as
+    /// this server's process would.
+    #[allow(dead_code)]
+    pub async fn run_timers(&self) {
+        let service = Service::new(self.store.clone(), b"page-token-test-key");
+        service.run_timers().await.expect("timers");
+    }
+
     pub fn token(&self, tenant: i64, sub: &str, admin: bool, service: bool) -> String {
         mint_hs256(SECRET, tenant, sub, admin, service, 600).expect("mint")
     }

@@ -10,15 +10,32 @@ use crate::domain::model::*;
 #[async_trait]
 pub trait MembershipTx: Send {
     async fn direct_members(&mut self, tenant: TenantId, id: GroupId) -> Result<DirectMembers>;
-    /// Inserts a direct member (`is_master` for a user member).
+    /// Inserts a direct member (`is_master` for a user member), expiring at `expire_time`
+    /// (microseconds) when given.
     async fn insert_member(
         &mut self,
         tenant: TenantId,
         group: GroupId,
         member: MemberRef,
         is_master: bool,
+        expire_time: Option<i64>,
         now: i64,
     ) -> Result<()>;
+    /// Direct members of the group whose expire time is not after `now` (still stored).
+    async fn expired_members(
+        &mut self,
+        tenant: TenantId,
+        group: GroupId,
+        now: i64,
+    ) -> Result<Vec<MemberRef>>;
+    /// Groups with expired members still stored, at most `limit`.
+    async fn groups_with_expired_members(
+        &mut self,
+        now: i64,
+        limit: i64,
+    ) -> Result<Vec<(TenantId, GroupId)>>;
+    /// The earliest expire time of any member after `now`.
+    async fn next_expiry(&mut self, now: i64) -> Result<Option<i64>>;
     /// `Some(is_master)` when `user` is a direct member.
     async fn user_member(
         &mut self,
@@ -48,6 +65,8 @@ pub trait MembershipTx: Send {
     ) -> Result<Vec<MemberRow>>;
 
     // Group Masters
+    /// Makes a user member a Group Master or a plain member. A master never expires: making
+    /// one clears the member's expire time.
     async fn set_master(
         &mut self,
         tenant: TenantId,

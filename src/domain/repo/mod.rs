@@ -39,6 +39,8 @@ pub struct MemberRow {
     pub tenant: TenantId,
     pub id: i64,
     pub is_master: bool,
+    /// When the member stops counting (microseconds); `None`: never.
+    pub expire_time: Option<i64>,
 }
 
 /// What ListGroups may filter on.
@@ -62,4 +64,8 @@ pub struct AuditFilter {
 
 /// One transaction. Every method runs inside it; the transaction commits only when the domain
 /// operation returns `Ok`.
-pub trait Tx: DirectoryTx + GroupTx + MembershipTx + EventTx + Send {}
+pub trait Tx: DirectoryTx + GroupTx + MembershipTx + EventTx + Send {
+    /// The transaction's instant (`domain::clock`), in microseconds: expired members are
+    /// absent from every statement of the transaction as of this instant.
+    fn now(&self) -> i64;
+}

@@ -2,6 +2,7 @@
 
 use tonic::Status;
 
+use super::timestamp_micros;
 use super::user_refs_out;
 use super::{Listing, invalid, listing, non_empty, positive, required, user_ref, user_refs};
 use crate::domain::masters::MastersOutcome;
@@ -115,6 +116,7 @@ fn batch(
         group,
         members,
         group_keys,
+        expire_time: None,
         request_id: non_empty(request_id),
     })
 }
@@ -124,7 +126,10 @@ fn group_page(group: &str, size: i32, token: String) -> Result<Listing<GroupPath
 }
 
 decode! {
-    pb::AddMembersRequest => MemberBatch = |r| batch(&r.group, &r.members, r.request_id);
+    pb::AddMembersRequest => MemberBatch = |r| Ok(MemberBatch {
+        expire_time: r.expire_time.map(|t| timestamp_micros("expire_time", t)).transpose()?,
+        ..batch(&r.group, &r.members, r.request_id)?
+    });
     pb::RemoveMembersRequest => MemberBatch = |r| batch(&r.group, &r.members, r.request_id);
     pb::ListMembersRequest => Listing<GroupPath> =
         |r| group_page(&r.group, r.page_size, r.page_token);
@@ -212,6 +217,7 @@ impl From<(TenantId, (Vec<DirectMember>, String))> for pb::ListMembersResponse {
                     member: Some(member_ref_out(tenant, m.member)),
                     master: m.master,
                     display_name: m.display_name,
+                    expire_time: m.expire_time.map(super::groups::timestamp),
                 })
                 .collect(),
             next_page_token,
@@ -335,6 +341,7 @@ mod tests {
             group: "tenants/1/groups/2".into(),
             members: vec![pb_member(pb::MemberType::Group, 0, 0)],
             request_id: "r".into(),
+            expire_time: None,
         };
         assert_eq!(
             violations(MemberBatch::try_from(add).unwrap_err()),

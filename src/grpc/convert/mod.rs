@@ -124,6 +124,20 @@ fn user_refs_out(users: Vec<UserKey>) -> Vec<pb::UserRef> {
     users.into_iter().map(Into::into).collect()
 }
 
+/// A request's Timestamp in microseconds since the epoch (nanoseconds below a microsecond are
+/// dropped): the range and the nanos of the Timestamp's own definition, or INVALID_ARGUMENT.
+fn timestamp_micros(field: &str, t: prost_types::Timestamp) -> Result<i64, Status> {
+    const YEAR_1: i64 = -62_135_596_800;
+    const YEAR_9999_END: i64 = 253_402_300_799;
+    if !(0..1_000_000_000).contains(&t.nanos) {
+        return Err(invalid(field, "nanos must be 0-999999999"));
+    }
+    if !(YEAR_1..=YEAR_9999_END).contains(&t.seconds) {
+        return Err(invalid(field, "must be in the years 1-9999"));
+    }
+    Ok(t.seconds * 1_000_000 + i64::from(t.nanos / 1000))
+}
+
 /// Optional strings (request ids, etags): proto3 sends an absent one as "".
 fn non_empty(id: String) -> Option<String> {
     Some(id).filter(|id| !id.is_empty())

@@ -36,6 +36,8 @@ use crate::domain::model::{Event, TenantId, UserId, UserKey};
 pub struct PgTx {
     pub conn: Pooled<AsyncPgConnection>,
     pub open: bool,
+    /// The transaction's instant (`Tx::now`).
+    pub now: i64,
     /// The transaction's events, written with their sequence numbers just before it commits
     /// (`EventTx::sequence_events`).
     pub events: Vec<Event>,
@@ -43,6 +45,7 @@ pub struct PgTx {
 /// An SQLite transaction, likewise.
 pub struct SqliteTx {
     pub conn: Pooled<SqliteConn>,
+    pub now: i64,
     pub events: Vec<Event>,
 }
 
@@ -53,7 +56,21 @@ impl PgTx {
     }
 }
 
+impl PgTx {
+    /// A statement of `sql` as PostgreSQL reads it: `$n` binds by number.
+    fn statement(sql: impl Into<String>) -> String {
+        sql.into()
+    }
+}
+
 impl SqliteTx {
+    /// A statement of `sql` (`$n` binds) as SQLite binds by number: `?n`. SQLite would number
+    /// `$n` names by first appearance instead. No statement has `$` anywhere else
+    /// (`sql` tests).
+    fn statement(sql: impl Into<String>) -> String {
+        sql.into().replace('$', "?")
+    }
+
     /// The connection every SQLite query of the transaction runs on.
     fn conn(&mut self) -> &mut SqliteConn {
         &mut self.conn

@@ -5,6 +5,7 @@ mod access;
 mod batch_checks;
 mod checks;
 mod churn;
+mod expiry;
 mod limits;
 mod masters;
 mod members;

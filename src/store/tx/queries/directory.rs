@@ -73,7 +73,7 @@ impl DirectoryTx for BackendTx {
     }
 
     async fn take_group_slot(&mut self, id: TenantId) -> Result<bool> {
-        let n = diesel::sql_query(sql::take_group_slot())
+        let n = diesel::sql_query(BackendTx::statement(sql::take_group_slot()))
             .bind::<BigInt, _>(id.0)
             .bind::<BigInt, _>(Plan::Paid.group_limit())
             .bind::<BigInt, _>(Plan::Free.group_limit())

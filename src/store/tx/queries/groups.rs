@@ -56,15 +56,17 @@ impl GroupTx for BackendTx {
         id: GroupId,
         user: UserKey,
     ) -> Result<Option<(Group, bool)>> {
-        let row: Option<GroupSeenRow> = diesel::sql_query(sql::group_seen_by())
-            .bind::<BigInt, _>(id.0)
-            .bind::<BigInt, _>(tenant.0)
-            .bind::<BigInt, _>(user.tenant.0)
-            .bind::<BigInt, _>(user.user.0)
-            .keep_prepared()
-            .get_result(self.conn())
-            .await
-            .optional()?;
+        let row: Option<GroupSeenRow> =
+            diesel::sql_query(BackendTx::statement(sql::group_seen_by()))
+                .bind::<BigInt, _>(id.0)
+                .bind::<BigInt, _>(tenant.0)
+                .bind::<BigInt, _>(user.tenant.0)
+                .bind::<BigInt, _>(user.user.0)
+                .bind::<BigInt, _>(self.now)
+                .keep_prepared()
+                .get_result(self.conn())
+                .await
+                .optional()?;
         row.map(|r| Ok((Group::try_from(r.group)?, r.member)))
             .transpose()
     }
@@ -123,7 +125,7 @@ impl GroupTx for BackendTx {
         except: GroupId,
     ) -> Result<bool> {
         let pattern = format!("{}@%", sql::like_escape(local));
-        let row: FlagRow = diesel::sql_query(sql::ADDRESS_IN_USE)
+        let row: FlagRow = diesel::sql_query(BackendTx::statement(sql::ADDRESS_IN_USE))
             .bind::<BigInt, _>(tenant.0)
             .bind::<Text, _>(pattern)
             .bind::<Text, _>(local)
@@ -259,14 +261,16 @@ impl GroupTx for BackendTx {
     }
 
     async fn stale_name_keys(&mut self, version: i32, limit: i64) -> Result<Vec<StaleKeys>> {
-        Ok(diesel::sql_query(sql::STALE_NAME_KEYS)
-            .bind::<Integer, _>(version)
-            .bind::<BigInt, _>(limit)
-            .load::<StaleKeysRow>(self.conn())
-            .await?
-            .into_iter()
-            .map(Into::into)
-            .collect())
+        Ok(
+            diesel::sql_query(BackendTx::statement(sql::STALE_NAME_KEYS))
+                .bind::<Integer, _>(version)
+                .bind::<BigInt, _>(limit)
+                .load::<StaleKeysRow>(self.conn())
+                .await?
+                .into_iter()
+                .map(Into::into)
+                .collect(),
+        )
     }
 
     async fn name_key_taken(
@@ -275,7 +279,7 @@ impl GroupTx for BackendTx {
         id: GroupId,
         name_key: &str,
     ) -> Result<bool> {
-        let row: FlagRow = diesel::sql_query(sql::NAME_KEY_TAKEN)
+        let row: FlagRow = diesel::sql_query(BackendTx::statement(sql::NAME_KEY_TAKEN))
             .bind::<BigInt, _>(tenant.0)
             .bind::<Text, _>(name_key)
             .bind::<BigInt, _>(id.0)
@@ -285,7 +289,7 @@ impl GroupTx for BackendTx {
     }
 
     async fn set_name_keys(&mut self, keys: &StaleKeys, version: i32) -> Result<()> {
-        diesel::sql_query(sql::SET_NAME_KEYS)
+        diesel::sql_query(BackendTx::statement(sql::SET_NAME_KEYS))
             .bind::<Text, _>(&keys.name_key)
             .bind::<Text, _>(&keys.search_text)
             .bind::<Integer, _>(version)
@@ -298,14 +302,14 @@ impl GroupTx for BackendTx {
     }
 
     async fn add_storage(&mut self, tenant: TenantId, group: GroupId, delta: i64) -> Result<()> {
-        diesel::sql_query(sql::ADD_GROUP_STORAGE)
+        diesel::sql_query(BackendTx::statement(sql::ADD_GROUP_STORAGE))
             .bind::<BigInt, _>(delta)
             .bind::<BigInt, _>(tenant.0)
             .bind::<BigInt, _>(group.0)
             .keep_prepared()
             .execute(self.conn())
             .await?;
-        diesel::sql_query(sql::ADD_TENANT_STORAGE)
+        diesel::sql_query(BackendTx::statement(sql::ADD_TENANT_STORAGE))
             .bind::<BigInt, _>(delta)
             .bind::<BigInt, _>(tenant.0)
             .keep_prepared()
@@ -315,7 +319,7 @@ impl GroupTx for BackendTx {
     }
 
     async fn usage_by_kind(&mut self, tenant: TenantId) -> Result<[(i64, i64); 2]> {
-        let rows = diesel::sql_query(sql::USAGE_BY_KIND)
+        let rows = diesel::sql_query(BackendTx::statement(sql::USAGE_BY_KIND))
             .bind::<BigInt, _>(tenant.0)
             .keep_prepared()
             .load::<KindUsageRow>(self.conn())
@@ -336,12 +340,13 @@ impl GroupTx for BackendTx {
         filter: &GroupFilter,
         page: Page<GroupId>,
     ) -> Result<Vec<Group>> {
-        diesel::sql_query(sql::list_groups(sees_all, filter))
+        diesel::sql_query(BackendTx::statement(sql::list_groups(sees_all, filter)))
             .bind::<BigInt, _>(viewer.tenant.0)
             .bind::<BigInt, _>(viewer.user.0)
             .bind::<BigInt, _>(tenant.0)
             .bind::<BigInt, _>(page.after.map_or(i64::MIN, |g| g.0))
             .bind::<BigInt, _>(page.limit)
+            .bind::<BigInt, _>(self.now)
             .keep_prepared()
             .load::<GroupRow>(self.conn())
             .await?
@@ -360,7 +365,7 @@ impl GroupTx for BackendTx {
     ) -> Result<Vec<(i32, Group)>> {
         let (rank, name, id) = page.after.unwrap_or((-1, String::new(), i64::MIN));
         let escaped = sql::like_escape(query);
-        diesel::sql_query(sql::search_groups(sees_all))
+        diesel::sql_query(BackendTx::statement(sql::search_groups(sees_all)))
             .bind::<BigInt, _>(viewer.tenant.0)
             .bind::<BigInt, _>(viewer.user.0)
             .bind::<BigInt, _>(tenant.0)
@@ -371,6 +376,7 @@ impl GroupTx for BackendTx {
             .bind::<Text, _>(name)
             .bind::<BigInt, _>(id)
             .bind::<BigInt, _>(page.limit)
+            .bind::<BigInt, _>(self.now)
             .keep_prepared()
             .load::<RankedGroupRow>(self.conn())
             .await?
@@ -387,13 +393,14 @@ impl GroupTx for BackendTx {
         prefix: &str,
         limit: i64,
     ) -> Result<Vec<Group>> {
-        diesel::sql_query(sql::autocomplete_groups(sees_all))
+        diesel::sql_query(BackendTx::statement(sql::autocomplete_groups(sees_all)))
             .bind::<BigInt, _>(viewer.tenant.0)
             .bind::<BigInt, _>(viewer.user.0)
             .bind::<BigInt, _>(tenant.0)
             .bind::<Text, _>(prefix)
             .bind::<Text, _>(format!("{prefix}{}", char::MAX))
             .bind::<BigInt, _>(limit)
+            .bind::<BigInt, _>(self.now)
             .keep_prepared()
             .load::<GroupRow>(self.conn())
             .await?

@@ -61,6 +61,7 @@ impl MembershipTx for BackendTx {
         group: GroupId,
         member: MemberRef,
         is_master: bool,
+        expire_time: Option<i64>,
         now: i64,
     ) -> Result<()> {
         let (t, g) = (tenant.0, group.0);
@@ -76,6 +77,7 @@ impl MembershipTx for BackendTx {
                             u::user_id.eq(user.user.0),
                         ),
                         (u::is_master.eq(is_master), u::add_time.eq(now)),
+                        u::expire_time.eq(expire_time),
                     ))
                     .execute(conn)
                     .await?
@@ -86,6 +88,7 @@ impl MembershipTx for BackendTx {
                     .values((
                         (m::tenant_id.eq(t), m::group_id.eq(g)),
                         (m::team_id.eq(team.0), m::add_time.eq(now)),
+                        m::expire_time.eq(expire_time),
                     ))
                     .execute(conn)
                     .await?
@@ -96,6 +99,7 @@ impl MembershipTx for BackendTx {
                     .values((
                         (m::tenant_id.eq(t), m::group_id.eq(g)),
                         (m::member_group_id.eq(member.0), m::add_time.eq(now)),
+                        m::expire_time.eq(expire_time),
                     ))
                     .execute(conn)
                     .await?
@@ -184,13 +188,14 @@ impl MembershipTx for BackendTx {
         let (k, t, i) = page.after.map_or((0, i64::MIN, i64::MIN), |(k, t, i)| {
             (member_kind_number(k), t, i)
         });
-        let rows = diesel::sql_query(sql::list_members())
+        let rows = diesel::sql_query(BackendTx::statement(sql::list_members()))
             .bind::<BigInt, _>(tenant.0)
             .bind::<BigInt, _>(group.0)
             .bind::<Integer, _>(k)
             .bind::<BigInt, _>(t)
             .bind::<BigInt, _>(i)
             .bind::<BigInt, _>(page.limit)
+            .bind::<BigInt, _>(self.now)
             .keep_prepared()
             .load::<MemberSqlRow>(self.conn())
             .await?;
@@ -213,7 +218,109 @@ impl MembershipTx for BackendTx {
         .set(group_user_members::is_master.eq(is_master))
         .execute(self.conn())
         .await?;
+        if is_master {
+            let key = (tenant.0, group.0, user.tenant.0, user.user.0);
+            diesel::update(group_user_members::table.find(key))
+                .filter(group_user_members::expire_time.is_not_null())
+                .set(group_user_members::expire_time.eq(None::<i64>))
+                .execute(self.conn())
+                .await?;
+        }
         Ok(n > 0)
+    }
+
+    async fn expired_members(
+        &mut self,
+        tenant: TenantId,
+        group: GroupId,
+        now: i64,
+    ) -> Result<Vec<MemberRef>> {
+        let (t, g) = (tenant.0, group.0);
+        let mut out: Vec<MemberRef> = {
+            use group_user_members::dsl as u;
+            group_user_members::table
+                .filter(u::tenant_id.eq(t).and(u::group_id.eq(g)))
+                .filter(u::expire_time.le(now))
+                .select((u::user_tenant_id, u::user_id))
+                .load::<(i64, i64)>(self.conn())
+                .await?
+                .into_iter()
+                .map(|(ut, uid)| MemberRef::User(user_key(ut, uid)))
+                .collect()
+        };
+        {
+            use group_team_members::dsl as m;
+            let teams = group_team_members::table
+                .filter(m::tenant_id.eq(t).and(m::group_id.eq(g)))
+                .filter(m::expire_time.le(now))
+                .select(m::team_id)
+                .load::<i64>(self.conn())
+                .await?;
+            out.extend(teams.into_iter().map(|id| MemberRef::Team(TeamId(id))));
+        }
+        {
+            use group_group_members::dsl as m;
+            let groups = group_group_members::table
+                .filter(m::tenant_id.eq(t).and(m::group_id.eq(g)))
+                .filter(m::expire_time.le(now))
+                .select(m::member_group_id)
+                .load::<i64>(self.conn())
+                .await?;
+            out.extend(groups.into_iter().map(|id| MemberRef::Group(GroupId(id))));
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    async fn groups_with_expired_members(
+        &mut self,
+        now: i64,
+        limit: i64,
+    ) -> Result<Vec<(TenantId, GroupId)>> {
+        let mut out: Vec<(i64, i64)> = group_user_members::table
+            .filter(group_user_members::expire_time.le(now))
+            .select((group_user_members::tenant_id, group_user_members::group_id))
+            .distinct()
+            .limit(limit)
+            .load(self.conn())
+            .await?;
+        out.extend(
+            group_team_members::table
+                .filter(group_team_members::expire_time.le(now))
+                .select((group_team_members::tenant_id, group_team_members::group_id))
+                .distinct()
+                .limit(limit)
+                .load::<(i64, i64)>(self.conn())
+                .await?,
+        );
+        out.extend(
+            group_group_members::table
+                .filter(group_group_members::expire_time.le(now))
+                .select((
+                    group_group_members::tenant_id,
+                    group_group_members::group_id,
+                ))
+                .distinct()
+                .limit(limit)
+                .load::<(i64, i64)>(self.conn())
+                .await?,
+        );
+        out.sort_unstable();
+        out.dedup();
+        out.truncate(usize::try_from(limit).unwrap_or(0));
+        Ok(out
+            .into_iter()
+            .map(|(t, g)| (TenantId(t), GroupId(g)))
+            .collect())
+    }
+
+    async fn next_expiry(&mut self, now: i64) -> Result<Option<i64>> {
+        let row: NextExpiryRow = diesel::sql_query(BackendTx::statement(sql::NEXT_EXPIRY))
+            .bind::<BigInt, _>(now)
+            .keep_prepared()
+            .get_result(self.conn())
+            .await?;
+        Ok(row.next_expiry)
     }
 
     async fn count_masters(&mut self, tenant: TenantId, group: GroupId) -> Result<i64> {
@@ -336,11 +443,12 @@ impl MembershipTx for BackendTx {
         group: GroupId,
         user: UserKey,
     ) -> Result<(Option<bool>, bool)> {
-        let row: MembershipRow = diesel::sql_query(sql::membership_of())
+        let row: MembershipRow = diesel::sql_query(BackendTx::statement(sql::membership_of()))
             .bind::<BigInt, _>(group.0)
             .bind::<BigInt, _>(tenant.0)
             .bind::<BigInt, _>(user.tenant.0)
             .bind::<BigInt, _>(user.user.0)
+            .bind::<BigInt, _>(self.now)
             .keep_prepared()
             .get_result(self.conn())
             .await?;
@@ -348,15 +456,18 @@ impl MembershipTx for BackendTx {
     }
 
     async fn effective_users(&mut self, tenant: TenantId, group: GroupId) -> Result<Vec<UserKey>> {
-        Ok(diesel::sql_query(sql::effective_users())
-            .bind::<BigInt, _>(group.0)
-            .bind::<BigInt, _>(tenant.0)
-            .keep_prepared()
-            .load::<UserKeyRow>(self.conn())
-            .await?
-            .into_iter()
-            .map(|r| user_key(r.tenant_id, r.user_id))
-            .collect())
+        Ok(
+            diesel::sql_query(BackendTx::statement(sql::effective_users()))
+                .bind::<BigInt, _>(group.0)
+                .bind::<BigInt, _>(tenant.0)
+                .bind::<BigInt, _>(self.now)
+                .keep_prepared()
+                .load::<UserKeyRow>(self.conn())
+                .await?
+                .into_iter()
+                .map(|r| user_key(r.tenant_id, r.user_id))
+                .collect(),
+        )
     }
 
     async fn list_effective_users(
@@ -366,18 +477,21 @@ impl MembershipTx for BackendTx {
         page: Page<UserKey>,
     ) -> Result<Vec<UserKey>> {
         let after = page.after.unwrap_or(user_key(i64::MIN, i64::MIN));
-        Ok(diesel::sql_query(sql::list_effective_users())
-            .bind::<BigInt, _>(group.0)
-            .bind::<BigInt, _>(tenant.0)
-            .bind::<BigInt, _>(after.tenant.0)
-            .bind::<BigInt, _>(after.user.0)
-            .bind::<BigInt, _>(page.limit)
-            .keep_prepared()
-            .load::<UserKeyRow>(self.conn())
-            .await?
-            .into_iter()
-            .map(|r| user_key(r.tenant_id, r.user_id))
-            .collect())
+        Ok(
+            diesel::sql_query(BackendTx::statement(sql::list_effective_users()))
+                .bind::<BigInt, _>(group.0)
+                .bind::<BigInt, _>(tenant.0)
+                .bind::<BigInt, _>(after.tenant.0)
+                .bind::<BigInt, _>(after.user.0)
+                .bind::<BigInt, _>(page.limit)
+                .bind::<BigInt, _>(self.now)
+                .keep_prepared()
+                .load::<UserKeyRow>(self.conn())
+                .await?
+                .into_iter()
+                .map(|r| user_key(r.tenant_id, r.user_id))
+                .collect(),
+        )
     }
 
     async fn groups_of_user(
@@ -386,12 +500,13 @@ impl MembershipTx for BackendTx {
         page: Page<(TenantId, GroupId)>,
     ) -> Result<Vec<(Group, bool)>> {
         let (t, g) = page.after.map_or((i64::MIN, i64::MIN), |(t, g)| (t.0, g.0));
-        diesel::sql_query(sql::groups_of_user())
+        diesel::sql_query(BackendTx::statement(sql::groups_of_user()))
             .bind::<BigInt, _>(user.tenant.0)
             .bind::<BigInt, _>(user.user.0)
             .bind::<BigInt, _>(t)
             .bind::<BigInt, _>(g)
             .bind::<BigInt, _>(page.limit)
+            .bind::<BigInt, _>(self.now)
             .keep_prepared()
             .load::<GroupOfUserRow>(self.conn())
             .await?

@@ -11,4 +11,8 @@ mod membership;
 use super::BackendTx;
 use crate::domain::repo::Tx;
 
-impl Tx for BackendTx {}
+impl Tx for BackendTx {
+    fn now(&self) -> i64 {
+        self.now
+    }
+}
