@@ -1,5 +1,7 @@
 //! Compiles `proto/groups/v1/*.proto` with protox (pure Rust, no `protoc`) and generates the
-//! tonic clients and servers plus a file descriptor set for server reflection.
+//! tonic clients and servers plus a file descriptor set for server reflection. The vendored
+//! googleapis files under `proto/google/` are found through the include path `proto` and go
+//! into the descriptor set with the other imports (reflection clients need them).
 
 use std::path::PathBuf;
 
@@ -11,14 +13,24 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/groups/v1/groups.proto",
         "proto/groups/v1/membership.proto",
     ];
-    for file in &files {
+    for file in files
+        .iter()
+        .chain(&["proto/google/api/field_behavior.proto"])
+    {
         println!("cargo:rerun-if-changed={file}");
     }
-    let descriptors = protox::compile(files, ["proto"])?;
+    let mut compiler = protox::Compiler::new(["proto"])?;
+    compiler
+        .include_source_info(true)
+        .include_imports(true)
+        .open_files(files)?;
+    let descriptors = compiler.file_descriptor_set();
     let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
+    // Encoded by protox rather than from `descriptors`: prost_types has no place for
+    // extension options (`google.api.field_behavior`) and would drop them.
     std::fs::write(
         out_dir.join("groups_descriptor.bin"),
-        prost::Message::encode_to_vec(&descriptors),
+        compiler.encode_file_descriptor_set(),
     )?;
     // Type names let the codec find each request's descriptor (`src/grpc/codec.rs`).
     let mut config = tonic_prost_build::Config::new();

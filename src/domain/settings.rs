@@ -94,6 +94,8 @@ pub struct UpdateGroup {
     pub id: GroupRef,
     /// The new values; only the fields in `mask` are read.
     pub spec: GroupSpec,
+    /// The fields to change, sorted: the request's update mask, or the populated fields when
+    /// it omits the mask (AIP-134). Empty is refused.
     pub mask: Vec<Field>,
     pub etag: Option<String>,
 }
@@ -230,7 +232,7 @@ impl Service {
         if cmd.mask.is_empty() {
             return Err(Error::invalid(
                 "update_mask",
-                "name the fields to change, or *",
+                "name the fields to change, or *, or omit it and populate them in group",
             ));
         }
         let mut v = Violations::default();

@@ -6,6 +6,7 @@
 mod fixtures;
 mod harness;
 
+mod api;
 mod auth;
 mod cache;
 mod directory;

@@ -307,28 +307,60 @@ impl From<TenantUsage> for pb::TenantUsage {
     }
 }
 
+/// The fields an update mask names (`*`: every updatable one), sorted, without repeats.
+fn named_fields(paths: &[String]) -> Result<Vec<Field>, Status> {
+    let mut mask = Vec::new();
+    for p in paths {
+        if p == "*" {
+            mask.extend(Field::ALL);
+        } else {
+            mask.push(Field::parse(p).ok_or_else(|| {
+                invalid(
+                    "update_mask",
+                    format!("{} is not an updatable field", quote(p)),
+                )
+            })?);
+        }
+    }
+    mask.sort();
+    mask.dedup();
+    Ok(mask)
+}
+
+/// AIP-134: the mask an omitted `update_mask` stands for, the updatable fields of `g` that
+/// are populated. A string is populated when it is not empty, an enum when it is not its zero
+/// value, a bool when it is true, a message (`features`, `mailing_list`) when it is present,
+/// and then it is replaced whole, as a mask naming it would. A field can therefore not be
+/// cleared without a mask. Fields that are not updatable (`name`, `etag`, `kind`, the output
+/// only ones) are not part of it, as they are not of `*`. The populated fields need the
+/// rights (R06) that naming them would.
+fn populated_fields(g: &pb::Group) -> Vec<Field> {
+    [
+        (!g.display_name.is_empty(), Field::DisplayName),
+        (!g.description.is_empty(), Field::Description),
+        (!g.photo_uri.is_empty(), Field::PhotoUri),
+        (g.visibility != 0, Field::Visibility),
+        (g.features.is_some(), Field::Features),
+        (g.mailing_list.is_some(), Field::MailingList),
+        (g.notify_all_members, Field::NotifyAllMembers),
+        (g.master_manages_features, Field::MasterManagesFeatures),
+        (!g.external_key.is_empty(), Field::ExternalKey),
+    ]
+    .into_iter()
+    .filter_map(|(populated, field)| populated.then_some(field))
+    .collect()
+}
+
 impl TryFrom<pb::UpdateGroupRequest> for UpdateGroup {
     type Error = Status;
     fn try_from(r: pb::UpdateGroupRequest) -> Result<Self, Status> {
         let g = required("group", r.group)?;
         let GroupPath { tenant, group: id } = GroupPath::parse("group.name", &g.name)?;
         let etag = non_empty(g.etag.clone());
-        let paths = r.update_mask.map(|m| m.paths).unwrap_or_default();
-        let mut mask = Vec::new();
-        for p in &paths {
-            if p == "*" {
-                mask.extend(Field::ALL);
-            } else {
-                mask.push(Field::parse(p).ok_or_else(|| {
-                    invalid(
-                        "update_mask",
-                        format!("{} is not an updatable field", quote(p)),
-                    )
-                })?);
-            }
-        }
-        mask.sort();
-        mask.dedup();
+        let mask = match r.update_mask {
+            Some(m) => named_fields(&m.paths)?,
+            None => populated_fields(&g),
+        };
         let spec = group_spec(g)?;
         Ok(UpdateGroup {
             tenant,
