@@ -170,6 +170,15 @@ pub struct Config {
         global = true
     )]
     pub timers_interval_secs: u64,
+    /// Days after message is turned off that a group's message-room data is purged; turning
+    /// message back on before then keeps it.
+    #[arg(
+        long,
+        env = "GROUP_SERVICE_MESSAGE_GRACE_DAYS",
+        default_value_t = 30,
+        global = true
+    )]
+    pub message_grace_days: u64,
     /// Largest request message accepted, in bytes; a larger one answers RESOURCE_EXHAUSTED.
     #[arg(
         long,

@@ -130,7 +130,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     server::run_with(
         listener,
         options,
-        Service::new(store, &page_key).with_cache(config.cache_mb << 20),
+        Service::new(store, &page_key)
+            .with_cache(config.cache_mb << 20)
+            .with_message_grace(Duration::from_secs(config.message_grace_days * 86_400)),
         verifier,
         shutdown_signal(),
     )

@@ -235,6 +235,7 @@ mod tests {
             version: 1,
             create_time: 0,
             update_time: 0,
+            message_purge_time: None,
         }
     }
 

@@ -22,6 +22,9 @@ pub enum EventKind {
     MastersAdded(MemberChange),
     MastersRemoved(MemberChange),
     FeatureDataPurged(FeatureDataPurged),
+    /// The grace period after message was turned off ended: the owning services delete the
+    /// group's message-room data (`grace`).
+    MessageDataPurged(FeatureDataPurged),
     FeatureUsageReported(FeatureUsageReported),
     /// The directory deleted the tenant: its last event (of no group).
     TenantDeleted(TenantDeleted),
@@ -166,6 +169,7 @@ impl EventKind {
             EventKind::MastersAdded(_) => "masters.added",
             EventKind::MastersRemoved(_) => "masters.removed",
             EventKind::FeatureDataPurged(_) => "feature_data.purged",
+            EventKind::MessageDataPurged(_) => "message_data.purged",
             EventKind::FeatureUsageReported(_) => "feature_usage.reported",
             EventKind::TenantDeleted(_) => "tenant.deleted",
             EventKind::UserDeleted(_) => "user.deleted",
@@ -181,7 +185,9 @@ impl EventKind {
             | EventKind::MembersRemoved(p)
             | EventKind::MastersAdded(p)
             | EventKind::MastersRemoved(p) => serde_json::to_string(p),
-            EventKind::FeatureDataPurged(p) => serde_json::to_string(p),
+            EventKind::FeatureDataPurged(p) | EventKind::MessageDataPurged(p) => {
+                serde_json::to_string(p)
+            }
             EventKind::FeatureUsageReported(p) => serde_json::to_string(p),
             EventKind::TenantDeleted(p) => serde_json::to_string(p),
             EventKind::UserDeleted(p) => serde_json::to_string(p),

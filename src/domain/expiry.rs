@@ -42,9 +42,11 @@ pub(crate) async fn drop_expired(tx: &mut dyn Tx, group: &Group) -> Result<usize
 }
 
 impl Service {
-    /// The work the clock brings, as the server's timers run it: expired members swept.
+    /// The work the clock brings, as the server's timers run it: expired members swept, due
+    /// message purges run (`grace`).
     pub async fn run_timers(&self) -> Result<()> {
         self.sweep_expired_members().await?;
+        self.purge_due_messages().await?;
         Ok(())
     }
 

@@ -417,6 +417,7 @@ impl GroupSpec {
             version: 1,
             create_time: now,
             update_time: now,
+            message_purge_time: None,
         }
     }
 }

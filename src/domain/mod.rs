@@ -31,6 +31,7 @@ pub mod expiry;
 pub mod external;
 pub mod features;
 pub mod feed;
+pub mod grace;
 pub mod groups;
 pub mod idempotency;
 pub mod limits;

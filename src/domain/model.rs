@@ -253,6 +253,9 @@ pub struct Group {
     pub version: i64,
     pub create_time: i64,
     pub update_time: i64,
+    /// While message is off: when its data is purged (microseconds). Turning message back on
+    /// before then cancels the purge.
+    pub message_purge_time: Option<i64>,
 }
 
 impl Group {

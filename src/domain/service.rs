@@ -90,6 +90,8 @@ pub struct Service {
     cache: Option<Arc<AnswerCache>>,
     horizon: Arc<Mutex<Horizon>>,
     observer: Option<Arc<dyn Observer>>,
+    /// How long after message is turned off its data is purged (`grace`).
+    pub(crate) message_grace: Duration,
 }
 
 /// Until when cached membership answers hold (`Service::cache_generation`).
@@ -108,7 +110,14 @@ impl Service {
             cache: None,
             horizon: Arc::default(),
             observer: None,
+            message_grace: super::grace::DEFAULT_MESSAGE_GRACE,
         }
+    }
+
+    /// Purges a group's message data `grace` after message is turned off (30 days unless set).
+    pub fn with_message_grace(mut self, grace: Duration) -> Self {
+        self.message_grace = grace;
+        self
     }
 
     /// Tells `observer` how long each operation took.

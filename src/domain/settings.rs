@@ -2,11 +2,14 @@
 //! matrix in `access`), R07 (external groups are private), R08 (features need message) and
 //! R10 (the mailing list).
 
+use std::time::Duration;
+
 use super::access::{Capability, Lock, may, standing, visible_group};
 use super::caller::{Actor, Caller};
 use super::directory::is_email;
 use super::error::{Error, Reason, Result, Violations};
 use super::events::{EventKind, GroupUpdated, emit};
+use super::grace::follow_message_switch;
 use super::groups::{GroupSpec, check_etag, validate_spec};
 use super::members::user_subject;
 use super::model::*;
@@ -251,14 +254,20 @@ impl Service {
         v.finish()?;
         let mut cmd = cmd;
         normalize_mailing_list(&mut cmd.spec.mailing_list);
-        self.write("update_group", caller, cmd, |tx, actor, cmd| {
-            Box::pin(async move { update_in(tx, actor, cmd).await })
+        let grace = self.message_grace;
+        self.write("update_group", caller, cmd, move |tx, actor, cmd| {
+            Box::pin(async move { update_in(tx, actor, cmd, grace).await })
         })
         .await
     }
 }
 
-async fn update_in(tx: &mut dyn Tx, actor: &Actor, cmd: &UpdateGroup) -> Result<Group> {
+async fn update_in(
+    tx: &mut dyn Tx,
+    actor: &Actor,
+    cmd: &UpdateGroup,
+    grace: Duration,
+) -> Result<Group> {
     let mut group = visible_group(tx, actor, cmd.tenant, &cmd.id, Lock::ForUpdate).await?;
     check_etag(&group, cmd.etag.as_deref())?;
     let standing = standing(tx, actor, &group).await?;
@@ -282,10 +291,11 @@ async fn update_in(tx: &mut dyn Tx, actor: &Actor, cmd: &UpdateGroup) -> Result<
         group.features = Features::default();
     }
     check_settings(tx, &group).await?;
+    follow_message_switch(tx, &before, &mut group, grace).await?;
     if group == before {
         return Ok(group);
     }
-    let now = now_micros();
+    let now = tx.now();
     group.version += 1;
     group.update_time = now;
     tx.update_group(&group).await?;

@@ -308,6 +308,7 @@ pub struct GroupRow {
     pub search_text: String,
     pub mailing_list: Option<String>,
     pub ml_block_external: bool,
+    pub message_purge_time: Option<i64>,
 }
 
 impl From<&Group> for GroupRow {
@@ -339,6 +340,7 @@ impl From<&Group> for GroupRow {
                 .mailing_list
                 .as_ref()
                 .is_some_and(|m| m.block_external_senders),
+            message_purge_time: g.message_purge_time,
         }
     }
 }
@@ -373,6 +375,7 @@ impl TryFrom<GroupRow> for Group {
             version: r.version,
             create_time: r.create_time,
             update_time: r.update_time,
+            message_purge_time: r.message_purge_time,
         })
     }
 }

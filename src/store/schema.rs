@@ -80,6 +80,7 @@ diesel::table! {
         search_text -> Text,
         mailing_list -> Nullable<Text>,
         ml_block_external -> Bool,
+        message_purge_time -> Nullable<BigInt>,
     }
 }
 

@@ -64,6 +64,7 @@ pub struct Setup {
     pub options: group_service::server::Options,
     pub verifier: Verifier,
     pub cache_bytes: u64,
+    pub message_grace: std::time::Duration,
 }
 
 impl Default for Setup {
@@ -72,6 +73,7 @@ impl Default for Setup {
             options: Default::default(),
             verifier: Verifier::hs256(SECRET),
             cache_bytes: CACHE_BYTES,
+            message_grace: group_service::domain::grace::DEFAULT_MESSAGE_GRACE,
         }
     }
 }
@@ -250,8 +252,9 @@ impl TestServer {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let service =
-            Service::new(store.clone(), b"page-token-test-key").with_cache(setup.cache_bytes);
+        let service = Service::new(store.clone(), b"page-token-test-key")
+            .with_cache(setup.cache_bytes)
+            .with_message_grace(setup.message_grace);
         let task = tokio::spawn(async move {
             group_service::server::run_with(
                 listener,

@@ -10,6 +10,12 @@ use crate::domain::model::*;
 pub trait GroupTx: Send {
     async fn insert_group(&mut self, group: &Group) -> Result<()>;
     async fn get_group(&mut self, tenant: TenantId, id: GroupId) -> Result<Option<Group>>;
+    /// Groups whose message purge is due at `now`, at most `limit`.
+    async fn groups_due_for_purge(
+        &mut self,
+        now: i64,
+        limit: i64,
+    ) -> Result<Vec<(TenantId, GroupId)>>;
     /// The id of the tenant's group with this external key.
     async fn group_by_key(&mut self, tenant: TenantId, key: &str) -> Result<Option<GroupId>>;
     /// The group and whether `user` is its effective member (R22), in one round trip.

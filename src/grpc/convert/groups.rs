@@ -246,6 +246,7 @@ impl From<Group> for pb::Group {
             update_time: Some(timestamp(g.update_time)),
             storage_used_bytes: g.storage_used_bytes,
             excluded_members: Vec::new(),
+            message_purge_time: g.message_purge_time.map(timestamp),
             mailing_list: g.mailing_list.map(|m| pb::MailingList {
                 address: m.address,
                 block_external_senders: m.block_external_senders,
@@ -396,6 +397,7 @@ mod tests {
             version: 3,
             create_time: -1,
             update_time: 1_500_000,
+            message_purge_time: None,
         }
     }
 

@@ -5,6 +5,7 @@
 mod etag;
 mod feature_data;
 mod features;
+mod grace;
 mod limits;
 mod mailing_list;
 mod mask;

@@ -39,6 +39,23 @@ impl GroupTx for BackendTx {
             .transpose()
     }
 
+    async fn groups_due_for_purge(
+        &mut self,
+        now: i64,
+        limit: i64,
+    ) -> Result<Vec<(TenantId, GroupId)>> {
+        Ok(groups::table
+            .filter(groups::message_purge_time.le(now))
+            .order(groups::message_purge_time)
+            .limit(limit)
+            .select((groups::tenant_id, groups::group_id))
+            .load::<(i64, i64)>(self.conn())
+            .await?
+            .into_iter()
+            .map(|(t, g)| (TenantId(t), GroupId(g)))
+            .collect())
+    }
+
     async fn group_by_key(&mut self, tenant: TenantId, key: &str) -> Result<Option<GroupId>> {
         Ok(groups::table
             .filter(groups::tenant_id.eq(tenant.0))
