@@ -237,9 +237,11 @@ bench_service() {
   # Open loop: a fixed rate, latency from each call's scheduled send.
   run "$b:GetGroup-admin-open${OPEN_RPS}rps" --config loadtest/ghz/get_group.json --host "$SVC_HOST" \
     -m "$admin" -d "{\"name\":\"$priv\"}" -r "$OPEN_RPS"
-  run "$b:Check-direct" --config loadtest/ghz/check_membership.json --host "$SVC_HOST" -m "$admin" \
-    -d "{\"group\":\"$priv\",\"user\":{\"tenant_id\":$t,\"user_id\":$muser}}" \
-    --expect '{"member":true,"direct":true}'
+  local direct=(--config loadtest/ghz/check_membership.json --host "$SVC_HOST" -m "$admin"
+    -d "{\"group\":\"$priv\",\"user\":{\"tenant_id\":$t,\"user_id\":$muser}}"
+    --expect '{"member":true,"direct":true}')
+  run "$b:Check-direct" "${direct[@]}"
+  half_rate "$b:Check-direct" "${direct[@]}"
   local depth5=(--config loadtest/ghz/check_membership.json --host "$SVC_HOST" -m "$admin"
     -d "{\"group\":\"$outer\",\"user\":{\"tenant_id\":$t,\"user_id\":$team_user}}"
     --expect '{"member":true,"direct":false}')
@@ -248,6 +250,18 @@ bench_service() {
   run "$b:Check-depth5-no" --config loadtest/ghz/check_membership.json --host "$SVC_HOST" -m "$admin" \
     -d "{\"group\":\"$outer\",\"user\":{\"tenant_id\":$t,\"user_id\":$outsider}}" \
     --expect '{"member":false}'
+  # BatchCheckMembership: the user against 10 and 100 of their own groups in one call.
+  local mine
+  mine=$("$LOAD" call --call groups.v1.MembershipService.ListGroupsOfUser --host "$SVC_HOST" \
+    -m "$member" -d "{\"user\":{\"tenant_id\":$t,\"user_id\":$muser},\"page_size\":100}" \
+    | jq -c '[.groups[].group.name]')
+  local n
+  for n in 10 100; do
+    local batch=(--config loadtest/ghz/batch_check_membership.json --host "$SVC_HOST" -m "$admin"
+      -d "{\"user\":{\"tenant_id\":$t,\"user_id\":$muser},\"groups\":$(jq -c ".[:$n]" <<<"$mine")}")
+    run "$b:BatchCheck-$n" "${batch[@]}"
+    half_rate "$b:BatchCheck-$n" "${batch[@]}"
+  done
 
   # A later page: follow the tokens of the first pages.
   local page_body="{\"user\":{\"tenant_id\":$t,\"user_id\":$muser},\"page_size\":50}"

@@ -253,3 +253,23 @@ async fn r05_masters_never_expire_and_expire_time_must_be_in_the_future() {
         .unwrap_err();
     assert_reason(&err, Code::AlreadyExists, "ALREADY_MEMBER");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r05_an_expired_member_is_no_successor_of_the_last_master() {
+    let Some(srv) = server().await else { return };
+    srv.company(T, 4).await;
+    let g = group(T, "G").master(2).create(&srv).await.name;
+    add_expiring(&srv, &g, vec![user_member(3)], in_an_hour(&srv))
+        .await
+        .unwrap();
+    let mut admin = srv.membership(T, 1, true);
+    add(&mut admin, &g, vec![user_member(4)]).await.unwrap();
+    srv.clock().advance(2 * HOUR);
+    delete_user(&srv, T, 2).await;
+    assert_eq!(
+        masters_of(&mut admin, &g).await,
+        vec![4],
+        "the earliest live member"
+    );
+    assert_eq!(check(&mut admin, &g, 3).await, (false, false, false));
+}

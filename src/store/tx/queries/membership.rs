@@ -384,6 +384,8 @@ impl MembershipTx for BackendTx {
                     .ne(except.user.0)
                     .or(m::user_tenant_id.ne(except.tenant.0)),
             )
+            // An expired member is no successor (it counts nowhere).
+            .filter(m::expire_time.is_null().or(m::expire_time.gt(self.now)))
             .into_boxed();
         if needs_external_permission {
             q = q.filter(users::external_messaging_allowed.eq(true));
