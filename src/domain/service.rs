@@ -180,6 +180,11 @@ impl Service {
         let res = t.next_expiry(now).await;
         let until = finish(&*self.db, t, Mode::Read, "", res).await.ok()?;
         let mut h = self.horizon.lock().ok()?;
+        // Another read of this generation got there first: its number stands, so that the
+        // answers cached under it meanwhile stay.
+        if h.generation == Some(generation) && now < h.until {
+            return Some(h.epoch);
+        }
         h.epoch += 1;
         h.generation = Some(generation);
         h.until = until.unwrap_or(i64::MAX);
