@@ -52,6 +52,8 @@ pub enum Reason {
     NotAMember,
     /// None of the named users is a Group Master.
     NotAMaster,
+    /// Group Masters never expire (R05).
+    MastersNeverExpire,
     /// The change would leave the group without a Group Master (R05).
     LastMaster,
     /// Members cannot leave a group by themselves (R17, R23).
@@ -111,6 +113,7 @@ impl Reason {
             Reason::AlreadyMaster => "ALREADY_MASTER",
             Reason::NotAMember => "NOT_A_MEMBER",
             Reason::NotAMaster => "NOT_A_MASTER",
+            Reason::MastersNeverExpire => "MASTERS_NEVER_EXPIRE",
             Reason::LastMaster => "LAST_MASTER",
             Reason::MembersCannotLeave => "MEMBERS_CANNOT_LEAVE",
             Reason::MessageRequired => "MESSAGE_REQUIRED",

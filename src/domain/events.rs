@@ -21,6 +21,8 @@ pub enum EventKind {
     MembersRemoved(MemberChange),
     MastersAdded(MemberChange),
     MastersRemoved(MemberChange),
+    /// Members' expire time set or cleared (`expiry`).
+    MembersExpiryChanged(ExpiryChange),
     FeatureDataPurged(FeatureDataPurged),
     /// The grace period after message was turned off ended: the owning services delete the
     /// group's message-room data (`grace`).
@@ -137,6 +139,14 @@ pub enum Departure {
     TenantDeleted,
 }
 
+/// Members whose expire time changed, and the new one (microseconds; `None`: never).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ExpiryChange {
+    pub group: String,
+    pub members: Vec<MemberRef>,
+    pub expire_time: Option<i64>,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct FeatureDataPurged {
     pub group: String,
@@ -168,6 +178,7 @@ impl EventKind {
             EventKind::MembersRemoved(_) => "members.removed",
             EventKind::MastersAdded(_) => "masters.added",
             EventKind::MastersRemoved(_) => "masters.removed",
+            EventKind::MembersExpiryChanged(_) => "members.expiry_changed",
             EventKind::FeatureDataPurged(_) => "feature_data.purged",
             EventKind::MessageDataPurged(_) => "message_data.purged",
             EventKind::FeatureUsageReported(_) => "feature_usage.reported",
@@ -185,6 +196,7 @@ impl EventKind {
             | EventKind::MembersRemoved(p)
             | EventKind::MastersAdded(p)
             | EventKind::MastersRemoved(p) => serde_json::to_string(p),
+            EventKind::MembersExpiryChanged(p) => serde_json::to_string(p),
             EventKind::FeatureDataPurged(p) | EventKind::MessageDataPurged(p) => {
                 serde_json::to_string(p)
             }

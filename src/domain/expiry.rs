@@ -5,9 +5,11 @@
 //! event and their users' R03 slots freed, before any membership change of their group and by
 //! the sweeper. Group Masters never expire (R05 cannot be broken by the clock).
 
-use super::error::Result;
-use super::events::{ChangeDetail, EventKind, emit};
-use super::members::member_change;
+use super::access::manage_membership;
+use super::caller::{Actor, Caller};
+use super::error::{Error, Reason, Result};
+use super::events::{ChangeDetail, EventKind, ExpiryChange, emit};
+use super::members::{MemberBatch, member_change, with_keyed_groups};
 use super::model::*;
 use super::repo::Tx;
 use super::service::{Mode, Service, finish};
@@ -41,7 +43,30 @@ pub(crate) async fn drop_expired(tx: &mut dyn Tx, group: &Group) -> Result<usize
     Ok(expired.len())
 }
 
+/// What SetMembersExpiry did: the members whose expiry it set, and those that were not
+/// members.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ExpiryOutcome {
+    pub updated: Vec<MemberRef>,
+    pub not_members: Vec<MemberRef>,
+}
+
 impl Service {
+    /// Sets (or, with `None`, clears) the expire time of direct members, all or nothing. Group
+    /// Masters never expire (R05): naming one fails. Members that are not there are reported;
+    /// when none of the named members is there the call fails.
+    pub async fn set_members_expiry(
+        &self,
+        caller: &Caller,
+        mut batch: MemberBatch,
+    ) -> Result<ExpiryOutcome> {
+        batch.validate()?;
+        self.write("set_members_expiry", caller, batch, |tx, actor, batch| {
+            Box::pin(set_expiry(tx, actor, batch))
+        })
+        .await
+    }
+
     /// The work the clock brings, as the server's timers run it: expired members swept, due
     /// message purges run (`grace`).
     pub async fn run_timers(&self) -> Result<()> {
@@ -75,3 +100,47 @@ impl Service {
 
 /// The actor the sweeper's events name.
 pub const SWEEPER: &str = "group-service/expiry";
+
+async fn set_expiry(tx: &mut dyn Tx, actor: &Actor, batch: &MemberBatch) -> Result<ExpiryOutcome> {
+    let now = tx.now();
+    if batch.expire_time.is_some_and(|e| e <= now) {
+        return Err(Error::invalid("expire_time", "must be in the future"));
+    }
+    let m = manage_membership(tx, actor, batch.tenant, &batch.group).await?;
+    let group = &m.group;
+    let members = with_keyed_groups(tx, batch.tenant, &batch.members, &batch.group_keys).await?;
+    let mut out = ExpiryOutcome::default();
+    for member in members {
+        if let MemberRef::User(u) = member
+            && batch.expire_time.is_some()
+            && tx.user_member(group.tenant, group.id, u).await? == Some(true)
+        {
+            return Err(Error::precondition(
+                Reason::MastersNeverExpire,
+                "Group Masters never expire; make them plain members first",
+            ));
+        }
+        if tx
+            .set_member_expiry(group.tenant, group.id, member, batch.expire_time)
+            .await?
+        {
+            out.updated.push(member);
+        } else {
+            out.not_members.push(member);
+        }
+    }
+    if out.updated.is_empty() {
+        return Err(Error::precondition(
+            Reason::NotAMember,
+            "none of the named members is a member",
+        ));
+    }
+    tx.touch_group(group.tenant, group.id, now).await?;
+    let change = ExpiryChange {
+        group: group.resource_name(),
+        members: out.updated.clone(),
+        expire_time: batch.expire_time,
+    };
+    emit(tx, group, EventKind::MembersExpiryChanged(change), now).await?;
+    Ok(out)
+}

@@ -51,7 +51,7 @@ pub struct MemberBatch {
 }
 
 impl MemberBatch {
-    fn validate(&mut self) -> Result<()> {
+    pub(crate) fn validate(&mut self) -> Result<()> {
         let mut v = Violations::default();
         let named = self.members.len() + self.group_keys.len();
         v.check(named > 0, "members", || "name at least one member".into());

@@ -1,6 +1,6 @@
 //! `groups.v1.MembershipService`.
 
-use super::convert::{BatchCheck, CheckMember, Listing, Masters};
+use super::convert::{BatchCheck, CheckMember, Expiry, Listing, Masters};
 use super::pb;
 use super::pb::membership_service_server::MembershipService;
 use crate::domain::Service;
@@ -25,6 +25,8 @@ handlers! {
             |b: MemberBatch| (b.tenant, s.add_members(caller, b).await?);
         remove_members(pb::RemoveMembersRequest) -> pb::RemoveMembersResponse =
             |b: MemberBatch| (b.tenant, s.remove_members(caller, b).await?);
+        set_members_expiry(pb::SetMembersExpiryRequest) -> pb::SetMembersExpiryResponse =
+            |e: Expiry| (e.0.tenant, s.set_members_expiry(caller, e.0).await?);
         list_members(pb::ListMembersRequest) -> pb::ListMembersResponse =
             |l: Listing<GroupPath>| {
                 let GroupPath { tenant, group } = l.of;

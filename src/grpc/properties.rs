@@ -166,6 +166,7 @@ requests! {
     GetTenantUsageRequest => TenantName,
     AddMembersRequest => MemberBatch,
     RemoveMembersRequest => MemberBatch,
+    SetMembersExpiryRequest => Expiry,
     ListMembersRequest => Listing<GroupPath>,
     ListEffectiveMembersRequest => Listing<GroupPath>,
     AddMastersRequest => Masters,

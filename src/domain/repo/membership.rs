@@ -21,6 +21,14 @@ pub trait MembershipTx: Send {
         expire_time: Option<i64>,
         now: i64,
     ) -> Result<()>;
+    /// Sets or clears a direct member's expire time; false when it is not a member.
+    async fn set_member_expiry(
+        &mut self,
+        tenant: TenantId,
+        group: GroupId,
+        member: MemberRef,
+        expire_time: Option<i64>,
+    ) -> Result<bool>;
     /// Direct members of the group whose expire time is not after `now` (still stored).
     async fn expired_members(
         &mut self,

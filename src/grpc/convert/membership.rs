@@ -5,6 +5,7 @@ use tonic::Status;
 use super::timestamp_micros;
 use super::user_refs_out;
 use super::{Listing, invalid, listing, non_empty, positive, required, user_ref, user_refs};
+use crate::domain::expiry::ExpiryOutcome;
 use crate::domain::masters::MastersOutcome;
 use crate::domain::members::{AddOutcome, MemberBatch, RemoveOutcome};
 use crate::domain::membership::{DirectMember, Membership};
@@ -25,6 +26,10 @@ pub struct CheckMember {
     pub group: GroupPath,
     pub user: UserKey,
 }
+
+/// SetMembersExpiry: the members and their new expire time.
+#[derive(Debug)]
+pub struct Expiry(pub MemberBatch);
 
 /// BatchCheckMembership.
 #[derive(Debug)]
@@ -131,6 +136,10 @@ decode! {
         ..batch(&r.group, &r.members, r.request_id)?
     });
     pb::RemoveMembersRequest => MemberBatch = |r| batch(&r.group, &r.members, r.request_id);
+    pb::SetMembersExpiryRequest => Expiry = |r| Ok(Expiry(MemberBatch {
+        expire_time: r.expire_time.map(|t| timestamp_micros("expire_time", t)).transpose()?,
+        ..batch(&r.group, &r.members, String::new())?
+    }));
     pb::ListMembersRequest => Listing<GroupPath> =
         |r| group_page(&r.group, r.page_size, r.page_token);
     pb::ListEffectiveMembersRequest => Listing<GroupPath> =
@@ -193,6 +202,16 @@ impl From<(TenantId, AddOutcome)> for pb::AddMembersResponse {
         pb::AddMembersResponse {
             added: member_refs_out(tenant, out.added),
             already_present: member_refs_out(tenant, out.already_present),
+        }
+    }
+}
+
+/// The outcome of SetMembersExpiry on a group of the tenant.
+impl From<(TenantId, ExpiryOutcome)> for pb::SetMembersExpiryResponse {
+    fn from((tenant, out): (TenantId, ExpiryOutcome)) -> Self {
+        pb::SetMembersExpiryResponse {
+            updated: member_refs_out(tenant, out.updated),
+            not_members: member_refs_out(tenant, out.not_members),
         }
     }
 }

@@ -273,3 +273,71 @@ async fn r05_an_expired_member_is_no_successor_of_the_last_master() {
     );
     assert_eq!(check(&mut admin, &g, 3).await, (false, false, false));
 }
+
+async fn set_expiry(
+    srv: &TestServer,
+    group: &str,
+    members: Vec<pb::MemberRef>,
+    expire_time: Option<prost_types::Timestamp>,
+) -> Result<pb::SetMembersExpiryResponse, tonic::Status> {
+    let req = pb::SetMembersExpiryRequest {
+        group: group.to_owned(),
+        members,
+        expire_time,
+    };
+    let mut admin = srv.membership(T, 1, true);
+    admin.set_members_expiry(req).await.map(|r| r.into_inner())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn set_members_expiry_sets_extends_and_clears_an_expiry() {
+    let Some(srv) = server().await else { return };
+    srv.company(T, 5).await;
+    let g = group(T, "G")
+        .master(2)
+        .members([user_member(3), user_member(4)])
+        .create(&srv)
+        .await
+        .name;
+    let set = set_expiry(
+        &srv,
+        &g,
+        vec![user_member(3), user_member(5)],
+        Some(in_an_hour(&srv)),
+    )
+    .await
+    .unwrap();
+    assert_eq!(keys(&set.updated), [u(3)].into());
+    assert_eq!(keys(&set.not_members), [u(5)].into());
+    let changed = payloads(&srv, &g, "members.expiry_changed").await;
+    assert_eq!(changed.len(), 1);
+    assert!(changed[0]["expire_time"].is_i64());
+
+    // Cleared before it passed: user 3 stays; user 4 given an hour is gone after it.
+    set_expiry(&srv, &g, vec![user_member(3)], None)
+        .await
+        .unwrap();
+    set_expiry(&srv, &g, vec![user_member(4)], Some(in_an_hour(&srv)))
+        .await
+        .unwrap();
+    srv.clock().advance(2 * HOUR);
+    let mut admin = srv.membership(T, 1, true);
+    assert!(check(&mut admin, &g, 3).await.0);
+    assert!(!check(&mut admin, &g, 4).await.0);
+
+    let err = set_expiry(&srv, &g, vec![user_member(2)], Some(in_an_hour(&srv)))
+        .await
+        .unwrap_err();
+    assert_reason(&err, Code::FailedPrecondition, "MASTERS_NEVER_EXPIRE");
+    let err = set_expiry(&srv, &g, vec![user_member(5)], Some(in_an_hour(&srv)))
+        .await
+        .unwrap_err();
+    assert_reason(&err, Code::FailedPrecondition, "NOT_A_MEMBER");
+    // The expired member is gone for this call too: it cannot be revived by a new expiry.
+    let err = set_expiry(&srv, &g, vec![user_member(4)], Some(in_an_hour(&srv)))
+        .await
+        .unwrap_err();
+    assert_reason(&err, Code::FailedPrecondition, "NOT_A_MEMBER");
+    let listed = members(&mut admin, &g).await;
+    assert!(listed.iter().all(|m| m.expire_time.is_none()), "{listed:?}");
+}

@@ -229,6 +229,39 @@ impl MembershipTx for BackendTx {
         Ok(n > 0)
     }
 
+    async fn set_member_expiry(
+        &mut self,
+        tenant: TenantId,
+        group: GroupId,
+        member: MemberRef,
+        expire_time: Option<i64>,
+    ) -> Result<bool> {
+        let (t, g) = (tenant.0, group.0);
+        let conn = self.conn();
+        let n = match member {
+            MemberRef::User(u) => {
+                let key = (t, g, u.tenant.0, u.user.0);
+                diesel::update(group_user_members::table.find(key))
+                    .set(group_user_members::expire_time.eq(expire_time))
+                    .execute(conn)
+                    .await?
+            }
+            MemberRef::Team(team) => {
+                diesel::update(group_team_members::table.find((t, g, team.0)))
+                    .set(group_team_members::expire_time.eq(expire_time))
+                    .execute(conn)
+                    .await?
+            }
+            MemberRef::Group(member) => {
+                diesel::update(group_group_members::table.find((t, g, member.0)))
+                    .set(group_group_members::expire_time.eq(expire_time))
+                    .execute(conn)
+                    .await?
+            }
+        };
+        Ok(n > 0)
+    }
+
     async fn expired_members(
         &mut self,
         tenant: TenantId,
