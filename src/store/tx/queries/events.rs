@@ -11,7 +11,7 @@ use crate::domain::model::*;
 use crate::domain::repo::{AuditFilter, EventTx, Page};
 use crate::store::rows::*;
 use crate::store::schema::*;
-use crate::store::tx::KeepPrepared;
+use crate::store::tx::{KeepPrepared, retry_on_taken_id};
 
 #[async_trait]
 impl EventTx for BackendTx {
@@ -333,7 +333,8 @@ impl BackendTx {
             diesel::insert_into(events::table)
                 .values(&EventRow::from(e))
                 .execute(self.conn())
-                .await?;
+                .await
+                .map_err(|e| retry_on_taken_id(e, "events", "event_id"))?;
         }
         Ok(())
     }
