@@ -277,6 +277,15 @@ pub struct Config {
         global = true
     )]
     pub http2_max_pending_reset_streams: usize,
+    /// Origins (`scheme://host[:port]`) whose browser pages may call over gRPC-Web,
+    /// comma-separated; none (the default): no cross-origin page may. `*` is refused.
+    #[arg(
+        long,
+        env = "GROUP_SERVICE_CORS_ALLOWED_ORIGINS",
+        value_delimiter = ',',
+        global = true
+    )]
+    pub cors_allowed_origins: Vec<String>,
     /// Log format.
     #[arg(
         long,

@@ -135,6 +135,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             burst: config.tenant_burst,
         }),
         http2_max_pending_reset_streams: config.http2_max_pending_reset_streams,
+        cors_allowed_origins: config.cors_allowed_origins.clone(),
     };
     server::run_with(
         listener,
