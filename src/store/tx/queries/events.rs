@@ -288,7 +288,8 @@ impl EventTx for BackendTx {
         Ok(events::table
             .filter(events::tenant_id.eq(tenant.0))
             .filter(events::group_id.eq(group.0))
-            .order(events::event_id)
+            // The cursor: commit order, whatever id layout issued the ids.
+            .order(events::seq)
             .select(EventRow::as_select())
             .load(self.conn())
             .await?
