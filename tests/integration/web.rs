@@ -49,6 +49,17 @@ async fn web_call(
     token: Option<&str>,
     message: impl Message,
 ) -> hyper::Response<Bytes> {
+    web_call_with(addr, path, token, message, &[]).await
+}
+
+/// `web_call` with more request headers.
+async fn web_call_with(
+    addr: SocketAddr,
+    path: &str,
+    token: Option<&str>,
+    message: impl Message,
+    headers: &[(&str, &str)],
+) -> hyper::Response<Bytes> {
     let bytes = message.encode_to_vec();
     let mut framed = vec![0u8];
     framed.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
@@ -60,6 +71,9 @@ async fn web_call(
         .header("origin", ADMIN_PAGE);
     if let Some(token) = token {
         req = req.header("authorization", format!("Bearer {token}"));
+    }
+    for (name, value) in headers {
+        req = req.header(*name, *value);
     }
     http1(addr, req.body(Full::new(Bytes::from(framed))).unwrap()).await
 }
@@ -269,4 +283,38 @@ async fn web_without_configured_origins_no_origin_is_granted() {
     let (messages, trailers) = frames(res.body());
     assert_eq!(trailer(&trailers, "grpc-status"), Some("0"), "{trailers:?}");
     assert_eq!(messages.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn web_the_size_limit_and_the_deadline_hold_for_grpc_web_calls() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let metrics = listener.local_addr().unwrap();
+    let mut setup = Setup::default();
+    setup.options.metrics_listener = Some(listener);
+    setup.options.max_request_bytes = 64;
+    let Some((srv, held)) =
+        TestServer::start_setup_with(setup, TestServer::hold_read_connections).await
+    else {
+        return;
+    };
+    let token = srv.token(1, "2", false, false);
+    // Every read connection is taken: the call waits past its grpc-timeout.
+    let res = web_call_with(
+        srv.addr,
+        GET_GROUP,
+        Some(&token),
+        get_req("tenants/1/groups/1"),
+        &[("grpc-timeout", "200m")],
+    )
+    .await;
+    let (_, trailers) = frames(res.body());
+    assert_eq!(trailer(&trailers, "grpc-status"), Some("4"), "{trailers:?}");
+    assert_eq!(handled_get_group(metrics, "DeadlineExceeded").await, 1.0);
+    drop(held);
+    // A request over --max-request-bytes.
+    let oversized = get_req(&format!("tenants/1/groups/{}", "9".repeat(100)));
+    let res = web_call(srv.addr, GET_GROUP, Some(&token), oversized).await;
+    let (_, trailers) = frames(res.body());
+    assert_eq!(trailer(&trailers, "grpc-status"), Some("8"), "{trailers:?}");
+    assert_eq!(handled_get_group(metrics, "ResourceExhausted").await, 1.0);
 }
