@@ -7,10 +7,13 @@ WORKDIR /src
 COPY Cargo.toml Cargo.lock build.rs ./
 COPY proto ./proto
 # Every target Cargo.toml declares needs a file, even the ones this image does not build.
-RUN mkdir -p src tests/integration loadtest/loadtool \
+# Cargo.toml's targets: the lib, the bins group-service, group-load and bare-health, the
+# tests integration and reliability, the bench loadgen.
+RUN mkdir -p src tests/integration tests/reliability loadtest/loadtool \
     && echo 'fn main() {}' > src/main.rs \
     && echo '' > src/lib.rs \
     && echo '' > tests/integration/main.rs \
+    && echo '' > tests/reliability/main.rs \
     && echo 'fn main() {}' > loadtest/loadgen.rs \
     && echo 'fn main() {}' > loadtest/loadtool/main.rs \
     && echo 'fn main() {}' > loadtest/bare_health.rs \
@@ -30,9 +33,15 @@ COPY --from=build /src/target/release/group-service /usr/local/bin/group-service
 USER 10001
 WORKDIR /data
 ENV GROUP_SERVICE_LISTEN=0.0.0.0:50051 \
+    GROUP_SERVICE_METRICS_LISTEN=0.0.0.0:9090 \
     GROUP_SERVICE_DATA_DIR=/data \
     GROUP_SERVICE_LOG_FORMAT=json
 VOLUME ["/data"]
-EXPOSE 50051
+# gRPC (and gRPC-Web), then Prometheus metrics (GET /metrics).
+EXPOSE 50051 9090
+# grpc.health.v1 Check on the listen address (0.0.0.0 dialed as 127.0.0.1): SERVING only
+# while the database answers. The start period covers the migrations and the first probe.
+HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
+    CMD ["/usr/local/bin/group-service", "health", "--timeout-ms", "2000"]
 ENTRYPOINT ["/usr/local/bin/group-service"]
 CMD ["serve"]

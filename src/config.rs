@@ -25,6 +25,21 @@ pub enum Command {
     Migrate,
     /// Print a bearer token signed with the configured HS256 secret.
     Token(TokenArgs),
+    /// Ask a running server's grpc.health.v1 Check: exit 0 when SERVING, 1 otherwise.
+    Health(HealthArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct HealthArgs {
+    /// The server to ask; default: the `--listen` address (a wildcard one on the loopback).
+    #[arg(long)]
+    pub addr: Option<String>,
+    /// The service whose health to ask for; default: the server as a whole.
+    #[arg(long, default_value = "")]
+    pub service: String,
+    /// How long to wait for the answer, connecting included, in milliseconds.
+    #[arg(long, default_value_t = 2000)]
+    pub timeout_ms: u64,
 }
 
 #[derive(Args, Debug)]
@@ -262,6 +277,15 @@ pub struct Config {
         global = true
     )]
     pub http2_max_pending_reset_streams: usize,
+    /// Origins (`scheme://host[:port]`) whose browser pages may call over gRPC-Web,
+    /// comma-separated; none (the default): no cross-origin page may. `*` is refused.
+    #[arg(
+        long,
+        env = "GROUP_SERVICE_CORS_ALLOWED_ORIGINS",
+        value_delimiter = ',',
+        global = true
+    )]
+    pub cors_allowed_origins: Vec<String>,
     /// Log format.
     #[arg(
         long,

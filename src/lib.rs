@@ -7,6 +7,7 @@ pub mod config;
 pub mod domain;
 pub mod grpc;
 pub mod guard;
+pub mod health;
 pub mod metrics;
 pub mod relay;
 pub mod server;

@@ -10,8 +10,8 @@ use group_service::domain::Service;
 use group_service::guard::drain::Drain;
 use group_service::guard::overload::Concurrency;
 use group_service::guard::rate::Rate;
-use group_service::server;
 use group_service::store::Store;
+use group_service::{health, server};
 
 /// A failure is said in one line on stderr (with its causes, without a backtrace) and the exit
 /// status is 1.
@@ -35,6 +35,15 @@ async fn run() -> anyhow::Result<()> {
             let store = Store::connect(&cli.config.database_url(), 2).await?;
             store.migrate().await?;
             println!("migrations applied");
+            Ok(())
+        }
+        Command::Health(args) => {
+            let addr = args
+                .addr
+                .unwrap_or_else(|| health::dial_address(&cli.config.listen));
+            let timeout = Duration::from_millis(args.timeout_ms);
+            health::check(&addr, &args.service, timeout).await?;
+            println!("{addr}: SERVING");
             Ok(())
         }
         Command::Token(args) => {
@@ -126,6 +135,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             burst: config.tenant_burst,
         }),
         http2_max_pending_reset_streams: config.http2_max_pending_reset_streams,
+        cors_allowed_origins: config.cors_allowed_origins.clone(),
     };
     server::run_with(
         listener,

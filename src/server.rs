@@ -18,6 +18,7 @@ use crate::grpc::pb::directory_service_server::DirectoryServiceServer;
 use crate::grpc::pb::event_service_server::EventServiceServer;
 use crate::grpc::pb::group_service_server::GroupServiceServer;
 use crate::grpc::pb::membership_service_server::MembershipServiceServer;
+use crate::grpc::web;
 use crate::grpc::{DirectoryApi, EventApi, GroupApi, MembershipApi, pb};
 use crate::guard::deadline::DeadlineLayer;
 use crate::guard::drain::{Closing, CutLayer, Drain};
@@ -78,6 +79,8 @@ pub struct Options {
     pub http2_max_pending_reset_streams: usize,
     /// How often expired members are swept and due message purges run (`timers`).
     pub timers_every: Duration,
+    /// Origins whose browser pages may call over gRPC-Web (`grpc::web`); none by default.
+    pub cors_allowed_origins: Vec<String>,
 }
 
 /// Events are kept a week unless configured otherwise.
@@ -110,6 +113,7 @@ impl Default for Options {
             tenant_rate: None,
             http2_max_pending_reset_streams: DEFAULT_HTTP2_MAX_PENDING_RESET_STREAMS,
             timers_every: DEFAULT_TIMERS_EVERY,
+            cors_allowed_origins: Vec::new(),
         }
     }
 }
@@ -133,6 +137,7 @@ pub async fn run_with(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let metrics_listener = options.metrics_listener;
+    let cors = web::cors(&options.cors_allowed_origins)?;
     let (reporter, health) = tonic_health::server::health_reporter();
     let reflection_v1 = reflection().build_v1()?;
     let reflection_v1alpha = reflection().build_v1alpha()?;
@@ -246,6 +251,15 @@ pub async fn run_with(
             )
         })
         .http2_max_pending_accept_reset_streams(Some(options.http2_max_pending_reset_streams))
+        // gRPC-Web (browsers) over HTTP/1.1 as well as HTTP/2, translated before the metrics
+        // layer so that every layer from there in sees an ordinary gRPC call.
+        .accept_http1(true)
+        .layer(tower::util::option_layer(cors))
+        .layer(tower::util::MapRequestLayer::new(
+            web::mark::<tonic::body::Body>,
+        ))
+        .layer(tonic_web::GrpcWebLayer::new())
+        .layer(web::TrailerFrameLayer)
         .layer(MetricsLayer(metrics))
         .layer(SizeLimitLayer)
         .layer(DeadlineLayer)

@@ -1,7 +1,7 @@
 //! Plain domain types: newtype ids, directory entities and groups.
 
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 macro_rules! id_type {
@@ -87,17 +87,44 @@ pub fn now_micros() -> i64 {
         .unwrap_or(0)
 }
 
-/// Time-ordered 63-bit ids: milliseconds since 2020 in the high bits, then a per-process
-/// sequence that starts at a random point (so two processes rarely collide, and a collision is
-/// a primary-key violation that the caller retries, never a silent overwrite).
+/// Seconds since 2025-01-01T00:00:00Z, the epoch of generated ids.
+const ID_EPOCH_SECS: i64 = 1_735_689_600;
+/// Bits below the seconds: a run of ids within one second.
+const ID_RUN_BITS: u32 = 22;
+/// Generated ids stay below this: 2^53, past which a JavaScript `Number` (and so a default
+/// Node or browser client) no longer holds every integer exactly.
+pub const MAX_SAFE_ID: i64 = 1 << 53;
+
+/// Generated ids (groups and events): below 2^53, so that clients reading int64 as a double
+/// (JavaScript's `Number`, `@grpc/proto-loader`'s `longs: Number`) keep them exact; time-ordered;
+/// strictly increasing within the process; rarely equal across processes.
+///
+/// Layout: `seconds since 2025-01-01 << 22 | run`, 31 bits of seconds over 22 bits of run,
+/// 53 bits in all. The first id of a second starts its run at a random point in the lower
+/// half (2^21 places); every other id is the last one plus one (a compare-and-swap on the
+/// last issued id), so a burst of more than 2^22 ids in a second borrows from the next
+/// seconds instead of wrapping, and a clock that steps back never repeats an id. Two
+/// processes meet only where their runs of the same second overlap; the tables' primary keys
+/// then refuse the second insert and the store answers `Error::Retry`, so the write runs
+/// again with a new id (never an overwrite).
+///
+/// Lifetime: 2^31 seconds, 68 years: ids reach 2^53 in January 2093. Ids issued before
+/// this layout (milliseconds since 2020 above 22 bits, above 2^59) stay valid; they sort
+/// after every id of this layout, and only clients that read int64 exactly can name them.
 pub fn next_id() -> i64 {
-    static SEQ: AtomicU64 = AtomicU64::new(0);
-    static START: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
-    const EPOCH_2020_MS: i64 = 1_577_836_800_000;
-    let start = *START.get_or_init(rand::random::<u64>);
-    let seq = (start.wrapping_add(SEQ.fetch_add(1, Ordering::Relaxed))) & 0x3F_FFFF;
-    let ms = now_micros() / 1000 - EPOCH_2020_MS;
-    (ms << 22) | seq as i64
+    static LAST: AtomicI64 = AtomicI64::new(0);
+    let secs = (now_micros() / 1_000_000 - ID_EPOCH_SECS).max(0);
+    let floor = secs << ID_RUN_BITS;
+    let start = floor | rand::random_range(0..1i64 << (ID_RUN_BITS - 1));
+    let mut last = LAST.load(Ordering::Relaxed);
+    loop {
+        // A new second starts a new run; within one, the run goes on.
+        let id = if last < floor { start } else { last + 1 };
+        match LAST.compare_exchange_weak(last, id, Ordering::Relaxed, Ordering::Relaxed) {
+            Ok(_) => return id,
+            Err(seen) => last = seen,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -317,4 +344,47 @@ pub struct Event {
     /// Who made the change (`tenants/1/users/2`, `tenants/1/services/mail`; empty for the
     /// service's own work). Given with `seq`.
     pub actor: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_ids_are_unique_increasing_per_thread_and_below_2_pow_53() {
+        const THREADS: usize = 8;
+        const PER_THREAD: usize = 50_000;
+        let before = (now_micros() / 1_000_000 - ID_EPOCH_SECS) << ID_RUN_BITS;
+        let runs: Vec<Vec<i64>> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..THREADS)
+                .map(|_| s.spawn(|| (0..PER_THREAD).map(|_| next_id()).collect::<Vec<_>>()))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("thread"))
+                .collect()
+        });
+        let mut all = std::collections::HashSet::new();
+        for run in &runs {
+            assert!(run.windows(2).all(|w| w[0] < w[1]), "not increasing");
+            for &id in run {
+                assert!(id >= before, "{id} is older than the test");
+                assert!(id < MAX_SAFE_ID, "{id} is not below 2^53");
+                assert!(all.insert(id), "{id} issued twice");
+            }
+        }
+        assert_eq!(all.len(), THREADS * PER_THREAD);
+        // 400,000 ids in about a second did not run far past the clock.
+        let max = all.iter().copied().max().expect("ids");
+        let after = (now_micros() / 1_000_000 - ID_EPOCH_SECS + 1) << ID_RUN_BITS;
+        assert!(max < after, "ids ran ahead of the clock");
+    }
+
+    #[test]
+    fn the_id_layout_lasts_until_2093() {
+        // The last second whose ids are all below 2^53.
+        let last = ID_EPOCH_SECS + (MAX_SAFE_ID >> ID_RUN_BITS) - 1;
+        let year = 1970 + last / 31_556_952;
+        assert_eq!(year, 2093);
+    }
 }

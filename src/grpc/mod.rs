@@ -39,6 +39,7 @@ pub mod limits;
 mod membership;
 pub mod properties;
 mod status;
+pub mod web;
 
 pub use directory::DirectoryApi;
 pub use events::EventApi;

@@ -21,3 +21,4 @@ mod membership_props;
 mod observability;
 mod ops;
 mod settings;
+mod web;

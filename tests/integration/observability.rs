@@ -19,7 +19,7 @@ use tonic_health::pb::health_client::HealthClient;
 
 /// One sample of the exposition: name, labels, value.
 #[derive(Debug)]
-struct Sample {
+pub(crate) struct Sample {
     name: String,
     labels: BTreeMap<String, String>,
     value: f64,
@@ -116,7 +116,7 @@ fn parse_exposition(text: &str) -> Vec<Sample> {
 }
 
 /// The value of the one sample named `name` whose labels include `labels`.
-fn value(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+pub(crate) fn value(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> Option<f64> {
     let found: Vec<&Sample> = samples
         .iter()
         .filter(|s| {
@@ -163,7 +163,7 @@ async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
     (status, body)
 }
 
-async fn scrape(addr: SocketAddr) -> Vec<Sample> {
+pub(crate) async fn scrape(addr: SocketAddr) -> Vec<Sample> {
     let (status, body) = http_get(addr, "/metrics").await;
     assert_eq!(status, 200, "{body}");
     parse_exposition(&body)
@@ -388,7 +388,10 @@ async fn obs_cancelled_and_expired_calls_are_counted() {
 }
 
 /// Scrapes until `done` holds, for up to 5 seconds; the last scrape.
-async fn eventually(metrics: SocketAddr, done: impl Fn(&[Sample]) -> bool) -> Vec<Sample> {
+pub(crate) async fn eventually(
+    metrics: SocketAddr,
+    done: impl Fn(&[Sample]) -> bool,
+) -> Vec<Sample> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     loop {
         let samples = scrape(metrics).await;

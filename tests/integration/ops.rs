@@ -141,3 +141,110 @@ async fn ops_health_is_serving_while_the_pool_is_busy() {
     }
     drop(held);
 }
+
+/// Runs `group-service health` with `args`: whether it exited 0, and what it printed.
+async fn health_command(args: &[&str]) -> (bool, String) {
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_group-service"))
+            .arg("health")
+            .args(&args)
+            .env_remove("GROUP_SERVICE_LISTEN")
+            .output()
+            .expect("run group-service health")
+    })
+    .await
+    .unwrap();
+    let printed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), printed)
+}
+
+/// Waits until the server's health is `want`, through the gRPC client.
+async fn until_health(srv: &TestServer, want: ServingStatus) {
+    let mut health = HealthClient::new(srv.channel.clone());
+    for _ in 0..200 {
+        let status = health.check(HealthCheckRequest::default()).await;
+        if status.is_ok_and(|r| r.into_inner().status == want as i32) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("health never became {want:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ops_health_command_exits_0_when_serving() {
+    let Some(srv) = server().await else { return };
+    until_health(&srv, ServingStatus::Serving).await;
+    // A wildcard listen address is dialed on the loopback.
+    let listen = format!("0.0.0.0:{}", srv.addr.port());
+    let (ok, printed) = health_command(&["--listen", &listen]).await;
+    assert!(ok, "{printed}");
+    assert!(printed.contains("SERVING"), "{printed}");
+    let addr = srv.addr.to_string();
+    let (ok, printed) =
+        health_command(&["--addr", &addr, "--service", "groups.v1.GroupService"]).await;
+    assert!(ok, "{printed}");
+    // A service the server does not report is a failure.
+    let (ok, printed) = health_command(&["--addr", &addr, "--service", "groups.v1.Nope"]).await;
+    assert!(!ok, "{printed}");
+    assert!(printed.contains("unknown service"), "{printed}");
+    assert_eq!(printed.lines().count(), 1, "{printed}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ops_health_command_fails_while_shutting_down() {
+    let Some(mut srv) = TestServer::start_setup(|s| {
+        s.options.drain = group_service::guard::drain::Drain {
+            delay: Duration::from_secs(5),
+            deadline: Duration::from_secs(10),
+        }
+    })
+    .await
+    else {
+        return;
+    };
+    until_health(&srv, ServingStatus::Serving).await;
+    srv.signal_shutdown();
+    // Calls are still answered during the delay, with health NOT_SERVING.
+    until_health(&srv, ServingStatus::NotServing).await;
+    let (ok, printed) = health_command(&["--addr", &srv.addr.to_string()]).await;
+    assert!(!ok, "{printed}");
+    assert!(printed.contains("NOT_SERVING"), "{printed}");
+    assert_eq!(printed.lines().count(), 1, "{printed}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ops_health_command_fails_on_a_closed_port_and_on_silence() {
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().to_string()
+    };
+    let (ok, printed) = health_command(&["--addr", &closed]).await;
+    assert!(!ok, "{printed}");
+    assert!(printed.contains("unreachable"), "{printed}");
+    assert_eq!(printed.lines().count(), 1, "{printed}");
+    // A port that takes the connection and never answers: the timeout ends the wait.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = silent.local_addr().unwrap().to_string();
+    let keep = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((conn, _)) = silent.accept().await {
+            open.push(conn);
+        }
+    });
+    let started = std::time::Instant::now();
+    let (ok, printed) = health_command(&["--addr", &addr, "--timeout-ms", "300"]).await;
+    assert!(!ok, "{printed}");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(printed.lines().count(), 1, "{printed}");
+    keep.abort();
+}

@@ -128,6 +128,20 @@ fn unique_violation_on(err: &DieselError, needle: &str) -> bool {
     }
 }
 
+/// A unique violation of `table`'s primary key `(tenant_id, id_column)` is a generated id
+/// another process issued too (`model::next_id`): the write runs again (the seam's retry)
+/// with new ids, instead of failing or overwriting. PostgreSQL names the constraint
+/// `{table}_pkey`; SQLite names the columns.
+pub(crate) fn retry_on_taken_id(e: DieselError, table: &str, id_column: &str) -> Error {
+    if unique_violation_on(&e, &format!("{table}_pkey"))
+        || unique_violation_on(&e, &format!("{table}.tenant_id, {table}.{id_column}"))
+    {
+        Error::Retry(format!("generated {table} id already taken: {e}"))
+    } else {
+        e.into()
+    }
+}
+
 /// Unique violations of a group write, as the rule they break.
 fn map_group_write(e: DieselError) -> Error {
     if unique_violation_on(&e, "name_key") {
@@ -146,7 +160,7 @@ fn map_group_write(e: DieselError) -> Error {
             "the mailing-list address is in use in the tenant",
         )
     } else {
-        e.into()
+        retry_on_taken_id(e, "groups", "group_id")
     }
 }
 

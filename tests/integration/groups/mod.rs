@@ -3,6 +3,7 @@
 mod creation;
 mod deletion;
 mod external_keys;
+mod ids;
 mod limits;
 mod naming;
 mod visibility;

@@ -11,7 +11,7 @@ use crate::domain::model::*;
 use crate::domain::repo::{AuditFilter, EventTx, Page};
 use crate::store::rows::*;
 use crate::store::schema::*;
-use crate::store::tx::KeepPrepared;
+use crate::store::tx::{KeepPrepared, retry_on_taken_id};
 
 #[async_trait]
 impl EventTx for BackendTx {
@@ -288,7 +288,8 @@ impl EventTx for BackendTx {
         Ok(events::table
             .filter(events::tenant_id.eq(tenant.0))
             .filter(events::group_id.eq(group.0))
-            .order(events::event_id)
+            // The cursor: commit order, whatever id layout issued the ids.
+            .order(events::seq)
             .select(EventRow::as_select())
             .load(self.conn())
             .await?
@@ -333,7 +334,8 @@ impl BackendTx {
             diesel::insert_into(events::table)
                 .values(&EventRow::from(e))
                 .execute(self.conn())
-                .await?;
+                .await
+                .map_err(|e| retry_on_taken_id(e, "events", "event_id"))?;
         }
         Ok(())
     }
