@@ -97,6 +97,7 @@ fn from_browser<B>(req: &http::Request<B>) -> bool {
 #[derive(Clone)]
 pub struct WebLayer(Option<CorsLayer>);
 
+/// The layer, with the CORS layer of `cors` (none: no cross-origin page may call).
 pub fn layer(cors: Option<CorsLayer>) -> WebLayer {
     WebLayer(cors)
 }
@@ -150,7 +151,8 @@ where
             let to_answer: fn(http::Response<RB>) -> Answer<RB> = native;
             return future::Either::Left(self.inner.call(req).map_ok(to_answer));
         }
-        // The service polled ready is the one called; a clone takes its place.
+        // The service polled ready is the one called (the wrappers around it keep no state
+        // and need no readiness of their own); a clone takes its place.
         let clone = self.inner.clone();
         let ready = std::mem::replace(&mut self.inner, clone);
         let mut web = tower::ServiceBuilder::new()
