@@ -252,14 +252,10 @@ pub async fn run_with(
         })
         .http2_max_pending_accept_reset_streams(Some(options.http2_max_pending_reset_streams))
         // gRPC-Web (browsers) over HTTP/1.1 as well as HTTP/2, translated before the metrics
-        // layer so that every layer from there in sees an ordinary gRPC call.
+        // layer so that every layer from there in sees an ordinary gRPC call; native calls
+        // pass `web` untouched.
         .accept_http1(true)
-        .layer(tower::util::option_layer(cors))
-        .layer(tower::util::MapRequestLayer::new(
-            web::mark::<tonic::body::Body>,
-        ))
-        .layer(tonic_web::GrpcWebLayer::new())
-        .layer(web::TrailerFrameLayer)
+        .layer(web::layer(cors))
         .layer(MetricsLayer(metrics))
         .layer(SizeLimitLayer)
         .layer(DeadlineLayer)

@@ -1,25 +1,27 @@
 //! gRPC-Web on the gRPC port, for browser pages: tonic-web translates the calls, CORS lets
 //! the configured origins make them, and every gRPC-Web answer ends with a trailer frame.
 //!
-//! Outside in (`server.rs` puts these outside the metrics layer, so every layer from metrics
-//! inwards sees an ordinary gRPC call, counted and limited like any other):
+//! `Web` (`server.rs` puts it outside the metrics layer, so every layer from metrics inwards
+//! sees an ordinary gRPC call, counted and limited like any other) sends a native gRPC call
+//! straight on, untouched, and a browser's request (a gRPC-Web call or a CORS preflight)
+//! through:
 //! - `cors`: preflights answered, and the CORS headers on answers, for the origins of
 //!   `--cors-allowed-origins` only (none by default: no cross-origin page may call). Never
 //!   `*`, and no credentials mode: the bearer token travels in `authorization`, which a
 //!   page sends without cookies.
-//! - `mark`: marks a gRPC-Web request (`content-type: application/grpc-web...`)
-//!   before tonic-web rewrites it to `application/grpc`.
 //! - `tonic_web::GrpcWebLayer`: the translation (HTTP/1.1 or HTTP/2, binary or base64 text).
-//! - `TrailerFrameLayer`: tonic answers an error "trailers-only", with `grpc-status` in the
-//!   headers and no body; for a marked call that status moves to a trailer frame, where a
-//!   gRPC-Web client finds the status of every other answer. Native gRPC is left as it is.
+//! - `with_trailer_frame`: tonic answers an error "trailers-only", with `grpc-status` in the
+//!   headers and no body; for gRPC-Web that status moves to a trailer frame, where a client
+//!   finds the status of every other answer.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use futures_util::{TryFutureExt, future};
 use http_body::Frame;
+use http_body_util::Either;
 use tonic::body::Body;
 use tonic::codegen::http::{self, HeaderMap, HeaderName, HeaderValue, Method};
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -79,76 +81,115 @@ pub fn cors(origins: &[String]) -> anyhow::Result<Option<CorsLayer>> {
     ))
 }
 
-/// Set on a gRPC-Web request by `mark`, read by `TrailerFrame`.
-#[derive(Clone, Copy)]
-struct WebCall;
-
-fn is_grpc_web(headers: &HeaderMap) -> bool {
-    headers
+/// Whether a request is a browser's: a gRPC-Web call or a CORS preflight.
+fn from_browser<B>(req: &http::Request<B>) -> bool {
+    let headers = req.headers();
+    let grpc_web = headers
         .get(http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|t| t.starts_with("application/grpc-web"))
+        .is_some_and(|t| t.starts_with("application/grpc-web"));
+    let preflight = req.method() == Method::OPTIONS
+        && headers.contains_key(http::header::ACCESS_CONTROL_REQUEST_METHOD);
+    grpc_web || preflight
 }
 
-/// Marks a gRPC-Web request for `TrailerFrame` (`tower::util::MapRequestLayer::new(mark)`).
-pub fn mark<B>(mut req: http::Request<B>) -> http::Request<B> {
-    if is_grpc_web(req.headers()) {
-        req.extensions_mut().insert(WebCall);
-    }
-    req
-}
-
-/// Tower layer of `TrailerFrame`.
-#[derive(Clone, Copy, Default)]
-pub struct TrailerFrameLayer;
-
-impl<S> tower::Layer<S> for TrailerFrameLayer {
-    type Service = TrailerFrame<S>;
-    fn layer(&self, inner: S) -> Self::Service {
-        TrailerFrame(inner)
-    }
-}
-
+/// Tower layer of `Web`: `layer(cors(origins)?)`.
 #[derive(Clone)]
-pub struct TrailerFrame<S>(S);
+pub struct WebLayer(Option<CorsLayer>);
 
-impl<S, B, RB> tower::Service<http::Request<B>> for TrailerFrame<S>
+/// The layer, with the CORS layer of `cors` (none: no cross-origin page may call).
+pub fn layer(cors: Option<CorsLayer>) -> WebLayer {
+    WebLayer(cors)
+}
+
+impl<S> tower::Layer<S> for WebLayer {
+    type Service = Web<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        Web {
+            inner,
+            cors: self.0.clone(),
+        }
+    }
+}
+
+/// Browsers' requests through CORS, tonic-web and `with_trailer_frame` to the inner service;
+/// native gRPC calls straight to it, untouched.
+#[derive(Clone)]
+pub struct Web<S> {
+    inner: S,
+    cors: Option<CorsLayer>,
+}
+
+type Answer<RB> = http::Response<Either<RB, Body>>;
+type WebFuture<RB, E> = Pin<Box<dyn Future<Output = Result<Answer<RB>, E>> + Send>>;
+
+fn native<RB>(res: http::Response<RB>) -> Answer<RB> {
+    res.map(Either::Left)
+}
+
+impl<S, RB> tower::Service<http::Request<Body>> for Web<S>
 where
-    S: tower::Service<http::Request<B>, Response = http::Response<RB>>,
+    S: tower::Service<http::Request<Body>, Response = http::Response<RB>> + Clone + Send + 'static,
     S::Future: Send + 'static,
+    S::Error: Send + 'static,
     RB: http_body::Body<Data = prost::bytes::Bytes> + Send + 'static,
     RB::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    type Response = http::Response<Body>;
+    type Response = Answer<RB>;
     type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, S::Error>> + Send>>;
+    type Future = future::Either<
+        future::MapOk<S::Future, fn(http::Response<RB>) -> Answer<RB>>,
+        WebFuture<RB, S::Error>,
+    >;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.0.poll_ready(cx)
+        self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: http::Request<B>) -> Self::Future {
-        let web = req.extensions().get::<WebCall>().is_some();
-        let fut = self.0.call(req);
-        Box::pin(async move {
-            let res = fut.await?.map(Body::new);
-            if !web || !res.headers().contains_key("grpc-status") {
-                return Ok(res);
-            }
-            let (mut parts, body) = res.into_parts();
-            let mut trailers = HeaderMap::new();
-            for name in STATUS_HEADERS {
-                if let Some(value) = parts.headers.remove(name) {
-                    trailers.insert(name, value);
-                }
-            }
-            let body = Body::new(ThenTrailers {
-                body,
-                trailers: Some(trailers),
-            });
-            Ok(http::Response::from_parts(parts, body))
-        })
+    fn call(&mut self, req: http::Request<Body>) -> Self::Future {
+        if !from_browser(&req) {
+            let to_answer: fn(http::Response<RB>) -> Answer<RB> = native;
+            return future::Either::Left(self.inner.call(req).map_ok(to_answer));
+        }
+        // The service polled ready is the one called (the wrappers around it keep no state
+        // and need no readiness of their own); a clone takes its place.
+        let clone = self.inner.clone();
+        let ready = std::mem::replace(&mut self.inner, clone);
+        let mut web = tower::ServiceBuilder::new()
+            .option_layer(self.cors.clone())
+            .layer(tonic_web::GrpcWebLayer::new())
+            .map_response(with_trailer_frame::<RB>)
+            .service(ready);
+        future::Either::Right(Box::pin(async move {
+            let res = web.call(req).await?;
+            Ok(res.map(Either::Right))
+        }))
     }
+}
+
+/// A gRPC-Web answer with its status in a trailer frame: tonic answers an error
+/// trailers-only, with the status in the headers, which move to the trailers here.
+fn with_trailer_frame<RB>(res: http::Response<RB>) -> http::Response<Body>
+where
+    RB: http_body::Body<Data = prost::bytes::Bytes> + Send + 'static,
+    RB::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let (mut parts, body) = res.into_parts();
+    let body = Body::new(body);
+    if !parts.headers.contains_key("grpc-status") {
+        return http::Response::from_parts(parts, body);
+    }
+    let mut trailers = HeaderMap::new();
+    for name in STATUS_HEADERS {
+        if let Some(value) = parts.headers.remove(name) {
+            trailers.insert(name, value);
+        }
+    }
+    let body = Body::new(ThenTrailers {
+        body,
+        trailers: Some(trailers),
+    });
+    http::Response::from_parts(parts, body)
 }
 
 /// A body, then `trailers`.
