@@ -20,6 +20,14 @@ pub const EXPIRED: &str = "membership_expired";
 /// Groups the sweeper visits in one round.
 const SWEEP_BATCH: i64 = 100;
 
+/// An expire time a call gives must be after the transaction's instant.
+pub(crate) fn check_expire_time(expire_time: Option<i64>, now: i64) -> Result<()> {
+    if expire_time.is_some_and(|e| e <= now) {
+        return Err(Error::invalid("expire_time", "must be in the future"));
+    }
+    Ok(())
+}
+
 /// Deletes the group's expired member rows (already absent from every answer), frees their
 /// users' slots and writes the MembersRemoved event. The group is locked by the caller.
 pub(crate) async fn drop_expired(tx: &mut dyn Tx, group: &Group) -> Result<usize> {
@@ -103,9 +111,7 @@ pub const SWEEPER: &str = "group-service/expiry";
 
 async fn set_expiry(tx: &mut dyn Tx, actor: &Actor, batch: &MemberBatch) -> Result<ExpiryOutcome> {
     let now = tx.now();
-    if batch.expire_time.is_some_and(|e| e <= now) {
-        return Err(Error::invalid("expire_time", "must be in the future"));
-    }
+    check_expire_time(batch.expire_time, now)?;
     let m = manage_membership(tx, actor, batch.tenant, &batch.group).await?;
     let group = &m.group;
     let members = with_keyed_groups(tx, batch.tenant, &batch.members, &batch.group_keys).await?;

@@ -538,9 +538,7 @@ async fn add_batch(
     }
     let members = with_keyed_groups(tx, batch.tenant, &batch.members, &batch.group_keys).await?;
     let expire = batch.expire_time;
-    if expire.is_some_and(|e| e <= now) {
-        return Err(Error::invalid("expire_time", "must be in the future"));
-    }
+    super::expiry::check_expire_time(expire, now)?;
     let out = add_members_in(tx, &m, &members, &[], Admission::Added, expire, now).await?;
     if out.added.is_empty() {
         return Err(Error::AlreadyExists {

@@ -22,6 +22,18 @@ pub struct Membership {
     pub direct: bool,
 }
 
+impl Membership {
+    /// From `MembershipTx::membership_of`: the direct row (`Some(is_master)`) and effective
+    /// membership.
+    fn of(direct: Option<bool>, member: bool) -> Self {
+        Membership {
+            member: member || direct.is_some(),
+            master: direct == Some(true),
+            direct: direct.is_some(),
+        }
+    }
+}
+
 /// A direct member as listed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DirectMember {
@@ -170,11 +182,7 @@ impl Service {
             Box::pin(async move {
                 let group = visible_group(tx, actor, tenant, group, Lock::No).await?.id;
                 let (direct, member) = tx.membership_of(tenant, group, user).await?;
-                Ok(Membership {
-                    member: member || direct.is_some(),
-                    master: direct == Some(true),
-                    direct: direct.is_some(),
-                })
+                Ok(Membership::of(direct, member))
             })
         });
         let to = |a| match a {
@@ -236,11 +244,7 @@ impl Service {
                                 Err(e) => return Err(e),
                             };
                             let (direct, member) = tx.membership_of(g.tenant, group, user).await?;
-                            out.push(Some(Membership {
-                                member: member || direct.is_some(),
-                                master: direct == Some(true),
-                                direct: direct.is_some(),
-                            }));
+                            out.push(Some(Membership::of(direct, member)));
                         }
                         Ok(out)
                     })

@@ -155,7 +155,7 @@ async fn r22_batch_check_takes_1_to_100_well_formed_group_names() {
 }
 
 /// The cache holds batch answers too: after every acknowledged write the batch answers what
-/// CheckMembership answers, while other writers churn the same groups.
+/// a server without a cache answers, while other writers churn the same groups.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r22_batch_check_is_never_stale_after_an_acknowledged_write() {
     let Some(srv) = server().await else { return };
@@ -174,6 +174,8 @@ async fn r22_batch_check_is_never_stale_after_an_acknowledged_write() {
         })
     };
     let mut admin = srv.membership(T, 1, true);
+    let uncached = srv.sibling(0).await;
+    let mut plain = uncached.membership(T, 1, true);
     for round in 0..10 {
         // Warm the cache, write, and ask again.
         let before = batch(&mut admin, (T, 3), &names).await.unwrap();
@@ -187,6 +189,10 @@ async fn r22_batch_check_is_never_stale_after_an_acknowledged_write() {
         remove(&mut admin, &a, vec![user_member(3)]).await.unwrap();
         let removed = batch(&mut admin, (T, 3), &names).await.unwrap();
         assert!(!removed[0].member, "round {round}: stale after remove");
+        // Entry a (no writer but this loop) must equal the uncached answer exactly.
+        let fresh = batch(&mut plain, (T, 3), &names).await.unwrap();
+        let cached = batch(&mut admin, (T, 3), &names).await.unwrap();
+        assert_eq!(answers(&cached[..1]), answers(&fresh[..1]), "round {round}");
     }
     churn.await.unwrap();
     let settled = batch(&mut admin, (T, 5), std::slice::from_ref(&b))

@@ -80,6 +80,15 @@ async fn an_expired_member_counts_nowhere_even_before_the_sweep() {
     assert_eq!(effective_of(&mut admin, &g, 10).await, vec![2, 3, 4, 5]);
 
     srv.clock().advance(2 * HOUR);
+    let uncached = srv.sibling(0).await;
+    let mut plain = uncached.membership(T, 1, true);
+    for user in [3, 4, 5] {
+        assert_eq!(
+            check(&mut admin, &g, user).await,
+            check(&mut plain, &g, user).await,
+            "cached and uncached answers differ for user {user}"
+        );
+    }
 
     // After: nowhere, with no write in between (the rows are still stored).
     assert_eq!(member_keys(&mut admin, &g).await, [u(2)].into());

@@ -209,23 +209,19 @@ impl MembershipTx for BackendTx {
         user: UserKey,
         is_master: bool,
     ) -> Result<bool> {
-        let n = diesel::update(group_user_members::table.find((
-            tenant.0,
-            group.0,
-            user.tenant.0,
-            user.user.0,
-        )))
-        .set(group_user_members::is_master.eq(is_master))
-        .execute(self.conn())
-        .await?;
-        if is_master {
-            let key = (tenant.0, group.0, user.tenant.0, user.user.0);
-            diesel::update(group_user_members::table.find(key))
-                .filter(group_user_members::expire_time.is_not_null())
-                .set(group_user_members::expire_time.eq(None::<i64>))
+        use group_user_members::dsl as u;
+        let row = group_user_members::table.find((tenant.0, group.0, user.tenant.0, user.user.0));
+        let n = if is_master {
+            diesel::update(row)
+                .set((u::is_master.eq(true), u::expire_time.eq(None::<i64>)))
                 .execute(self.conn())
-                .await?;
-        }
+                .await?
+        } else {
+            diesel::update(row)
+                .set(u::is_master.eq(false))
+                .execute(self.conn())
+                .await?
+        };
         Ok(n > 0)
     }
 
