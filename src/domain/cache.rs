@@ -66,7 +66,9 @@ impl Answer {
 
 /// The answers, each with the generation it was read at.
 pub(crate) struct AnswerCache {
-    entries: moka::sync::Cache<Key, (u64, Answer)>,
+    /// foldhash: keys are a few integers, which SipHash (moka's default) spends a tenth of a
+    /// cached batch check on; its seed is random per cache, as SipHash's is.
+    entries: moka::sync::Cache<Key, (u64, Answer), foldhash::fast::RandomState>,
 }
 
 impl AnswerCache {
@@ -81,7 +83,7 @@ impl AnswerCache {
                 };
                 a.weight().saturating_add(key)
             })
-            .build();
+            .build_with_hasher(foldhash::fast::RandomState::default());
         AnswerCache { entries }
     }
 

@@ -200,7 +200,7 @@ impl Service {
         &self,
         caller: &Caller,
         user: UserKey,
-        groups: Vec<GroupPath>,
+        groups: &[GroupPath],
     ) -> Result<Vec<Option<Membership>>> {
         let mut v = Violations::default();
         v.check(!groups.is_empty(), "groups", || {

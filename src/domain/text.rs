@@ -34,6 +34,11 @@ pub fn allowed_char(field: &str, c: char) -> bool {
 
 /// The first character of `text` that the field may not hold, if any.
 pub fn first_forbidden(field: &str, text: &str) -> Option<char> {
+    // Control characters are U+0000-U+001F, U+007F and U+0080-U+009F, the last encoded as
+    // 0xC2 0x80-0x9F: text without those bytes (nearly all of it) holds none.
+    if !text.bytes().any(|b| b < 0x20 || b == 0x7f || b == 0xc2) {
+        return None;
+    }
     text.chars().find(|c| !allowed_char(field, *c))
 }
 
@@ -121,6 +126,20 @@ mod tests {
         assert_eq!(first_forbidden("group.description", "a\n\tb"), None);
         assert_eq!(first_forbidden("group.description", "a\rb"), Some('\r'));
         assert_eq!(first_forbidden("query", "a\u{85}"), Some('\u{85}'));
+    }
+
+    #[test]
+    fn the_byte_scan_agrees_with_the_character_rule_for_every_code_point() {
+        for c in (0..=0x10ffff).filter_map(char::from_u32) {
+            let text = format!("a{c}\u{e9}");
+            let by_chars = text.chars().find(|c| !allowed_char("name", *c));
+            assert_eq!(
+                first_forbidden("name", &text),
+                by_chars,
+                "U+{:04X}",
+                c as u32
+            );
+        }
     }
 
     #[test]

@@ -12,6 +12,7 @@
 //! Sizes are not the codec's: tonic checks them before the codec sees a message, and
 //! `grpc::limits` gives those answers their code.
 
+use std::fmt;
 use std::marker::PhantomData;
 use std::sync::OnceLock;
 
@@ -125,7 +126,7 @@ pub fn decode<U: Message + Name + Default>(bytes: &[u8]) -> Result<U, Status> {
     if U::NAME.ends_with("Request")
         && let Some(desc) = pool().get_message_by_name(&U::full_name())
     {
-        check_text(&desc, bytes, "", 0).map_err(Status::from)?;
+        check_text(&desc, bytes, None, 0).map_err(Status::from)?;
     }
     U::decode(bytes).map_err(|_| {
         Status::invalid_argument(format!("the request is not a valid {} message", U::NAME))
@@ -141,13 +142,34 @@ fn pool() -> &'static DescriptorPool {
     })
 }
 
-/// Checks every string field of the message in `bytes` (of type `desc`, at `path`) against
-/// the text rule. Bytes that are not a well-formed message end the walk without a verdict:
-/// prost's decoding then refuses them.
+/// Where a field sits in a request (`group.mailing_list.external_recipients[2]`): a chain of
+/// borrowed frames, written out only for a violation, so a valid request allocates nothing.
+struct FieldPath<'a> {
+    parent: Option<&'a FieldPath<'a>>,
+    name: &'a str,
+    index: Option<usize>,
+}
+
+impl fmt::Display for FieldPath<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(parent) = self.parent {
+            write!(f, "{parent}.")?;
+        }
+        f.write_str(self.name)?;
+        match self.index {
+            Some(i) => write!(f, "[{i}]"),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Checks every string field of the message in `bytes` (of type `desc`, inside `parent`)
+/// against the text rule. Bytes that are not a well-formed message end the walk without a
+/// verdict: prost's decoding then refuses them.
 fn check_text(
     desc: &MessageDescriptor,
     mut bytes: &[u8],
-    path: &str,
+    parent: Option<&FieldPath<'_>>,
     depth: usize,
 ) -> Result<(), Error> {
     if depth > MAX_DEPTH {
@@ -175,20 +197,16 @@ fn check_text(
                 };
                 bytes = &bytes[value.len()..];
                 if let Some(field) = desc.get_field(tag) {
-                    let name = if path.is_empty() {
-                        field.name().to_owned()
-                    } else {
-                        format!("{path}.{}", field.name())
-                    };
-                    let name = if field.is_list() || field.is_map() {
-                        let index = occurrence(&mut seen, tag);
-                        format!("{name}[{index}]")
-                    } else {
-                        name
+                    let index =
+                        (field.is_list() || field.is_map()).then(|| occurrence(&mut seen, tag));
+                    let path = FieldPath {
+                        parent,
+                        name: field.name(),
+                        index,
                     };
                     match field.kind() {
-                        Kind::String => check_string(&name, value)?,
-                        Kind::Message(inner) => check_text(&inner, value, &name, depth + 1)?,
+                        Kind::String => check_string(&path, value)?,
+                        Kind::Message(inner) => check_text(&inner, value, Some(&path), depth + 1)?,
                         _ => {}
                     }
                 }
@@ -218,10 +236,15 @@ fn occurrence(seen: &mut Vec<(u32, usize)>, tag: u32) -> usize {
     }
 }
 
-fn check_string(field: &str, value: &[u8]) -> Result<(), Error> {
-    let text = std::str::from_utf8(value).map_err(|_| Error::invalid(field, "must be UTF-8"))?;
-    match text::first_forbidden(field, text) {
-        Some(c) => Err(Error::invalid(field, text::forbidden_description(c))),
+fn check_string(path: &FieldPath<'_>, value: &[u8]) -> Result<(), Error> {
+    let Ok(text) = std::str::from_utf8(value) else {
+        return Err(Error::invalid(path.to_string(), "must be UTF-8"));
+    };
+    match text::first_forbidden(path.name, text) {
+        Some(c) => Err(Error::invalid(
+            path.to_string(),
+            text::forbidden_description(c),
+        )),
         None => Ok(()),
     }
 }

@@ -48,8 +48,8 @@ handlers! {
             };
         batch_check_membership(pb::BatchCheckMembershipRequest)
             -> pb::BatchCheckMembershipResponse = |b: BatchCheck| {
-                let answers = s.batch_check_membership(caller, b.user, b.groups.clone()).await?;
-                (b.groups, answers)
+                let answers = s.batch_check_membership(caller, b.user, &b.groups).await?;
+                (b.names, answers)
             };
         list_groups_of_user(pb::ListGroupsOfUserRequest) -> pb::ListGroupsOfUserResponse =
             |l: Listing<UserKey>| s.list_groups_of_user(caller, l.of, l.page).await?;

@@ -31,11 +31,13 @@ pub struct CheckMember {
 #[derive(Debug)]
 pub struct Expiry(pub MemberBatch);
 
-/// BatchCheckMembership.
+/// BatchCheckMembership: the groups parsed, and as the request named them (the answer
+/// repeats those names).
 #[derive(Debug)]
 pub struct BatchCheck {
     pub user: UserKey,
     pub groups: Vec<GroupPath>,
+    pub names: Vec<String>,
 }
 
 /// A `MemberRef` in request field `field` of a request about a group of `group_tenant`; a
@@ -164,8 +166,12 @@ decode! {
             .groups
             .iter()
             .enumerate()
-            .map(|(i, g)| GroupPath::parse(&format!("groups[{i}]"), g))
+            .map(|(i, g)| {
+                g.parse::<GroupPath>()
+                    .map_err(|e| e.at(&format!("groups[{i}]")))
+            })
             .collect::<Result<_, _>>()?,
+        names: r.groups,
     });
     pb::ListGroupsOfUserRequest => Listing<UserKey> = |r| {
         let user = user_ref("user", &required("user", r.user)?)?;
@@ -272,13 +278,13 @@ impl From<Membership> for pb::CheckMembershipResponse {
     }
 }
 
-/// The groups as requested, each with its answer.
-impl From<(Vec<GroupPath>, Vec<Option<Membership>>)> for pb::BatchCheckMembershipResponse {
-    fn from((groups, answers): (Vec<GroupPath>, Vec<Option<Membership>>)) -> Self {
-        let results = groups.into_iter().zip(answers).map(|(g, m)| {
+/// The groups as the request named them, each with its answer.
+impl From<(Vec<String>, Vec<Option<Membership>>)> for pb::BatchCheckMembershipResponse {
+    fn from((names, answers): (Vec<String>, Vec<Option<Membership>>)) -> Self {
+        let results = names.into_iter().zip(answers).map(|(group, m)| {
             let m = m.map(pb::CheckMembershipResponse::from);
             pb::BatchCheckMembershipResult {
-                group: g.to_string(),
+                group,
                 found: m.is_some(),
                 member: m.is_some_and(|m| m.member),
                 master: m.is_some_and(|m| m.master),
