@@ -1,12 +1,15 @@
-//! Deadlines and overload: a burst of cancellations does not fail other calls; over the
-//! concurrency limit calls are refused at once while health answers; a tenant over its rate is
-//! refused while another tenant is served.
+//! Deadlines and overload: calls past their deadline answer DEADLINE_EXCEEDED and keep no
+//! write; a burst of cancellations does not fail other calls; over the concurrency limit calls
+//! are refused at once while health answers; a tenant over its rate is refused while another
+//! tenant is served.
 
 use std::time::Duration;
 
 use group_service::grpc::pb;
 use group_service::guard::overload::Concurrency;
 use group_service::guard::rate::Rate;
+use prost::Message;
+use prost::bytes::Bytes;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tonic::{Code, Request};
 use tonic_health::pb::HealthCheckRequest;
@@ -25,6 +28,97 @@ async fn scrape(addr: std::net::SocketAddr) -> String {
     let mut out = String::new();
     s.read_to_string(&mut out).await.unwrap();
     out
+}
+
+/// A bare HTTP/2 connection to the server, for calls whose status is the server's answer
+/// alone: unlike a tonic client, it keeps no timer of its own for a call's `grpc-timeout`.
+async fn bare_h2(addr: std::net::SocketAddr) -> h2::client::SendRequest<Bytes> {
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (send, conn) = h2::client::handshake(tcp).await.unwrap();
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    send
+}
+
+/// One unary call on `send`: its `grpc-status`, from the headers (a trailers-only answer) or
+/// the trailers.
+async fn bare_call(
+    send: h2::client::SendRequest<Bytes>,
+    path: &'static str,
+    token: String,
+    message: Vec<u8>,
+    timeout: &'static str,
+) -> String {
+    let mut framed = vec![0u8];
+    framed.extend_from_slice(&(message.len() as u32).to_be_bytes());
+    framed.extend_from_slice(&message);
+    let req = hyper::Request::post(format!("http://test{path}"))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .header("authorization", format!("Bearer {token}"))
+        .header("grpc-timeout", timeout)
+        .body(())
+        .unwrap();
+    let mut send = send.ready().await.unwrap();
+    let (answer, mut body) = send.send_request(req, false).unwrap();
+    body.send_data(Bytes::from(framed), true).unwrap();
+    let answer = answer.await.unwrap();
+    let status = |h: &hyper::HeaderMap| {
+        h.get("grpc-status")
+            .map(|v| v.to_str().unwrap().to_owned())
+    };
+    if let Some(code) = status(answer.headers()) {
+        return code;
+    }
+    let mut body = answer.into_body();
+    while let Some(chunk) = body.data().await {
+        let chunk = chunk.unwrap();
+        let _ = body.flow_control().release_capacity(chunk.len());
+    }
+    let trailers = body.trailers().await.unwrap().unwrap_or_default();
+    status(&trailers).unwrap_or_else(|| format!("no grpc-status in {trailers:?}"))
+}
+
+/// R25 and item 6: 100 creates sent at one instant with a 300 ms deadline, while the tenant's
+/// writes are held past it, all answer DEADLINE_EXCEEDED (status 4) from the server, none
+/// CANCELLED; their transactions roll back, so no group is kept once the hold ends.
+#[tokio::test(flavor = "multi_thread")]
+async fn i11_6_calls_past_their_deadline_answer_deadline_exceeded_and_keep_no_write() {
+    let Some(srv) = TestServer::start().await else {
+        return;
+    };
+    srv.company(1, 2).await;
+    let before = srv.group_count(1).await;
+    let token = srv.token(1, "1", true, false);
+    let send = bare_h2(srv.addr).await;
+    let hold = hold_writes(&srv, 1, Duration::from_millis(2000)).await;
+    let calls: Vec<_> = (0..100)
+        .map(|i| {
+            let message = create_req(1, &format!("Late {i}"), &[1]).encode_to_vec();
+            tokio::spawn(bare_call(
+                send.clone(),
+                "/groups.v1.GroupService/CreateGroup",
+                token.clone(),
+                message,
+                "300m",
+            ))
+        })
+        .collect();
+    let mut codes = std::collections::BTreeMap::<String, usize>::new();
+    for call in calls {
+        *codes.entry(call.await.unwrap()).or_default() += 1;
+    }
+    assert_eq!(codes.get("4"), Some(&100), "grpc-status counts: {codes:?}");
+    hold.await.unwrap();
+    // Past the hold, a create that had kept running would commit now.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(srv.group_count(1).await, before, "a write past its deadline was kept");
+    let created = srv
+        .groups(1, 1, true)
+        .create_group(create_req(1, "On time", &[1]))
+        .await;
+    assert!(created.is_ok(), "the tenant is left unusable: {created:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
