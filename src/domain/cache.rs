@@ -1,4 +1,5 @@
-//! An in-process cache of whole read answers (GetGroup, CheckMembership), bounded by memory.
+//! An in-process cache of whole read answers (GetGroup, CheckMembership and
+//! BatchCheckMembership), bounded by memory.
 //!
 //! Coherence rests on one number, the database's *generation* (`Database::generation`): the
 //! store bumps it after every committed write of this process, before the write's answer
@@ -10,12 +11,18 @@
 //! promise that (its listening connection is down), it reports no generation and the cache is
 //! bypassed.
 
+use std::collections::HashMap;
 use std::hash::Hash;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use super::caller::{Actor, Caller};
 use super::membership::Membership;
 use super::model::{Group, GroupRef, TenantId, UserKey};
+use super::names::GroupPath;
+
+/// The most groups one user's membership entry answers for; answers beyond it are read, not
+/// kept.
+const MAX_MEMBERSHIPS_PER_ENTRY: usize = 4096;
 
 /// What an answer depends on besides the database: the caller and the request.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -27,19 +34,31 @@ pub(crate) enum Key {
         tenant: TenantId,
         id: GroupRef,
     },
-    Membership {
-        caller: Caller,
-        tenant: TenantId,
-        group: GroupRef,
-        user: UserKey,
-    },
+    /// The user's membership of groups, as the caller may learn it: one entry for all the
+    /// groups asked about, so that a batch of checks is one lookup.
+    Memberships { caller: Caller, user: UserKey },
 }
 
 #[derive(Clone, Debug)]
 pub(crate) enum Answer {
     Actor(Actor),
     Group(Arc<Group>),
-    Membership(Membership),
+    Memberships(Arc<Memberships>),
+}
+
+/// One user's membership answers by group, all read at the generation of the entry holding
+/// them. Answers are added as they are read at that generation; the entry is weighed again
+/// whenever their count passes a power of two, so its weight is within a factor of two of its
+/// size.
+#[derive(Debug, Default)]
+pub(crate) struct Memberships {
+    by_group: RwLock<HashMap<GroupPath, Membership, foldhash::fast::RandomState>>,
+}
+
+impl Memberships {
+    fn len(&self) -> usize {
+        self.by_group.read().map_or(0, |m| m.len())
+    }
 }
 
 impl Answer {
@@ -59,7 +78,18 @@ impl Answer {
                 });
                 u32::try_from(base + 320 + text + list).unwrap_or(u32::MAX)
             }
-            Answer::Actor(_) | Answer::Membership(_) => base as u32,
+            Answer::Memberships(m) => {
+                let by_group = m.by_group.read().map_or(0, |m| {
+                    m.keys()
+                        .map(|g| match &g.group {
+                            GroupRef::Id(_) => 48,
+                            GroupRef::Key(k) => 72 + k.len(),
+                        })
+                        .sum::<usize>()
+                });
+                u32::try_from(base + 64 + by_group).unwrap_or(u32::MAX)
+            }
+            Answer::Actor(_) => base as u32,
         }
     }
 }
@@ -79,7 +109,7 @@ impl AnswerCache {
             .weigher(|k: &Key, (_, a): &(u64, Answer)| {
                 let key = match k {
                     Key::Actor(_) | Key::Group { .. } => 64,
-                    Key::Membership { .. } => 80,
+                    Key::Memberships { .. } => 80,
                 };
                 a.weight().saturating_add(key)
             })
@@ -106,23 +136,72 @@ impl AnswerCache {
             self.entries.insert(key, (generation, answer));
         }
     }
+
+    /// For each of `groups`, the membership answer of `key` (a `Key::Memberships`) if it was
+    /// read at generation `now`.
+    pub fn memberships(
+        &self,
+        key: &Key,
+        groups: &[GroupPath],
+        now: Option<u64>,
+    ) -> Vec<Option<Membership>> {
+        match self.get(key, now) {
+            Some(Answer::Memberships(m)) => match m.by_group.read() {
+                Ok(by_group) => groups.iter().map(|g| by_group.get(g).copied()).collect(),
+                Err(_) => vec![None; groups.len()],
+            },
+            _ => vec![None; groups.len()],
+        }
+    }
+
+    /// Keeps membership `answers` of `key` (a `Key::Memberships`), read at generation
+    /// `read_at`: added to the entry read at that generation, or in a new entry that replaces
+    /// one of another generation.
+    pub fn put_memberships(
+        &self,
+        key: Key,
+        read_at: Option<u64>,
+        answers: impl IntoIterator<Item = (GroupPath, Membership)>,
+    ) {
+        let Some(generation) = read_at else {
+            return;
+        };
+        let entry = self.entries.get(&key).and_then(|(g, a)| match a {
+            Answer::Memberships(m) if g == generation => Some(m),
+            _ => None,
+        });
+        let fresh = entry.is_none();
+        let entry = entry.unwrap_or_default();
+        let before = entry.len();
+        if let Ok(mut by_group) = entry.by_group.write() {
+            for (group, answer) in answers {
+                if by_group.len() >= MAX_MEMBERSHIPS_PER_ENTRY {
+                    break;
+                }
+                by_group.insert(group, answer);
+            }
+        }
+        let after = entry.len();
+        if fresh || before.next_power_of_two() != after.next_power_of_two() {
+            self.entries
+                .insert(key, (generation, Answer::Memberships(entry)));
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::domain::caller::Principal;
-    use crate::domain::model::UserId;
+    use crate::domain::model::{GroupId, UserId};
 
     fn key(user: i64) -> Key {
-        Key::Membership {
+        Key::Memberships {
             caller: Caller {
                 tenant: TenantId(1),
                 principal: Principal::User(UserId(7)),
                 admin_claim: false,
             },
-            tenant: TenantId(1),
-            group: GroupRef::Id(crate::domain::model::GroupId(2)),
             user: UserKey {
                 tenant: TenantId(1),
                 user: UserId(user),
@@ -130,38 +209,62 @@ mod tests {
         }
     }
 
-    fn member(answer: Option<Answer>) -> Option<bool> {
-        match answer {
-            Some(Answer::Membership(m)) => Some(m.member),
-            _ => None,
+    fn group(id: i64) -> GroupPath {
+        GroupPath {
+            tenant: TenantId(1),
+            group: GroupRef::Id(GroupId(id)),
         }
     }
+
+    fn member(cache: &AnswerCache, user: i64, g: i64, now: Option<u64>) -> Option<bool> {
+        cache.memberships(&key(user), &[group(g)], now)[0].map(|m| m.member)
+    }
+
+    const YES: Membership = Membership {
+        member: true,
+        master: false,
+        direct: true,
+    };
 
     #[test]
     fn an_answer_is_served_only_at_the_generation_it_was_read_at() {
         let cache = AnswerCache::new(1 << 20);
-        let yes = Membership {
-            member: true,
-            master: false,
-            direct: true,
-        };
-        cache.put(key(3), Some(5), Answer::Membership(yes));
-        assert_eq!(member(cache.get(&key(3), Some(5))), Some(true));
+        cache.put_memberships(key(3), Some(5), [(group(2), YES)]);
+        assert_eq!(member(&cache, 3, 2, Some(5)), Some(true));
         assert_eq!(
-            member(cache.get(&key(3), Some(6))),
+            member(&cache, 3, 2, Some(6)),
             None,
             "a write happened since"
         );
         assert_eq!(
-            member(cache.get(&key(3), Some(5))),
+            member(&cache, 3, 2, Some(5)),
             None,
             "the stale entry is gone"
         );
-        cache.put(key(4), None, Answer::Membership(yes));
-        assert_eq!(
-            member(cache.get(&key(4), None)),
-            None,
-            "no generation, no cache"
-        );
+        cache.put_memberships(key(4), None, [(group(2), YES)]);
+        assert_eq!(member(&cache, 4, 2, None), None, "no generation, no cache");
+    }
+
+    #[test]
+    fn answers_of_one_generation_join_one_entry_and_another_generation_replaces_it() {
+        let cache = AnswerCache::new(1 << 20);
+        cache.put_memberships(key(3), Some(5), [(group(1), YES)]);
+        cache.put_memberships(key(3), Some(5), [(group(2), YES)]);
+        let both = cache.memberships(&key(3), &[group(1), group(2), group(9)], Some(5));
+        assert_eq!(both, vec![Some(YES), Some(YES), None]);
+        // An answer read at a later generation starts a new entry: the older answers go.
+        cache.put_memberships(key(3), Some(6), [(group(2), YES)]);
+        let now = cache.memberships(&key(3), &[group(1), group(2)], Some(6));
+        assert_eq!(now, vec![None, Some(YES)]);
+    }
+
+    #[test]
+    fn an_entry_holds_a_bounded_number_of_answers() {
+        let cache = AnswerCache::new(1 << 24);
+        let many = (0..MAX_MEMBERSHIPS_PER_ENTRY as i64 + 10).map(|g| (group(g), YES));
+        cache.put_memberships(key(3), Some(5), many);
+        let last = MAX_MEMBERSHIPS_PER_ENTRY as i64 + 5;
+        assert_eq!(member(&cache, 3, 0, Some(5)), Some(true));
+        assert_eq!(member(&cache, 3, last, Some(5)), None);
     }
 }

@@ -5,7 +5,6 @@
 use std::collections::HashMap;
 
 use super::access::{Lock, can_see, require_own_tenant, sees_own_groups, visible_group};
-use super::cache::{Answer, Key};
 use super::caller::Caller;
 use super::error::{Error, Reason, Result, Violations};
 use super::limits::MAX_BATCH;
@@ -172,30 +171,29 @@ impl Service {
         group: GroupRef,
         user: UserKey,
     ) -> Result<Membership> {
-        let key = Key::Membership {
-            caller: caller.clone(),
-            tenant,
-            group: group.clone(),
-            user,
+        let groups = [GroupPath { tenant, group }];
+        let fill = |_| {
+            self.read(
+                "check_membership",
+                caller,
+                &groups[0].group,
+                |tx, actor, group| {
+                    Box::pin(async move {
+                        let group = visible_group(tx, actor, tenant, group, Lock::No).await?.id;
+                        let (direct, member) = tx.membership_of(tenant, group, user).await?;
+                        Ok(vec![Some(Membership::of(direct, member))])
+                    })
+                },
+            )
         };
-        let read = self.read("check_membership", caller, group, |tx, actor, group| {
-            Box::pin(async move {
-                let group = visible_group(tx, actor, tenant, group, Lock::No).await?.id;
-                let (direct, member) = tx.membership_of(tenant, group, user).await?;
-                Ok(Membership::of(direct, member))
-            })
-        });
-        let to = |a| match a {
-            Answer::Membership(m) => Some(m),
-            _ => None,
-        };
-        self.cached(key, to, |m| Answer::Membership(*m), read).await
+        let mut answers = self.cached_memberships(caller, user, &groups, fill).await?;
+        answers.pop().flatten().ok_or(Error::NotFound("group"))
     }
 
     /// R22 for up to `MAX_BATCH` groups at once: for each group, in request order, whether
     /// `user` is a member, or `None` when the group is missing or hidden from the caller (what
-    /// CheckMembership answers NOT_FOUND for). The groups not in the cache are read in one
-    /// transaction.
+    /// CheckMembership answers NOT_FOUND for). The groups the cache does not answer are read in
+    /// one transaction.
     pub async fn batch_check_membership(
         &self,
         caller: &Caller,
@@ -210,19 +208,6 @@ impl Service {
             format!("at most {MAX_BATCH} groups in one call")
         });
         v.finish()?;
-        let keys = groups
-            .iter()
-            .map(|g| Key::Membership {
-                caller: caller.clone(),
-                tenant: g.tenant,
-                group: g.group.clone(),
-                user,
-            })
-            .collect();
-        let to = |a| match a {
-            Answer::Membership(m) => Some(m),
-            _ => None,
-        };
         let fill = |missing: Vec<usize>| {
             let wanted: Vec<GroupPath> = missing.iter().map(|&i| groups[i].clone()).collect();
             self.read(
@@ -251,8 +236,7 @@ impl Service {
                 },
             )
         };
-        self.cached_each(keys, to, |m| Answer::Membership(*m), fill)
-            .await
+        self.cached_memberships(caller, user, groups, fill).await
     }
 
     /// Groups `user` belongs to (directly or transitively) that the caller may see. A page can

@@ -14,6 +14,9 @@ use async_trait::async_trait;
 use super::cache::{Answer, AnswerCache, Key};
 use super::caller::{Actor, Caller};
 use super::error::{Error, Result};
+use super::membership::Membership;
+use super::model::UserKey;
+use super::names::GroupPath;
 use super::page::Pager;
 use super::repo::Tx;
 
@@ -191,44 +194,44 @@ impl Service {
         Some(h.epoch)
     }
 
-    /// The answers for `keys`, each from the cache when it holds one read at the current
-    /// generation; `fill` reads the others at once, given their positions, and answers them in
-    /// that order. Only `Some` answers are kept.
-    pub(crate) async fn cached_each<T, F>(
+    /// For each of `groups`, whether `user` is a member as `caller` may learn it: from the
+    /// cache when it holds the answer read at the current generation; `fill` reads the others
+    /// at once, given their positions, and answers them in that order (`None`: the group is
+    /// missing or hidden). Only `Some` answers are kept.
+    pub(crate) async fn cached_memberships<F>(
         &self,
-        keys: Vec<Key>,
-        to: impl Fn(Answer) -> Option<T>,
-        from: impl Fn(&T) -> Answer,
+        caller: &Caller,
+        user: UserKey,
+        groups: &[GroupPath],
         fill: impl FnOnce(Vec<usize>) -> F,
-    ) -> Result<Vec<Option<T>>>
+    ) -> Result<Vec<Option<Membership>>>
     where
-        T: Clone,
-        F: Future<Output = Result<Vec<Option<T>>>>,
+        F: Future<Output = Result<Vec<Option<Membership>>>>,
     {
-        let generation = match keys.first() {
-            Some(key) if self.cache.is_some() => self.cache_generation(key).await,
-            _ => None,
+        let key = Key::Memberships {
+            caller: caller.clone(),
+            user,
         };
-        let mut out: Vec<Option<T>> = Vec::with_capacity(keys.len());
-        let mut missing = Vec::new();
-        for (i, key) in keys.iter().enumerate() {
-            let hit = self.cache.as_ref().and_then(|c| c.get(key, generation));
-            match hit.and_then(&to) {
-                Some(t) => out.push(Some(t)),
-                None => {
-                    out.push(None);
-                    missing.push(i);
-                }
+        let (generation, mut out) = match &self.cache {
+            Some(cache) => {
+                let generation = self.cache_generation(&key).await;
+                (generation, cache.memberships(&key, groups, generation))
             }
-        }
+            None => (None, vec![None; groups.len()]),
+        };
+        let missing: Vec<usize> = (0..groups.len()).filter(|&i| out[i].is_none()).collect();
         if missing.is_empty() {
             return Ok(out);
         }
         let filled = fill(missing.clone()).await?;
+        if let Some(cache) = &self.cache {
+            let read = missing
+                .iter()
+                .zip(&filled)
+                .filter_map(|(&i, a)| a.map(|m| (groups[i].clone(), m)));
+            cache.put_memberships(key, generation, read);
+        }
         for (i, answer) in missing.into_iter().zip(filled) {
-            if let (Some(cache), Some(a)) = (&self.cache, &answer) {
-                cache.put(keys[i].clone(), generation, from(a));
-            }
             out[i] = answer;
         }
         Ok(out)

@@ -64,10 +64,8 @@ async fn bare_call(
     let (answer, mut body) = send.send_request(req, false).unwrap();
     body.send_data(Bytes::from(framed), true).unwrap();
     let answer = answer.await.unwrap();
-    let status = |h: &hyper::HeaderMap| {
-        h.get("grpc-status")
-            .map(|v| v.to_str().unwrap().to_owned())
-    };
+    let status =
+        |h: &hyper::HeaderMap| h.get("grpc-status").map(|v| v.to_str().unwrap().to_owned());
     if let Some(code) = status(answer.headers()) {
         return code;
     }
@@ -113,7 +111,11 @@ async fn i11_6_calls_past_their_deadline_answer_deadline_exceeded_and_keep_no_wr
     hold.await.unwrap();
     // Past the hold, a create that had kept running would commit now.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(srv.group_count(1).await, before, "a write past its deadline was kept");
+    assert_eq!(
+        srv.group_count(1).await,
+        before,
+        "a write past its deadline was kept"
+    );
     let created = srv
         .groups(1, 1, true)
         .create_group(create_req(1, "On time", &[1]))
