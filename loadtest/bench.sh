@@ -128,6 +128,31 @@ half_rate() {
   run "$name@half" "$@" -r "$rps"
 }
 
+# overload NAME [group-load run flags...]: NAME again, open loop at 4 times the rate its
+# closed-loop run reached, with up to 1,024 calls in flight: the server's admission limit refuses
+# what it cannot run (RESOURCE_EXHAUSTED, allowed here). Goodput is the OK answers a second of
+# that run, against the closed-loop rate (the peak); it lands in $WORK/goodput.
+overload() {
+  local name="$1" rps
+  shift
+  rps=$(jq -r '.rps * 4 | floor' "$WORK/r-$name.json" 2>/dev/null || echo 0)
+  if [ "${rps:-0}" -lt 1 ]; then
+    echo "  no rate for $name: its overload run is skipped" >&2
+    FAILED+=("$name@4x")
+    return
+  fi
+  RUNS+=("$name@4x")
+  if ! "$LOAD" run --name "$name@4x" -c 1024 --connections 4 -z "${SECONDS_PER_CALL}s" \
+      --warmup "$WARMUP" --json-out "$WORK/r-$name@4x.json" -r "$rps" \
+      --allow-status ResourceExhausted "$@" >"$WORK/t-$name@4x.txt" 2>&1; then
+    FAILED+=("$name@4x")
+  fi
+  sed 's/^/  /' "$WORK/t-$name@4x.txt"
+  jq -r --slurpfile peak "$WORK/r-$name.json" \
+    '[.name, (.ok / .seconds), $peak[0].rps, (.status_codes.ResourceExhausted // 0)] | @tsv' \
+    "$WORK/r-$name@4x.json" >>"$WORK/goodput"
+}
+
 # wait_serving HOST PID: Health/Check answers SERVING within 30 s, or the run fails.
 wait_serving() {
   local i
@@ -324,8 +349,9 @@ bench_service() {
   bodies=$(jq -c --arg tpl "$create_tpl" --argjson cu "$((cu + 1))" \
     '[.create_tenants[] as $c | $tpl | sub("%s"; "\($c)") | sub("%s"; "\($cu)") | fromjson]' "$s")
   metas=$(jq -c '[.tokens.create_admins[] | {authorization: "Bearer \(.)"}]' "$s")
-  run "$b:CreateGroup-$(jq '.create_tenants | length' "$s")tenants" --config loadtest/ghz/create_group.json \
-    --host "$SVC_HOST" -m "$metas" -d "$bodies"
+  local many="$b:CreateGroup-$(jq '.create_tenants | length' "$s")tenants"
+  run "$many" --config loadtest/ghz/create_group.json --host "$SVC_HOST" -m "$metas" -d "$bodies"
+  overload "$many" --config loadtest/ghz/create_group.json --host "$SVC_HOST" -m "$metas" -d "$bodies"
 
   local rss hwm
   rss=$(awk '/^VmRSS/ {print int($2 / 1024)}' "/proc/$pid/status")
@@ -374,6 +400,15 @@ for name in "${RUNS[@]}"; do
 done | while IFS=$'\t' read -r name rps p50 p99 p999 rb rs rt status; do
   printf '  %-34s %9s %8.3f %8.3f %8.3f %8s %8s %9s %s\n' "$name" "$rps" "$p50" "$p99" "$p999" "$rb" "$rs" "$rt" "$status"
 done
+if [ -f "$WORK/goodput" ]; then
+  echo
+  echo "== overload: offered 4 x the closed-loop rate, up to 1,024 in flight"
+  printf '  %-34s %12s %12s %8s %10s\n' call goodput/s peak/s ratio refused
+  while IFS=$'\t' read -r name good peak refused; do
+    awk -v n="$name" -v g="$good" -v p="$peak" -v r="$refused" \
+      'BEGIN { printf "  %-34s %12.1f %12.1f %8.3f %10d\n", n, g, p, (p > 0 ? g / p : 0), r }'
+  done <"$WORK/goodput"
+fi
 for backend in "${BACKENDS[@]}"; do
   if [ -f "$WORK/rss-$backend" ]; then
     read -r rss hwm <"$WORK/rss-$backend"
