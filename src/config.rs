@@ -1,8 +1,11 @@
 //! Configuration from flags and environment, in one typed struct.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::auth::{JwksSource, Verifier};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -324,6 +327,25 @@ impl Config {
             return Ok(None);
         }
         Ok(Some(dev_secret(&self.data_dir)?))
+    }
+
+    /// The token verifier the flags describe: a JWKS (file or URL, reloaded every
+    /// `--jwt-jwks-refresh-secs`), else a PEM public key, else the HS256 secret; with the
+    /// accepted issuers, audiences and clock leeway.
+    pub async fn verifier(&self) -> anyhow::Result<Verifier> {
+        let verifier = match (&self.jwt_jwks, &self.jwt_public_key, self.hs256_secret()?) {
+            (Some(jwks), _, _) => {
+                let refresh = Duration::from_secs(self.jwt_jwks_refresh_secs.max(1));
+                Verifier::jwks(JwksSource::parse(jwks), refresh).await?
+            }
+            (None, Some(path), _) => Verifier::from_public_key_pem(&std::fs::read(path)?)?,
+            (None, None, Some(secret)) => Verifier::hs256(&secret),
+            (None, None, None) => anyhow::bail!("no token verification key configured"),
+        };
+        Ok(verifier
+            .with_issuers(&self.jwt_issuer)
+            .with_audiences(&self.jwt_audience)
+            .with_leeway(Duration::from_secs(self.jwt_leeway_secs)))
     }
 }
 

@@ -4,7 +4,7 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 use tokio::net::TcpListener;
 
-use group_service::auth::{self, Verifier};
+use group_service::auth;
 use group_service::config::{Cli, Command, Config, LogFormat};
 use group_service::domain::Service;
 use group_service::guard::drain::Drain;
@@ -73,22 +73,7 @@ async fn run() -> anyhow::Result<()> {
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
-    let verifier = match (
-        &config.jwt_jwks,
-        &config.jwt_public_key,
-        config.hs256_secret()?,
-    ) {
-        (Some(jwks), _, _) => {
-            let refresh = std::time::Duration::from_secs(config.jwt_jwks_refresh_secs.max(1));
-            Verifier::jwks(auth::JwksSource::parse(jwks), refresh).await?
-        }
-        (None, Some(path), _) => Verifier::from_public_key_pem(&std::fs::read(path)?)?,
-        (None, None, Some(secret)) => Verifier::hs256(&secret),
-        (None, None, None) => anyhow::bail!("no token verification key configured"),
-    }
-    .with_issuers(&config.jwt_issuer)
-    .with_audiences(&config.jwt_audience)
-    .with_leeway(std::time::Duration::from_secs(config.jwt_leeway_secs));
+    let verifier = config.verifier().await?;
     let page_key = match (&config.page_token_key, config.hs256_secret()?) {
         (Some(key), _) => key.as_bytes().to_vec(),
         (None, Some(secret)) => {

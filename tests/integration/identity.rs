@@ -253,6 +253,49 @@ impl JwksFile {
     }
 }
 
+/// The flags as the binary parses them reach the verifier: `--jwt-jwks` (a file, a kid),
+/// `--jwt-issuer` (two, comma-separated), `--jwt-audience` and `--jwt-leeway-secs`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn item8_the_flags_configure_the_verifier() {
+    use clap::Parser;
+    use group_service::auth::Rejection;
+    let file = JwksFile::new(&jwks(&[("k1", Algorithm::RS256)]));
+    let cli = group_service::config::Cli::try_parse_from([
+        "group-service",
+        "--jwt-jwks",
+        file.path.to_str().unwrap(),
+        "--jwt-issuer",
+        "https://idp.test,https://other.test",
+        "--jwt-audience",
+        "group-service",
+        "--jwt-leeway-secs",
+        "0",
+    ])
+    .unwrap();
+    let verifier = cli.config.verifier().await.unwrap();
+    let token = |extra: Value| signed(Algorithm::RS256, &rsa(), Some("k1"), &claims(extra));
+    let good = json!({"iss": "https://other.test", "aud": "group-service"});
+    assert!(verifier.verify(&token(good)).is_ok());
+    let verdict = |extra: Value| verifier.verify(&token(extra)).err();
+    assert_eq!(
+        verdict(json!({"iss": "https://other.test", "aud": "mail"})),
+        Some(Rejection::WrongAudience)
+    );
+    assert_eq!(
+        verdict(json!({"iss": "https://evil.test", "aud": "group-service"})),
+        Some(Rejection::WrongIssuer)
+    );
+    // No leeway: a token that expired 5 s ago is refused.
+    assert_eq!(
+        verdict(json!({"iss": "https://idp.test", "aud": "group-service", "exp": now() - 5})),
+        Some(Rejection::Expired)
+    );
+    let hs = hs256(&claims(
+        json!({"iss": "https://idp.test", "aud": "group-service"}),
+    ));
+    assert_eq!(verifier.verify(&hs).err(), Some(Rejection::WrongAlgorithm));
+}
+
 /// Calls until `token` authenticates, for at most 5 s.
 async fn until_accepted(srv: &TestServer, token: &str) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
