@@ -14,7 +14,8 @@
 # script may create and drop databases on), BENCH_CLIENTS (16), BENCH_SECONDS (6),
 # BENCH_PORT (50071; the bare server uses the next port), BENCH_KEEP=1 keeps the work dir,
 # BENCH_CACHE_MB (the server's --cache-mb, 64; 0 measures without the read cache),
-# BENCH_BACKENDS ("postgres sqlite" in the full run).
+# BENCH_BACKENDS ("postgres sqlite" in the full run), BENCH_SERVER_ARGS (more group-service flags,
+# for example "--max-concurrent-calls 100000" to measure overload without the admission limit).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,6 +30,7 @@ PG_URL="${BENCH_PG_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 PG_BASE="${PG_URL%/*}"
 CLIENTS="${BENCH_CLIENTS:-16}"
 CACHE_MB="${BENCH_CACHE_MB:-64}"
+read -r -a SERVER_ARGS <<<"${BENCH_SERVER_ARGS:-}"
 PORT="${BENCH_PORT:-50071}"
 BARE_PORT=$((PORT + 1))
 SVC_HOST="127.0.0.1:$PORT"
@@ -239,7 +241,7 @@ bench_service() {
 
   RUST_LOG=warn "$BIN/group-service" --listen "$SVC_HOST" --database-url "$url" \
     --data-dir "$WORK/data" --jwt-secret "$SECRET" --max-connections 16 --cache-mb "$CACHE_MB" \
-    2>"$WORK/service-$backend.log" &
+    "${SERVER_ARGS[@]}" 2>"$WORK/service-$backend.log" &
   local pid=$!
   PIDS+=("$pid")
   wait_serving "$SVC_HOST" "$pid"
