@@ -132,8 +132,9 @@ half_rate() {
 
 # overload NAME [group-load run flags...]: NAME again, open loop at 4 times the rate its
 # closed-loop run reached, with up to 1,024 calls in flight: the server's admission limit refuses
-# what it cannot run (RESOURCE_EXHAUSTED, allowed here). Goodput is the OK answers a second of
-# that run, against the closed-loop rate (the peak); it lands in $WORK/goodput.
+# what it cannot run (RESOURCE_EXHAUSTED, allowed here). Goodput is the OK answers that ended in
+# the measured window, a second, against the closed-loop rate (the peak); it lands in
+# $WORK/goodput.
 overload() {
   local name="$1" rps
   shift
@@ -151,7 +152,7 @@ overload() {
   fi
   sed 's/^/  /' "$WORK/t-$name@4x.txt"
   jq -r --slurpfile peak "$WORK/r-$name.json" \
-    '[.name, (.ok / .seconds), $peak[0].rps, (.status_codes.ResourceExhausted // 0)] | @tsv' \
+    '[.name, .goodput_rps, $peak[0].rps, (.status_codes.ResourceExhausted // 0)] | @tsv' \
     "$WORK/r-$name@4x.json" >>"$WORK/goodput"
 }
 

@@ -286,6 +286,8 @@ struct Tally {
     samples: Vec<String>,
     /// Calls that ended inside the measured window, warm-up calls included: the throughput.
     done_in_window: u64,
+    /// Of those, the ones answered OK: the goodput.
+    ok_in_window: u64,
 }
 
 impl Tally {
@@ -358,7 +360,9 @@ impl Shared {
         let in_window = done >= self.measure_start && done <= self.end;
         if !measured {
             if in_window {
-                self.tally.lock().expect("tally lock").done_in_window += 1;
+                let mut t = self.tally.lock().expect("tally lock");
+                t.done_in_window += 1;
+                t.ok_in_window += u64::from(result.is_ok());
             }
             return;
         }
@@ -378,6 +382,7 @@ impl Shared {
         let mut tally = self.tally.lock().expect("tally lock");
         tally.record(latency, code, problem);
         tally.done_in_window += u64::from(in_window);
+        tally.ok_in_window += u64::from(in_window && code == Code::Ok);
     }
 
     fn check(&self, expect: &Value, bytes: &[u8]) -> Option<String> {
@@ -543,6 +548,7 @@ fn report(shared: &Shared, measure_start: Instant, finished: Instant) -> Report 
         "ok": ok,
         "seconds": elapsed,
         "rps": tally.done_in_window as f64 / elapsed,
+        "goodput_rps": tally.ok_in_window as f64 / elapsed,
         "latency_ms": {
             "min": ms(hist.min()),
             "mean": hist.mean() / 1000.0,
