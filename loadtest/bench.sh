@@ -104,53 +104,49 @@ pg_answers() {
   psql -qAt "$PG_URL" -c "SELECT 1" >/dev/null 2>&1
 }
 
-# run NAME [group-load run flags...]: one measured run; its JSON lands in $WORK/r-NAME.json.
+# run NAME [group-load run flags...]: one measured run, RUN_CLIENTS (default BENCH_CLIENTS) in
+# flight; its JSON lands in $WORK/r-NAME.json.
 run() {
   local name="$1"
   shift
   RUNS+=("$name")
-  if ! "$LOAD" run --name "$name" -c "$CLIENTS" --connections 4 -z "${SECONDS_PER_CALL}s" \
+  if ! "$LOAD" run --name "$name" -c "${RUN_CLIENTS:-$CLIENTS}" --connections 4 -z "${SECONDS_PER_CALL}s" \
       --warmup "$WARMUP" --json-out "$WORK/r-$name.json" "$@" >"$WORK/t-$name.txt" 2>&1; then
     FAILED+=("$name")
   fi
   sed 's/^/  /' "$WORK/t-$name.txt"
 }
 
-# half_rate NAME [group-load run flags...]: NAME again, open loop at half the rate its closed-loop
-# run reached (the targets' "p99 at half the maximum rate"); latency from each scheduled send.
-half_rate() {
-  local name="$1" rps
-  shift
-  rps=$(jq -r '.rps / 2 | floor' "$WORK/r-$name.json" 2>/dev/null || echo 0)
+# rerun NAME FACTOR SUFFIX [group-load run flags...]: NAME again as NAME@SUFFIX, open loop at
+# FACTOR times the rate its closed-loop run reached; latency from each scheduled send.
+rerun() {
+  local name="$1" factor="$2" suffix="$3" rps
+  shift 3
+  rps=$(jq -r ".rps * $factor | floor" "$WORK/r-$name.json" 2>/dev/null || echo 0)
   if [ "${rps:-0}" -lt 1 ]; then
-    echo "  no rate for $name: its half-rate run is skipped" >&2
-    FAILED+=("$name@half")
+    echo "  no rate for $name: its $suffix run is skipped" >&2
+    FAILED+=("$name@$suffix")
     return
   fi
-  run "$name@half" "$@" -r "$rps"
+  run "$name@$suffix" "$@" -r "$rps"
 }
 
-# overload NAME [group-load run flags...]: NAME again, open loop at 4 times the rate its
-# closed-loop run reached, with up to 1,024 calls in flight: the server's admission limit refuses
-# what it cannot run (RESOURCE_EXHAUSTED, allowed here). Goodput is the OK answers that ended in
-# the measured window, a second, against the closed-loop rate (the peak); it lands in
-# $WORK/goodput.
-overload() {
-  local name="$1" rps
+# half_rate NAME [flags...]: at half the rate (the targets' "p99 at half the maximum rate").
+half_rate() {
+  local name="$1"
   shift
-  rps=$(jq -r '.rps * 4 | floor' "$WORK/r-$name.json" 2>/dev/null || echo 0)
-  if [ "${rps:-0}" -lt 1 ]; then
-    echo "  no rate for $name: its overload run is skipped" >&2
-    FAILED+=("$name@4x")
-    return
-  fi
-  RUNS+=("$name@4x")
-  if ! "$LOAD" run --name "$name@4x" -c 1024 --connections 4 -z "${SECONDS_PER_CALL}s" \
-      --warmup "$WARMUP" --json-out "$WORK/r-$name@4x.json" -r "$rps" \
-      --allow-status ResourceExhausted "$@" >"$WORK/t-$name@4x.txt" 2>&1; then
-    FAILED+=("$name@4x")
-  fi
-  sed 's/^/  /' "$WORK/t-$name@4x.txt"
+  rerun "$name" 0.5 half "$@"
+}
+
+# overload NAME [flags...]: at 4 times the rate, with up to 1,024 calls in flight: the server's
+# admission limit refuses what it cannot run (RESOURCE_EXHAUSTED, allowed here). Goodput is the
+# OK answers that ended in the measured window, a second, against the closed-loop rate (the
+# peak); it lands in $WORK/goodput.
+overload() {
+  local name="$1"
+  shift
+  RUN_CLIENTS=1024 rerun "$name" 4 4x "$@" --allow-status ResourceExhausted
+  [ -e "$WORK/r-$name@4x.json" ] || return 0
   jq -r --slurpfile peak "$WORK/r-$name.json" \
     '[.name, .goodput_rps, $peak[0].rps, (.status_codes.ResourceExhausted // 0)] | @tsv' \
     "$WORK/r-$name@4x.json" >>"$WORK/goodput"

@@ -4,7 +4,9 @@
 
 use std::collections::HashMap;
 
-use super::access::{Lock, can_see, require_own_tenant, sees_own_groups, visible_group};
+use super::access::{
+    Lock, can_see, group_not_found, require_own_tenant, sees_own_groups, visible_group,
+};
 use super::caller::Caller;
 use super::error::{Error, Reason, Result, Violations};
 use super::limits::MAX_BATCH;
@@ -187,7 +189,7 @@ impl Service {
             )
         };
         let mut answers = self.cached_memberships(caller, user, &groups, fill).await?;
-        answers.pop().flatten().ok_or(Error::NotFound("group"))
+        answers.pop().flatten().ok_or_else(group_not_found)
     }
 
     /// R22 for up to `MAX_BATCH` groups at once: for each group, in request order, whether
