@@ -23,7 +23,7 @@ use crate::domain::caller::{Caller, Principal};
 use crate::domain::model::{TenantId, UserId};
 pub use jwks::JwksSource;
 use jwks::Keys;
-use keys::KeySet;
+pub(crate) use keys::KeySet;
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Claims {

@@ -1,15 +1,24 @@
 //! Properties of the edge's parsing that must hold for any input, checked by the cargo-fuzz
 //! targets under `fuzz/` and by the proptests of the integration suite with the same
-//! functions: resource names, page tokens, update masks and the decoding and conversion of
-//! every request. Each returns `Err` with what broke; no input may panic.
+//! functions: resource names, page tokens, update masks, bearer tokens (JWT and JWKS parsing)
+//! and the decoding and conversion of every request. Each returns `Err` with what broke; no
+//! input may panic.
 
 use std::str::FromStr;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::{Algorithm, EncodingKey};
+use serde_json::Value;
 
 use tonic::{Code, Status};
 
 use super::codec::decode;
 use super::convert::*;
 use super::pb;
+use crate::auth::{DEFAULT_LEEWAY, KeySet, Verifier};
+use crate::domain::caller::{Caller, Principal};
 use crate::domain::external::ConvertRoom;
 use crate::domain::groups::CreateGroup;
 use crate::domain::members::MemberBatch;
@@ -98,6 +107,119 @@ pub fn update_mask(paths: Vec<String>) -> Result<(), String> {
         Ok(_) => Ok(()),
         Err(s) => client_error("update_mask", &s),
     }
+}
+
+const TOKEN_SECRET: &[u8] = b"properties";
+const ISSUER: &str = "https://id.example";
+const AUDIENCE: &str = "group-service";
+
+/// The interceptor's answer to `authorization: Bearer <text>`; `None` when the text cannot
+/// be sent as metadata at all.
+fn bearer_answer(verifier: &Verifier, text: &str) -> Option<Result<Caller, Status>> {
+    let value = format!("Bearer {text}").parse().ok()?;
+    let mut req = tonic::Request::new(());
+    req.metadata_mut().insert("authorization", value);
+    Some(match verifier.interceptor()(req) {
+        Ok(mut req) => req
+            .extensions_mut()
+            .remove::<Caller>()
+            .ok_or_else(|| Status::internal("no caller after a passed check")),
+        Err(status) => Err(status),
+    })
+}
+
+/// Any bearer text without this service's signature is UNAUTHENTICATED.
+pub fn bearer_token(text: &str) -> Result<(), String> {
+    match bearer_answer(&Verifier::hs256(TOKEN_SECRET), text) {
+        None => Ok(()),
+        Some(Ok(caller)) => Err(format!("{text:?} passed as {caller:?} without a signature")),
+        Some(Err(s)) if s.code() == Code::Unauthenticated => Ok(()),
+        Some(Err(s)) => Err(format!("{text:?}: {s:?}")),
+    }
+}
+
+/// A token of any header and claims bytes, correctly signed: UNAUTHENTICATED unless every
+/// rule holds (the HS256 header, a positive tenant, an unexpired `exp`, no future `nbf`, a
+/// canonical user id or a service name, and with `strict` the issuer and audience), and then it proves
+/// exactly the caller its claims name.
+pub fn signed_token(header: &[u8], claims: &[u8], strict: bool) -> Result<(), String> {
+    let message = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(header),
+        URL_SAFE_NO_PAD.encode(claims)
+    );
+    let key = EncodingKey::from_secret(TOKEN_SECRET);
+    let signature = jsonwebtoken::crypto::sign(message.as_bytes(), &key, Algorithm::HS256)
+        .map_err(|e| format!("signing: {e}"))?;
+    let token = format!("{message}.{signature}");
+    let mut verifier = Verifier::hs256(TOKEN_SECRET);
+    if strict {
+        verifier = verifier
+            .with_issuers(&[ISSUER.to_owned()])
+            .with_audiences(&[AUDIENCE.to_owned()]);
+    }
+    let caller = match bearer_answer(&verifier, &token) {
+        None => return Err(format!("{token:?} is not a metadata value")),
+        Some(Err(s)) if s.code() == Code::Unauthenticated => return Ok(()),
+        Some(Err(s)) => return Err(format!("{token:?}: {s:?}")),
+        Some(Ok(caller)) => caller,
+    };
+    let wrong = |what: &str| Err(format!("{token:?} passed as {caller:?} with {what}"));
+    let head: Value = serde_json::from_slice(header).unwrap_or_default();
+    if head["alg"] != "HS256" {
+        return wrong("another algorithm");
+    }
+    let c: Value = serde_json::from_slice(claims).unwrap_or_default();
+    if c["tenant"].as_i64() != Some(caller.tenant.0) || caller.tenant.0 <= 0 {
+        return wrong("another tenant");
+    }
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_err(|e| e.to_string())?
+        .as_secs();
+    if c["exp"]
+        .as_u64()
+        .is_none_or(|exp| exp + DEFAULT_LEEWAY.as_secs() < now)
+    {
+        return wrong("no valid exp");
+    }
+    if c["nbf"]
+        .as_u64()
+        .is_some_and(|nbf| nbf > now + DEFAULT_LEEWAY.as_secs())
+    {
+        return wrong("a future nbf");
+    }
+    let sub = c["sub"].as_str().unwrap_or_default();
+    let named = match &caller.principal {
+        Principal::User(user) => {
+            c["svc"].as_bool() != Some(true)
+                && !sub.starts_with('0')
+                && sub.bytes().all(|b| b.is_ascii_digit())
+                && user.0.to_string() == sub
+        }
+        Principal::Service(name) => c["svc"] == true && name == sub && !sub.is_empty(),
+    };
+    if !named {
+        return wrong("another subject");
+    }
+    if c["admin"].as_bool().unwrap_or_default() != caller.admin_claim {
+        return wrong("another admin claim");
+    }
+    let audience = match &c["aud"] {
+        Value::String(a) => a == AUDIENCE,
+        Value::Array(all) => all.iter().any(|a| a == AUDIENCE),
+        _ => false,
+    };
+    if strict && (c["iss"] != ISSUER || !audience) {
+        return wrong("another issuer or audience");
+    }
+    Ok(())
+}
+
+/// Any JWKS document loads or is refused; none panics.
+pub fn jwks_document(bytes: &[u8]) -> Result<(), String> {
+    let _ = KeySet::from_jwks_json(bytes);
+    Ok(())
 }
 
 /// Decodes `bytes` as request `T` the way the server does, then converts it to `D`.

@@ -493,11 +493,11 @@ pub struct GroupOfUserRow {
     pub direct: bool,
 }
 
-/// A group and whether a given user is its effective member.
+/// A group, if there is one, and whether a given user is its effective member.
 #[derive(QueryableByName)]
 pub struct GroupSeenRow {
     #[diesel(embed)]
-    pub group: GroupRow,
+    pub group: Option<GroupRow>,
     #[diesel(sql_type = Bool)]
     pub member: bool,
 }

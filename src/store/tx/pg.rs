@@ -1,6 +1,8 @@
 //! The shared queries (`queries/`) compiled for PostgreSQL.
 
 type BackendTx = super::PgTx;
+/// Its Diesel backend.
+type Db = diesel::pg::Pg;
 
 #[allow(
     clippy::duplicate_mod,

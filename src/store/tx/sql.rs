@@ -19,25 +19,28 @@ use crate::store::rows::{
 
 /// Piece. Binds `$1` group, `$2` tenant. The CTE `reach(group_id)`: groups reachable from
 /// `$1` (the group itself included) inside tenant `$2`. `UNION` de-duplicates, so the walk ends
-/// even if a cycle were ever stored.
+/// even if a cycle were ever stored. Each step looks the reached group's nested groups up by
+/// `group_group_members_group` (`CROSS JOIN` keeps the reached groups as the outer loop on
+/// SQLite), so a step costs its own edges, not the tenant's.
 const REACH: &str = "WITH RECURSIVE reach(group_id) AS ( \
      SELECT CAST($1 AS BIGINT) \
      UNION \
-     SELECT m.member_group_id FROM group_group_members m \
-     JOIN reach r ON m.group_id = r.group_id WHERE m.tenant_id = $2 \
+     SELECT m.member_group_id FROM reach r CROSS JOIN group_group_members m \
+     WHERE m.tenant_id = $2 AND m.group_id = r.group_id \
      AND (m.expire_time IS NULL OR m.expire_time > $now)) ";
 
 /// Piece, after `REACH`. Mentions `$2` tenant. Effective users (`tenant_id`, `user_id`) of
-/// the groups in `reach` (R22).
+/// the groups in `reach` (R22). The teams are found from the reached groups (`CROSS JOIN`
+/// order), not from the tenant's team members.
 const EFFECTIVE_USERS: &str = "SELECT u.user_tenant_id AS tenant_id, u.user_id AS user_id \
        FROM group_user_members u \
        WHERE u.tenant_id = $2 AND u.group_id IN (SELECT group_id FROM reach) \
        AND (u.expire_time IS NULL OR u.expire_time > $now) \
      UNION \
      SELECT tm.tenant_id AS tenant_id, tm.user_id AS user_id \
-       FROM group_team_members t \
-       JOIN team_members tm ON tm.tenant_id = t.tenant_id AND tm.team_id = t.team_id \
-       WHERE t.tenant_id = $2 AND t.group_id IN (SELECT group_id FROM reach) \
+       FROM reach r CROSS JOIN group_team_members t CROSS JOIN team_members tm \
+       WHERE t.tenant_id = $2 AND t.group_id = r.group_id \
+       AND tm.tenant_id = t.tenant_id AND tm.team_id = t.team_id \
        AND (t.expire_time IS NULL OR t.expire_time > $now)";
 
 /// Piece. Binds `$1` user's tenant, `$2` user id. The CTE `up(tenant_id, group_id)`: groups
@@ -224,14 +227,16 @@ pub fn membership_of() -> String {
     )
 }
 
-/// Binds `$1` group, `$2` tenant, `$3` user's tenant, `$4` user id. Rows: `GroupSeenRow`. The
-/// group and whether the user is an effective member, in one statement: what R07 needs to
-/// decide a plain user's read of a group.
+/// Binds `$1` group, `$2` tenant, `$3` user's tenant, `$4` user id. Rows: `GroupSeenRow`, always
+/// one. The group (NULL columns when there is none) and whether the user is an effective
+/// member, in one statement: what R07 needs to decide a plain user's read of a group. The
+/// membership test is the preserved side of the `LEFT JOIN`, so it runs whether or not the
+/// group exists: a missing group costs what an invisible one does (issue 11, item 11).
 pub fn group_seen_by() -> String {
     with_now(
         format!(
-            "{REACH}SELECT g.*, {EFFECTIVE_MEMBER} AS member FROM groups g \
-             WHERE g.tenant_id = $2 AND g.group_id = $1"
+            "{REACH}SELECT g.*, seen.member FROM (SELECT {EFFECTIVE_MEMBER} AS member) seen \
+             LEFT JOIN groups g ON g.tenant_id = $2 AND g.group_id = $1"
         ),
         5,
     )
@@ -496,5 +501,56 @@ mod tests {
     #[test]
     fn like_patterns_escape_wildcards() {
         assert_eq!(like_escape(r"50%_a\b"), r"50\%\_a\\b");
+    }
+
+    /// SQLite's plan of `sql` (binds unset) on the migrated schema, one line per step.
+    fn sqlite_plan(conn: &mut diesel::SqliteConnection, sql: &str) -> Vec<String> {
+        use diesel::RunQueryDsl;
+        #[derive(diesel::QueryableByName)]
+        struct Step {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            detail: String,
+        }
+        let explain = format!("EXPLAIN QUERY PLAN {}", sql.replace('$', "?"));
+        diesel::sql_query(explain)
+            .load::<Step>(conn)
+            .unwrap_or_else(|e| panic!("{e}: {sql}"))
+            .into_iter()
+            .map(|s| s.detail)
+            .collect()
+    }
+
+    /// The walks down from a group follow an index on the group at every step. Without
+    /// statistics SQLite preferred the upward walks' covering indexes, which match only the
+    /// tenant: every step read all of the tenant's nesting and team rows (0.7 ms for a
+    /// private group with 20,000 nestings in the tenant, against 12 µs).
+    #[test]
+    fn membership_walks_never_read_the_whole_tenant_on_sqlite() {
+        use diesel::Connection;
+        use diesel_migrations::MigrationHarness;
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let path = dir.path().join("plan.db");
+        let mut conn = diesel::SqliteConnection::establish(&path.to_string_lossy())
+            .expect("a SQLite database");
+        conn.run_pending_migrations(crate::store::SQLITE_MIGRATIONS)
+            .expect("migrations");
+        let statements = [
+            ("group_seen_by", group_seen_by()),
+            ("membership_of", membership_of()),
+            ("effective_users", effective_users()),
+            ("list_effective_users", list_effective_users()),
+            ("groups_of_user", groups_of_user()),
+            ("list_members", list_members()),
+        ];
+        for (name, sql) in statements {
+            let plan = sqlite_plan(&mut conn, &sql);
+            for step in &plan {
+                assert!(
+                    !step.ends_with("(tenant_id=?)"),
+                    "{name} reads the whole tenant: {step}\n{}",
+                    plan.join("\n")
+                );
+            }
+        }
     }
 }

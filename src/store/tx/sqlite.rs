@@ -1,6 +1,8 @@
 //! The shared queries (`queries/`) compiled for SQLite.
 
 type BackendTx = super::SqliteTx;
+/// Its Diesel backend.
+type Db = diesel::sqlite::Sqlite;
 
 #[allow(
     clippy::duplicate_mod,

@@ -26,6 +26,78 @@ fn name_like() -> impl Strategy<Value = String> {
     prop::collection::vec(piece, 0..10).prop_map(|p| p.concat())
 }
 
+/// A JSON value of the kinds a claim may hold, near the valid ones.
+fn claim_value() -> impl Strategy<Value = serde_json::Value> {
+    use serde_json::{Value, json};
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::from),
+        (now - 100..now + 100).prop_map(Value::from),
+        any::<i64>().prop_map(Value::from),
+        any::<f64>().prop_map(|f| json!(f)),
+        prop_oneof![Just(1i64), Just(0), Just(-1), Just(7)].prop_map(Value::from),
+        prop_oneof![
+            Just("7".to_owned()),
+            Just("007".to_owned()),
+            Just(" 7".to_owned()),
+            Just("group-service".to_owned()),
+            Just("https://id.example".to_owned()),
+            "\\PC{0,8}",
+        ]
+        .prop_map(Value::from),
+        Just(json!(["group-service", "other"])),
+    ]
+}
+
+/// A claims object of the registered and the service's own claims.
+fn claims_json() -> impl Strategy<Value = Vec<u8>> {
+    prop::collection::btree_map(
+        prop::sample::select(vec![
+            "sub", "tenant", "admin", "svc", "exp", "nbf", "iat", "aud", "iss",
+        ]),
+        claim_value(),
+        0..9,
+    )
+    .prop_map(|fields| {
+        let object: serde_json::Map<String, serde_json::Value> =
+            fields.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+        serde_json::to_vec(&object).unwrap()
+    })
+}
+
+/// A JWKS document with keys of every type, some fields missing or of the wrong kind.
+fn jwks_json() -> impl Strategy<Value = Vec<u8>> {
+    use serde_json::{Value, json};
+    let field = prop_oneof![
+        Just(Value::Null),
+        Just(json!("AQAB")),
+        Just(json!("P-256")),
+        "[A-Za-z0-9_-]{0,20}".prop_map(Value::from),
+        any::<i64>().prop_map(Value::from),
+    ];
+    let key = prop::collection::btree_map(
+        prop::sample::select(vec![
+            "kty", "kid", "alg", "use", "n", "e", "crv", "x", "y", "k",
+        ]),
+        prop_oneof![
+            Just(json!("RSA")),
+            Just(json!("EC")),
+            Just(json!("oct")),
+            Just(json!("RS256")),
+            Just(json!("sig")),
+            field,
+        ],
+        0..8,
+    )
+    .prop_map(|k| Value::Object(k.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()));
+    prop::collection::vec(key, 0..3)
+        .prop_map(|keys| serde_json::to_vec(&json!({ "keys": keys })).unwrap())
+}
+
 fn config(cases: u32) -> ProptestConfig {
     ProptestConfig {
         cases,
@@ -59,6 +131,41 @@ proptest! {
         )
     ) {
         properties::update_mask(paths).map_err(TestCaseError::fail)?;
+    }
+
+    #[test]
+    fn i12_bearer_text_without_a_signature_is_unauthenticated(
+        text in prop_oneof!["\\PC{0,80}", "[A-Za-z0-9_-]{0,40}\\.[A-Za-z0-9_-]{0,60}\\.[A-Za-z0-9_-]{0,43}"],
+    ) {
+        properties::bearer_token(&text).map_err(TestCaseError::fail)?;
+    }
+
+    #[test]
+    fn i12_signed_tokens_pass_only_when_valid_by_every_rule(
+        header in prop_oneof![
+            Just(br#"{"alg":"HS256","typ":"JWT"}"#.to_vec()),
+            Just(br#"{"alg":"HS256","kid":"k1"}"#.to_vec()),
+            Just(br#"{"alg":"RS256"}"#.to_vec()),
+            Just(br#"{"alg":"none"}"#.to_vec()),
+            prop::collection::vec(any::<u8>(), 0..40),
+        ],
+        claims in prop_oneof![
+            4 => claims_json(),
+            1 => prop::collection::vec(any::<u8>(), 0..80),
+        ],
+        strict in any::<bool>(),
+    ) {
+        properties::signed_token(&header, &claims, strict).map_err(TestCaseError::fail)?;
+    }
+
+    #[test]
+    fn i12_jwks_documents_load_or_are_refused(
+        doc in prop_oneof![
+            jwks_json(),
+            prop::collection::vec(any::<u8>(), 0..120),
+        ],
+    ) {
+        properties::jwks_document(&doc).map_err(TestCaseError::fail)?;
     }
 
     #[test]

@@ -73,19 +73,10 @@ impl GroupTx for BackendTx {
         id: GroupId,
         user: UserKey,
     ) -> Result<Option<(Group, bool)>> {
-        let row: Option<GroupSeenRow> =
-            diesel::sql_query(BackendTx::statement(sql::group_seen_by()))
-                .bind::<BigInt, _>(id.0)
-                .bind::<BigInt, _>(tenant.0)
-                .bind::<BigInt, _>(user.tenant.0)
-                .bind::<BigInt, _>(user.user.0)
-                .bind::<BigInt, _>(self.now)
-                .keep_prepared()
-                .get_result(self.conn())
-                .await
-                .optional()?;
-        row.map(|r| Ok((Group::try_from(r.group)?, r.member)))
-            .transpose()
+        let GroupSeenRow { group, member } = self
+            .user_in_reach(sql::group_seen_by(), tenant, id, user)
+            .await?;
+        group.map(|g| Ok((Group::try_from(g)?, member))).transpose()
     }
 
     async fn lock_group(&mut self, tenant: TenantId, id: GroupId) -> Result<Option<Group>> {

@@ -474,14 +474,8 @@ impl MembershipTx for BackendTx {
         group: GroupId,
         user: UserKey,
     ) -> Result<(Option<bool>, bool)> {
-        let row: MembershipRow = diesel::sql_query(BackendTx::statement(sql::membership_of()))
-            .bind::<BigInt, _>(group.0)
-            .bind::<BigInt, _>(tenant.0)
-            .bind::<BigInt, _>(user.tenant.0)
-            .bind::<BigInt, _>(user.user.0)
-            .bind::<BigInt, _>(self.now)
-            .keep_prepared()
-            .get_result(self.conn())
+        let row: MembershipRow = self
+            .user_in_reach(sql::membership_of(), tenant, group, user)
             .await?;
         Ok((row.master, row.member))
     }

@@ -1,0 +1,2 @@
+DROP INDEX group_team_members_group;
+DROP INDEX group_group_members_group;
