@@ -48,7 +48,8 @@ CREATED_DBS=()
 if [ "$MODE" = smoke ]; then
   SECONDS_PER_CALL="${BENCH_SECONDS:-1}"
   WARMUP=0s
-  SEED_ARGS=(--groups 3000 --users 600 --team-size 300 --heavy-groups 300 --create-tenants 4 --create-users 50)
+  SEED_ARGS=(--groups 3000 --users 600 --team-size 300 --heavy-groups 300 --nested-groups 500
+    --team-groups 100 --create-tenants 4 --create-users 50)
   PROFILE=debug
   BACKENDS=(sqlite)
   LATER_PAGE=3

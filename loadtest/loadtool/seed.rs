@@ -12,7 +12,11 @@
 //! - groups `nest-1` > `nest-2` > ... > `nest-5` (each the member of the one before), the last
 //!   holding team 1: a team user is a member of `nest-1` through five levels;
 //! - the other groups have `--members-per-group` direct users each (the first a master), spread
-//!   evenly over users 3 and up; half of them public.
+//!   evenly over users 3 and up; half of them public;
+//! - beyond user 2's groups, `--nested-groups` groups each hold one other group (one level, so
+//!   the tenant has as many nesting rows as a real one would, not only the chain's), and team 1
+//!   is a member of the `--team-groups` groups after those: walks that read the tenant's
+//!   nestings or team rows instead of a group's own show in every call that walks.
 //!
 //! Plus `--create-tenants` empty PAID tenants (ids after the load tenant) with
 //! `--create-users` users each, user 1 an admin: room for CreateGroup runs.
@@ -60,6 +64,12 @@ pub struct SeedArgs {
     /// Groups user 2 is a direct member of.
     #[arg(long, default_value_t = 2_000)]
     pub heavy_groups: usize,
+    /// Groups (after user 2's) that each hold one more group as a member.
+    #[arg(long, default_value_t = 10_000)]
+    pub nested_groups: usize,
+    /// Groups (after the nested ones) that hold team 1.
+    #[arg(long, default_value_t = 1_000)]
+    pub team_groups: usize,
     /// Empty tenants for CreateGroup runs.
     #[arg(long, default_value_t = 16)]
     pub create_tenants: usize,
@@ -198,6 +208,10 @@ fn validate(a: &SeedArgs) -> anyhow::Result<()> {
     anyhow::ensure!(
         a.heavy_groups <= a.groups - DEPTH && a.heavy_groups as u64 <= USER_GROUP_LIMIT,
         "--heavy-groups must be at most the bulk groups and {USER_GROUP_LIMIT}"
+    );
+    anyhow::ensure!(
+        a.heavy_groups + 2 * a.nested_groups + a.team_groups <= a.groups - DEPTH,
+        "--heavy-groups, twice --nested-groups and --team-groups must fit in the bulk groups"
     );
     anyhow::ensure!(
         a.groups <= 100_000,
@@ -381,13 +395,23 @@ pub async fn seed(a: SeedArgs) -> anyhow::Result<Value> {
         ins.row(format_args!("{t}, {}, {}, {now}", pair[0], pair[1]))
             .await?;
     }
-    ins.flush().await?;
-    db.exec(&format!(
-        "INSERT INTO group_team_members (tenant_id, group_id, team_id, add_time) \
-         VALUES ({t}, {}, 1, {now})",
-        chain[DEPTH - 1]
-    ))
-    .await?;
+    let nested = &bulk_ids[a.heavy_groups..a.heavy_groups + 2 * a.nested_groups];
+    let (parents, children) = nested.split_at(a.nested_groups);
+    for (parent, child) in parents.iter().zip(children) {
+        ins.row(format_args!("{t}, {parent}, {child}, {now}"))
+            .await?;
+    }
+    let nestings = ins.flush().await?;
+    let mut ins = Inserter::new(
+        &mut db,
+        "group_team_members",
+        "tenant_id, group_id, team_id, add_time",
+    );
+    let after = a.heavy_groups + 2 * a.nested_groups;
+    for id in std::iter::once(&chain[DEPTH - 1]).chain(&bulk_ids[after..after + a.team_groups]) {
+        ins.row(format_args!("{t}, {id}, 1, {now}")).await?;
+    }
+    let team_rows = ins.flush().await?;
     db.exec("COMMIT").await?;
     if !fk_checks {
         db.exec("SET session_replication_role = DEFAULT").await?;
@@ -414,7 +438,9 @@ pub async fn seed(a: SeedArgs) -> anyhow::Result<Value> {
         "users": users,
         "team_members": team_members,
         "user_memberships": user_memberships,
-        "memberships": user_memberships + team_members + DEPTH as u64,
+        "memberships": user_memberships + team_members + nestings + team_rows,
+        "nestings": nestings,
+        "team_group_rows": team_rows,
         "seconds": inserted.as_secs_f64(),
         "analyze_seconds": analyze_s,
         "foreign_key_checks": fk_checks,

@@ -1,5 +1,6 @@
 //! One HTTP(S) GET for a JWKS: a fresh HTTP/1.1 connection per reload (minutes apart), on the
-//! hyper and rustls already in the tree for tonic and NATS. TLS trusts the system's roots.
+//! hyper and rustls already in the tree for tonic and NATS. TLS trusts the system's roots, or the
+//! certificates of `SSL_CERT_FILE` / `SSL_CERT_DIR` when set (rustls-native-certs reads them).
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;

@@ -25,6 +25,8 @@ use crate::harness::*;
 const RSA_PRIVATE: &[u8] = include_bytes!("../fixtures/rsa-private.pem");
 const RSA_PUBLIC: &[u8] = include_bytes!("../fixtures/rsa-public.pem");
 const EC_PRIVATE: &[u8] = include_bytes!("../fixtures/es256-private-pkcs8.pem");
+const TLS_CERT: &[u8] = include_bytes!("../fixtures/tls/localhost.pem");
+const TLS_KEY: &[u8] = include_bytes!("../fixtures/tls/localhost-key.pem");
 
 fn now() -> u64 {
     SystemTime::now()
@@ -391,32 +393,51 @@ struct JwksServer {
 
 impl JwksServer {
     async fn start(body: &str) -> Self {
+        Self::start_with(body, None).await
+    }
+
+    /// Over HTTPS, as `localhost`, with the certificate `tests/fixtures/tls/localhost.pem`
+    /// (issued by `ca.pem` there).
+    async fn start_tls(body: &str) -> Self {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let chain = CertificateDer::pem_slice_iter(TLS_CERT)
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        let key = PrivateKeyDer::from_pem_slice(TLS_KEY).unwrap();
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .unwrap();
+        Self::start_with(body, Some(tokio_rustls::TlsAcceptor::from(Arc::new(config)))).await
+    }
+
+    async fn start_with(body: &str, tls: Option<tokio_rustls::TlsAcceptor>) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!(
-            "http://{}/.well-known/jwks.json",
-            listener.local_addr().unwrap()
-        );
+        let port = listener.local_addr().unwrap().port();
+        let url = match tls {
+            Some(_) => format!("https://localhost:{port}/.well-known/jwks.json"),
+            None => format!("http://127.0.0.1:{port}/.well-known/jwks.json"),
+        };
         let body = Arc::new(Mutex::new(body.to_owned()));
         let gets = Arc::new(AtomicUsize::new(0));
         let (b, g) = (body.clone(), gets.clone());
         tokio::spawn(async move {
-            while let Ok((mut conn, _)) = listener.accept().await {
-                let mut request = Vec::new();
-                let mut buf = [0u8; 1024];
-                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match conn.read(&mut buf).await {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => request.extend_from_slice(&buf[..n]),
+            while let Ok((conn, _)) = listener.accept().await {
+                let (b, g) = (b.clone(), g.clone());
+                match &tls {
+                    // A handshake the client refuses ends that connection only.
+                    Some(tls) => {
+                        if let Ok(conn) = tls.accept(conn).await {
+                            answer(conn, &b, &g).await;
+                        }
                     }
+                    None => answer(conn, &b, &g).await,
                 }
-                g.fetch_add(1, Ordering::SeqCst);
-                let body = b.lock().unwrap().clone();
-                let answer = format!(
-                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = conn.write_all(answer.as_bytes()).await;
-                let _ = conn.shutdown().await;
             }
         });
         JwksServer { url, body, gets }
@@ -429,6 +450,134 @@ impl JwksServer {
     fn gets(&self) -> usize {
         self.gets.load(Ordering::SeqCst)
     }
+}
+
+/// Reads one request and answers it with the current body.
+async fn answer<S>(mut conn: S, body: &Mutex<String>, gets: &AtomicUsize)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let mut request = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+        match conn.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => request.extend_from_slice(&buf[..n]),
+        }
+    }
+    gets.fetch_add(1, Ordering::SeqCst);
+    let body = body.lock().unwrap().clone();
+    let answer = format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = conn.write_all(answer.as_bytes()).await;
+    let _ = conn.shutdown().await;
+}
+
+/// The server binary with `--jwt-jwks url`, trusting the certificates of `roots` only
+/// (`SSL_CERT_FILE`), over a new SQLite database.
+struct Binary {
+    child: std::process::Child,
+    addr: std::net::SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+impl Binary {
+    fn start(url: &str, roots: &str) -> Binary {
+        let dir = tempfile::tempdir().unwrap();
+        let addr = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_group-service"))
+            .args(["--listen", &addr.to_string(), "--jwt-jwks", url])
+            .env("DATABASE_URL", dir.path().join("tls.db"))
+            .env("SSL_CERT_FILE", roots)
+            .env_remove("SSL_CERT_DIR")
+            .env_remove("GROUP_SERVICE_JWT_SECRET")
+            .env_remove("NATS_URL")
+            .env_remove("GROUP_SERVICE_METRICS_LISTEN")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        Binary {
+            child,
+            addr,
+            _dir: dir,
+        }
+    }
+
+    /// Waits (up to 20 s) until the server answers on its port, or until it exits: then its
+    /// status and what it wrote to stderr.
+    async fn serving(&mut self) -> Result<(), (std::process::ExitStatus, String)> {
+        use std::io::Read;
+        for _ in 0..400 {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                let mut stderr = String::new();
+                if let Some(mut pipe) = self.child.stderr.take() {
+                    pipe.read_to_string(&mut stderr).unwrap();
+                }
+                return Err((status, stderr));
+            }
+            if tokio::net::TcpStream::connect(self.addr).await.is_ok() {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the server neither listened nor exited within 20 s");
+    }
+}
+
+impl Drop for Binary {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A JWKS URL over HTTPS, from an identity provider whose certificate a private CA issued:
+/// the server trusts the roots `SSL_CERT_FILE` names (instead of the system's), so with that
+/// CA it loads the keys and accepts their tokens; with another CA it refuses to start, saying
+/// why, rather than serve with no keys.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn item8_a_jwks_url_over_https_is_checked_against_the_trusted_roots() {
+    let idp = JwksServer::start_tls(&jwks(&[("k1", Algorithm::RS256)])).await;
+    let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tls");
+
+    let mut trusted = Binary::start(&idp.url, &format!("{fixtures}/ca.pem"));
+    if let Err((status, stderr)) = trusted.serving().await {
+        panic!("the server exited ({status}): {stderr}");
+    }
+    assert_eq!(idp.gets(), 1, "the keys are loaded once at start");
+    let channel = tonic::transport::Channel::from_shared(format!("http://{}", trusted.addr))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut client = group_service::grpc::pb::group_service_client::GroupServiceClient::with_interceptor(
+        channel,
+        Bearer::new(&signed(Algorithm::RS256, &rsa(), Some("k1"), &claims(json!({})))),
+    );
+    let err = client
+        .get_group(get_req(&missing_group(1)))
+        .await
+        .unwrap_err();
+    // Authenticated: the directory, not the token check, refuses the unknown user.
+    assert_reason(&err, Code::PermissionDenied, "CALLER_NOT_IN_DIRECTORY");
+
+    let mut untrusted = Binary::start(&idp.url, &format!("{fixtures}/other-ca.pem"));
+    let (status, stderr) = untrusted
+        .serving()
+        .await
+        .expect_err("a JWKS behind an untrusted certificate must not be used");
+    assert!(!status.success());
+    assert!(
+        stderr.contains(&idp.url) && stderr.to_lowercase().contains("certificate"),
+        "the error names the URL and the certificate: {stderr}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
