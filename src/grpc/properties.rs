@@ -140,8 +140,8 @@ pub fn bearer_token(text: &str) -> Result<(), String> {
 
 /// A token of any header and claims bytes, correctly signed: UNAUTHENTICATED unless every
 /// rule holds (the HS256 header, a positive tenant, an unexpired `exp`, no future `nbf`, a
-/// canonical user id or a service name, and with `strict` the issuer and audience), and then it proves
-/// exactly the caller its claims name.
+/// canonical user id or a service name, and with `strict` the issuer and audience), and then
+/// it proves exactly the caller its claims name.
 pub fn signed_token(header: &[u8], claims: &[u8], strict: bool) -> Result<(), String> {
     let message = format!(
         "{}.{}",
@@ -216,10 +216,12 @@ pub fn signed_token(header: &[u8], claims: &[u8], strict: bool) -> Result<(), St
     Ok(())
 }
 
-/// Any JWKS document loads or is refused; none panics.
+/// Any JWKS document loads or is refused, without a panic; a set that loads has a key.
 pub fn jwks_document(bytes: &[u8]) -> Result<(), String> {
-    let _ = KeySet::from_jwks_json(bytes);
-    Ok(())
+    match KeySet::from_jwks_json(bytes) {
+        Ok(set) if set.keys.is_empty() => Err("an empty key set loaded".into()),
+        _ => Ok(()),
+    }
 }
 
 /// Decodes `bytes` as request `T` the way the server does, then converts it to `D`.

@@ -413,7 +413,11 @@ impl JwksServer {
         .with_no_client_auth()
         .with_single_cert(chain, key)
         .unwrap();
-        Self::start_with(body, Some(tokio_rustls::TlsAcceptor::from(Arc::new(config)))).await
+        Self::start_with(
+            body,
+            Some(tokio_rustls::TlsAcceptor::from(Arc::new(config))),
+        )
+        .await
     }
 
     async fn start_with(body: &str, tls: Option<tokio_rustls::TlsAcceptor>) -> Self {
@@ -557,10 +561,16 @@ async fn item8_a_jwks_url_over_https_is_checked_against_the_trusted_roots() {
         .connect()
         .await
         .unwrap();
-    let mut client = group_service::grpc::pb::group_service_client::GroupServiceClient::with_interceptor(
-        channel,
-        Bearer::new(&signed(Algorithm::RS256, &rsa(), Some("k1"), &claims(json!({})))),
-    );
+    let mut client =
+        group_service::grpc::pb::group_service_client::GroupServiceClient::with_interceptor(
+            channel,
+            Bearer::new(&signed(
+                Algorithm::RS256,
+                &rsa(),
+                Some("k1"),
+                &claims(json!({})),
+            )),
+        );
     let err = client
         .get_group(get_req(&missing_group(1)))
         .await
