@@ -12,7 +12,8 @@
 #
 # Environment: BENCH_PG_URL (default postgres://postgres@127.0.0.1:5432/postgres; a server this
 # script may create and drop databases on), BENCH_CLIENTS (16), BENCH_SECONDS (6),
-# BENCH_PORT (50071; the bare server uses the next port), BENCH_KEEP=1 keeps the work dir,
+# BENCH_PORT (20071, below Linux's ephemeral range, where an outgoing connection's local port
+# could take it; the bare server uses the next port), BENCH_KEEP=1 keeps the work dir,
 # BENCH_CACHE_MB (the server's --cache-mb, 64; 0 measures without the read cache),
 # BENCH_BACKENDS ("postgres sqlite" in the full run), BENCH_SERVER_ARGS (more group-service flags,
 # for example "--max-concurrent-calls 100000" to measure overload without the admission limit).
@@ -31,7 +32,7 @@ PG_BASE="${PG_URL%/*}"
 CLIENTS="${BENCH_CLIENTS:-16}"
 CACHE_MB="${BENCH_CACHE_MB:-64}"
 read -r -a SERVER_ARGS <<<"${BENCH_SERVER_ARGS:-}"
-PORT="${BENCH_PORT:-50071}"
+PORT="${BENCH_PORT:-20071}"
 BARE_PORT=$((PORT + 1))
 SVC_HOST="127.0.0.1:$PORT"
 BARE_HOST="127.0.0.1:$BARE_PORT"
@@ -153,12 +154,14 @@ overload() {
     "$WORK/r-$name@4x.json" >>"$WORK/goodput"
 }
 
-# wait_serving HOST PID: Health/Check answers SERVING within 30 s, or the run fails.
+# wait_serving HOST PID LOG: Health/Check answers SERVING within 30 s, or the run fails (with
+# the end of the server's LOG).
 wait_serving() {
   local i
   for i in $(seq 1 60); do
     if ! kill -0 "$2" 2>/dev/null; then
-      echo "server on $1 exited" >&2
+      echo "server on $1 exited:" >&2
+      tail -n 20 "$3" >&2
       return 1
     fi
     if "$LOAD" call --call grpc.health.v1.Health.Check --host "$1" -t 2s 2>/dev/null \
@@ -177,7 +180,7 @@ bare_baseline() {
   "$BIN/bare-health" --listen "$BARE_HOST" --max-seconds 600 2>"$WORK/bare.log" &
   BARE_PID=$!
   PIDS+=("$BARE_PID")
-  wait_serving "$BARE_HOST" "$BARE_PID"
+  wait_serving "$BARE_HOST" "$BARE_PID" "$WORK/bare.log"
   run "bare-health-$when" --config loadtest/ghz/health.json --host "$BARE_HOST"
   kill "$BARE_PID"
   wait "$BARE_PID" 2>/dev/null || true
@@ -242,7 +245,7 @@ bench_service() {
     "${SERVER_ARGS[@]}" 2>"$WORK/service-$backend.log" &
   local pid=$!
   PIDS+=("$pid")
-  wait_serving "$SVC_HOST" "$pid"
+  wait_serving "$SVC_HOST" "$pid" "$WORK/service-$backend.log"
 
   local t admin member priv outer team_user outsider muser
   t=$(jq -r .tenant "$s")
