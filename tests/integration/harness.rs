@@ -582,6 +582,48 @@ pub fn fingerprint(status: &Status) -> (Code, String, Vec<u8>) {
     )
 }
 
+/// The server binary on a free loopback port over a new SQLite database, without NATS, a
+/// metrics listener or a JWT secret from the environment; stdin and stdout closed, stderr
+/// piped for the caller. `configure` adds the test's own flags and environment. Killed on
+/// drop.
+pub struct ServerProcess {
+    pub child: std::process::Child,
+    pub addr: std::net::SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+impl ServerProcess {
+    pub fn start(configure: impl FnOnce(&mut std::process::Command)) -> ServerProcess {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let addr = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port");
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_group-service"));
+        command
+            .args(["--listen", &addr.to_string()])
+            .env("DATABASE_URL", dir.path().join("server.db"))
+            .env_remove("NATS_URL")
+            .env_remove("GROUP_SERVICE_METRICS_LISTEN")
+            .env_remove("GROUP_SERVICE_JWT_SECRET")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
+        configure(&mut command);
+        ServerProcess {
+            child: command.spawn().expect("start the server binary"),
+            addr,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 pub fn unique() -> u64 {
     static N: AtomicU64 = AtomicU64::new(0);
     N.fetch_add(1, Ordering::Relaxed)

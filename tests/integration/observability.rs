@@ -403,36 +403,25 @@ pub(crate) async fn eventually(
 }
 
 /// The server binary, started with `--log-format json` over a new SQLite database; its
-/// stderr lines go to `lines`. Killed on drop.
+/// stderr lines go to `lines`.
 struct Spawned {
-    child: std::process::Child,
-    addr: SocketAddr,
+    server: ServerProcess,
     lines: Arc<Mutex<Vec<String>>>,
-    _dir: tempfile::TempDir,
 }
 
 impl Spawned {
     async fn start() -> Spawned {
         use std::io::BufRead;
-        let dir = tempfile::tempdir().unwrap();
-        let addr = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap();
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_group-service"))
-            .args(["--log-format", "json", "--listen", &addr.to_string()])
-            .env("DATABASE_URL", dir.path().join("log.db"))
-            .env(
-                "GROUP_SERVICE_JWT_SECRET",
-                std::str::from_utf8(SECRET).unwrap(),
-            )
-            .env("RUST_LOG", "info")
-            .env_remove("NATS_URL")
-            .env_remove("GROUP_SERVICE_METRICS_LISTEN")
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+        let mut server = ServerProcess::start(|command| {
+            command
+                .args(["--log-format", "json"])
+                .env(
+                    "GROUP_SERVICE_JWT_SECRET",
+                    std::str::from_utf8(SECRET).unwrap(),
+                )
+                .env("RUST_LOG", "info");
+        });
+        let stderr = std::io::BufReader::new(server.child.stderr.take().unwrap());
         let lines = Arc::new(Mutex::new(Vec::new()));
         let sink = lines.clone();
         std::thread::spawn(move || {
@@ -440,12 +429,7 @@ impl Spawned {
                 sink.lock().unwrap().push(line);
             }
         });
-        let spawned = Spawned {
-            child,
-            addr,
-            lines,
-            _dir: dir,
-        };
+        let spawned = Spawned { server, lines };
         spawned.wait_for(|l| l.contains("\"serving\"")).await;
         spawned
     }
@@ -480,13 +464,6 @@ impl Spawned {
     }
 }
 
-impl Drop for Spawned {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn with_request_id<T>(message: T, id: &str) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);
     request
@@ -501,7 +478,7 @@ fn with_request_id<T>(message: T, id: &str) -> tonic::Request<T> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn obs_access_log_line_per_call_with_request_id() {
     let server = Spawned::start().await;
-    let channel = tonic::transport::Channel::from_shared(format!("http://{}", server.addr))
+    let channel = tonic::transport::Channel::from_shared(format!("http://{}", server.server.addr))
         .unwrap()
         .connect()
         .await

@@ -1,6 +1,7 @@
 //! Issue 11 item 12: the properties the cargo-fuzz targets under `fuzz/` check
-//! (`group_service::grpc::properties`), run with proptest where fuzzing cannot run (CI has no
-//! nightly), and random requests sent to the real server: no panic, no INTERNAL.
+//! (`group_service::grpc::properties`), run with proptest in every `cargo test` (CI does not
+//! build the fuzz targets: docs/reliability.md, section 12), and random requests sent to the
+//! real server: no panic, no INTERNAL.
 
 use group_service::grpc::pb;
 use group_service::grpc::properties;
@@ -9,6 +10,7 @@ use prost::Message;
 use tonic::Code;
 
 use super::call_raw;
+use crate::fixtures::claims_object;
 use crate::harness::*;
 
 /// Text built from pieces of names, so that shapes close to valid ones come up often.
@@ -24,49 +26,6 @@ fn name_like() -> impl Strategy<Value = String> {
         any::<char>().prop_map(String::from),
     ];
     prop::collection::vec(piece, 0..10).prop_map(|p| p.concat())
-}
-
-/// A JSON value of the kinds a claim may hold, near the valid ones.
-fn claim_value() -> impl Strategy<Value = serde_json::Value> {
-    use serde_json::{Value, json};
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    prop_oneof![
-        Just(Value::Null),
-        any::<bool>().prop_map(Value::from),
-        (now - 100..now + 100).prop_map(Value::from),
-        any::<i64>().prop_map(Value::from),
-        any::<f64>().prop_map(|f| json!(f)),
-        prop_oneof![Just(1i64), Just(0), Just(-1), Just(7)].prop_map(Value::from),
-        prop_oneof![
-            Just("7".to_owned()),
-            Just("007".to_owned()),
-            Just(" 7".to_owned()),
-            Just("group-service".to_owned()),
-            Just("https://id.example".to_owned()),
-            "\\PC{0,8}",
-        ]
-        .prop_map(Value::from),
-        Just(json!(["group-service", "other"])),
-    ]
-}
-
-/// A claims object of the registered and the service's own claims.
-fn claims_json() -> impl Strategy<Value = Vec<u8>> {
-    prop::collection::btree_map(
-        prop::sample::select(vec![
-            "sub", "tenant", "admin", "svc", "exp", "nbf", "iat", "aud", "iss",
-        ]),
-        claim_value(),
-        0..9,
-    )
-    .prop_map(|fields| {
-        let object: serde_json::Map<String, serde_json::Value> =
-            fields.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
-        serde_json::to_vec(&object).unwrap()
-    })
 }
 
 /// A JWKS document with keys of every type, some fields missing or of the wrong kind.
@@ -150,7 +109,7 @@ proptest! {
             prop::collection::vec(any::<u8>(), 0..40),
         ],
         claims in prop_oneof![
-            4 => claims_json(),
+            4 => claims_object().prop_map(|c| serde_json::to_vec(&c).unwrap()),
             1 => prop::collection::vec(any::<u8>(), 0..80),
         ],
         strict in any::<bool>(),
