@@ -86,14 +86,19 @@ impl SqliteTx {
 /// connection, keyed by the text and its bind types.
 pub(crate) struct Prepared<Q>(Q);
 
-/// `.keep_prepared()` before running a raw statement.
+/// `.keep_prepared()` before running a raw statement, or a DSL statement that Diesel would
+/// prepare again on every run: an `UPDATE`, an upsert, a boxed query, or an insert of a
+/// derived `Insertable` (PostgreSQL's statement log showed each of these parsed anew for every
+/// create). Only for statements of one shape per text: never for a bind list whose length
+/// follows the input (`eq_any`, batch inserts), which would fill the cache with a text per
+/// length.
 pub(crate) trait KeepPrepared: Sized {
     fn keep_prepared(self) -> Prepared<Self> {
         Prepared(self)
     }
 }
 
-impl<Q: Query> KeepPrepared for Q {}
+impl<Q> KeepPrepared for Q {}
 
 impl<Q, DB> QueryFragment<DB> for Prepared<Q>
 where

@@ -182,6 +182,7 @@ impl DirectoryTx for BackendTx {
         }
         let n = q
             .set(c::direct_group_count.eq(c::direct_group_count + 1))
+            .keep_prepared()
             .execute(self.conn())
             .await?;
         Ok(n > 0)
@@ -196,6 +197,7 @@ impl DirectoryTx for BackendTx {
                     .filter(c::direct_group_count.gt(0)),
             )
             .set(c::direct_group_count.eq(c::direct_group_count - 1))
+            .keep_prepared()
             .execute(self.conn())
             .await?;
         }

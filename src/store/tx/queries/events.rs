@@ -321,6 +321,7 @@ impl BackendTx {
                 .do_update()
                 .set(c::last_seq.eq(c::last_seq + n))
                 .returning(c::last_seq)
+                .keep_prepared()
                 .get_result(self.conn())
                 .await?;
             for (i, e) in run.iter_mut().enumerate() {
@@ -333,6 +334,7 @@ impl BackendTx {
         for e in &pending {
             diesel::insert_into(events::table)
                 .values(&EventRow::from(e))
+                .keep_prepared()
                 .execute(self.conn())
                 .await
                 .map_err(|e| retry_on_taken_id(e, "events", "event_id"))?;

@@ -20,6 +20,7 @@ impl GroupTx for BackendTx {
     async fn insert_group(&mut self, group: &Group) -> Result<()> {
         let res = diesel::insert_into(groups::table)
             .values(&GroupRow::from(group))
+            .keep_prepared()
             .execute(self.conn())
             .await;
         match res {
@@ -87,6 +88,7 @@ impl GroupTx for BackendTx {
         use groups::dsl as c;
         diesel::update(groups::table.find((tenant.0, id.0)))
             .set((c::version.eq(c::version + 1), c::update_time.eq(now)))
+            .keep_prepared()
             .execute(self.conn())
             .await?;
         Ok(())
@@ -118,6 +120,7 @@ impl GroupTx for BackendTx {
     async fn update_group(&mut self, group: &Group) -> Result<()> {
         let res = diesel::update(groups::table.find((group.tenant.0, group.id.0)))
             .set(&GroupRow::from(group))
+            .keep_prepared()
             .execute(self.conn())
             .await;
         match res {

@@ -214,11 +214,13 @@ impl MembershipTx for BackendTx {
         let n = if is_master {
             diesel::update(row)
                 .set((u::is_master.eq(true), u::expire_time.eq(None::<i64>)))
+                .keep_prepared()
                 .execute(self.conn())
                 .await?
         } else {
             diesel::update(row)
                 .set(u::is_master.eq(false))
+                .keep_prepared()
                 .execute(self.conn())
                 .await?
         };
@@ -239,18 +241,21 @@ impl MembershipTx for BackendTx {
                 let key = (t, g, u.tenant.0, u.user.0);
                 diesel::update(group_user_members::table.find(key))
                     .set(group_user_members::expire_time.eq(expire_time))
+                    .keep_prepared()
                     .execute(conn)
                     .await?
             }
             MemberRef::Team(team) => {
                 diesel::update(group_team_members::table.find((t, g, team.0)))
                     .set(group_team_members::expire_time.eq(expire_time))
+                    .keep_prepared()
                     .execute(conn)
                     .await?
             }
             MemberRef::Group(member) => {
                 diesel::update(group_group_members::table.find((t, g, member.0)))
                     .set(group_group_members::expire_time.eq(expire_time))
+                    .keep_prepared()
                     .execute(conn)
                     .await?
             }
