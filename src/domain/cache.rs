@@ -3,13 +3,14 @@
 //!
 //! Coherence rests on one number, the database's *generation* (`Database::generation`): the
 //! store bumps it after every committed write of this process, before the write's answer
-//! leaves, and whenever another replica's write is announced (PostgreSQL `NOTIFY` sent by the
-//! writing transaction). An answer is stored with the generation read *before* the read that
-//! produced it, and served only while the generation is still that number. So an answer is
-//! never older than the last write this replica acknowledged, and never older than the last
-//! write another replica committed once its notification has arrived. While the store cannot
-//! promise that (its listening connection is down), it reports no generation and the cache is
-//! bypassed.
+//! leaves, and whenever another replica's write is announced (PostgreSQL `NOTIFY`, sent by the
+//! writing process after the commit: `store::changes`). An answer is stored with the
+//! generation read *before* the read that produced it, and served only while the generation is
+//! still that number. So an answer is never older than the last write this replica
+//! acknowledged, and never older than the last write another replica committed once its
+//! notification has arrived. While the store cannot promise that (its listening connection is
+//! down), it reports no generation and the cache is bypassed. No answer is served more than
+//! `MAX_AGE` after it was read, which bounds a write whose notification never came.
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -19,6 +20,11 @@ use super::caller::{Actor, Caller};
 use super::membership::Membership;
 use super::model::{Group, GroupRef, TenantId, UserKey};
 use super::names::GroupPath;
+
+/// The longest an answer is served, whatever the generation says: the bound on staleness
+/// when a write's notification never arrives (its process died between the commit and the
+/// notification, or the write was made outside the service).
+pub(crate) const MAX_AGE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// The most groups one user's membership entry answers for; answers beyond it are read, not
 /// kept.
@@ -106,6 +112,7 @@ impl AnswerCache {
     pub fn new(max_bytes: u64) -> Self {
         let entries = moka::sync::Cache::builder()
             .max_capacity(max_bytes)
+            .time_to_live(MAX_AGE)
             .weigher(|k: &Key, (_, a): &(u64, Answer)| {
                 let key = match k {
                     Key::Actor(_) | Key::Group { .. } => 64,

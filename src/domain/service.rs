@@ -40,9 +40,8 @@ pub enum Mode {
 #[async_trait]
 pub trait Transaction: Tx {
     /// Runs just before a write commits: writes the transaction's events with their sequence
-    /// numbers and `actor` (the change feed: `feed`), and tells other processes, when the
-    /// write commits, that the data changed (the read cache's coherence: `cache`; the feed's
-    /// followers).
+    /// numbers and `actor` (the change feed: `feed`). Other processes are told that the data
+    /// changed once it has committed (`Database::changed`).
     async fn announce(&mut self, actor: &str) -> Result<()>;
     async fn commit(self: Box<Self>) -> Result<()>;
     async fn rollback(self: Box<Self>) -> Result<()>;
@@ -57,7 +56,9 @@ pub trait Database: Send + Sync + 'static {
     fn generation(&self) -> Option<u64>;
     /// The clock transactions take their instant from (`Tx::now`).
     fn clock(&self) -> &super::clock::Clock;
-    /// A write transaction of this process committed.
+    /// A write transaction of this process committed: bumps the generation before the
+    /// write's answer leaves, and tells other processes (the read cache's coherence: `cache`;
+    /// the feed's followers).
     fn changed(&self);
     /// Changes whenever a write may have committed, here or in another process (while the
     /// signal from other processes is down, at least when it comes back).
@@ -347,9 +348,10 @@ impl Service {
     }
 }
 
-/// Ends a transaction with the outcome of its work: commits on `Ok` (a write announced to
-/// other processes first, and this process's generation bumped before the answer leaves, so
-/// no cached read older than the write is served from here on), rolls back on `Err`.
+/// Ends a transaction with the outcome of its work: commits on `Ok` (a write's events written
+/// first; after the commit, this process's generation bumped before the answer leaves, so no
+/// cached read older than the write is served from here on, and other processes told), rolls
+/// back on `Err`.
 pub async fn finish<R>(
     db: &dyn Database,
     mut t: Box<dyn Transaction>,

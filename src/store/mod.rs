@@ -31,9 +31,8 @@ use crate::domain::repo::Tx;
 pub use crate::domain::service::TxFuture;
 use crate::domain::service::{Database, Mode, PoolState, Transaction, finish};
 use changes::Changes;
-use diesel_async::RunQueryDsl;
 pub use rekey::Rekeyed;
-use tx::{KeepPrepared, PgTx, SqliteTx};
+use tx::{PgTx, SqliteTx};
 
 pub(crate) type SqliteConn = SyncConnectionWrapper<SqliteConnection>;
 /// A connection checked out of a pool for as long as one transaction holds it.
@@ -293,7 +292,10 @@ impl Database for Store {
     }
 
     fn changed(&self) {
-        self.changes.bump();
+        match &self.backend {
+            Backend::Postgres(_) => self.changes.wrote(),
+            Backend::Sqlite { .. } => self.changes.bump(),
+        }
     }
 
     fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
@@ -359,14 +361,10 @@ type SqliteTm = <SqliteConn as AsyncConnection>::TransactionManager;
 
 #[async_trait]
 impl Transaction for PgTx {
+    /// Other processes are told after the commit (`Database::changed`), not from inside the
+    /// transaction (`changes`).
     async fn announce(&mut self, actor: &str) -> Result<()> {
-        self.write_events(actor).await?;
-        diesel::sql_query("SELECT pg_notify($1, '')")
-            .bind::<diesel::sql_types::Text, _>(changes::CHANNEL)
-            .keep_prepared()
-            .execute(&mut *self.conn)
-            .await?;
-        Ok(())
+        self.write_events(actor).await
     }
     async fn commit(mut self: Box<Self>) -> Result<()> {
         if self.open {

@@ -11,6 +11,9 @@ use crate::harness::*;
 
 /// How long another server may take to see a write (README: the cache section).
 const BOUND: Duration = Duration::from_secs(1);
+/// The longest an answer is served when no notification of a write arrives (README: the
+/// cache section; `domain::cache::MAX_AGE`).
+const MAX_AGE: Duration = Duration::from_secs(2);
 
 async fn check(c: &mut Membership, group: &str, user: i64) -> pb::CheckMembershipResponse {
     c.check_membership(pb::CheckMembershipRequest {
@@ -161,4 +164,124 @@ async fn cache_a_write_on_one_server_is_seen_on_another_within_the_bound() {
     for _ in 0..20 {
         assert!(check(&mut reader, &group, 2).await.member, "flipped back");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cache_a_write_nobody_announced_is_seen_within_the_max_age() {
+    let Some(srv) = server().await else { return };
+    let group = arrange(&srv, 1).await;
+    let mut reader = srv.groups(1, 1, true);
+    let description = |g: pb::Group| g.description;
+    let get = |c: &mut Groups| {
+        let mut c = c.clone();
+        let name = group.clone();
+        async move {
+            c.get_group(get_req(&name))
+                .await
+                .expect("get group")
+                .into_inner()
+        }
+    };
+    // Twice: the second answer is the cached one.
+    assert_eq!(description(get(&mut reader).await), "");
+    assert_eq!(description(get(&mut reader).await), "");
+    // A write the server cannot hear of: made behind its back, as by a process that died
+    // between its commit and its notification.
+    let (t, g) = ids(&group);
+    execute(
+        &srv,
+        format!(
+            "UPDATE groups SET description = 'written outside' \
+             WHERE tenant_id = {t} AND group_id = {g}"
+        ),
+    )
+    .await;
+    let written = Instant::now();
+    loop {
+        if description(get(&mut reader).await) == "written outside" {
+            break;
+        }
+        assert!(
+            written.elapsed() < MAX_AGE + Duration::from_millis(500),
+            "the server still answers from before the write after {:?}",
+            written.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    println!(
+        "cache: an unannounced write was seen after {:?}",
+        written.elapsed()
+    );
+}
+
+/// Waits until `store` reports a generation (its listening connection is up).
+async fn known(store: &group_service::store::Store) -> u64 {
+    use group_service::domain::Database;
+    let started = Instant::now();
+    loop {
+        if let Some(g) = store.generation() {
+            return g;
+        }
+        assert!(
+            started.elapsed() < BOUND,
+            "the store's listener did not come up"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cache_a_commit_is_announced_to_other_processes_and_not_to_its_own() {
+    use group_service::domain::Database;
+    let Some(srv) = server().await else { return };
+    if !only_on(
+        "postgres",
+        "cache announcements",
+        "notifications are PostgreSQL's",
+    ) {
+        return;
+    }
+    let a = group_service::store::Store::connect(&srv.url, 2)
+        .await
+        .expect("connect a");
+    let b = group_service::store::Store::connect(&srv.url, 2)
+        .await
+        .expect("connect b");
+    let (a0, b0) = (known(&a).await, known(&b).await);
+    // What `finish` does after a commit.
+    a.changed();
+    assert_eq!(
+        a.generation(),
+        Some(a0 + 1),
+        "bumped before the answer leaves"
+    );
+    let sent = Instant::now();
+    while b.generation() == Some(b0) {
+        assert!(sent.elapsed() < BOUND, "the other process was not told");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    println!(
+        "cache: announced to the other process in {:?}",
+        sent.elapsed()
+    );
+    // Its own notification came back to it as well, and changed nothing.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        a.generation(),
+        Some(a0 + 1),
+        "its own notification bumped it again"
+    );
+    // Commits made while one notification is in flight share the next.
+    let before = b.generation().expect("known");
+    for _ in 0..50 {
+        a.changed();
+    }
+    assert_eq!(a.generation(), Some(a0 + 51));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let heard = b.generation().expect("known") - before;
+    assert!(
+        (1..=50).contains(&heard),
+        "50 commits made {heard} notifications"
+    );
+    println!("cache: 50 commits in a row were announced in {heard} notifications");
 }
