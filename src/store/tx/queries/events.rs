@@ -11,7 +11,7 @@ use crate::domain::model::*;
 use crate::domain::repo::{AuditFilter, EventTx, Page};
 use crate::store::rows::*;
 use crate::store::schema::*;
-use crate::store::tx::{KeepPrepared, retry_on_taken_id};
+use crate::store::tx::KeepPrepared;
 
 #[async_trait]
 impl EventTx for BackendTx {
@@ -313,31 +313,10 @@ impl BackendTx {
         // Stable: a tenant's events keep the order they were emitted in.
         pending.sort_by_key(|e| e.tenant);
         for run in pending.chunk_by_mut(|a, b| a.tenant == b.tenant) {
-            let n = run.len() as i64;
-            use event_sequences::dsl as c;
-            let last: i64 = diesel::insert_into(event_sequences::table)
-                .values((c::tenant_id.eq(run[0].tenant.0), c::last_seq.eq(n)))
-                .on_conflict(c::tenant_id)
-                .do_update()
-                .set(c::last_seq.eq(c::last_seq + n))
-                .returning(c::last_seq)
-                .keep_prepared()
-                .get_result(self.conn())
-                .await?;
-            for (i, e) in run.iter_mut().enumerate() {
-                e.seq = last - n + 1 + i as i64;
+            for e in run.iter_mut() {
                 e.actor = actor.to_owned();
             }
-        }
-        // One row per statement: SQLite's batch insert cannot leave `group_id` to its
-        // default, and most transactions write one event.
-        for e in &pending {
-            diesel::insert_into(events::table)
-                .values(&EventRow::from(e))
-                .keep_prepared()
-                .execute(self.conn())
-                .await
-                .map_err(|e| retry_on_taken_id(e, "events", "event_id"))?;
+            self.backend_sequence_events(run).await?;
         }
         Ok(())
     }
