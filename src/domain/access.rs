@@ -3,7 +3,7 @@
 //! external group from other companies see it), R24 (a caller acts within its own tenant).
 //! Every check is decided here; the rest of the domain asks for the capability it needs.
 
-use super::caller::Actor;
+use super::caller::{Actor, Caller};
 use super::error::{Error, Reason, Result};
 use super::model::{Group, GroupId, GroupKind, GroupRef, TenantId, UserKey};
 use super::repo::Tx;
@@ -146,18 +146,44 @@ pub(crate) async fn visible_group(
     let Some(user) = actor.user_key() else {
         return Err(group_not_found());
     };
-    let (group, member) = tx
-        .get_group_seen_by(tenant, id, user)
-        .await?
-        .ok_or_else(group_not_found)?;
-    if !visible_without_membership(actor, &group).unwrap_or(member) {
-        return Err(group_not_found());
-    }
+    let group = seen_or_not_found(actor, tx.get_group_seen_by(tenant, id, user).await?.group)?;
     match lock {
         Lock::No => Ok(group),
         // Read again under the lock: the change works on the row as it is now.
         Lock::ForUpdate => tx.lock_group(tenant, id).await?.ok_or_else(group_not_found),
     }
+}
+
+/// R07 on a group read with the reader's membership: the group when the actor may see it,
+/// NOT_FOUND when it is missing or hidden.
+fn seen_or_not_found(actor: &Actor, seen: Option<(Group, bool)>) -> Result<Group> {
+    match seen {
+        Some((group, member)) if visible_without_membership(actor, &group).unwrap_or(member) => {
+            Ok(group)
+        }
+        _ => Err(group_not_found()),
+    }
+}
+
+/// A read of one group by a caller not yet resolved (`Service::read_resolving`): for a user,
+/// their directory row (R24), the group and their membership (R07) come back in one
+/// statement, where `visible_group` after `Caller::resolve` takes two. The caller is decided
+/// first, as `resolve` decides it; then the group as `visible_group` would (an admin of the
+/// owning tenant sees it; anyone else by R07, a missing group and a hidden one alike).
+pub(crate) async fn group_for_caller(
+    tx: &mut dyn Tx,
+    caller: &Caller,
+    tenant: TenantId,
+    group: &GroupRef,
+) -> Result<Group> {
+    let Some(user) = caller.user_key() else {
+        let actor = caller.resolve(tx).await?;
+        return visible_group(tx, &actor, tenant, group, Lock::No).await;
+    };
+    let id = locate(tx, tenant, group).await?;
+    let seen = tx.get_group_seen_by(tenant, id, user).await?;
+    let actor = caller.user_actor(seen.user)?;
+    seen_or_not_found(&actor, seen.group)
 }
 
 /// The id of a group named by id or by external key. A key that names no group gives id 0,

@@ -69,25 +69,36 @@ impl Caller {
     /// Looks the caller up in the directory. A user token for a user or tenant the directory
     /// does not know is refused: tokens outlive directory entries.
     pub async fn resolve(&self, tx: &mut dyn Tx) -> Result<Actor> {
-        match &self.principal {
-            Principal::Service(_) => Ok(Actor::Service {
+        match self.user_key() {
+            None => Ok(Actor::Service {
                 tenant: self.tenant,
             }),
-            Principal::User(id) => {
-                let key = UserKey {
-                    tenant: self.tenant,
-                    user: *id,
-                };
-                let user = tx.get_user(key).await?.ok_or_else(|| {
-                    Error::permission(
-                        Reason::CallerNotInDirectory,
-                        "the calling user is not in the directory",
-                    )
-                })?;
-                let is_admin = self.admin_claim && user.is_admin;
-                Ok(Actor::User { user, is_admin })
-            }
+            Some(key) => self.user_actor(tx.get_user(key).await?),
         }
+    }
+
+    /// The calling user's key; none for a service.
+    pub fn user_key(&self) -> Option<UserKey> {
+        match &self.principal {
+            Principal::User(id) => Some(UserKey {
+                tenant: self.tenant,
+                user: *id,
+            }),
+            Principal::Service(_) => None,
+        }
+    }
+
+    /// A user caller as the directory has them (`row`, read for `user_key`): refused when it
+    /// does not know them; an admin only when the token claims it and the directory agrees.
+    pub fn user_actor(&self, row: Option<User>) -> Result<Actor> {
+        let user = row.ok_or_else(|| {
+            Error::permission(
+                Reason::CallerNotInDirectory,
+                "the calling user is not in the directory",
+            )
+        })?;
+        let is_admin = self.admin_claim && user.is_admin;
+        Ok(Actor::User { user, is_admin })
     }
 
     /// DirectoryService and other system methods: a service caller of `tenant`.

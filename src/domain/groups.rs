@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use super::access::{Lock, Managed, group_not_found, may_delete, visible_group};
+use super::access::{Lock, Managed, group_for_caller, group_not_found, may_delete, visible_group};
 use super::cache::{Answer, Key};
 use super::caller::{Actor, Caller};
 use super::error::{Error, Reason, Result, Violations};
@@ -159,9 +159,9 @@ impl Service {
             tenant,
             id: id.clone(),
         };
-        let read = self.read("get_group", caller, id, |tx, actor, id| {
+        let read = self.read_resolving("get_group", caller, id, |tx, caller, id| {
             Box::pin(async move {
-                let mut group = visible_group(tx, actor, tenant, id, Lock::No).await?;
+                let mut group = group_for_caller(tx, caller, tenant, id).await?;
                 tx.load_mailing_list(&mut group).await?;
                 Ok(Arc::new(group))
             })

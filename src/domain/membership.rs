@@ -5,7 +5,8 @@
 use std::collections::HashMap;
 
 use super::access::{
-    Lock, can_see, group_not_found, require_own_tenant, sees_own_groups, visible_group,
+    Lock, can_see, group_for_caller, group_not_found, require_own_tenant, sees_own_groups,
+    visible_group,
 };
 use super::caller::Caller;
 use super::error::{Error, Reason, Result, Violations};
@@ -175,13 +176,13 @@ impl Service {
     ) -> Result<Membership> {
         let groups = [GroupPath { tenant, group }];
         let fill = |_| {
-            self.read(
+            self.read_resolving(
                 "check_membership",
                 caller,
                 &groups[0].group,
-                |tx, actor, group| {
+                |tx, caller, group| {
                     Box::pin(async move {
-                        let group = visible_group(tx, actor, tenant, group, Lock::No).await?.id;
+                        let group = group_for_caller(tx, caller, tenant, group).await?.id;
                         let (direct, member) = tx.membership_of(tenant, group, user).await?;
                         Ok(vec![Some(Membership::of(direct, member))])
                     })

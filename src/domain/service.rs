@@ -78,6 +78,9 @@ pub struct PoolState {
     /// Connections open, idle or checked out.
     pub connections: u32,
     pub idle: u32,
+    /// Statements sent over the pool's connections since the start: every round trip to the
+    /// database, transaction control included.
+    pub statements: u64,
 }
 
 /// Told how long each operation run through the seam took, by the operation's name (a bounded
@@ -261,7 +264,29 @@ impl Service {
         args: A,
         op: impl for<'t> Fn(&'t mut dyn Tx, &'t Actor, &'t A) -> TxFuture<'t, R> + Send + Sync,
     ) -> Result<R> {
-        self.run(name, Mode::Read, caller, &args, &op).await
+        self.run(name, Mode::Read, || {
+            self.attempt(Mode::Read, caller, &args, &op)
+        })
+        .await
+    }
+
+    /// `read`, for an operation that resolves the caller in its own first statement
+    /// (`access::group_for_caller`: the caller's directory row comes with the group it reads)
+    /// instead of in a statement of its own before it: one round trip where `read` takes two.
+    /// The caller is resolved once all the same, by `Caller::user_actor`'s rule.
+    pub(crate) async fn read_resolving<A: Send + Sync, R: Send>(
+        &self,
+        name: &'static str,
+        caller: &Caller,
+        args: A,
+        op: impl for<'t> Fn(&'t mut dyn Tx, &'t Caller, &'t A) -> TxFuture<'t, R> + Send + Sync,
+    ) -> Result<R> {
+        self.run(name, Mode::Read, || async {
+            let mut t = self.db.begin(Mode::Read).await?;
+            let res = op(&mut *t, caller, &args).await;
+            finish(&*self.db, t, Mode::Read, "", res).await
+        })
+        .await
     }
 
     /// Runs `op` in a write transaction, again when it loses a serialization race. All or
@@ -273,26 +298,23 @@ impl Service {
         args: A,
         op: impl for<'t> Fn(&'t mut dyn Tx, &'t Actor, &'t A) -> TxFuture<'t, R> + Send + Sync,
     ) -> Result<R> {
-        self.run(name, Mode::Write, caller, &args, &op).await
+        self.run(name, Mode::Write, || {
+            self.attempt(Mode::Write, caller, &args, &op)
+        })
+        .await
     }
 
-    async fn run<A, R, F>(
-        &self,
-        name: &'static str,
-        mode: Mode,
-        caller: &Caller,
-        args: &A,
-        op: &F,
-    ) -> Result<R>
+    /// Runs `attempt` (one transaction, start to end) again when it loses a serialization
+    /// race, or when a read's connection broke under it, and times the whole.
+    async fn run<R, F, Fut>(&self, name: &'static str, mode: Mode, attempt_once: F) -> Result<R>
     where
-        A: Send + Sync,
-        R: Send,
-        F: for<'t> Fn(&'t mut dyn Tx, &'t Actor, &'t A) -> TxFuture<'t, R> + Send + Sync,
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<R>>,
     {
         let started = Instant::now();
         let mut attempt = 1;
         let res = loop {
-            let res = self.attempt(mode, caller, args, op).await;
+            let res = attempt_once().await;
             match res {
                 Err(Error::Retry(cause)) if attempt < MAX_ATTEMPTS => {
                     tracing::debug!(op = name, attempt, %cause, "transaction retried");

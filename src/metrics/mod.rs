@@ -7,8 +7,9 @@
 //!   `grpc_code`), the names and labels of go-grpc-prometheus; `grpc_server_in_flight`.
 //!   Methods the server does not serve count under `unknown`, so a made-up path adds no series.
 //! - Database: `group_service_db_operation_seconds` by `operation` (the domain's operation
-//!   names, `domain::service`), and the pools' `group_service_db_pool_connections` and
-//!   `group_service_db_pool_idle_connections` by `pool`, read at each scrape.
+//!   names, `domain::service`), and the pools' `group_service_db_pool_connections`,
+//!   `group_service_db_pool_idle_connections` and `group_service_db_statements_total` by
+//!   `pool`, read at each scrape.
 //! - The relay's `group_service_relay_lag_seconds` (`relay`), present only where a relay runs.
 
 mod calls;
@@ -21,7 +22,8 @@ use std::time::Duration;
 use axum::http::header::CONTENT_TYPE;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
-use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::metrics::histogram::Histogram;
@@ -187,33 +189,45 @@ struct PoolLabels {
 impl Collector for Pools {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), fmt::Error> {
         let pools = self.0.pools();
-        pool_gauge(
+        let gauge = |v: u32| ConstGauge::new(i64::from(v));
+        per_pool(
             &mut encoder,
             "group_service_db_pool_connections",
             "Database connections open (idle or in use), by pool.",
-            pools.iter().map(|p| (p.name, p.connections)),
+            MetricType::Gauge,
+            pools.iter().map(|p| (p.name, gauge(p.connections))),
         )?;
-        pool_gauge(
+        per_pool(
             &mut encoder,
             "group_service_db_pool_idle_connections",
             "Database connections open and idle, by pool.",
-            pools.iter().map(|p| (p.name, p.idle)),
+            MetricType::Gauge,
+            pools.iter().map(|p| (p.name, gauge(p.idle))),
+        )?;
+        per_pool(
+            &mut encoder,
+            "group_service_db_statements",
+            "Statements sent to the database (round trips, BEGIN and COMMIT included), by pool.",
+            MetricType::Counter,
+            pools
+                .iter()
+                .map(|p| (p.name, ConstCounter::new(p.statements))),
         )
     }
 }
 
-/// One gauge family with a value per pool.
-fn pool_gauge(
+/// One metric family with a value per pool.
+fn per_pool<M: EncodeMetric>(
     encoder: &mut DescriptorEncoder,
     name: &str,
     help: &str,
-    values: impl Iterator<Item = (&'static str, u32)>,
+    kind: MetricType,
+    values: impl Iterator<Item = (&'static str, M)>,
 ) -> Result<(), fmt::Error> {
-    let kind = ConstGauge::new(0i64).metric_type();
     let mut family = encoder.encode_descriptor(name, help, None, kind)?;
-    for (pool, value) in values {
+    for (pool, metric) in values {
         let labels = PoolLabels { pool };
-        ConstGauge::new(i64::from(value)).encode(family.encode_family(&labels)?)?;
+        metric.encode(family.encode_family(&labels)?)?;
     }
     Ok(())
 }

@@ -10,6 +10,7 @@ mod tx;
 use async_trait::async_trait;
 use diesel_async::TransactionManager;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
@@ -50,6 +51,24 @@ pub struct Store {
     pub backend: Backend,
     changes: Arc<Changes>,
     clock: Clock,
+    /// Statements sent to the database, by pool (`PoolState::statements`).
+    statements: Arc<[Arc<AtomicU64>; 2]>,
+}
+
+/// Counts the statements a connection sends (every query and every `batch_execute`, BEGIN
+/// and COMMIT included): the round trips an operation costs, read by the metrics and by the
+/// tests that hold a call to its statements.
+struct Counted(Arc<AtomicU64>);
+
+impl diesel::connection::Instrumentation for Counted {
+    fn on_connection_event(&mut self, event: diesel::connection::InstrumentationEvent<'_>) {
+        if matches!(
+            event,
+            diesel::connection::InstrumentationEvent::StartQuery { .. }
+        ) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
 }
 
 /// The pools of one backend.
@@ -82,7 +101,20 @@ impl Store {
             let first = changes::connect(url, timeout).await.map_err(|e| {
                 anyhow::anyhow!("cannot connect to PostgreSQL at {}: {e:#}", redact(url))
             })?;
-            let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(url);
+            let statements: [Arc<AtomicU64>; 2] = Default::default();
+            let counter = statements[0].clone();
+            let mut config = ManagerConfig::default();
+            config.custom_setup = Box::new(move |url| {
+                let counter = counter.clone();
+                async move {
+                    let mut conn = AsyncPgConnection::establish(url).await?;
+                    conn.set_instrumentation(Counted(counter));
+                    Ok(conn)
+                }
+                .boxed()
+            });
+            let manager =
+                AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(url, config);
             // No `SELECT 1` before each checkout (a round trip per operation): a connection that
             // closed while idle fails its first statement with `Error::Disconnected`, which
             // the seam answers by running a read again on a new connection.
@@ -98,6 +130,7 @@ impl Store {
                 backend: Backend::Postgres(pool),
                 changes,
                 clock: Clock::default(),
+                statements: Arc::new(statements),
             })
         } else {
             let path = url.strip_prefix("sqlite://").unwrap_or(url).to_owned();
@@ -124,10 +157,13 @@ impl Store {
             tokio::task::spawn_blocking(move || SqliteConnection::establish(&opening))
                 .await?
                 .map_err(|e| anyhow::anyhow!("cannot open the SQLite database {path}: {e}"))?;
-            let manager = || {
+            let statements: [Arc<AtomicU64>; 2] = Default::default();
+            let manager = |counter: &Arc<AtomicU64>| {
+                let counter = counter.clone();
                 let mut config = ManagerConfig::default();
-                config.custom_setup = Box::new(|url| {
+                config.custom_setup = Box::new(move |url| {
                     let url = url.to_owned();
+                    let counter = counter.clone();
                     async move {
                         let mut conn = SyncConnectionWrapper::<SqliteConnection>::new(
                             tokio::task::spawn_blocking(move || SqliteConnection::establish(&url))
@@ -149,6 +185,7 @@ impl Store {
                         )
                         .await
                         .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+                        conn.set_instrumentation(Counted(counter));
                         Ok(conn)
                     }
                     .boxed()
@@ -159,18 +196,19 @@ impl Store {
                 .max_size(1)
                 .connection_timeout(Duration::from_secs(30))
                 .test_on_check_out(false)
-                .build(manager())
+                .build(manager(&statements[0]))
                 .await?;
             let readers = Pool::builder()
                 .max_size(max_connections.max(1))
                 .connection_timeout(timeout)
                 .test_on_check_out(false)
-                .build(manager())
+                .build(manager(&statements[1]))
                 .await?;
             Ok(Store {
                 backend: Backend::Sqlite { writer, readers },
                 changes: Changes::new(true),
                 clock: Clock::default(),
+                statements: Arc::new(statements),
             })
         }
     }
@@ -307,19 +345,25 @@ impl Database for Store {
     }
 
     fn pools(&self) -> Vec<PoolState> {
-        fn state<M: bb8::ManageConnection>(name: &'static str, pool: &bb8::Pool<M>) -> PoolState {
+        fn state<M: bb8::ManageConnection>(
+            name: &'static str,
+            pool: &bb8::Pool<M>,
+            statements: &AtomicU64,
+        ) -> PoolState {
             let s = pool.state();
             PoolState {
                 name,
                 connections: s.connections,
                 idle: s.idle_connections,
+                statements: statements.load(Ordering::Relaxed),
             }
         }
+        let [primary, readers_sent] = &*self.statements;
         match &self.backend {
-            Backend::Postgres(pool) => vec![state("postgres", pool)],
+            Backend::Postgres(pool) => vec![state("postgres", pool, primary)],
             Backend::Sqlite { writer, readers } => vec![
-                state("sqlite_writer", writer),
-                state("sqlite_readers", readers),
+                state("sqlite_writer", writer, primary),
+                state("sqlite_readers", readers, readers_sent),
             ],
         }
     }

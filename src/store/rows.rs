@@ -493,13 +493,64 @@ pub struct GroupOfUserRow {
     pub direct: bool,
 }
 
-/// A group, if there is one, and whether a given user is its effective member.
+/// A group, if there is one, whether a given user is its effective member, and that user's
+/// directory row (`sql::group_seen_by`).
 #[derive(QueryableByName)]
 pub struct GroupSeenRow {
     #[diesel(embed)]
     pub group: Option<GroupRow>,
     #[diesel(sql_type = Bool)]
     pub member: bool,
+    #[diesel(embed)]
+    pub caller: CallerColumns,
+}
+
+/// A user's directory row beside other columns, under names of its own; all NULL when the
+/// directory does not know the user. The key is the statement's bind.
+#[derive(QueryableByName)]
+pub struct CallerColumns {
+    #[diesel(sql_type = Nullable<Text>)]
+    pub caller_email: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub caller_display_name: Option<String>,
+    #[diesel(sql_type = Nullable<Bool>)]
+    pub caller_is_admin: Option<bool>,
+    #[diesel(sql_type = Nullable<Bool>)]
+    pub caller_external_messaging_allowed: Option<bool>,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub caller_kind: Option<String>,
+}
+
+impl CallerColumns {
+    /// The user `key` as the directory has them, if it does.
+    pub fn user(self, key: UserKey) -> Result<Option<User>> {
+        let (
+            Some(email),
+            Some(display_name),
+            Some(is_admin),
+            Some(external_messaging_allowed),
+            Some(kind),
+        ) = (
+            self.caller_email,
+            self.caller_display_name,
+            self.caller_is_admin,
+            self.caller_external_messaging_allowed,
+            self.caller_kind,
+        )
+        else {
+            return Ok(None);
+        };
+        User::try_from(UserRow {
+            tenant_id: key.tenant.0,
+            user_id: key.user.0,
+            email,
+            display_name,
+            is_admin,
+            external_messaging_allowed,
+            kind,
+        })
+        .map(Some)
+    }
 }
 
 /// A user's direct row in a group (`master`, none when not direct) and effective membership.

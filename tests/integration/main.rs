@@ -20,5 +20,6 @@ mod membership;
 mod membership_props;
 mod observability;
 mod ops;
+mod round_trips;
 mod settings;
 mod web;

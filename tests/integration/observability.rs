@@ -258,6 +258,9 @@ async fn obs_metrics_count_calls_by_service_method_and_code() {
         let idle = value(&samples, "group_service_db_pool_idle_connections", &labels);
         assert!(open.is_some_and(|n| n >= 1.0), "{pool}: {open:?}");
         assert!(idle.is_some_and(|n| n <= open.unwrap()), "{pool}: {idle:?}");
+        // Both pools have sent statements: the setup's writes, the calls' reads.
+        let sent = value(&samples, "group_service_db_statements_total", &labels);
+        assert!(sent.is_some_and(|n| n >= 1.0), "{pool}: {sent:?}");
     }
     // No relay runs here: no lag to report.
     assert!(

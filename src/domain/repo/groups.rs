@@ -18,13 +18,14 @@ pub trait GroupTx: Send {
     ) -> Result<Vec<(TenantId, GroupId)>>;
     /// The id of the tenant's group with this external key.
     async fn group_by_key(&mut self, tenant: TenantId, key: &str) -> Result<Option<GroupId>>;
-    /// The group and whether `user` is its effective member (R22), in one round trip.
+    /// The group, whether `user` is its effective member (R22), and `user`'s directory row,
+    /// in one round trip.
     async fn get_group_seen_by(
         &mut self,
         tenant: TenantId,
         id: GroupId,
         user: UserKey,
-    ) -> Result<Option<(Group, bool)>>;
+    ) -> Result<GroupSeen>;
     /// Reads the group and holds its row lock to the end of the transaction.
     async fn lock_group(&mut self, tenant: TenantId, id: GroupId) -> Result<Option<Group>>;
     /// Bumps the group's version (its etag) and update time.
@@ -112,6 +113,15 @@ pub trait GroupTx: Send {
         prefix: &str,
         limit: i64,
     ) -> Result<Vec<Group>>;
+}
+
+/// One user's view of one group, read in one statement (`GroupTx::get_group_seen_by`).
+#[derive(Clone, Debug)]
+pub struct GroupSeen {
+    /// The user's directory row; none when the directory does not know them.
+    pub user: Option<User>,
+    /// The group, when there is one, and whether the user is its effective member.
+    pub group: Option<(Group, bool)>,
 }
 
 /// A group's name and description with the comparison keys stored for them.

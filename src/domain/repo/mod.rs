@@ -13,7 +13,7 @@ use super::model::*;
 
 pub use directory::DirectoryTx;
 pub use events::EventTx;
-pub use groups::{GroupTx, StaleKeys};
+pub use groups::{GroupSeen, GroupTx, StaleKeys};
 pub use membership::MembershipTx;
 
 /// A keyset page request: rows strictly after `after`, at most `limit` of them.

@@ -7,9 +7,9 @@ use diesel::upsert::excluded;
 use diesel_async::RunQueryDsl;
 
 use super::BackendTx;
-use crate::domain::error::Result;
+use crate::domain::error::{Error, Result};
 use crate::domain::model::*;
-use crate::domain::repo::{GroupFilter, GroupTx, Page, StaleKeys};
+use crate::domain::repo::{GroupFilter, GroupSeen, GroupTx, Page, StaleKeys};
 use crate::store::rows::*;
 use crate::store::schema::*;
 use crate::store::tx::KeepPrepared;
@@ -73,11 +73,20 @@ impl GroupTx for BackendTx {
         tenant: TenantId,
         id: GroupId,
         user: UserKey,
-    ) -> Result<Option<(Group, bool)>> {
-        let GroupSeenRow { group, member } = self
+    ) -> Result<GroupSeen> {
+        let GroupSeenRow {
+            group,
+            member,
+            caller,
+        } = self
             .user_in_reach(sql::group_seen_by(), tenant, id, user)
             .await?;
-        group.map(|g| Ok((Group::try_from(g)?, member))).transpose()
+        Ok(GroupSeen {
+            user: caller.user(user)?,
+            group: group
+                .map(|g| Ok::<_, Error>((Group::try_from(g)?, member)))
+                .transpose()?,
+        })
     }
 
     async fn lock_group(&mut self, tenant: TenantId, id: GroupId) -> Result<Option<Group>> {
