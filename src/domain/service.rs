@@ -281,10 +281,8 @@ impl Service {
         args: A,
         op: impl for<'t> Fn(&'t mut dyn Tx, &'t Caller, &'t A) -> TxFuture<'t, R> + Send + Sync,
     ) -> Result<R> {
-        self.run(name, Mode::Read, || async {
-            let mut t = self.db.begin(Mode::Read).await?;
-            let res = op(&mut *t, caller, &args).await;
-            finish(&*self.db, t, Mode::Read, "", res).await
+        self.run(name, Mode::Read, || {
+            self.attempt_resolving(Mode::Read, caller, &args, &op)
         })
         .await
     }
@@ -366,6 +364,24 @@ impl Service {
             Ok(actor) => op(&mut *t, &actor, args).await,
             Err(e) => Err(e),
         };
+        finish(&*self.db, t, mode, &caller.subject(), res).await
+    }
+
+    /// One transaction of an operation that resolves the caller itself.
+    async fn attempt_resolving<A, R, F>(
+        &self,
+        mode: Mode,
+        caller: &Caller,
+        args: &A,
+        op: &F,
+    ) -> Result<R>
+    where
+        A: Send + Sync,
+        R: Send,
+        F: for<'t> Fn(&'t mut dyn Tx, &'t Caller, &'t A) -> TxFuture<'t, R> + Send + Sync,
+    {
+        let mut t = self.db.begin(mode).await?;
+        let res = op(&mut *t, caller, args).await;
         finish(&*self.db, t, mode, &caller.subject(), res).await
     }
 }
