@@ -5,6 +5,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use crate::fixtures::*;
 use crate::harness::*;
 use group_service::auth::{Claims, mint_hs256};
+use group_service::domain::model::{GroupId, TenantId, UserId, UserKey};
 use group_service::grpc::pb;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use tonic::Code;
@@ -185,6 +186,27 @@ async fn r24_admin_of_another_tenant_gets_not_found_like_a_missing_group() {
         .unwrap_err();
     assert_eq!(hidden.code(), Code::NotFound, "{hidden:?}");
     assert_eq!(fingerprint(&hidden), fingerprint(&absent));
+    // The statement behind both reads returns the same row: the caller, no membership and no
+    // group, so that decoding a row the caller may not see cannot tell the two apart.
+    for name in [&g.name, &missing] {
+        let id: i64 = name.rsplit('/').next().unwrap().parse().unwrap();
+        let seen = srv
+            .store
+            .read(move |tx| {
+                let foreign = UserKey {
+                    tenant: TenantId(2),
+                    user: UserId(1),
+                };
+                Box::pin(async move {
+                    tx.get_group_seen_by(TenantId(1), GroupId(id), foreign)
+                        .await
+                })
+            })
+            .await
+            .unwrap();
+        assert!(seen.group.is_none(), "{name}: {:?}", seen.group);
+        assert!(seen.user.is_some_and(|u| u.is_admin), "{name}");
+    }
     let err = foreign_admin
         .delete_group(delete_req(&g.name, ""))
         .await

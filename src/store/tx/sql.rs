@@ -233,7 +233,10 @@ pub fn membership_of() -> String {
 /// statement: what R24 and R07 need to decide a user's read of a group, the caller resolved
 /// in the same round trip. The membership test is the preserved side of the `LEFT JOIN`s, so
 /// it runs whether or not the group exists: a missing group costs what an invisible one does
-/// (issue 11, item 11).
+/// (issue 11, item 11). The group's row comes back only to a member or to a user of its own
+/// tenant: to anyone else it is invisible (R07, R20), and answering NULL columns for it, as for
+/// a missing group, keeps the decoding of a row another tenant may not see from telling the
+/// two apart.
 pub fn group_seen_by() -> String {
     with_now(
         format!(
@@ -243,6 +246,7 @@ pub fn group_seen_by() -> String {
                c.kind AS caller_kind \
              FROM (SELECT {EFFECTIVE_MEMBER} AS member) seen \
              LEFT JOIN groups g ON g.tenant_id = $2 AND g.group_id = $1 \
+               AND (seen.member OR g.tenant_id = $3) \
              LEFT JOIN users c ON c.tenant_id = $3 AND c.user_id = $4"
         ),
         5,
