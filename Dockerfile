@@ -32,10 +32,14 @@ RUN useradd --system --uid 10001 --home-dir /data --shell /usr/sbin/nologin grou
 COPY --from=build /src/target/release/group-service /usr/local/bin/group-service
 USER 10001
 WORKDIR /data
+# MALLOC_ARENA_MAX: glibc's malloc gives threads up to 8 arenas per core; SQLite's statements
+# run on tokio's blocking threads, and their arenas took the server's RSS from 90 to 147 MiB
+# in the benchmark (docs/decisions.md). Raise it on machines with many cores.
 ENV GROUP_SERVICE_LISTEN=0.0.0.0:50051 \
     GROUP_SERVICE_METRICS_LISTEN=0.0.0.0:9090 \
     GROUP_SERVICE_DATA_DIR=/data \
-    GROUP_SERVICE_LOG_FORMAT=json
+    GROUP_SERVICE_LOG_FORMAT=json \
+    MALLOC_ARENA_MAX=2
 VOLUME ["/data"]
 # gRPC (and gRPC-Web), then Prometheus metrics (GET /metrics).
 EXPOSE 50051 9090

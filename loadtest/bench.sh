@@ -16,7 +16,8 @@
 # could take it; the bare server uses the next port), BENCH_KEEP=1 keeps the work dir,
 # BENCH_CACHE_MB (the server's --cache-mb, 64; 0 measures without the read cache),
 # BENCH_BACKENDS ("postgres sqlite" in the full run), BENCH_SERVER_ARGS (more group-service flags,
-# for example "--max-concurrent-calls 100000" to measure overload without the admission limit).
+# for example "--max-concurrent-calls 100000" to measure overload without the admission limit),
+# MALLOC_ARENA_MAX (the server's, 2 as in the Docker image).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -240,7 +241,9 @@ bench_service() {
   local s="$WORK/seed-$backend.json"
   jq -r '"  seeded \(.groups) groups, \(.users) users, \(.memberships) memberships (user \(.member_user) in \(.member_user_groups) groups) in \(.seconds | . * 10 | round / 10) s\(if .backend == "postgres" then " (+ \(.analyze_seconds | . * 10 | round / 10) s VACUUM ANALYZE)" else "" end)"' "$s"
 
-  RUST_LOG=warn "$BIN/group-service" --listen "$SVC_HOST" --database-url "$url" \
+  # glibc's allocator as the Docker image runs it (MALLOC_ARENA_MAX, docs/decisions.md).
+  MALLOC_ARENA_MAX="${MALLOC_ARENA_MAX:-2}" RUST_LOG=warn "$BIN/group-service" \
+    --listen "$SVC_HOST" --database-url "$url" \
     --data-dir "$WORK/data" --jwt-secret "$SECRET" --max-connections 16 --cache-mb "$CACHE_MB" \
     "${SERVER_ARGS[@]}" 2>"$WORK/service-$backend.log" &
   local pid=$!
