@@ -144,14 +144,35 @@ half_rate() {
 # overload NAME [flags...]: at 4 times the rate, with up to 1,024 calls in flight: the server's
 # admission limit refuses what it cannot run (RESOURCE_EXHAUSTED, allowed here). Goodput is the
 # OK answers that ended in the measured window, a second, against the closed-loop rate (the
-# peak); it lands in $WORK/goodput.
+# peak) and against the ceiling below; it lands in $WORK/goodput. FLAGS name no host.
+#
+# The ceiling, a baseline of this run: NAME's closed loop again (as NAME@ceiling) while the
+# same requests go to the bare tonic server at 3 times NAME's rate, which answers each at once
+# (UNIMPLEMENTED). It is the goodput this machine allows when every call beyond the peak costs
+# no more than the cheapest answer a gRPC server can give, the load tool's share included: on
+# cores shared by the load tool, the server and the database, refusals are not free.
 overload() {
-  local name="$1"
+  local name="$1" extra
   shift
-  RUN_CLIENTS=1024 rerun "$name" 4 4x "$@" --allow-status ResourceExhausted
+  RUN_CLIENTS=1024 rerun "$name" 4 4x --host "$SVC_HOST" "$@" --allow-status ResourceExhausted
   [ -e "$WORK/r-$name@4x.json" ] || return 0
-  jq -r --slurpfile peak "$WORK/r-$name.json" \
-    '[.name, .goodput_rps, $peak[0].rps, (.status_codes.ResourceExhausted // 0)] | @tsv' \
+  extra=$(jq -r '.rps * 3 | floor' "$WORK/r-$name.json")
+  "$BIN/bare-health" --listen "$BARE_HOST" --max-seconds 600 2>"$WORK/bare-ceiling.log" &
+  local bare=$!
+  PIDS+=("$bare")
+  wait_serving "$BARE_HOST" "$bare" "$WORK/bare-ceiling.log"
+  # Longer than the measured run on both ends, so that the whole run shares the machine.
+  "$LOAD" run --name "$name@ceiling-extra" -c 1024 --connections 4 -r "$extra" \
+    -z "$((${SECONDS_PER_CALL%s} + 3))s" --host "$BARE_HOST" "$@" --allow-status Unimplemented \
+    --json-out "$WORK/r-$name@ceiling-extra.json" >"$WORK/t-$name@ceiling-extra.txt" 2>&1 &
+  local extra_pid=$!
+  sleep 1
+  run "$name@ceiling" --host "$SVC_HOST" "$@"
+  wait "$extra_pid" || FAILED+=("$name@ceiling-extra")
+  kill "$bare"
+  wait "$bare" 2>/dev/null || true
+  jq -r --slurpfile peak "$WORK/r-$name.json" --slurpfile ceiling "$WORK/r-$name@ceiling.json" \
+    '[.name, .goodput_rps, $peak[0].rps, $ceiling[0].rps, (.status_codes.ResourceExhausted // 0)] | @tsv' \
     "$WORK/r-$name@4x.json" >>"$WORK/goodput"
 }
 
@@ -357,7 +378,7 @@ bench_service() {
   metas=$(jq -c '[.tokens.create_admins[] | {authorization: "Bearer \(.)"}]' "$s")
   local many="$b:CreateGroup-$(jq '.create_tenants | length' "$s")tenants"
   run "$many" --config loadtest/ghz/create_group.json --host "$SVC_HOST" -m "$metas" -d "$bodies"
-  overload "$many" --config loadtest/ghz/create_group.json --host "$SVC_HOST" -m "$metas" -d "$bodies"
+  overload "$many" --config loadtest/ghz/create_group.json -m "$metas" -d "$bodies"
 
   local rss hwm
   rss=$(awk '/^VmRSS/ {print int($2 / 1024)}' "/proc/$pid/status")
@@ -409,10 +430,12 @@ done
 if [ -f "$WORK/goodput" ]; then
   echo
   echo "== overload: offered 4 x the closed-loop rate, up to 1,024 in flight"
-  printf '  %-34s %12s %12s %8s %10s\n' call goodput/s peak/s ratio refused
-  while IFS=$'\t' read -r name good peak refused; do
-    awk -v n="$name" -v g="$good" -v p="$peak" -v r="$refused" \
-      'BEGIN { printf "  %-34s %12.1f %12.1f %8.3f %10d\n", n, g, p, (p > 0 ? g / p : 0), r }'
+  echo "  (ceiling: the closed loop while the same requests go to the bare server at 3 x its rate)"
+  printf '  %-34s %11s %9s %10s %7s %10s %10s\n' call goodput/s peak/s ceiling/s /peak /ceiling refused
+  while IFS=$'\t' read -r name good peak ceiling refused; do
+    awk -v n="$name" -v g="$good" -v p="$peak" -v c="$ceiling" -v r="$refused" \
+      'BEGIN { printf "  %-34s %11.1f %9.1f %10.1f %7.3f %10.3f %10d\n", n, g, p, c,
+        (p > 0 ? g / p : 0), (c > 0 ? g / c : 0), r }'
   done <"$WORK/goodput"
 fi
 for backend in "${BACKENDS[@]}"; do

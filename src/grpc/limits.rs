@@ -31,8 +31,13 @@ const TONIC_SIZE_MESSAGES: [&str; 2] = [
     "Error, encoded message length too large",
 ];
 
-/// The status that replaces tonic's size error in `headers`, if they hold one.
+/// The status that replaces tonic's size error in `headers`, if they hold one. Every answer
+/// passes here, so the code is read first: parsing a whole status decodes its message and
+/// details and copies its metadata.
 fn size_error(headers: &HeaderMap) -> Option<Status> {
+    if super::status::status_of(headers)? != Code::OutOfRange as i32 {
+        return None;
+    }
     let status = Status::from_header_map(headers)?;
     let tonic_size_error = status.code() == Code::OutOfRange
         && TONIC_SIZE_MESSAGES

@@ -38,7 +38,7 @@ mod groups;
 pub mod limits;
 mod membership;
 pub mod properties;
-mod status;
+pub(crate) mod status;
 pub mod web;
 
 pub use directory::DirectoryApi;

@@ -9,6 +9,14 @@ use crate::domain::error::{Error, Reason};
 
 const DOMAIN: &str = "groups.v1";
 
+/// The code in an answer's headers or trailers (`grpc-status`), when they hold one.
+pub fn status_of(headers: &tonic::codegen::http::HeaderMap) -> Option<i32> {
+    headers
+        .get(Status::GRPC_STATUS)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+}
+
 impl From<Error> for Status {
     fn from(err: Error) -> Status {
         match err {

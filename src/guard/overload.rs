@@ -32,6 +32,9 @@ struct Limit {
     slots: Arc<Semaphore>,
     waiting: AtomicUsize,
     settings: Concurrency,
+    /// The refusal's headers, built once: every refusal is the same answer, and under
+    /// overload refusals are most of the calls.
+    refusal: http::HeaderMap,
 }
 
 impl OverloadLayer {
@@ -41,6 +44,7 @@ impl OverloadLayer {
                 slots: Arc::new(Semaphore::new(settings.max_concurrent)),
                 waiting: AtomicUsize::new(0),
                 settings,
+                refusal: refusal(settings).into_http::<()>().into_parts().0.headers,
             })
         });
         OverloadLayer { limit }
@@ -88,7 +92,9 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         Box::pin(async move {
             let Some(_slot) = limit.admit().await else {
-                return Ok(limit.refusal().into_http());
+                let mut answer = http::Response::new(RB::default());
+                *answer.headers_mut() = limit.refusal.clone();
+                return Ok(answer);
             };
             inner.call(req).await
         })
@@ -111,13 +117,14 @@ impl Limit {
         self.waiting.fetch_sub(1, Ordering::AcqRel);
         slot.ok().and_then(Result::ok)
     }
+}
 
-    fn refusal(&self) -> tonic::Status {
-        super::exhausted(
-            "OVERLOADED",
-            "the server is at its limit of concurrent calls; retry after the delay given".into(),
-            self.settings.queue_wait.max(Duration::from_millis(50)),
-            None,
-        )
-    }
+/// RESOURCE_EXHAUSTED `OVERLOADED`, retry after the queue's wait (at least 50 ms).
+fn refusal(settings: Concurrency) -> tonic::Status {
+    super::exhausted(
+        "OVERLOADED",
+        "the server is at its limit of concurrent calls; retry after the delay given".into(),
+        settings.queue_wait.max(Duration::from_millis(50)),
+        None,
+    )
 }

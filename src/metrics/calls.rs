@@ -29,6 +29,7 @@ use tonic::codegen::http;
 
 use super::Metrics;
 use crate::domain::model::TenantId;
+use crate::grpc::status::status_of;
 
 /// The longest `x-request-id` taken from a request.
 pub const MAX_REQUEST_ID: usize = 128;
@@ -231,14 +232,6 @@ impl Drop for Call {
     }
 }
 
-/// The `grpc-status` of a header map, when it has one.
-fn status_of(headers: &http::HeaderMap) -> Option<i32> {
-    headers
-        .get("grpc-status")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok())
-}
-
 /// An answer's body that ends its call at the trailers (or when dropped before them).
 pub struct ObservedBody<B> {
     inner: B,
@@ -323,7 +316,10 @@ where
             let res = fut.await;
             match res {
                 Ok(mut answer) => {
-                    if let Ok(id) = http::HeaderValue::from_str(&call.request_id) {
+                    if let Ok(mut id) = http::HeaderValue::from_str(&call.request_id) {
+                        // Unique per call: HPACK's "never indexed", so that it does not push
+                        // the headers every answer repeats out of the connection's table.
+                        id.set_sensitive(true);
                         answer.headers_mut().insert("x-request-id", id);
                     }
                     if let Some(code) = status_of(answer.headers()) {
