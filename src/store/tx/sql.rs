@@ -549,7 +549,7 @@ mod tests {
     /// row of the tenant (the statement took 29 ms against 14 ms for a member's search of a
     /// 100,000-group tenant: docs/performance.md).
     #[test]
-    fn search_scans_the_search_indexes_on_sqlite() {
+    fn search_scans_the_public_search_index_on_sqlite() {
         let (_dir, mut conn) = migrated_sqlite();
         let plan = sqlite_plan(&mut conn, &search_groups(false));
         assert!(
