@@ -163,7 +163,7 @@ overload() {
   wait_serving "$BARE_HOST" "$bare" "$WORK/bare-ceiling.log"
   # Longer than the measured run on both ends, so that the whole run shares the machine.
   "$LOAD" run --name "$name@ceiling-extra" -c 1024 --connections 4 -r "$extra" \
-    -z "$((${SECONDS_PER_CALL%s} + 3))s" --host "$BARE_HOST" "$@" --allow-status Unimplemented \
+    -z "$((SECONDS_PER_CALL + 3))s" --host "$BARE_HOST" "$@" --allow-status Unimplemented \
     --json-out "$WORK/r-$name@ceiling-extra.json" >"$WORK/t-$name@ceiling-extra.txt" 2>&1 &
   local extra_pid=$!
   sleep 1

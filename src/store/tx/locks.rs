@@ -57,9 +57,7 @@ impl PgTx {
             .map(Group::try_from)
             .transpose()
     }
-}
 
-impl PgTx {
     /// Numbers one tenant's events (`write_events`) and writes them, one round trip: the
     /// counter row is locked from this statement to the commit, so the creates of one tenant,
     /// which queue on it, wait for one statement and the commit rather than three.
