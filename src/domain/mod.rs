@@ -1,4 +1,4 @@
-//! Every rule of DOMAIN.md, as plain Rust over the `Tx` interface (`repo`) and the
+//! Every rule of docs/rules.md, as plain Rust over the `Tx` interface (`repo`) and the
 //! transaction seam (`service`). Knows nothing of tonic, prost or Diesel. Where each rule
 //! lives:
 //!

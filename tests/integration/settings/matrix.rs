@@ -73,7 +73,7 @@ enum Outcome {
     Hidden,
 }
 
-/// R06 and R07 as the issue states them.
+/// R06 and R07 as docs/rules.md states them.
 fn expected(who: Who, class: FieldClass, tenant_lets_masters: bool, group_grants: bool) -> Outcome {
     match who {
         Who::Admin => Outcome::Changed,
