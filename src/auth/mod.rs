@@ -482,7 +482,7 @@ mod tests {
     }
 
     #[test]
-    fn item8_development_secret_on_a_public_address_warns() {
+    fn development_secret_on_a_public_address_warns() {
         let at = |a: &str| a.parse::<SocketAddr>().unwrap();
         assert!(development_secret_exposed(at("0.0.0.0:50051"), false));
         assert!(development_secret_exposed(at("[::]:50051"), false));

@@ -503,7 +503,7 @@ async fn seven_users(srv: &TestServer) -> Vec<i64> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn r25_list_users_pages_through_without_duplicates_or_gaps() {
+async fn directory_list_users_pages_through_without_duplicates_or_gaps() {
     let Some(srv) = server().await else { return };
     let ids = seven_users(&srv).await;
     let mut dir = srv.directory(1);

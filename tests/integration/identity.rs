@@ -1,6 +1,6 @@
-//! Issue 11, item 8 (identity providers) and item 12 (token fuzzing): issuer and audience,
-//! `nbf`, strict claims, JWKS files and URLs with `kid` selection, rotation and reloads, and
-//! the ErrorInfo reason of every refusal.
+//! Identity providers and token properties (R24): issuer and audience, `nbf`, strict claims,
+//! JWKS files and URLs with `kid` selection, rotation and reloads, and the ErrorInfo reason of
+//! every refusal.
 //!
 //! A token that passes authentication meets the directory next: tenant 1 has no users here,
 //! so an accepted token answers PERMISSION_DENIED `CALLER_NOT_IN_DIRECTORY`.
@@ -114,7 +114,7 @@ async fn start_jwks(source: JwksSource, refresh: Duration) -> Option<TestServer>
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn item8_issuer_and_audience_are_checked_when_configured() {
+async fn r24_issuer_and_audience_are_checked_when_configured() {
     let issuers = ["https://idp.example".to_owned()];
     let audiences = ["groups".to_owned()];
     let verifier = Verifier::hs256(SECRET)
@@ -152,7 +152,7 @@ async fn item8_issuer_and_audience_are_checked_when_configured() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn item8_aud_and_iss_are_not_checked_when_not_configured() {
+async fn r24_aud_and_iss_are_not_checked_when_not_configured() {
     let Some(srv) = server().await else { return };
     let token = hs256(&claims(
         json!({"iss": "https://idp.example", "aud": "groups"}),
@@ -161,7 +161,7 @@ async fn item8_aud_and_iss_are_not_checked_when_not_configured() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn item8_nbf_exp_and_signature_have_their_reasons() {
+async fn r24_nbf_exp_and_signature_have_their_reasons() {
     let Some(srv) = server().await else { return };
     let t = now();
     // Within the 30 s leeway either way, a token is still (or already) good.
@@ -195,7 +195,7 @@ async fn item8_nbf_exp_and_signature_have_their_reasons() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn item8_subject_must_be_a_canonical_user_id() {
+async fn r24_subject_must_be_a_canonical_user_id() {
     let Some(srv) = server().await else { return };
     authenticate(&srv, &hs256(&claims(json!({"sub": "7"}))))
         .await
@@ -258,7 +258,7 @@ impl JwksFile {
 /// The flags as the binary parses them reach the verifier: `--jwt-jwks` (a file, a kid),
 /// `--jwt-issuer` (two, comma-separated), `--jwt-audience` and `--jwt-leeway-secs`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn item8_the_flags_configure_the_verifier() {
+async fn jwt_flags_configure_the_verifier() {
     use clap::Parser;
     use group_service::auth::Rejection;
     let file = JwksFile::new(&jwks(&[("k1", Algorithm::RS256)]));
@@ -311,7 +311,7 @@ async fn until_accepted(srv: &TestServer, token: &str) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn item8_jwks_kid_selects_among_two_keys() {
+async fn jwks_kid_selects_among_two_keys() {
     let file = JwksFile::new(&jwks(&[
         ("rsa-1", Algorithm::RS256),
         ("ec-1", Algorithm::ES256),
@@ -340,7 +340,7 @@ async fn item8_jwks_kid_selects_among_two_keys() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn item8_alg_confusion_and_alg_none_are_refused() {
+async fn r24_alg_confusion_and_alg_none_are_refused() {
     let file = JwksFile::new(&jwks(&[("rsa-1", Algorithm::RS256)]));
     let by_jwks = Verifier::jwks(file.source(), Duration::from_secs(3600))
         .await
@@ -370,7 +370,7 @@ async fn item8_alg_confusion_and_alg_none_are_refused() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn item8_jwks_file_rotation_is_picked_up() {
+async fn jwks_file_rotation_is_picked_up() {
     let file = JwksFile::new(&jwks(&[("old", Algorithm::RS256)]));
     let Some(srv) = start_jwks(file.source(), Duration::from_millis(100)).await else {
         return;
@@ -515,7 +515,7 @@ async fn serving(server: &mut ServerProcess) -> Result<(), (std::process::ExitSt
 /// CA it loads the keys and accepts their tokens; with another CA it refuses to start, saying
 /// why, rather than serve with no keys.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn item8_a_jwks_url_over_https_is_checked_against_the_trusted_roots() {
+async fn jwks_url_over_https_is_checked_against_the_trusted_roots() {
     let idp = JwksServer::start_tls(&jwks(&[("k1", Algorithm::RS256)])).await;
     let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tls");
 
@@ -558,7 +558,7 @@ async fn item8_a_jwks_url_over_https_is_checked_against_the_trusted_roots() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn item8_unknown_kid_reloads_a_jwks_url_early_once_per_interval() {
+async fn jwks_url_is_reloaded_early_for_an_unknown_kid_once_per_interval() {
     let idp = JwksServer::start(&jwks(&[("k1", Algorithm::RS256)])).await;
     let Some(srv) = start_jwks(JwksSource::parse(&idp.url), Duration::from_secs(3600)).await else {
         return;
@@ -585,7 +585,7 @@ async fn item8_unknown_kid_reloads_a_jwks_url_early_once_per_interval() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn item8_failed_jwks_reload_keeps_the_last_good_set() {
+async fn jwks_failed_reload_keeps_the_last_good_set() {
     let idp = JwksServer::start(&jwks(&[("k1", Algorithm::RS256)])).await;
     let Some(srv) = start_jwks(JwksSource::parse(&idp.url), Duration::from_millis(50)).await else {
         return;
@@ -606,7 +606,7 @@ async fn item8_failed_jwks_reload_keeps_the_last_good_set() {
     assert!(Verifier::jwks(gone, Duration::from_secs(60)).await.is_err());
 }
 
-/// Item 12: whatever the bearer holds, the interceptor answers UNAUTHENTICATED (or lets a
+/// Whatever the bearer holds, the interceptor answers UNAUTHENTICATED (or lets a
 /// genuinely valid token through) and never panics.
 fn interceptor_answer(token: &str) -> Option<Code> {
     let verifier = Verifier::hs256(SECRET);
@@ -624,14 +624,14 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 
     #[test]
-    fn item12_arbitrary_bearer_text_is_unauthenticated(token in "[!-~]{0,200}") {
+    fn r24_arbitrary_bearer_text_is_unauthenticated(token in "[!-~]{0,200}") {
         if let Some(code) = interceptor_answer(&token) {
             prop_assert_eq!(code, Code::Unauthenticated);
         }
     }
 
     #[test]
-    fn item12_damaged_tokens_are_unauthenticated(
+    fn r24_damaged_tokens_are_unauthenticated(
         at in 0usize..400,
         byte in b'!'..=b'~',
         cut in 0usize..400,
@@ -657,7 +657,7 @@ proptest! {
     }
 
     #[test]
-    fn item12_signed_garbage_claims_never_pass_unchecked(
+    fn r24_signed_garbage_claims_never_pass_unchecked(
         c in claims_object(),
     ) {
         let token = hs256(&c);

@@ -1,4 +1,4 @@
-//! Observability (issue 11, item 9): the Prometheus exposition, counts by method and code
+//! Observability: the Prometheus exposition, counts by method and code
 //! (cancelled calls included), the in-flight and pool gauges, the access log line, the request
 //! id, and gzip.
 

@@ -1,7 +1,8 @@
 //! What a call costs the database, counted by the store's statement counters
 //! (`PoolState::statements`, the metric `group_service_db_statements_total`): a read of a group
-//! answers the caller's standing, the group and its visibility in one statement (issue 9,
-//! item 4), and a membership check adds the checked user's membership in a second; on a
+//! answers the caller's standing, the group and its visibility in one statement
+//! (docs/decisions.md, "GetGroup and CheckMembership resolve the caller in the group's
+//! statement"), and a membership check adds the checked user's membership in a second; on a
 //! server without the read cache, so that every call reaches the database. A create's
 //! statements are counted too, so that a change to them is seen.
 

@@ -78,11 +78,11 @@ async fn bare_call(
     status(&trailers).unwrap_or_else(|| format!("no grpc-status in {trailers:?}"))
 }
 
-/// R25 and item 6: 100 creates sent at one instant with a 300 ms deadline, while the tenant's
+/// Deadlines, and R25's nothing half-written: 100 creates sent at one instant with a 300 ms deadline, while the tenant's
 /// writes are held past it, all answer DEADLINE_EXCEEDED (status 4) from the server, none
 /// CANCELLED; their transactions roll back, so no group is kept once the hold ends.
 #[tokio::test(flavor = "multi_thread")]
-async fn i11_6_calls_past_their_deadline_answer_deadline_exceeded_and_keep_no_write() {
+async fn deadline_expired_calls_answer_deadline_exceeded_and_keep_no_write() {
     let Some(srv) = TestServer::start().await else {
         return;
     };
@@ -124,7 +124,7 @@ async fn i11_6_calls_past_their_deadline_answer_deadline_exceeded_and_keep_no_wr
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn i11_6_a_burst_of_cancelled_calls_does_not_fail_a_concurrent_call() {
+async fn deadline_a_burst_of_cancelled_calls_does_not_fail_a_concurrent_call() {
     let Some(srv) = TestServer::start().await else {
         return;
     };
@@ -167,7 +167,7 @@ async fn i11_6_a_burst_of_cancelled_calls_does_not_fail_a_concurrent_call() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn i11_7_over_the_concurrency_limit_calls_are_refused_and_health_answers() {
+async fn overload_calls_over_the_concurrency_limit_are_refused_and_health_answers() {
     let Some(srv) = TestServer::start_setup(|s| {
         s.options.concurrency = Concurrency {
             max_concurrent: 2,
@@ -215,7 +215,7 @@ async fn i11_7_over_the_concurrency_limit_calls_are_refused_and_health_answers()
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn i11_7_a_tenant_over_its_rate_is_refused_while_another_is_served() {
+async fn overload_a_tenant_over_its_rate_is_refused_while_another_is_served() {
     let Some(srv) = TestServer::start_setup(|s| {
         s.options.tenant_rate = Some(Rate {
             per_second: 1.0,

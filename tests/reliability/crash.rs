@@ -1,4 +1,4 @@
-//! A crash (issue 11): the server process is killed with SIGKILL while writes are in flight,
+//! A crash: the server process is killed with SIGKILL while writes are in flight,
 //! then started again on the same SQLite file. Every write it acknowledged is there.
 //! On PostgreSQL durability is the database's; losing it under the server is `outage.rs`.
 

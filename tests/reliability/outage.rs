@@ -1,4 +1,4 @@
-//! Database outages (issue 11, item 4), on PostgreSQL: a second server reaches the test's
+//! Database outages, on PostgreSQL: a second server reaches the test's
 //! database through a TCP proxy the test cuts and restores, or has its sessions terminated by
 //! the database. Calls answer UNAVAILABLE at once while the database is known down, health
 //! follows the database within 1 s each way, a broken connection is never INTERNAL, and no

@@ -1,4 +1,4 @@
-//! Issue 11 item 5: shutdown reports NOT_SERVING while still answering for its delay, then
+//! Shutdown reports NOT_SERVING while still answering for its delay, then
 //! drains, and closes every connection by its deadline whatever keeps it open.
 
 use std::time::{Duration, Instant};
@@ -52,7 +52,7 @@ async fn until_serving(srv: &TestServer) {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn i11_5_an_open_health_watch_stream_ends_by_the_drain_deadline() {
+async fn shutdown_an_open_health_watch_stream_ends_by_the_drain_deadline() {
     let Some(mut srv) = draining(Duration::ZERO, Duration::from_millis(500)).await else {
         return;
     };
@@ -79,7 +79,7 @@ async fn i11_5_an_open_health_watch_stream_ends_by_the_drain_deadline() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn i11_5_an_idle_http2_connection_does_not_hold_the_drain() {
+async fn shutdown_an_idle_http2_connection_does_not_hold_the_drain() {
     let Some(mut srv) = draining(Duration::ZERO, Duration::from_secs(2)).await else {
         return;
     };
@@ -94,7 +94,7 @@ async fn i11_5_an_idle_http2_connection_does_not_hold_the_drain() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn i11_5_a_silent_tcp_connection_is_closed_by_the_drain_deadline() {
+async fn shutdown_a_silent_tcp_connection_is_closed_by_the_drain_deadline() {
     let Some(mut srv) = draining(Duration::ZERO, Duration::from_millis(500)).await else {
         return;
     };
@@ -116,7 +116,7 @@ async fn i11_5_a_silent_tcp_connection_is_closed_by_the_drain_deadline() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn i11_5_a_call_in_flight_that_finishes_within_the_deadline_succeeds() {
+async fn shutdown_a_call_in_flight_that_finishes_within_the_deadline_succeeds() {
     let Some(mut srv) = draining(Duration::ZERO, Duration::from_secs(5)).await else {
         return;
     };
@@ -133,7 +133,7 @@ async fn i11_5_a_call_in_flight_that_finishes_within_the_deadline_succeeds() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn i11_5_a_call_in_flight_past_the_deadline_is_cut_and_leaves_no_write() {
+async fn shutdown_a_call_in_flight_past_the_deadline_is_cut_and_leaves_no_write() {
     let Some(mut srv) = draining(Duration::ZERO, Duration::from_millis(500)).await else {
         return;
     };
@@ -154,7 +154,7 @@ async fn i11_5_a_call_in_flight_past_the_deadline_is_cut_and_leaves_no_write() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn i11_5_pollers_see_not_serving_while_the_server_still_answers() {
+async fn shutdown_pollers_see_not_serving_while_the_server_still_answers() {
     let Some(mut srv) = draining(Duration::from_millis(800), Duration::from_secs(3)).await else {
         return;
     };

@@ -233,10 +233,10 @@ pub fn membership_of() -> String {
 /// statement: what R24 and R07 need to decide a user's read of a group, the caller resolved
 /// in the same round trip. The membership test is the preserved side of the `LEFT JOIN`s, so
 /// it runs whether or not the group exists: a missing group costs what an invisible one does
-/// (issue 11, item 11). The group's row comes back only to a member or to a user of its own
-/// tenant: to anyone else it is invisible (R07, R20), and answering NULL columns for it, as for
-/// a missing group, keeps the decoding of a row another tenant may not see from telling the
-/// two apart.
+/// (docs/reliability.md, "Existence by timing"). The group's row comes back only to a member or
+/// to a user of its own tenant: to anyone else it is invisible (R07, R20), and answering NULL
+/// columns for it, as for a missing group, keeps the decoding of a row another tenant may not
+/// see from telling the two apart.
 pub fn group_seen_by() -> String {
     with_now(
         format!(

@@ -1,4 +1,4 @@
-//! Issue 11 item 1, counters: a reported size is bounded, so no report can overflow the
+//! Counters: a reported size is bounded, so no report can overflow the
 //! group's or the tenant's storage counter (it used to make every later report of the
 //! tenant INTERNAL on PostgreSQL and drift the counter on SQLite).
 

@@ -1,4 +1,4 @@
-//! Issue 11, hostile input: control characters in every text field, undecodable and
+//! Hostile input: control characters in every text field, undecodable and
 //! oversized messages, errors that would echo huge input, names that only look different,
 //! resource names with aliases, counters pushed to their limits, and random requests.
 

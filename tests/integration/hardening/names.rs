@@ -1,4 +1,4 @@
-//! Issue 11 item 3 (R01, R07, R25): names that only look different are the same name, names
+//! Names (R01, R07, R25): names that only look different are the same name, names
 //! with nothing visible are no name, stored keys follow a change of the key's definition,
 //! and a resource has one name only.
 

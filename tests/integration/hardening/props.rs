@@ -1,7 +1,7 @@
-//! Issue 11 item 12: the properties the cargo-fuzz targets under `fuzz/` check
+//! The properties the cargo-fuzz targets under `fuzz/` check
 //! (`group_service::grpc::properties`), run with proptest in every `cargo test` (CI does not
-//! build the fuzz targets: docs/reliability.md, section 12), and random requests sent to the
-//! real server: no panic, no INTERNAL.
+//! build the fuzz targets: docs/reliability.md, "Fuzzing"), and random requests sent to the
+//! real server: no panic, no INTERNAL (R24 for tokens, R25 for everything else).
 
 use group_service::grpc::pb;
 use group_service::grpc::properties;
@@ -69,12 +69,12 @@ proptest! {
     #![proptest_config(config(2000))]
 
     #[test]
-    fn i12_resource_names_have_no_aliases(text in name_like()) {
+    fn r25_resource_names_have_no_aliases(text in name_like()) {
         properties::resource_name(&text).map_err(TestCaseError::fail)?;
     }
 
     #[test]
-    fn i12_page_tokens_are_refused_unless_issued(
+    fn r25_page_tokens_are_refused_unless_issued(
         token in prop_oneof!["\\PC{0,60}", "[A-Za-z0-9_-]{0,40}\\.[A-Za-z0-9_-]{0,30}"],
         size in any::<i32>(),
         after in any::<i64>(),
@@ -83,7 +83,7 @@ proptest! {
     }
 
     #[test]
-    fn i12_update_masks_convert_or_are_invalid(
+    fn r25_update_masks_convert_or_are_invalid(
         paths in prop::collection::vec(
             prop_oneof![Just("display_name".to_owned()), Just("*".to_owned()), "\\PC{0,20}"],
             0..6,
@@ -93,14 +93,14 @@ proptest! {
     }
 
     #[test]
-    fn i12_bearer_text_without_a_signature_is_unauthenticated(
+    fn r24_bearer_text_without_a_signature_is_unauthenticated(
         text in prop_oneof!["\\PC{0,80}", "[A-Za-z0-9_-]{0,40}\\.[A-Za-z0-9_-]{0,60}\\.[A-Za-z0-9_-]{0,43}"],
     ) {
         properties::bearer_token(&text).map_err(TestCaseError::fail)?;
     }
 
     #[test]
-    fn i12_signed_tokens_pass_only_when_valid_by_every_rule(
+    fn r24_signed_tokens_pass_only_when_valid_by_every_rule(
         header in prop_oneof![
             Just(br#"{"alg":"HS256","typ":"JWT"}"#.to_vec()),
             Just(br#"{"alg":"HS256","kid":"k1"}"#.to_vec()),
@@ -118,7 +118,7 @@ proptest! {
     }
 
     #[test]
-    fn i12_jwks_documents_load_or_are_refused(
+    fn jwks_documents_load_or_are_refused(
         doc in prop_oneof![
             jwks_json(),
             prop::collection::vec(any::<u8>(), 0..120),
@@ -128,7 +128,7 @@ proptest! {
     }
 
     #[test]
-    fn i12_every_request_decodes_and_converts_without_internal(
+    fn r25_every_request_decodes_and_converts_without_internal(
         which in any::<usize>(),
         bytes in prop::collection::vec(any::<u8>(), 0..200),
     ) {
@@ -198,7 +198,7 @@ proptest! {
     #![proptest_config(config(6))]
 
     #[test]
-    fn i12_random_requests_never_answer_internal(
+    fn r25_random_requests_never_answer_internal(
         calls in prop::collection::vec((any::<usize>(), body()), 60)
     ) {
         let rt = tokio::runtime::Builder::new_multi_thread()

@@ -1,4 +1,4 @@
-//! R25 and issue 11 item 1: a control character in any text field of any request answers
+//! R25: a control character in any text field of any request answers
 //! INVALID_ARGUMENT naming that field, on both backends alike (PostgreSQL used to answer
 //! INTERNAL for NUL, SQLite stored it). TAB and LF stay allowed in descriptions.
 

@@ -1,5 +1,5 @@
-//! Issue 11 items 1 and 2 on the wire: undecodable requests, message size limits both ways,
-//! and error answers that stay small whatever the client sent.
+//! Hostile input on the wire: undecodable requests, message size limits both ways, and error
+//! answers that stay small whatever the client sent.
 
 use group_service::grpc::pb;
 use tonic::Code;
@@ -57,7 +57,7 @@ async fn small_limits() -> Option<TestServer> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn i11_oversized_request_is_resource_exhausted() {
+async fn oversized_request_is_resource_exhausted() {
     let Some(srv) = small_limits().await else {
         return;
     };
@@ -74,7 +74,7 @@ async fn i11_oversized_request_is_resource_exhausted() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn i11_oversized_answer_is_resource_exhausted() {
+async fn oversized_answer_is_resource_exhausted() {
     let Some(srv) = small_limits().await else {
         return;
     };
@@ -114,7 +114,7 @@ fn assert_small_invalid(err: &tonic::Status, field: &str) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn i11_errors_quote_a_short_prefix_of_huge_input() {
+async fn r25_errors_quote_a_short_prefix_of_huge_input() {
     let Some(srv) = server().await else { return };
     srv.company(1, 2).await;
     let groups = || srv.groups(1, 2, true);

@@ -10,7 +10,7 @@ use crate::fixtures::*;
 use crate::harness::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn r25_add_members_reports_added_and_already_present() {
+async fn add_members_reports_added_and_already_present() {
     let Some(srv) = server().await else { return };
     srv.company(T, 6).await;
     srv.team(T, 10, &[5]).await;
@@ -189,7 +189,7 @@ async fn r24_members_must_be_of_the_groups_tenant() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn r25_request_id_makes_a_retry_return_the_first_answer() {
+async fn request_id_makes_a_retry_return_the_first_answer() {
     let Some(srv) = server().await else { return };
     srv.company(T, 6).await;
     let g = group(T, "Design")
@@ -289,7 +289,7 @@ async fn retried_adds(admin: &mut Membership, first_add: &pb::AddMembersRequest,
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn r25_concurrent_retries_with_one_request_id_apply_once() {
+async fn concurrent_retries_with_one_request_id_apply_once() {
     let Some(srv) = server().await else { return };
     srv.company(T, 5).await;
     let g = group(T, "Design").master(2).create(&srv).await.name;
@@ -316,7 +316,7 @@ async fn r25_concurrent_retries_with_one_request_id_apply_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn r25_remove_members_reports_removed_and_not_members() {
+async fn remove_members_reports_removed_and_not_members() {
     let Some(srv) = server().await else { return };
     srv.company(T, 6).await;
     srv.team(T, 10, &[5]).await;
