@@ -11,6 +11,7 @@ mod auth;
 mod cache;
 mod directory;
 mod discovery;
+mod docs;
 mod events;
 mod external;
 mod groups;
