@@ -201,8 +201,9 @@ pub(crate) async fn locate(tx: &mut dyn Tx, tenant: TenantId, group: &GroupRef) 
 /// right to name the first members), so no change can skip the check.
 pub(crate) struct Managed {
     pub group: Group,
-    /// The user who passed the check (none for a service), for R15's contacts rule.
-    pub by: Option<UserKey>,
+    /// Who passed the check: R15's contacts rule is theirs, and the groups they may name as
+    /// members are the ones they may see (R07).
+    pub by: Actor,
 }
 
 /// R06: admins of the owning tenant always; Group Masters unless the tenant's
@@ -224,8 +225,25 @@ pub(crate) async fn manage_membership(
     super::expiry::drop_expired(tx, &group).await?;
     Ok(Managed {
         group,
-        by: actor.user_key(),
+        by: actor.clone(),
     })
+}
+
+/// R07, R24 for a group named as a member (nested, or named to be removed or to expire): the
+/// group when the actor may see it, `None` when it is missing or hidden, at the same cost
+/// (`visible_group`), so that naming a group as a member cannot tell whether a hidden one
+/// exists.
+pub(crate) async fn visible_member_group(
+    tx: &mut dyn Tx,
+    actor: &Actor,
+    tenant: TenantId,
+    group: &GroupRef,
+) -> Result<Option<Group>> {
+    match visible_group(tx, actor, tenant, group, Lock::No).await {
+        Ok(group) => Ok(Some(group)),
+        Err(Error::NotFound(_)) => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 /// R24: a caller asks about users of its own tenant only.

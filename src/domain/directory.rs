@@ -65,10 +65,17 @@ async fn require_tenant(tx: &mut dyn Tx, tenant: TenantId) -> Result<()> {
     Ok(())
 }
 
-/// Fails unless every key is a user in the directory.
-async fn require_users(tx: &mut dyn Tx, keys: &[UserKey]) -> Result<()> {
+/// Fails unless every key of `tenant` is a user in the directory. Users of other tenants are
+/// not looked up: whether they exist is their tenant's business (R24), so a contact or a room
+/// seat may name one this service does not know (yet), and the answer is the same either way.
+async fn require_users(tx: &mut dyn Tx, tenant: TenantId, keys: &[UserKey]) -> Result<()> {
+    let keys: Vec<UserKey> = keys
+        .iter()
+        .filter(|k| k.tenant == tenant)
+        .copied()
+        .collect();
     let found: BTreeSet<UserKey> = tx
-        .get_users(keys)
+        .get_users(&keys)
         .await?
         .into_iter()
         .map(|u| u.key)
@@ -303,7 +310,7 @@ impl Service {
                         user: *u,
                     })
                     .collect();
-                require_users(tx, &keys).await?;
+                require_users(tx, team.tenant, &keys).await?;
                 tx.upsert_team(team).await?;
                 Ok(team.clone())
             })
@@ -347,7 +354,8 @@ impl Service {
         .await
     }
 
-    /// Adds an external contact: a user of another tenant in a user's address book.
+    /// Adds an external contact: a user of another tenant in a user's address book. The owner
+    /// must exist; the contact is not looked up (R24: `require_users`).
     pub async fn add_contact(&self, caller: &Caller, contact: Contact) -> Result<Contact> {
         caller.require_service_of(contact.owner.tenant)?;
         let mut v = Violations::default();
@@ -366,7 +374,7 @@ impl Service {
         v.finish()?;
         self.write("add_contact", caller, (), |tx, _, ()| {
             Box::pin(async move {
-                require_users(tx, &[contact.owner, contact.contact]).await?;
+                require_users(tx, contact.owner.tenant, &[contact.owner]).await?;
                 tx.add_contact(&contact).await?;
                 Ok(contact)
             })
@@ -421,7 +429,7 @@ impl Service {
         self.write("upsert_room", caller, room, |tx, _, room| {
             Box::pin(async move {
                 require_tenant(tx, room.tenant).await?;
-                require_users(tx, &room.members).await?;
+                require_users(tx, room.tenant, &room.members).await?;
                 tx.upsert_room(room).await?;
                 tx.get_room(room.tenant, room.id)
                     .await?

@@ -114,7 +114,8 @@ async fn set_expiry(tx: &mut dyn Tx, actor: &Actor, batch: &MemberBatch) -> Resu
     check_expire_time(batch.expire_time, now)?;
     let m = manage_membership(tx, actor, batch.tenant, &batch.group).await?;
     let group = &m.group;
-    let members = with_keyed_groups(tx, batch.tenant, &batch.members, &batch.group_keys).await?;
+    let members =
+        with_keyed_groups(tx, actor, batch.tenant, &batch.members, &batch.group_keys).await?;
     let mut out = ExpiryOutcome::default();
     for member in members {
         if let MemberRef::User(u) = member

@@ -178,6 +178,7 @@ async fn convert_in(
         .map(|u| MemberRef::User(*u))
         .collect();
     let new = NewGroup {
+        by: actor,
         tenant: &tenant,
         spec,
         masters: &[me],

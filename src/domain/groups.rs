@@ -176,7 +176,8 @@ impl Service {
         Ok(Arc::unwrap_or_clone(group))
     }
 
-    /// Deletes a group with all its data (R12). Only admins of the owning tenant may.
+    /// Deletes a group with all its data (R12): admins of the owning tenant, and for an external
+    /// group its Group Masters from any tenant (`access::may_delete`).
     pub async fn delete_group(
         &self,
         caller: &Caller,
@@ -275,6 +276,10 @@ async fn create_in(
             "only admins may create groups in this tenant",
         ));
     }
+    // R06: what UpdateGroup lets only admins change, only admins set at creation.
+    if !actor.is_admin_of(tenant.id) && !super::settings::admin_fields_set(&cmd.spec).is_empty() {
+        return Err(super::settings::fields_refused());
+    }
     let masters: Vec<UserKey> = cmd
         .masters
         .iter()
@@ -287,8 +292,9 @@ async fn create_in(
         .request_id
         .as_deref()
         .map(|id| RequestKey { id, fingerprint });
-    let members = with_keyed_groups(tx, tenant.id, &cmd.members, &cmd.member_keys).await?;
+    let members = with_keyed_groups(tx, actor, tenant.id, &cmd.members, &cmd.member_keys).await?;
     let new = NewGroup {
+        by: actor,
         tenant: &tenant,
         spec: &cmd.spec,
         masters: &masters,
@@ -308,6 +314,8 @@ pub struct Created {
 
 /// A group to insert once the caller's right to create it is settled.
 pub(crate) struct NewGroup<'a> {
+    /// The creator, whose right to create is settled.
+    pub by: &'a Actor,
     pub tenant: &'a Tenant,
     pub spec: &'a GroupSpec,
     pub masters: &'a [UserKey],
@@ -346,7 +354,7 @@ pub(crate) async fn insert_new_group(tx: &mut dyn Tx, new: NewGroup<'_>) -> Resu
     // The caller's right to create is settled: that is the right to name the first members.
     let managed = Managed {
         group: group.clone(),
-        by: None,
+        by: new.by.clone(),
     };
     let added = add_members_in(
         tx,

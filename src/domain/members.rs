@@ -7,7 +7,7 @@ use std::collections::{BTreeSet, HashMap};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use super::access::{Managed, manage_membership};
+use super::access::{Managed, manage_membership, visible_member_group};
 use super::caller::{Actor, Caller};
 use super::error::{Error, Reason, Result, Violations};
 use super::events::{ChangeDetail, EventKind, MemberChange, emit};
@@ -198,17 +198,20 @@ impl Named {
 }
 
 /// `members` with the nested groups named by external key added as ids, sorted and without
-/// repeats. A key no group of the tenant has is an unknown member, as an unknown id is.
+/// repeats. A key that names no group the actor may see (R07) is an unknown member, as an
+/// unknown id is: a hidden group's key answers exactly as a key no group has.
 pub(crate) async fn with_keyed_groups(
     tx: &mut dyn Tx,
+    actor: &Actor,
     tenant: TenantId,
     members: &[MemberRef],
     keys: &[String],
 ) -> Result<Vec<MemberRef>> {
     let mut out = members.to_vec();
     for key in keys {
-        match tx.group_by_key(tenant, key).await? {
-            Some(id) => out.push(MemberRef::Group(id)),
+        let named = GroupRef::Key(key.clone());
+        match visible_member_group(tx, actor, tenant, &named).await? {
+            Some(group) => out.push(MemberRef::Group(group.id)),
             None => {
                 let name = format!("tenants/{tenant}/groups/key:{key}");
                 return Err(unknown(quote(&name)));
@@ -225,12 +228,17 @@ fn unknown(subject: String) -> Error {
 }
 
 /// Every named member exists and may be a member of this kind of group; the users, read.
+/// Users of another company than the adder's pass R15's contacts rule before anything about
+/// them is read, and a nested group must be one the adder may see (R07): so the answer about
+/// a user of another tenant, or a hidden group, never depends on whether it exists (R24).
 async fn check_named(
     tx: &mut dyn Tx,
-    group: &Group,
+    m: &Managed,
     members: &[MemberRef],
     named: &Named,
+    admission: Admission,
 ) -> Result<HashMap<UserKey, User>> {
+    let group = &m.group;
     let tenant = group.tenant;
     if group.kind == GroupKind::Internal {
         if let Some(u) = named.users.iter().find(|u| u.tenant != tenant) {
@@ -244,6 +252,11 @@ async fn check_named(
             Reason::ExternalGroupUsersOnly,
             "external groups have users as members, not teams or groups",
         ));
+    }
+    if let Admission::Added = admission {
+        for u in &named.users {
+            check_contact(tx, m, *u).await?;
+        }
     }
     let found: HashMap<UserKey, User> = tx
         .get_users(&named.users)
@@ -262,44 +275,40 @@ async fn check_named(
         };
         return Err(unknown(team.to_string()));
     }
-    let groups = tx.existing_groups(tenant, &named.groups).await?;
-    if let Some(missing) = named.groups.iter().find(|g| !groups.contains(g)) {
-        return Err(unknown(group_name(tenant, *missing)));
+    let mut groups = Vec::with_capacity(named.groups.len());
+    for g in &named.groups {
+        match visible_member_group(tx, &m.by, tenant, &GroupRef::Id(*g)).await? {
+            Some(group) => groups.push(group),
+            None => return Err(unknown(group_name(tenant, *g))),
+        }
     }
-    check_nestable(tx, tenant, &named.groups).await?;
+    check_nestable(tx, tenant, &groups).await?;
     Ok(found)
 }
 
 /// An external group inside another group would make its members from other companies
 /// members of that group too (R24): only users join external groups, and external groups
 /// join nothing. Takes the tenant's nesting lock (R21) before any group joins.
-async fn check_nestable(tx: &mut dyn Tx, tenant: TenantId, groups: &[GroupId]) -> Result<()> {
+async fn check_nestable(tx: &mut dyn Tx, tenant: TenantId, groups: &[Group]) -> Result<()> {
     if groups.is_empty() {
         return Ok(());
     }
     tx.lock_nesting(tenant).await?;
-    for g in groups {
-        let external = tx
-            .get_group(tenant, *g)
-            .await?
-            .is_some_and(|g| g.kind == GroupKind::External);
-        if external {
-            return Err(Error::precondition(
-                Reason::ExternalGroupNotNestable,
-                format!(
-                    "{} is an external group; it cannot be a member of a group",
-                    group_name(tenant, *g)
-                ),
-            ));
-        }
+    if let Some(g) = groups.iter().find(|g| g.kind == GroupKind::External) {
+        return Err(Error::precondition(
+            Reason::ExternalGroupNotNestable,
+            format!(
+                "{} is an external group; it cannot be a member of a group",
+                g.resource_name()
+            ),
+        ));
     }
     Ok(())
 }
 
-/// R13-R15: which named users an external group admits; the ones left out at creation go
-/// into `out.excluded`.
-async fn admit(
-    tx: &mut dyn Tx,
+/// R13, R14: which named users an external group admits; the ones left out at creation go
+/// into `out.excluded`. (R15's contacts rule ran in `check_named`.)
+fn admit(
     m: &Managed,
     found: &HashMap<UserKey, User>,
     masters: &BTreeSet<UserKey>,
@@ -325,23 +334,23 @@ async fn admit(
                 format!("{} cannot be in an external group", user_subject(u)),
             ));
         }
-        if let Admission::Added = admission {
-            check_contact(tx, m, u).await?;
-        }
         admitted.insert(u);
     }
     Ok(admitted)
 }
 
 /// R15: a user of another company than the adder's comes from the adder's contacts (a
-/// service adds for its own tenant only).
+/// service adds for its own tenant only), or is a member already. Decided from contacts and
+/// member rows alone, never from the directory's users, so that a user of another tenant
+/// who is neither gets this answer whether or not they exist (R24).
 async fn check_contact(tx: &mut dyn Tx, m: &Managed, u: UserKey) -> Result<()> {
     let group = &m.group;
-    let adder_tenant = m.by.map_or(group.tenant, |a| a.tenant);
+    let adder = m.by.user_key();
+    let adder_tenant = adder.map_or(group.tenant, |a| a.tenant);
     if u.tenant == adder_tenant || tx.user_member(group.tenant, group.id, u).await?.is_some() {
         return Ok(());
     }
-    let in_contacts = match m.by {
+    let in_contacts = match adder {
         Some(a) => tx.has_contact(a, u).await?,
         None => false,
     };
@@ -367,10 +376,10 @@ pub(crate) async fn add_members_in(
     now: i64,
 ) -> Result<AddOutcome> {
     let named = Named::of(members, masters);
-    let found = check_named(tx, &m.group, members, &named).await?;
+    let found = check_named(tx, m, members, &named, admission).await?;
     let mut out = AddOutcome::default();
     let master_set: BTreeSet<UserKey> = masters.iter().copied().collect();
-    let admitted = admit(tx, m, &found, &master_set, admission, &mut out).await?;
+    let admitted = admit(m, &found, &master_set, admission, &mut out)?;
     let mut all: Vec<MemberRef> = members
         .iter()
         .filter(|x| match x {
@@ -536,7 +545,8 @@ async fn add_batch(
     if let Some(done) = replay {
         return Ok(done);
     }
-    let members = with_keyed_groups(tx, batch.tenant, &batch.members, &batch.group_keys).await?;
+    let members =
+        with_keyed_groups(tx, actor, batch.tenant, &batch.members, &batch.group_keys).await?;
     let expire = batch.expire_time;
     super::expiry::check_expire_time(expire, now)?;
     let out = add_members_in(tx, &m, &members, &[], Admission::Added, expire, now).await?;
@@ -562,7 +572,8 @@ async fn remove_batch(
     if let Some(done) = replay {
         return Ok(done);
     }
-    let members = with_keyed_groups(tx, batch.tenant, &batch.members, &batch.group_keys).await?;
+    let members =
+        with_keyed_groups(tx, actor, batch.tenant, &batch.members, &batch.group_keys).await?;
     let out = remove_members_in(tx, &m.group, &members).await?;
     if out.removed.is_empty() {
         return Err(Error::precondition(

@@ -91,6 +91,29 @@ impl Field {
     }
 }
 
+/// R06 at creation: the fields a new group's settings set that UpdateGroup lets only admins
+/// change. A creator who is not an admin may not set them either, or creating a group would
+/// grant what updating it refuses (an external key the tenant's integrations act on).
+pub(crate) fn admin_fields_set(spec: &GroupSpec) -> Vec<Field> {
+    [
+        (Field::NotifyAllMembers, spec.notify_all_members),
+        (Field::MasterManagesFeatures, spec.master_manages_features),
+        (Field::ExternalKey, spec.external_key.is_some()),
+    ]
+    .into_iter()
+    .filter(|(f, set)| *set && f.capability() == Capability::AdminOnly)
+    .map(|(f, _)| f)
+    .collect()
+}
+
+/// What UpdateGroup and CreateGroup answer a caller who may not change or set a field.
+pub(crate) fn fields_refused() -> Error {
+    Error::permission(
+        Reason::NotGroupManager,
+        "the caller may not change these fields of this group",
+    )
+}
+
 #[derive(Clone, Debug)]
 pub struct UpdateGroup {
     pub tenant: TenantId,
@@ -276,10 +299,7 @@ async fn update_in(
         .iter()
         .all(|f| may(standing, &group, f.capability()))
     {
-        return Err(Error::permission(
-            Reason::NotGroupManager,
-            "the caller may not change these fields of this group",
-        ));
+        return Err(fields_refused());
     }
     tx.load_mailing_list(&mut group).await?;
     let before = group.clone();

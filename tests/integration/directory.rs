@@ -296,14 +296,19 @@ async fn directory_contact_add_list_remove() {
         .unwrap()
         .into_inner();
     assert_eq!(listed.contacts, [contact_of((1, 2), (2, 3))]);
-    // A contact must be a user that exists.
+    // The owner must exist; the contact, a user of another tenant, is not looked up (R24).
     let err = dir
         .add_contact(pb::AddContactRequest {
-            contact: Some(contact_of((1, 2), (2, 99))),
+            contact: Some(contact_of((1, 99), (2, 3))),
         })
         .await
         .unwrap_err();
     assert_reason(&err, Code::FailedPrecondition, "UNKNOWN_MEMBER");
+    dir.add_contact(pb::AddContactRequest {
+        contact: Some(contact_of((1, 2), (2, 99))),
+    })
+    .await
+    .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -354,18 +359,34 @@ async fn directory_message_room_upsert_get_list_delete() {
         .into_inner();
     assert_eq!(replaced.members, [user_ref(1, 1)]);
 
-    // Every member must be a known user.
+    // Every member of the room's tenant must be a known user; users of other tenants are not
+    // looked up (R24).
     let err = dir
         .upsert_message_room(pb::UpsertMessageRoomRequest {
             room: Some(pb::MessageRoom {
                 id: 41,
-                members: vec![user_ref(2, 99)],
+                members: vec![user_ref(1, 99)],
                 ..room.clone()
             }),
         })
         .await
         .unwrap_err();
     assert_reason(&err, Code::FailedPrecondition, "UNKNOWN_MEMBER");
+    dir.upsert_message_room(pb::UpsertMessageRoomRequest {
+        room: Some(pb::MessageRoom {
+            id: 42,
+            members: vec![user_ref(2, 99)],
+            ..room.clone()
+        }),
+    })
+    .await
+    .unwrap();
+    dir.delete_message_room(pb::DeleteMessageRoomRequest {
+        tenant_id: 1,
+        room_id: 42,
+    })
+    .await
+    .unwrap();
 
     let listed = dir
         .list_message_rooms(pb::ListMessageRoomsRequest {

@@ -228,3 +228,75 @@ async fn r24_an_outsider_never_locks_a_group_it_cannot_see() {
     holder.rollback().await.unwrap();
     assert_eq!(get(&srv, &g).await.display_name, "Board");
 }
+
+/// Deletes `g` as `who`; the answer.
+async fn delete_as(srv: &TestServer, who: (i64, i64, bool), g: &str) -> Result<(), tonic::Status> {
+    let (tenant, user, admin) = who;
+    srv.groups(tenant, user, admin)
+        .delete_group(delete_req(g, ""))
+        .await
+        .map(drop)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r12_external_group_is_deleted_by_owning_admins_and_any_of_its_masters() {
+    let Some(srv) = server().await else { return };
+    three_companies(&srv).await;
+    // Masters A2 and B4; plain members A3, B2, and C1 (C's admin).
+    let partners = [(B, 2), (B, 4), (C, 1)];
+    let shared = |name: &'static str| {
+        let srv = &srv;
+        async move {
+            let g = shared_group(srv, name, &[3], &partners).await;
+            add_master_users(&mut srv.membership(A, 2, false), &g, &[(B, 4)])
+                .await
+                .unwrap();
+            g
+        }
+    };
+    let gone = |g: String| {
+        let srv = &srv;
+        async move {
+            let err = srv
+                .groups(A, 1, true)
+                .get_group(get_req(&g))
+                .await
+                .unwrap_err();
+            assert_eq!(err.code(), Code::NotFound, "{g} survived");
+        }
+    };
+
+    let g = shared("Partners").await;
+    for who in [(A, 3, false), (B, 2, false), (C, 1, true)] {
+        let err = delete_as(&srv, who, &g).await.unwrap_err();
+        assert_reason(&err, Code::PermissionDenied, "NOT_GROUP_MANAGER");
+    }
+    // An admin of another tenant who is not a member: as if the group were missing.
+    let err = delete_as(&srv, (B, 1, true), &g).await.unwrap_err();
+    let absent = delete_as(&srv, (B, 1, true), &missing_group(A))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+    assert_eq!(fingerprint(&err), fingerprint(&absent));
+    // Masters delete only where the owning tenant lets masters manage groups.
+    set_tenant(&srv, A, |t| t.masters_may_manage_settings = false).await;
+    for who in [(A, 2, false), (B, 4, false)] {
+        let err = delete_as(&srv, who, &g).await.unwrap_err();
+        assert_reason(&err, Code::PermissionDenied, "NOT_GROUP_MANAGER");
+    }
+    set_tenant(&srv, A, |t| t.masters_may_manage_settings = true).await;
+    assert_eq!(
+        member_users(&srv, &g).await,
+        BTreeSet::from([(A, 2), (A, 3), (B, 2), (B, 4), (C, 1)])
+    );
+
+    // The master from another tenant deletes it, as the user guide lets any master.
+    delete_as(&srv, (B, 4, false), &g).await.unwrap();
+    gone(g).await;
+    let g = shared("Partners again").await;
+    delete_as(&srv, (A, 2, false), &g).await.unwrap();
+    gone(g).await;
+    let g = shared("Partners once more").await;
+    delete_as(&srv, (A, 1, true), &g).await.unwrap();
+    gone(g).await;
+}

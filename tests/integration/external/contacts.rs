@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 
 use group_service::grpc::pb;
 use tonic::Code;
+use tonic_types::StatusExt;
 
 use super::{A, B, C, shared_group, three_companies};
 use crate::fixtures::*;
@@ -69,8 +70,10 @@ async fn r14_added_members_need_the_permission_and_are_never_line_users() {
         person(&srv, tenant, 3, false, pb::UserKind::Works).await;
         person(&srv, tenant, 4, true, pb::UserKind::Line).await;
     }
+    // In the contacts of the master (A2) and of the admin (A1) who adds masters.
     for u in [2, 3, 4] {
         add_contact(&srv, (A, 2), (B, u)).await;
+        add_contact(&srv, (A, 1), (B, u)).await;
     }
     let g = group(A, "Partners")
         .master(2)
@@ -208,4 +211,133 @@ async fn r17_members_cannot_leave_and_removed_members_lose_the_group() {
     // Removing them is what the event records.
     let ev = payloads(&srv, &g, "members.removed").await;
     assert_eq!(ev.len(), 1, "{ev:?}");
+}
+
+/// Code, message and every detail of `status`, with `user`'s name written as
+/// `tenants/T/users/U`, so that the answers about two users compare exactly.
+fn about(status: &tonic::Status, (t, u): Key) -> (Code, String, String) {
+    let named = format!("tenants/{t}/users/{u}");
+    let swap = |s: &str| s.replace(&named, "tenants/T/users/U");
+    let details = format!("{:?}", status.get_error_details());
+    (status.code(), swap(status.message()), swap(&details))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r24_foreign_user_answers_do_not_depend_on_existence() {
+    let Some(srv) = server().await else { return };
+    srv.company(A, 4).await;
+    srv.company(B, 3).await;
+    person(&srv, A, 3, false, pb::UserKind::Works).await;
+    person(&srv, A, 4, true, pb::UserKind::Line).await;
+    // B's external group: B's admin and its master B2 name users of A, who exist (A2, A3
+    // without the permission, A4 a LINE user) or not (A99999).
+    let g = group(B, "Partners")
+        .master(2)
+        .external()
+        .create(&srv)
+        .await
+        .name;
+    let missing: Key = (A, 99_999);
+    let callers = [(B, 1, true), (B, 2, false)];
+    let answers = |user: Key| {
+        let (srv, g) = (&srv, g.clone());
+        async move {
+            let mut out = Vec::new();
+            for (t, u, admin) in callers {
+                let mut c = srv.membership(t, u, admin);
+                let err = add(&mut c, &g, vec![user_of(user.0, user.1)])
+                    .await
+                    .unwrap_err();
+                out.push(about(&err, user));
+                let err = add_master_users(&mut c, &g, &[user]).await.unwrap_err();
+                out.push(about(&err, user));
+                let err = remove(&mut c, &g, vec![user_of(user.0, user.1)])
+                    .await
+                    .unwrap_err();
+                out.push(about(&err, user));
+                let err = remove_master_users(&mut c, &g, &[user]).await.unwrap_err();
+                out.push(about(&err, user));
+                let checked = c
+                    .check_membership(pb::CheckMembershipRequest {
+                        group: g.clone(),
+                        user: Some(user_ref(user.0, user.1)),
+                    })
+                    .await
+                    .unwrap()
+                    .into_inner();
+                assert!(!checked.member, "{user:?}");
+                let err = c
+                    .list_groups_of_user(pb::ListGroupsOfUserRequest {
+                        user: Some(user_ref(user.0, user.1)),
+                        ..Default::default()
+                    })
+                    .await
+                    .unwrap_err();
+                out.push(about(&err, user));
+            }
+            out
+        }
+    };
+    let err = add_as(&srv, (B, 2), &g, vec![user_of(missing.0, missing.1)])
+        .await
+        .unwrap_err();
+    assert_reason(&err, Code::FailedPrecondition, "NOT_IN_CONTACTS");
+    let absent = answers(missing).await;
+    for user in [(A, 2), (A, 3), (A, 4)] {
+        assert_eq!(answers(user).await, absent, "{user:?}");
+    }
+    assert_eq!(member_users(&srv, &g).await, BTreeSet::from([(B, 2)]));
+
+    // B's directory writes contacts and rooms naming users of A whether they exist or not.
+    for user in [(A, 2), missing] {
+        add_contact(&srv, (B, 2), user).await;
+    }
+    room(&srv, B, 40, &[(B, 2), (A, 2)]).await;
+    room(&srv, B, 41, &[(B, 2), missing]).await;
+    // Users of B itself must exist.
+    let err = srv
+        .directory(B)
+        .add_contact(pb::AddContactRequest {
+            contact: Some(contact_of((B, 99), (A, 2))),
+        })
+        .await
+        .unwrap_err();
+    assert_reason(&err, Code::FailedPrecondition, "UNKNOWN_MEMBER");
+
+    // A contact is R15's consent: the master adds A2; a contact naming nobody adds nobody.
+    add_as(&srv, (B, 2), &g, vec![user_of(A, 2)]).await.unwrap();
+    let err = add_as(&srv, (B, 2), &g, vec![user_of(missing.0, missing.1)])
+        .await
+        .unwrap_err();
+    assert_reason(&err, Code::FailedPrecondition, "UNKNOWN_MEMBER");
+    assert_eq!(
+        member_users(&srv, &g).await,
+        BTreeSet::from([(A, 2), (B, 2)])
+    );
+
+    // Deleting A2 takes the contact and the room seat naming them along.
+    delete_user(&srv, A, 2).await;
+    let contacts = srv
+        .directory(B)
+        .list_contacts(pb::ListContactsRequest {
+            tenant_id: B,
+            user_id: 2,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .contacts;
+    assert_eq!(contacts, [contact_of((B, 2), missing)]);
+    let seats = srv
+        .directory(B)
+        .get_message_room(pb::GetMessageRoomRequest {
+            tenant_id: B,
+            room_id: 40,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .members;
+    assert_eq!(seats, [user_ref(B, 2)]);
 }

@@ -383,3 +383,69 @@ async fn r07_a_hidden_group_by_key_answers_as_a_missing_key() {
         .unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r06_plain_user_cannot_claim_an_external_key_at_creation() {
+    let Some(srv) = server().await else { return };
+    srv.tenant(1, pb::Plan::Free, pb::GroupCreation::AllMembers)
+        .await;
+    srv.user(1, 1, true).await;
+    srv.user(1, 2, false).await;
+    let mut user = srv.groups(1, 2, false);
+    let claim = pb::CreateGroupRequest {
+        group: Some(pb::Group {
+            external_key: "hr-payroll".into(),
+            ..group_named("Payroll")
+        }),
+        ..create_req(1, "", &[2])
+    };
+    let refused = user.create_group(claim.clone()).await.unwrap_err();
+    assert_reason(&refused, Code::PermissionDenied, "NOT_GROUP_MANAGER");
+    // Nothing was written: no group, and the key names nothing.
+    assert_eq!(srv.group_count(1).await, 0);
+    let err = get_as(&srv, (1, 1), true, &by_key(1, "hr-payroll"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+    // The other fields only admins change are refused alike.
+    for change in [
+        |g: &mut pb::Group| g.notify_all_members = true,
+        |g: &mut pb::Group| g.master_manages_features = true,
+    ] {
+        let mut req = create_req(1, "Flags", &[2]);
+        change(req.group.as_mut().unwrap());
+        let err = user.create_group(req).await.unwrap_err();
+        assert_eq!(fingerprint(&err), fingerprint(&refused));
+    }
+
+    // The same answer as UpdateGroup refusing the key to the group's own master.
+    let own = user
+        .create_group(create_req(1, "Payroll", &[2]))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(own.external_key.is_empty());
+    let set = pb::Group {
+        external_key: "hr-payroll".into(),
+        ..patch(&own.name)
+    };
+    let err = try_update(&mut user, set, &["external_key"])
+        .await
+        .unwrap_err();
+    assert_eq!(fingerprint(&err), fingerprint(&refused));
+    // An admin sets it, at creation too.
+    let mut admin = srv.groups(1, 1, true);
+    let created = admin
+        .create_group(pb::CreateGroupRequest {
+            group: Some(pb::Group {
+                external_key: "hr-payroll".into(),
+                ..group_named("Payroll (HR)")
+            }),
+            ..create_req(1, "", &[2])
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(created.external_key, "hr-payroll");
+    assert_eq!(srv.group_count(1).await, 2);
+}

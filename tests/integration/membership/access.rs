@@ -221,3 +221,165 @@ async fn other_calls_of(c: &mut Membership, g: &str) -> Vec<tonic::Status> {
         .unwrap_err(),
     ]
 }
+
+/// A GROUP member named by external key.
+fn keyed_member(key: &str) -> pb::MemberRef {
+    pb::MemberRef {
+        r#type: GROUP,
+        external_key: key.to_owned(),
+        ..Default::default()
+    }
+}
+
+/// Every call of `by` that names group `id` (key `key`) as a member of `parent`: AddMembers
+/// by id and by key, CreateGroup with it as an initial member by id and by key, RemoveMembers
+/// and SetMembersExpiry by key. Each answer's code, message and details.
+async fn naming_as_member(
+    srv: &TestServer,
+    by: i64,
+    parent: &str,
+    id: i64,
+    key: &str,
+) -> Vec<(Code, String, Vec<u8>)> {
+    let by_id = || member_of(GROUP, 0, id);
+    let mut c = srv.membership(T, by, false);
+    let mut out = Vec::new();
+    for m in [by_id(), keyed_member(key)] {
+        out.push(add(&mut c, parent, vec![m]).await.map(drop));
+    }
+    for m in [by_id(), keyed_member(key)] {
+        let req = pb::CreateGroupRequest {
+            members: vec![m],
+            ..create_req(T, "Probe", &[by])
+        };
+        let answer = srv.groups(T, by, false).create_group(req).await;
+        out.push(answer.map(drop));
+    }
+    out.push(
+        remove(&mut c, parent, vec![keyed_member(key)])
+            .await
+            .map(drop),
+    );
+    let expiry = pb::SetMembersExpiryRequest {
+        group: parent.to_owned(),
+        members: vec![keyed_member(key)],
+        expire_time: None,
+    };
+    out.push(c.set_members_expiry(expiry).await.map(drop));
+    out.into_iter()
+        .map(|a| fingerprint(&a.expect_err("a group the caller cannot see was accepted")))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r07_master_cannot_nest_a_group_they_cannot_see() {
+    let Some(srv) = server().await else { return };
+    srv.company(T, 6).await;
+    set_tenant(&srv, T, |t| {
+        t.group_creation = pb::GroupCreation::AllMembers as i32
+    })
+    .await;
+    // User 2 masters P; H (private, users 5 and 6) and X (external) are hidden from them.
+    let p = group(T, "P").master(2).create(&srv).await.name;
+    let hidden = [
+        group(T, "H")
+            .master(5)
+            .member(user_member(6))
+            .with(|g| g.external_key = "h-key".into())
+            .create(&srv)
+            .await
+            .name,
+        group(T, "X")
+            .master(5)
+            .external()
+            .with(|g| g.external_key = "x-key".into())
+            .create(&srv)
+            .await
+            .name,
+    ];
+    let err = srv
+        .groups(T, 2, false)
+        .get_group(get_req(&hidden[0]))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+
+    let mut answers = Vec::new();
+    for (name, key) in hidden.iter().zip(["h-key", "x-key"]) {
+        let seen = naming_as_member(&srv, 2, &p, group_id(name), key).await;
+        for answer in &seen {
+            assert_eq!(answer.0, Code::FailedPrecondition, "{answer:?}");
+        }
+        answers.push(seen);
+    }
+    let mut master = srv.membership(T, 2, false);
+    assert_eq!(effective_of(&mut master, &p, 50).await, [2]);
+    assert_eq!(member_keys(&mut master, &p).await, BTreeSet::from([u(2)]));
+    assert_eq!(srv.group_count(T).await, 3);
+    let status = add(&mut master, &p, vec![group_member(&hidden[0])])
+        .await
+        .unwrap_err();
+    assert_reason(&status, Code::FailedPrecondition, "UNKNOWN_MEMBER");
+
+    // Once the groups are gone, the same calls answer byte for byte as they did.
+    let mut admin = srv.groups(T, 1, true);
+    for name in &hidden {
+        admin.delete_group(delete_req(name, "")).await.unwrap();
+    }
+    for ((name, key), seen) in hidden.iter().zip(["h-key", "x-key"]).zip(&answers) {
+        let missing = naming_as_member(&srv, 2, &p, group_id(name), key).await;
+        assert_eq!(&missing, seen, "{name}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r07_masters_nest_the_groups_they_see_and_admins_any() {
+    let Some(srv) = server().await else { return };
+    srv.company(T, 6).await;
+    let p = group(T, "P").master(2).create(&srv).await.name;
+    let public = group(T, "Public")
+        .master(5)
+        .public()
+        .create(&srv)
+        .await
+        .name;
+    let mine = group(T, "Mine")
+        .master(5)
+        .member(user_member(2))
+        .create(&srv)
+        .await
+        .name;
+    let hidden = group(T, "Hidden")
+        .master(5)
+        .member(user_member(6))
+        .with(|g| g.external_key = "hidden".into())
+        .create(&srv)
+        .await
+        .name;
+    let mut master = srv.membership(T, 2, false);
+    add(
+        &mut master,
+        &p,
+        vec![group_member(&public), group_member(&mine)],
+    )
+    .await
+    .unwrap();
+    // The tenant's admin nests any group of the tenant, by id or by key.
+    let mut admin = srv.membership(T, 1, true);
+    add(&mut admin, &p, vec![keyed_member("hidden")])
+        .await
+        .unwrap();
+    assert_eq!(effective_of(&mut master, &p, 50).await, [2, 5, 6]);
+    // The master sees it among P's members and removes it by id; its key stays unknown.
+    let err = remove(&mut master, &p, vec![keyed_member("hidden")])
+        .await
+        .unwrap_err();
+    assert_reason(&err, Code::FailedPrecondition, "UNKNOWN_MEMBER");
+    remove(&mut master, &p, vec![group_member(&hidden)])
+        .await
+        .unwrap();
+    assert_eq!(
+        member_keys(&mut master, &p).await,
+        BTreeSet::from([u(2), (GROUP, group_id(&public)), (GROUP, group_id(&mine))])
+    );
+}

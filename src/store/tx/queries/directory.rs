@@ -66,6 +66,13 @@ impl DirectoryTx for BackendTx {
     }
 
     async fn delete_tenant(&mut self, id: TenantId) -> Result<bool> {
+        // Rows of other tenants naming its users have no foreign key to them (migration 12).
+        diesel::delete(contacts::table.filter(contacts::contact_tenant_id.eq(id.0)))
+            .execute(self.conn())
+            .await?;
+        diesel::delete(room_members::table.filter(room_members::user_tenant_id.eq(id.0)))
+            .execute(self.conn())
+            .await?;
         let n = diesel::delete(tenants::table.find(id.0))
             .execute(self.conn())
             .await?;
@@ -157,6 +164,21 @@ impl DirectoryTx for BackendTx {
     }
 
     async fn delete_user(&mut self, key: UserKey) -> Result<bool> {
+        // Contacts and room seats naming the user have no foreign key to them (migration 12).
+        diesel::delete(
+            contacts::table
+                .filter(contacts::contact_tenant_id.eq(key.tenant.0))
+                .filter(contacts::contact_user_id.eq(key.user.0)),
+        )
+        .execute(self.conn())
+        .await?;
+        diesel::delete(
+            room_members::table
+                .filter(room_members::user_tenant_id.eq(key.tenant.0))
+                .filter(room_members::user_id.eq(key.user.0)),
+        )
+        .execute(self.conn())
+        .await?;
         let n = diesel::delete(users::table.find((key.tenant.0, key.user.0)))
             .execute(self.conn())
             .await?;
