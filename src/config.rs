@@ -124,8 +124,8 @@ pub struct Config {
     /// `--jwt-jwks-refresh-secs`; tokens pick their key by `kid`.
     #[arg(long, env = "GROUP_SERVICE_JWT_JWKS", global = true)]
     pub jwt_jwks: Option<String>,
-    /// How often the JWKS is reloaded, in seconds (a token with an unknown `kid` may bring
-    /// one reload forward, once per interval).
+    /// How often the JWKS is reloaded, in seconds (a token with an unknown `kid` brings a
+    /// reload forward, at most one per `auth::EARLY_RELOAD_GAP`).
     #[arg(
         long,
         env = "GROUP_SERVICE_JWT_JWKS_REFRESH_SECS",

@@ -1,6 +1,6 @@
 //! A JWKS kept fresh: read from a file or fetched over HTTP(S), reloaded every interval, and
-//! early (at most once per interval) when a token names a key id the set lacks. A reload
-//! that fails keeps the last good set.
+//! early when a token names a key id the set lacks, at most once per `EARLY_RELOAD_GAP`.
+//! A reload that fails keeps the last good set.
 
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock, Weak};
@@ -49,6 +49,11 @@ impl std::fmt::Display for JwksSource {
 }
 
 const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The shortest time between two loads of the set when tokens name unknown key ids: a
+/// rotated key is accepted within about this long, and a flood of made-up key ids costs the
+/// provider one fetch per this long.
+pub const EARLY_RELOAD_GAP: Duration = Duration::from_secs(5);
 
 /// The keys a verifier reads on every call, and the bell that asks for an early reload.
 pub(crate) struct Keys {
@@ -102,17 +107,20 @@ impl Keys {
 }
 
 async fn reload(keys: Weak<Keys>, source: JwksSource, interval: Duration, early: Arc<Notify>) {
-    let mut due = Instant::now() + interval;
-    let mut early_allowed = Instant::now();
+    // The set was loaded just before this task started.
+    let mut loaded_at = Instant::now();
+    let mut due = loaded_at + interval;
     loop {
         tokio::select! {
             () = tokio::time::sleep_until(due) => {}
+            // Unknown key ids ring while a reload is due anyway share it (one permit however
+            // many ring); within the gap after a load, the bell moves the reload to the gap's
+            // end rather than being dropped, so a rotation is never missed for an interval.
             () = early.notified() => {
-                let now = Instant::now();
-                if now < early_allowed {
+                due = due.min(loaded_at + EARLY_RELOAD_GAP);
+                if Instant::now() < due {
                     continue;
                 }
-                early_allowed = now + interval;
             }
         }
         if keys.strong_count() == 0 {
@@ -129,6 +137,7 @@ async fn reload(keys: Weak<Keys>, source: JwksSource, interval: Duration, early:
                 tracing::warn!(%source, error = %e, "JWKS reload failed; keeping the last good set")
             }
         }
-        due = Instant::now() + interval;
+        loaded_at = Instant::now();
+        due = loaded_at + interval;
     }
 }

@@ -21,8 +21,8 @@ use tonic::{Request, Status};
 
 use crate::domain::caller::{Caller, Principal};
 use crate::domain::model::{TenantId, UserId};
-pub use jwks::JwksSource;
 use jwks::Keys;
+pub use jwks::{EARLY_RELOAD_GAP, JwksSource};
 pub(crate) use keys::KeySet;
 
 #[derive(Debug, Serialize, Deserialize)]

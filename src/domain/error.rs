@@ -86,6 +86,9 @@ pub enum Reason {
     ExternalGroupNotNestable,
     /// A change-feed cursor older than retention keeps.
     CursorExpired,
+    /// A change-feed cursor past the tenant's last: it was never given (another database's
+    /// or another tenant's cursor).
+    CursorAhead,
 }
 
 impl Reason {
@@ -130,6 +133,7 @@ impl Reason {
             Reason::RoomAlreadyConverted => "ROOM_ALREADY_CONVERTED",
             Reason::ExternalGroupNotNestable => "EXTERNAL_GROUP_NOT_NESTABLE",
             Reason::CursorExpired => "CURSOR_EXPIRED",
+            Reason::CursorAhead => "CURSOR_AHEAD",
         }
     }
 }
@@ -181,6 +185,10 @@ pub enum Error {
     /// cursor to resume from.
     #[error("cursor {cursor} is older than the feed keeps (earliest {earliest})")]
     CursorExpired { cursor: i64, earliest: i64 },
+    /// A change-feed cursor past the tenant's last event: no event of the tenant ever had it;
+    /// `last` is the newest cursor given.
+    #[error("cursor {cursor} is past the feed's last cursor {last}")]
+    CursorAhead { cursor: i64, last: i64 },
     /// A transaction lost a race (serialization failure, deadlock); the store runs it again
     /// and only gives up after a bounded number of attempts.
     #[error("retry: {0}")]

@@ -206,6 +206,31 @@ impl EventKind {
         }
     }
 
+    /// Whether the service writes the event on its own account, with no actor: what the clock
+    /// made due (members whose expire time passed, message data past its grace period), even
+    /// when a caller's change is the transaction that finds it due. Everything else is the
+    /// caller's.
+    pub fn on_own_account(&self) -> bool {
+        match self {
+            EventKind::MembersRemoved(change) => {
+                matches!(change.detail, ChangeDetail::Expired { .. })
+            }
+            EventKind::MessageDataPurged(_) => true,
+            EventKind::GroupCreated(_)
+            | EventKind::GroupUpdated(_)
+            | EventKind::GroupRenamed(_)
+            | EventKind::GroupDeleted(_)
+            | EventKind::MembersAdded(_)
+            | EventKind::MastersAdded(_)
+            | EventKind::MastersRemoved(_)
+            | EventKind::MembersExpiryChanged(_)
+            | EventKind::FeatureDataPurged(_)
+            | EventKind::FeatureUsageReported(_)
+            | EventKind::TenantDeleted(_)
+            | EventKind::UserDeleted(_) => false,
+        }
+    }
+
     /// The event as the outbox stores it, of `tenant` and `group`.
     pub fn record(&self, tenant: TenantId, group: Option<GroupId>, now: i64) -> Event {
         Event {
@@ -218,9 +243,13 @@ impl EventKind {
             payload: self.payload().unwrap_or_default(),
             create_time: now,
             actor: String::new(),
+            own_account: self.on_own_account(),
         }
     }
 }
+
+/// The actor of the transactions the service runs on its own account (the timers'): none.
+pub const OWN_ACCOUNT: &str = "";
 
 /// Writes `kind` for `group` to the outbox.
 pub(crate) async fn emit(tx: &mut dyn Tx, group: &Group, kind: EventKind, now: i64) -> Result<()> {

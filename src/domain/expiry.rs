@@ -8,7 +8,7 @@
 use super::access::manage_membership;
 use super::caller::{Actor, Caller};
 use super::error::{Error, Reason, Result};
-use super::events::{ChangeDetail, EventKind, ExpiryChange, emit};
+use super::events::{ChangeDetail, EventKind, ExpiryChange, OWN_ACCOUNT, emit};
 use super::members::{MemberBatch, member_change, with_keyed_groups};
 use super::model::*;
 use super::repo::Tx;
@@ -100,14 +100,11 @@ impl Service {
                 }
             }
             .await;
-            swept += finish(self.db(), t, Mode::Write, SWEEPER, res).await?;
+            swept += finish(self.db(), t, Mode::Write, OWN_ACCOUNT, res).await?;
         }
         Ok(swept)
     }
 }
-
-/// The actor the sweeper's events name.
-pub const SWEEPER: &str = "group-service/expiry";
 
 async fn set_expiry(tx: &mut dyn Tx, actor: &Actor, batch: &MemberBatch) -> Result<ExpiryOutcome> {
     let now = tx.now();

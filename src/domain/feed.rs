@@ -62,7 +62,9 @@ impl Service {
         .await
     }
 
-    /// Up to `BATCH` events after `after`; CURSOR_EXPIRED when retention removed some of them.
+    /// Up to `BATCH` events after `after`; CURSOR_EXPIRED when retention removed some of them,
+    /// CURSOR_AHEAD when `after` is past the tenant's last cursor. A cursor the feed gave is
+    /// never past it: `last` only grows, and is read after that cursor's event committed.
     async fn events_after(
         &self,
         caller: &Caller,
@@ -72,11 +74,17 @@ impl Service {
         self.read("watch_events", caller, (), |tx, actor, ()| {
             Box::pin(async move {
                 require_feed_reader(actor, tenant)?;
-                let (pruned, _) = tx.event_bounds(tenant).await?;
+                let (pruned, last) = tx.event_bounds(tenant).await?;
                 if after < pruned {
                     return Err(Error::CursorExpired {
                         cursor: after,
                         earliest: pruned,
+                    });
+                }
+                if after > last {
+                    return Err(Error::CursorAhead {
+                        cursor: after,
+                        last,
                     });
                 }
                 tx.events_after(tenant, after, BATCH).await

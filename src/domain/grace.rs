@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use super::error::Result;
-use super::events::{EventKind, FeatureDataPurged, PurgedFeature, emit};
+use super::events::{EventKind, FeatureDataPurged, OWN_ACCOUNT, PurgedFeature, emit};
 use super::features::Feature;
 use super::model::*;
 use super::repo::Tx;
@@ -20,9 +20,6 @@ pub const DEFAULT_MESSAGE_GRACE: Duration = Duration::from_secs(30 * 24 * 3600);
 
 /// Groups purged in one round of the timers.
 const PURGE_BATCH: i64 = 100;
-
-/// The actor the timers' purge events name.
-pub const PURGER: &str = "group-service/message-grace";
 
 /// R08's message switch as a change decides it: `before` as stored, `group` as it will be.
 /// Turning message off starts the grace period; turning it on ends it, purging first when it
@@ -111,7 +108,7 @@ impl Service {
                 Ok(1)
             }
             .await;
-            purged += finish(self.db(), t, Mode::Write, PURGER, res).await?;
+            purged += finish(self.db(), t, Mode::Write, OWN_ACCOUNT, res).await?;
         }
         Ok(purged)
     }

@@ -344,6 +344,9 @@ pub struct Event {
     /// Who made the change (`tenants/1/users/2`, `tenants/1/services/mail`; empty for the
     /// service's own work). Given with `seq`.
     pub actor: String,
+    /// Work the service does on its own account (`EventKind::on_own_account`): written with
+    /// an empty actor, whichever transaction writes it.
+    pub own_account: bool,
 }
 
 #[cfg(test)]

@@ -89,6 +89,22 @@ impl From<Error> for Status {
                     details,
                 )
             }
+            Error::CursorAhead { cursor, last } => {
+                let metadata: std::collections::HashMap<String, String> =
+                    [("last_cursor".to_owned(), last.to_string())].into();
+                let mut details =
+                    ErrorDetails::with_error_info(Reason::CursorAhead.as_str(), DOMAIN, metadata);
+                let description = format!(
+                    "{cursor} is past the tenant's last cursor {last}: it is not a cursor of this \
+                     tenant's feed"
+                );
+                details.add_bad_request_violation("after_cursor", description.clone());
+                Status::with_error_details(
+                    Code::OutOfRange,
+                    format!("after_cursor: {description}"),
+                    details,
+                )
+            }
             Error::Retry(cause) => {
                 tracing::warn!(%cause, "transaction conflict reached the edge");
                 Status::aborted("the request conflicted with a concurrent change; retry it")

@@ -418,6 +418,7 @@ impl From<EventRow> for Event {
             kind: r.kind,
             payload: r.payload,
             create_time: r.create_time,
+            own_account: r.actor.is_empty(),
             actor: r.actor,
         }
     }

@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use group_service::auth::{JwksSource, Verifier};
+use group_service::auth::{EARLY_RELOAD_GAP, JwksSource, Verifier};
 use jsonwebtoken::jwk::{Jwk, JwkSet};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use proptest::prelude::*;
@@ -557,8 +557,24 @@ async fn jwks_url_over_https_is_checked_against_the_trusted_roots() {
     );
 }
 
+/// Waits until the provider has answered `n` GETs, for at most `within`.
+async fn until_fetched(idp: &JwksServer, n: usize, within: Duration) {
+    let deadline = tokio::time::Instant::now() + within;
+    while idp.gets() < n {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{} fetches, expected {n}",
+            idp.gets()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A stray token of an unknown key id reloads the set early; when the provider then rotates,
+/// a token of the new key is accepted within `EARLY_RELOAD_GAP` of the stray's reload, not a
+/// refresh interval later.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn jwks_url_is_reloaded_early_for_an_unknown_kid_once_per_interval() {
+async fn jwks_reload_on_unknown_kid_is_rate_bounded_not_per_interval() {
     let idp = JwksServer::start(&jwks(&[("k1", Algorithm::RS256)])).await;
     let Some(srv) = start_jwks(JwksSource::parse(&idp.url), Duration::from_secs(3600)).await else {
         return;
@@ -569,19 +585,71 @@ async fn jwks_url_is_reloaded_early_for_an_unknown_kid_once_per_interval() {
         .await
         .unwrap();
     assert_eq!(idp.gets(), 1, "a known kid fetches nothing");
-    // The provider rotates: the first token of the new key triggers one early reload.
+    // The stray token: refused at once, and it brings a reload (within the gap after the
+    // load at start).
+    let stray = signed(Algorithm::RS256, &rsa(), Some("stray"), &c);
+    assert_refused(authenticate(&srv, &stray).await, "UNKNOWN_KEY");
+    until_fetched(&idp, 2, EARLY_RELOAD_GAP + Duration::from_secs(2)).await;
+    // The provider rotates right after that reload.
     idp.serve(&jwks(&[("k1", Algorithm::RS256), ("k2", Algorithm::ES256)]));
-    until_accepted(&srv, &signed(Algorithm::ES256, &ec(), Some("k2"), &c)).await;
-    assert_eq!(idp.gets(), 2);
-    // Another new key within the same interval waits for the regular reload: a stream of
-    // unknown kids never turns into a fetch per call.
-    idp.serve(&jwks(&[("k3", Algorithm::RS256)]));
-    for _ in 0..20 {
-        let answer = authenticate(&srv, &signed(Algorithm::RS256, &rsa(), Some("k3"), &c)).await;
-        assert_refused(answer, "UNKNOWN_KEY");
+    let rotated = tokio::time::Instant::now();
+    let new = signed(Algorithm::ES256, &ec(), Some("k2"), &c);
+    let deadline = rotated + EARLY_RELOAD_GAP + Duration::from_secs(2);
+    while let Err(e) = authenticate(&srv, &new).await {
+        assert_reason(&e, Code::Unauthenticated, "UNKNOWN_KEY");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the rotated key is still refused {:?} after the rotation",
+            rotated.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        idp.gets(),
+        3,
+        "one reload for the stray token, one for the new key"
+    );
+}
+
+/// A flood of tokens with made-up key ids, from several callers at once, costs the provider
+/// at most one fetch per `EARLY_RELOAD_GAP`, and still reloads early.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jwks_unknown_kid_flood_shares_reloads_at_a_bounded_rate() {
+    let idp = JwksServer::start(&jwks(&[("k1", Algorithm::RS256)])).await;
+    let started = tokio::time::Instant::now();
+    let Some(srv) = start_jwks(JwksSource::parse(&idp.url), Duration::from_secs(3600)).await else {
+        return;
+    };
+    let srv = Arc::new(srv);
+    let flood_for = EARLY_RELOAD_GAP + Duration::from_secs(1);
+    let calls = Arc::new(AtomicUsize::new(0));
+    let mut callers = Vec::new();
+    for caller in 0..8 {
+        let (srv, calls) = (srv.clone(), calls.clone());
+        callers.push(tokio::spawn(async move {
+            let kid = format!("made-up-{caller}");
+            let token = signed(Algorithm::RS256, &rsa(), Some(&kid), &claims(json!({})));
+            while started.elapsed() < flood_for {
+                assert_refused(authenticate(&srv, &token).await, "UNKNOWN_KEY");
+                calls.fetch_add(1, Ordering::SeqCst);
+            }
+        }));
+    }
+    for caller in callers {
+        caller.await.unwrap();
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(idp.gets(), 2);
+    let elapsed = started.elapsed();
+    let calls = calls.load(Ordering::SeqCst);
+    // The load at start, then at most one per gap since.
+    let bound = 1 + (elapsed.as_millis() / EARLY_RELOAD_GAP.as_millis()) as usize;
+    assert!(calls > 100, "the flood was {calls} calls");
+    assert!(
+        idp.gets() <= bound,
+        "{} fetches for {calls} unknown-kid calls in {elapsed:?}; at most {bound}",
+        idp.gets()
+    );
+    assert!(idp.gets() >= 2, "unknown kids never reloaded the set");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

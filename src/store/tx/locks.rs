@@ -16,17 +16,18 @@ use crate::store::rows::{EventRow, GroupRow};
 use crate::store::schema::{event_sequences, events, groups};
 
 /// One tenant's events with their sequence numbers, in one statement: the counter's upsert
-/// feeds the events' insert (binds: tenant, count, actor, then one array per column, the
-/// events in the order they were emitted).
+/// feeds the events' insert (binds: tenant, count, then one array per column, the events in
+/// the order they were emitted).
 const SEQUENCED_EVENTS: &str = "\
 WITH s AS (\
  INSERT INTO event_sequences (tenant_id, last_seq) VALUES ($1, $2) \
  ON CONFLICT (tenant_id) DO UPDATE SET last_seq = event_sequences.last_seq + EXCLUDED.last_seq \
  RETURNING last_seq) \
 INSERT INTO events (tenant_id, event_id, group_id, kind, payload, create_time, seq, actor) \
-SELECT $1, e.event_id, e.group_id, e.kind, e.payload, e.create_time, s.last_seq - $2 + e.ord, $3 \
-FROM s, unnest($4::bigint[], $5::bigint[], $6::text[], $7::text[], $8::bigint[]) \
- WITH ORDINALITY AS e(event_id, group_id, kind, payload, create_time, ord)";
+SELECT $1, e.event_id, e.group_id, e.kind, e.payload, e.create_time, s.last_seq - $2 + e.ord, \
+ e.actor \
+FROM s, unnest($3::bigint[], $4::bigint[], $5::text[], $6::text[], $7::bigint[], $8::text[]) \
+ WITH ORDINALITY AS e(event_id, group_id, kind, payload, create_time, actor, ord)";
 
 impl PgTx {
     /// An advisory lock per tenant on nested-group edges (R21), until the transaction ends.
@@ -66,7 +67,6 @@ impl PgTx {
         let written = diesel::sql_query(SEQUENCED_EVENTS)
             .bind::<BigInt, _>(run[0].tenant.0)
             .bind::<BigInt, _>(n as i64)
-            .bind::<Text, _>(&run[0].actor)
             .bind::<Array<BigInt>, _>(run.iter().map(|e| e.id.0).collect::<Vec<_>>())
             .bind::<Array<Nullable<BigInt>>, _>(
                 run.iter().map(|e| e.group.map(|g| g.0)).collect::<Vec<_>>(),
@@ -74,6 +74,7 @@ impl PgTx {
             .bind::<Array<Text>, _>(run.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>())
             .bind::<Array<Text>, _>(run.iter().map(|e| e.payload.as_str()).collect::<Vec<_>>())
             .bind::<Array<BigInt>, _>(run.iter().map(|e| e.create_time).collect::<Vec<_>>())
+            .bind::<Array<Text>, _>(run.iter().map(|e| e.actor.as_str()).collect::<Vec<_>>())
             .keep_prepared()
             .execute(self.conn())
             .await

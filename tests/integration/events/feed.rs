@@ -82,6 +82,22 @@ async fn r11_an_idle_feed_gets_its_checkpoint_while_other_tenants_write() {
     assert_eq!(item, Item::Checkpoint(pb::Cursor { cursor: 0 }));
 }
 
+/// A writer that adds user `user` of tenant 1 to `group` and removes them again, `writes`
+/// changes in all, as the admin: one event per write.
+fn churn(srv: &TestServer, group: &str, user: i64, writes: i64) -> tokio::task::JoinHandle<()> {
+    let (mut c, g) = (srv.membership(1, 1, true), group.to_owned());
+    tokio::spawn(async move {
+        for i in 0..writes {
+            let who = vec![user_of(1, user)];
+            if i % 2 == 0 {
+                add(&mut c, &g, who).await.unwrap();
+            } else {
+                remove(&mut c, &g, who).await.unwrap();
+            }
+        }
+    })
+}
+
 /// 10,000 acknowledged writes from 16 writers; a watcher that drops its stream every 700
 /// events and resumes from its last cursor sees each event exactly once, in cursor order.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -102,20 +118,9 @@ async fn r11_resuming_watcher_sees_every_event_once_across_10000_concurrent_writ
     }
     let setup = newest_cursor(&srv, 1).await;
 
-    let mut writers = Vec::new();
-    for w in 0..WRITERS {
-        let (mut c, g) = (srv.membership(1, 1, true), groups[(w % 4) as usize].clone());
-        writers.push(tokio::spawn(async move {
-            for i in 0..PER_WRITER {
-                let who = vec![user_of(1, w + 2)];
-                if i % 2 == 0 {
-                    add(&mut c, &g, who).await.unwrap();
-                } else {
-                    remove(&mut c, &g, who).await.unwrap();
-                }
-            }
-        }));
-    }
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|w| churn(&srv, &groups[(w % 4) as usize], w + 2, PER_WRITER))
+        .collect();
     let total = setup + WRITERS * PER_WRITER;
     let (mut seen, mut cursor, mut reconnects) = (Vec::new(), 0, 0);
     while cursor < total {
@@ -230,6 +235,86 @@ async fn r11_a_cursor_older_than_retention_is_out_of_range_with_the_earliest_cur
         .await
         .unwrap();
     assert_eq!(events_until(&mut stream, 6).await.len(), 1);
+}
+
+/// A cursor past the tenant's last (another database's or another tenant's) fails the call at
+/// once with OUT_OF_RANGE `CURSOR_AHEAD`, the last cursor in the details; the last cursor
+/// itself is a good resume point.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_refuses_a_cursor_past_the_last_event() {
+    let Some(srv) = server().await else { return };
+    tenant_with_users(&srv, 1, 4).await;
+    tenant_with_users(&srv, 2, 1).await;
+    group_adding(&srv, "Ahead", 2..4).await;
+    let last = newest_cursor(&srv, 1).await;
+    assert_eq!(last, 3);
+    for (tenant, after, last) in [
+        (1, last + 1, last),
+        (1, 1_000_000, last),
+        (1, 1 << 62, last),
+        (1, i64::MAX, last),
+        // Tenant 1's cursor where tenant 2 has no event.
+        (2, 1, 0),
+    ] {
+        let mut client = srv.events(tenant);
+        let call = client.watch_events(pb::WatchEventsRequest {
+            parent: format!("tenants/{tenant}"),
+            after_cursor: after,
+        });
+        let err = tokio::time::timeout(Duration::from_secs(2), call)
+            .await
+            .expect("refused at once, not after waiting")
+            .unwrap_err();
+        assert_reason(&err, Code::OutOfRange, "CURSOR_AHEAD");
+        let info = err.get_error_details().error_info().cloned().unwrap();
+        assert_eq!(info.metadata["last_cursor"], last.to_string(), "{after}");
+        let bad = err.get_error_details().bad_request().cloned().unwrap();
+        assert_eq!(bad.field_violations[0].field, "after_cursor");
+    }
+    let mut stream = watch(&srv, 1, last).await;
+    match next_item(&mut stream, Duration::from_secs(7)).await {
+        Item::Checkpoint(c) => assert_eq!(c.cursor, last),
+        other => panic!("expected a checkpoint, got {other:?}"),
+    }
+    // Tenant 2's own last cursor, 0, opens its feed.
+    watch(&srv, 2, 0).await;
+}
+
+/// Every cursor the feed gives, taken the moment its event arrives while writers commit
+/// beside it, is a cursor a new WatchEvents accepts: the refusal of cursors past the last
+/// never catches one that committed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_accepts_every_cursor_it_gave_while_writes_race() {
+    const WRITERS: i64 = 4;
+    const PER_WRITER: i64 = 50;
+    let Some(srv) = server().await else { return };
+    tenant_with_users(&srv, 1, WRITERS + 1).await;
+    let g = group(1, "Racing").master(1).create(&srv).await.name;
+    let mut stream = watch(&srv, 1, 0).await;
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|w| churn(&srv, &g, w + 2, PER_WRITER))
+        .collect();
+    let end = 1 + WRITERS * PER_WRITER;
+    let mut resumed = 0;
+    let mut cursor = 0;
+    while cursor < end {
+        cursor = match next_item(&mut stream, Duration::from_secs(20)).await {
+            Item::Event(e) => e.cursor,
+            Item::Checkpoint(c) => c.cursor,
+        };
+        srv.events(1)
+            .watch_events(pb::WatchEventsRequest {
+                parent: "tenants/1".into(),
+                after_cursor: cursor,
+            })
+            .await
+            .unwrap_or_else(|e| panic!("cursor {cursor} refused: {e:?}"));
+        resumed += 1;
+    }
+    for w in writers {
+        w.await.unwrap();
+    }
+    assert!(resumed >= end, "{resumed} resumes");
 }
 
 /// Where a relay runs, retention never removes an event it has yet to publish: only the run
@@ -350,6 +435,7 @@ fn event(tenant: i64) -> Event {
         payload: "{}".into(),
         create_time: 0,
         actor: String::new(),
+        own_account: false,
     }
 }
 

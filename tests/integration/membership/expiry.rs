@@ -214,6 +214,63 @@ async fn a_change_after_expiry_sees_the_member_gone_first() {
     );
 }
 
+/// (kind, actor) pairs of `events` that are member changes.
+fn member_changes(events: Vec<(String, String)>) -> Vec<(String, String)> {
+    events
+        .into_iter()
+        .filter(|(kind, _)| kind.starts_with("members."))
+        .collect()
+}
+
+/// Group G of tenant T (master 2) whose member 3, added by the admin, has expired (not yet
+/// swept); users 1 to 4.
+async fn group_with_expired_member(srv: &TestServer) -> String {
+    srv.company(T, 4).await;
+    let g = group(T, "G").master(2).create(srv).await.name;
+    add_expiring(srv, &g, vec![user_member(3)], in_an_hour(srv))
+        .await
+        .unwrap();
+    srv.clock().advance(2 * HOUR);
+    g
+}
+
+/// R11: an event names who made the change. Members whose expire time passed leave on the
+/// service's own account: the sweep's `members.removed`, read through WatchEvents, has no
+/// actor.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r11_expiry_events_have_no_actor() {
+    let Some(srv) = server().await else { return };
+    group_with_expired_member(&srv).await;
+    srv.run_timers().await;
+    assert_eq!(
+        member_changes(kinds_and_actors(&srv, T).await),
+        [
+            pair("members.added", "tenants/1/users/1"),
+            pair("members.removed", ""),
+        ]
+    );
+}
+
+/// The expired members another user's membership change sweeps first are the service's
+/// work too: their `members.removed` has no actor, the change itself has its user.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r11_expired_members_swept_by_another_users_change_have_no_actor() {
+    let Some(srv) = server().await else { return };
+    let g = group_with_expired_member(&srv).await;
+    // The master adds someone else: the expired member goes first, in the same transaction.
+    add(&mut srv.membership(T, 2, false), &g, vec![user_member(4)])
+        .await
+        .unwrap();
+    assert_eq!(
+        member_changes(kinds_and_actors(&srv, T).await),
+        [
+            pair("members.added", "tenants/1/users/1"),
+            pair("members.removed", ""),
+            pair("members.added", "tenants/1/users/2"),
+        ]
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r05_masters_never_expire_and_expire_time_must_be_in_the_future() {
     let Some(srv) = server().await else { return };

@@ -163,6 +163,54 @@ async fn r08_message_back_on_after_the_period_purges_first() {
     );
 }
 
+/// (kind, actor) of tenant 1's events after the group's creation and data reports, as
+/// WatchEvents gives them.
+async fn later_events(srv: &TestServer) -> Vec<(String, String)> {
+    kinds_and_actors(srv, 1)
+        .await
+        .into_iter()
+        .filter(|(kind, _)| kind != "group.created" && kind != "feature_usage.reported")
+        .collect()
+}
+
+/// R11: the purge at the end of the grace period is the service's own work: its
+/// `message_data.purged` has no actor, whether the timers run it or a late "message on" finds
+/// it due (that update itself has its user).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r11_message_grace_purge_events_have_no_actor() {
+    let Some(srv) = server().await else { return };
+    srv.company(1, 2).await;
+    let by_timers = room_with_data(&srv).await;
+    set_message(&srv, &by_timers.name, false).await;
+    srv.clock().advance(31 * DAY);
+    srv.run_timers().await;
+    assert_eq!(
+        later_events(&srv).await,
+        [
+            pair("group.updated", "tenants/1/users/1"),
+            pair("message_data.purged", ""),
+        ]
+    );
+
+    let by_update = group(1, "Late room")
+        .master(2)
+        .with(|g| g.features = Some(features(true, false, false, false, false)))
+        .create(&srv)
+        .await;
+    reported(&srv, &by_update.name, "message", 10).await;
+    set_message(&srv, &by_update.name, false).await;
+    srv.clock().advance(31 * DAY);
+    set_message(&srv, &by_update.name, true).await;
+    assert_eq!(
+        later_events(&srv).await[2..],
+        [
+            pair("group.updated", "tenants/1/users/1"),
+            pair("message_data.purged", ""),
+            pair("group.updated", "tenants/1/users/1"),
+        ]
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r08_the_grace_period_is_configurable() {
     let Some(srv) = TestServer::start_setup(|s| s.message_grace = DAY).await else {

@@ -301,7 +301,7 @@ impl EventTx for BackendTx {
 
 impl BackendTx {
     /// Writes the transaction's events, just before it commits: each gets its tenant's next
-    /// sequence number and the actor. The counter row of each tenant stays locked to the
+    /// sequence number and the actor (none for an event on the service's own account). The counter row of each tenant stays locked to the
     /// commit, so one tenant's events commit in sequence order (no follower can see N+1
     /// before N); tenants are taken in ascending order, one order for every transaction, so
     /// two transactions never wait for each other's counters.
@@ -314,7 +314,9 @@ impl BackendTx {
         pending.sort_by_key(|e| e.tenant);
         for run in pending.chunk_by_mut(|a, b| a.tenant == b.tenant) {
             for e in run.iter_mut() {
-                e.actor = actor.to_owned();
+                if !e.own_account {
+                    e.actor = actor.to_owned();
+                }
             }
             self.backend_sequence_events(run).await?;
         }
