@@ -1,5 +1,7 @@
 # Multi-stage build: compile with the Rust toolchain, run on a slim Debian as a non-root user.
-# SQLite is compiled in and there is no libpq: the runtime image needs nothing else.
+# SQLite is compiled in and there is no libpq: the runtime image needs only the CA roots.
+# Secrets can come from mounted files: DATABASE_URL_FILE, GROUP_SERVICE_JWT_SECRET_FILE,
+# GROUP_SERVICE_PAGE_TOKEN_KEY_FILE, NATS_URL_FILE (README.md, Configuration).
 
 FROM rust:1.95-slim-bookworm AS build
 WORKDIR /src
@@ -27,6 +29,11 @@ COPY loadtest ./loadtest
 RUN touch src/main.rs src/lib.rs && cargo build --release --locked --bin group-service
 
 FROM debian:bookworm-slim
+# CA roots: a JWKS URL over HTTPS is verified against the system's certificates, which the
+# slim image does not ship.
+RUN apt-get update \
+    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ca-certificates \
+    && rm -rf /var/lib/apt/lists/*
 RUN useradd --system --uid 10001 --home-dir /data --shell /usr/sbin/nologin groups \
     && mkdir -p /data && chown groups /data
 COPY --from=build /src/target/release/group-service /usr/local/bin/group-service

@@ -300,7 +300,54 @@ pub struct Config {
     pub log_format: LogFormat,
 }
 
+/// The settings that may carry a secret, with their variable and flag: each can also come
+/// from the file that `<variable>_FILE` names, as container platforms mount secrets.
+const SECRET_SETTINGS: [(&str, &str); 4] = [
+    ("DATABASE_URL", "--database-url"),
+    ("GROUP_SERVICE_JWT_SECRET", "--jwt-secret"),
+    ("GROUP_SERVICE_PAGE_TOKEN_KEY", "--page-token-key"),
+    ("NATS_URL", "--nats-url"),
+];
+
 impl Config {
+    /// Fills each secret-bearing setting (`SECRET_SETTINGS`) from the file its `_FILE`
+    /// variable names, read through `env`, without its trailing line breaks. Refuses a
+    /// setting given both ways, and a file that cannot be read or is empty, naming the
+    /// variable and the path.
+    pub fn read_secret_files(
+        &mut self,
+        env: impl Fn(&str) -> Option<std::ffi::OsString>,
+    ) -> anyhow::Result<()> {
+        let values = [
+            &mut self.database_url,
+            &mut self.jwt_secret,
+            &mut self.page_token_key,
+            &mut self.nats_url,
+        ];
+        for ((variable, flag), value) in SECRET_SETTINGS.into_iter().zip(values) {
+            let file_variable = format!("{variable}_FILE");
+            let Some(path) = env(&file_variable).filter(|p| !p.is_empty()) else {
+                continue;
+            };
+            let path = PathBuf::from(path);
+            anyhow::ensure!(
+                value.as_deref().is_none_or(str::is_empty),
+                "{variable} (or {flag}) and {file_variable} are both set: give one of them"
+            );
+            let text = std::fs::read_to_string(&path).map_err(|e| {
+                anyhow::anyhow!("cannot read {file_variable} {}: {e}", path.display())
+            })?;
+            let secret = text.trim_end_matches(['\n', '\r']);
+            anyhow::ensure!(
+                !secret.is_empty(),
+                "{file_variable} {} is empty",
+                path.display()
+            );
+            *value = Some(secret.to_owned());
+        }
+        Ok(())
+    }
+
     pub fn database_url(&self) -> String {
         // An empty DATABASE_URL means "not set", not SQLite's private temporary database.
         self.database_url
@@ -357,7 +404,14 @@ fn dev_secret(dir: &Path) -> anyhow::Result<Vec<u8>> {
             return Ok(s.as_bytes().to_vec());
         }
     }
-    std::fs::create_dir_all(dir)?;
+    // Names the path and the setting: the OS error alone ("Permission denied") says neither.
+    let failed = |e: &dyn std::fmt::Display| {
+        anyhow::anyhow!(
+            "cannot write the development token secret {} (--data-dir, GROUP_SERVICE_DATA_DIR): {e}",
+            path.display()
+        )
+    };
+    std::fs::create_dir_all(dir).map_err(|e| failed(&e))?;
     let secret: String = (0..48)
         .map(|_| {
             let i = rand::random_range(0..62u8);
@@ -368,7 +422,7 @@ fn dev_secret(dir: &Path) -> anyhow::Result<Vec<u8>> {
             }) as char
         })
         .collect();
-    write_private(&path, &secret)?;
+    write_private(&path, &secret).map_err(|e| failed(&e))?;
     tracing::info!(path = %path.display(), "generated a development token secret");
     Ok(secret.into_bytes())
 }
@@ -391,4 +445,85 @@ fn write_private(path: &Path, content: &str) -> anyhow::Result<()> {
 fn write_private(path: &Path, content: &str) -> anyhow::Result<()> {
     std::fs::write(path, content)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use std::collections::HashMap;
+    use std::ffi::OsString;
+
+    /// The defaults, with no secret set (whatever this process' environment holds).
+    fn config() -> Config {
+        let mut c = Cli::try_parse_from(["group-service"]).unwrap().config;
+        (c.database_url, c.jwt_secret, c.page_token_key, c.nats_url) = (None, None, None, None);
+        c
+    }
+
+    fn env(vars: &[(&str, &Path)]) -> impl Fn(&str) -> Option<OsString> {
+        let vars: HashMap<String, OsString> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.as_os_str().to_owned()))
+            .collect();
+        move |name| vars.get(name).cloned()
+    }
+
+    #[test]
+    fn every_secret_setting_reads_its_file_without_the_trailing_newline() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = |name: &str, text: &str| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, text).unwrap();
+            path
+        };
+        let (db, jwt, page, nats) = (
+            file("db", "postgres://u:p@db/groups\n"),
+            file("jwt", "a secret of sixteen bytes or more\r\n"),
+            file("page", "page key"),
+            file("nats", "nats://u:p@nats:4222\n"),
+        );
+        let mut c = config();
+        c.read_secret_files(env(&[
+            ("DATABASE_URL_FILE", &db),
+            ("GROUP_SERVICE_JWT_SECRET_FILE", &jwt),
+            ("GROUP_SERVICE_PAGE_TOKEN_KEY_FILE", &page),
+            ("NATS_URL_FILE", &nats),
+        ]))
+        .unwrap();
+        assert_eq!(c.database_url.as_deref(), Some("postgres://u:p@db/groups"));
+        assert_eq!(
+            c.jwt_secret.as_deref(),
+            Some("a secret of sixteen bytes or more")
+        );
+        assert_eq!(c.page_token_key.as_deref(), Some("page key"));
+        assert_eq!(c.nats_url.as_deref(), Some("nats://u:p@nats:4222"));
+    }
+
+    #[test]
+    fn a_secret_given_twice_or_from_an_empty_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let page = dir.path().join("page");
+        std::fs::write(&page, "page key\n").unwrap();
+        let mut c = config();
+        c.page_token_key = Some("inline".into());
+        let e = c
+            .read_secret_files(env(&[("GROUP_SERVICE_PAGE_TOKEN_KEY_FILE", &page)]))
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "GROUP_SERVICE_PAGE_TOKEN_KEY (or --page-token-key) and \
+             GROUP_SERVICE_PAGE_TOKEN_KEY_FILE are both set: give one of them"
+        );
+
+        let empty = dir.path().join("empty");
+        std::fs::write(&empty, "\n").unwrap();
+        let e = config()
+            .read_secret_files(env(&[("NATS_URL_FILE", &empty)]))
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!("NATS_URL_FILE {} is empty", empty.display())
+        );
+    }
 }

@@ -27,7 +27,9 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn run() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
+    cli.config
+        .read_secret_files(|name| std::env::var_os(name))?;
     init_tracing(&cli.config);
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(cli.config).await,
@@ -83,7 +85,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     };
     let store = Store::connect(&config.database_url(), config.max_connections).await?;
     store.migrate().await?;
-    let listener = TcpListener::bind(&config.listen).await?;
+    let listener = bind(&config.listen, "--listen, GROUP_SERVICE_LISTEN").await?;
     let key_configured =
         config.jwt_secret.is_some() || config.jwt_public_key.is_some() || config.jwt_jwks.is_some();
     if auth::development_secret_exposed(listener.local_addr()?, key_configured) {
@@ -96,7 +98,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         );
     }
     let metrics_listener = match config.metrics_listen.as_deref().filter(|a| !a.is_empty()) {
-        Some(addr) => Some(TcpListener::bind(addr).await?),
+        Some(addr) => Some(bind(addr, "--metrics-listen, GROUP_SERVICE_METRICS_LISTEN").await?),
         None => None,
     };
     let options = server::Options {
@@ -132,6 +134,18 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         shutdown_signal(),
     )
     .await
+}
+
+/// Listens on `addr`; a failure names the address and the setting that gave it.
+async fn bind(addr: &str, setting: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr).await.map_err(|e| {
+        // "localhost" or ":50051" alone: the OS error says only "invalid socket address".
+        let hint = match e.kind() {
+            std::io::ErrorKind::InvalidInput => " (expected HOST:PORT, e.g. 127.0.0.1:50051)",
+            _ => "",
+        };
+        anyhow::anyhow!("cannot listen on {addr} ({setting}): {e}{hint}")
+    })
 }
 
 async fn shutdown_signal() {

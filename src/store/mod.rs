@@ -42,6 +42,14 @@ pub(crate) type Pooled<C> = PooledConnection<'static, C>;
 const PG_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 
+/// Every SQLite connection's settings. temp_store: the recursive membership walks and sorts
+/// build temporary b-trees; in memory, not in files. cache_size: 2 MB of pages per connection
+/// (the OS caches the file too); 8 MB across 17 connections took the server's RSS to 267 MiB
+/// after the benchmark, 2 MB gives 117 MiB and the same throughput (docs/performance.md).
+const SQLITE_SETTINGS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+     PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000; \
+     PRAGMA temp_store = MEMORY; PRAGMA cache_size = -2000;";
+
 /// The database: PostgreSQL, or SQLite with one writer connection (SQLite allows one writer at
 /// a time; queueing writers in the pool instead of in `busy_timeout` keeps them fair and makes
 /// every write transaction serial, which the limits and the cycle check rely on) and a pool of
@@ -153,10 +161,17 @@ impl Store {
                     )
                 })?;
             }
+            // Opening is lazy: the settings below are what first read the file. Applied here
+            // once, a file that is not a database fails start-up at once, naming it (the pools
+            // would retry their failing connections until their timeout, silently).
             let opening = path.clone();
-            tokio::task::spawn_blocking(move || SqliteConnection::establish(&opening))
-                .await?
-                .map_err(|e| anyhow::anyhow!("cannot open the SQLite database {path}: {e}"))?;
+            tokio::task::spawn_blocking(move || {
+                let mut conn = SqliteConnection::establish(&opening).map_err(|e| e.to_string())?;
+                diesel::connection::SimpleConnection::batch_execute(&mut conn, SQLITE_SETTINGS)
+                    .map_err(|e| e.to_string())
+            })
+            .await?
+            .map_err(|e| anyhow::anyhow!("cannot open the SQLite database {path}: {e}"))?;
             let statements: [Arc<AtomicU64>; 2] = Default::default();
             let manager = |counter: &Arc<AtomicU64>| {
                 let counter = counter.clone();
@@ -172,19 +187,9 @@ impl Store {
                                     diesel::ConnectionError::BadConnection(e.to_string())
                                 })??,
                         );
-                        conn.batch_execute(
-                            // temp_store: the recursive membership walks and
-                            // sorts build temporary b-trees; in memory, not in files.
-                            // cache_size: 2 MB of pages per connection (the OS caches the
-                            // file too); 8 MB across 17 connections took the server's RSS to
-                            // 267 MiB after the benchmark, 2 MB gives 117 MiB and the same
-                            // throughput (docs/performance.md).
-                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-                             PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000; \
-                             PRAGMA temp_store = MEMORY; PRAGMA cache_size = -2000;",
-                        )
-                        .await
-                        .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+                        conn.batch_execute(SQLITE_SETTINGS)
+                            .await
+                            .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
                         conn.set_instrumentation(Counted(counter));
                         Ok(conn)
                     }

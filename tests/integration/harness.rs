@@ -582,9 +582,9 @@ pub fn fingerprint(status: &Status) -> (Code, String, Vec<u8>) {
     )
 }
 
-/// The server binary on a free loopback port over a new SQLite database, without NATS, a
-/// metrics listener or a JWT secret from the environment; stdin and stdout closed, stderr
-/// piped for the caller. `configure` adds the test's own flags and environment. Killed on
+/// The server binary on a free loopback port over a new SQLite database and data dir, without
+/// NATS, a metrics listener or a JWT secret from the environment; stdin and stdout closed,
+/// stderr piped for the caller. `configure` adds the test's own flags and environment. Killed on
 /// drop.
 pub struct ServerProcess {
     pub child: std::process::Child,
@@ -594,14 +594,24 @@ pub struct ServerProcess {
 
 impl ServerProcess {
     pub fn start(configure: impl FnOnce(&mut std::process::Command)) -> ServerProcess {
-        let dir = tempfile::tempdir().expect("a temporary directory");
         let addr = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("a free port");
+        ServerProcess::start_listening(&addr.to_string(), configure)
+    }
+
+    /// `start` with `--listen listen`; `addr` is that address, or `0.0.0.0:0` when it is
+    /// not a socket address.
+    pub fn start_listening(
+        listen: &str,
+        configure: impl FnOnce(&mut std::process::Command),
+    ) -> ServerProcess {
+        let dir = tempfile::tempdir().expect("a temporary directory");
         let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_group-service"));
         command
-            .args(["--listen", &addr.to_string()])
+            .args(["--listen", listen])
             .env("DATABASE_URL", dir.path().join("server.db"))
+            .env("GROUP_SERVICE_DATA_DIR", dir.path())
             .env_remove("NATS_URL")
             .env_remove("GROUP_SERVICE_METRICS_LISTEN")
             .env_remove("GROUP_SERVICE_JWT_SECRET")
@@ -611,9 +621,57 @@ impl ServerProcess {
         configure(&mut command);
         ServerProcess {
             child: command.spawn().expect("start the server binary"),
-            addr,
+            addr: listen.parse().unwrap_or_else(|_| ([0, 0, 0, 0], 0).into()),
             _dir: dir,
         }
+    }
+}
+
+impl ServerProcess {
+    /// Waits (up to 20 s) until the server answers on its port, or until it exits: then its
+    /// status and what it wrote to stderr.
+    pub async fn serving(&mut self) -> Result<(), (std::process::ExitStatus, String)> {
+        for _ in 0..400 {
+            if let Some(exited) = self.exited() {
+                return Err(exited);
+            }
+            if tokio::net::TcpStream::connect(self.addr).await.is_ok() {
+                return Ok(());
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("the server neither listened nor exited within 20 s");
+    }
+
+    /// The exit status and stderr of a server that must refuse to start: panics unless it
+    /// exits within `limit`.
+    pub async fn refused_within(
+        &mut self,
+        limit: std::time::Duration,
+    ) -> (std::process::ExitStatus, String) {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            if let Some(exited) = self.exited() {
+                return exited;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the server still runs after {limit:?}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Its exit status and all it wrote to stderr, once it has exited.
+    fn exited(&mut self) -> Option<(std::process::ExitStatus, String)> {
+        use std::io::Read;
+        let status = self.child.try_wait().expect("the server's status")?;
+        let mut stderr = String::new();
+        if let Some(mut pipe) = self.child.stderr.take() {
+            pipe.read_to_string(&mut stderr)
+                .expect("the server's stderr");
+        }
+        Some((status, stderr))
     }
 }
 

@@ -490,26 +490,6 @@ fn with_jwks(url: &str, roots: &str) -> ServerProcess {
     })
 }
 
-/// Waits (up to 20 s) until the server answers on its port, or until it exits: then its
-/// status and what it wrote to stderr.
-async fn serving(server: &mut ServerProcess) -> Result<(), (std::process::ExitStatus, String)> {
-    use std::io::Read;
-    for _ in 0..400 {
-        if let Some(status) = server.child.try_wait().unwrap() {
-            let mut stderr = String::new();
-            if let Some(mut pipe) = server.child.stderr.take() {
-                pipe.read_to_string(&mut stderr).unwrap();
-            }
-            return Err((status, stderr));
-        }
-        if tokio::net::TcpStream::connect(server.addr).await.is_ok() {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the server neither listened nor exited within 20 s");
-}
-
 /// A JWKS URL over HTTPS, from an identity provider whose certificate a private CA issued:
 /// the server trusts the roots `SSL_CERT_FILE` names (instead of the system's), so with that
 /// CA it loads the keys and accepts their tokens; with another CA it refuses to start, saying
@@ -520,7 +500,7 @@ async fn jwks_url_over_https_is_checked_against_the_trusted_roots() {
     let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tls");
 
     let mut trusted = with_jwks(&idp.url, &format!("{fixtures}/ca.pem"));
-    if let Err((status, stderr)) = serving(&mut trusted).await {
+    if let Err((status, stderr)) = trusted.serving().await {
         panic!("the server exited ({status}): {stderr}");
     }
     assert_eq!(idp.gets(), 1, "the keys are loaded once at start");
@@ -547,7 +527,8 @@ async fn jwks_url_over_https_is_checked_against_the_trusted_roots() {
     assert_reason(&err, Code::PermissionDenied, "CALLER_NOT_IN_DIRECTORY");
 
     let mut untrusted = with_jwks(&idp.url, &format!("{fixtures}/other-ca.pem"));
-    let (status, stderr) = serving(&mut untrusted)
+    let (status, stderr) = untrusted
+        .serving()
         .await
         .expect_err("a JWKS behind an untrusted certificate must not be used");
     assert!(!status.success());

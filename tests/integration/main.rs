@@ -23,4 +23,5 @@ mod observability;
 mod ops;
 mod round_trips;
 mod settings;
+mod startup;
 mod web;
