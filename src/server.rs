@@ -13,12 +13,12 @@ use tonic_health::ServingStatus;
 
 use crate::auth::Verifier;
 use crate::domain::Service;
-use crate::grpc::limits::SizeLimitLayer;
 use crate::grpc::pb::directory_service_server::DirectoryServiceServer;
 use crate::grpc::pb::event_service_server::EventServiceServer;
 use crate::grpc::pb::group_service_server::GroupServiceServer;
 use crate::grpc::pb::membership_service_server::MembershipServiceServer;
 use crate::grpc::web;
+use crate::grpc::wire::WireLayer;
 use crate::grpc::{DirectoryApi, EventApi, GroupApi, MembershipApi, pb};
 use crate::guard::deadline::DeadlineLayer;
 use crate::guard::drain::{Closing, CutLayer, Drain};
@@ -66,7 +66,7 @@ pub struct Options {
     pub event_retention: Duration,
     /// Largest request message, in bytes (`grpc::limits`).
     pub max_request_bytes: usize,
-    /// Largest answer message, in bytes.
+    /// Largest answer of a read, in bytes uncompressed (`grpc::limits`).
     pub max_response_bytes: usize,
     /// Shutdown: NOT_SERVING for `delay`, every connection closed by `deadline`.
     pub drain: Drain,
@@ -88,6 +88,14 @@ pub const DEFAULT_EVENT_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600)
 /// Cancelled calls are client resets too: hyper's default of 20 closed connections (and
 /// failed their other calls) under a burst of deadlines.
 pub const DEFAULT_HTTP2_MAX_PENDING_RESET_STREAMS: usize = 1024;
+/// The largest header block of a call (HTTP/2 `SETTINGS_MAX_HEADER_LIST_SIZE`: names and
+/// values plus 32 bytes per field): 1 MiB for a token, as for a message, and 16 KiB for the
+/// rest. Up to it, headers reach the service, where a token over `auth::MAX_TOKEN_BYTES` is
+/// UNAUTHENTICATED `TOKEN_TOO_LARGE`. Beyond it, h2 answers that call alone with HTTP 431 (and
+/// resets its stream) up to about 1.25 times this size (its cap on CONTINUATION frames), and
+/// further beyond closes the connection (GOAWAY `ENHANCE_YOUR_CALM`, its abuse guard).
+/// hyper's default (16 KiB) answered 431 from 16 KiB and closed the connection from 64 KiB.
+pub const MAX_HEADER_LIST_BYTES: u32 = (1 << 20) + (16 << 10);
 /// How often retention runs.
 const PRUNE_EVERY: Duration = Duration::from_secs(60);
 /// How often the timers run unless configured otherwise.
@@ -190,13 +198,15 @@ pub async fn run_with(
         verifier.interceptor(),
         options.tenant_rate.and_then(TenantLimiter::new),
     );
-    // Each service with gzip, the size limits and the auth interceptor.
+    // Each service with gzip, the request size limit and the auth interceptor. Answers are
+    // limited by the handlers, uncompressed and for reads only (`grpc::limits`); tonic's own
+    // limit would count compressed bytes and refuse a write after its commit.
     macro_rules! serve {
         ($server:ident, $api:expr) => {
             InterceptedService::new(
                 gzip!($server::new($api))
                     .max_decoding_message_size(options.max_request_bytes)
-                    .max_encoding_message_size(options.max_response_bytes),
+                    .max_encoding_message_size(usize::MAX),
                 auth.clone(),
             )
         };
@@ -251,13 +261,14 @@ pub async fn run_with(
             )
         })
         .http2_max_pending_accept_reset_streams(Some(options.http2_max_pending_reset_streams))
+        .http2_max_header_list_size(MAX_HEADER_LIST_BYTES)
         // gRPC-Web (browsers) over HTTP/1.1 as well as HTTP/2, translated before the metrics
         // layer so that every layer from there in sees an ordinary gRPC call; native calls
         // pass `web` untouched.
         .accept_http1(true)
         .layer(web::layer(cors))
         .layer(MetricsLayer(metrics))
-        .layer(SizeLimitLayer)
+        .layer(WireLayer::new(options.max_response_bytes))
         .layer(DeadlineLayer)
         .layer(CutLayer::new(cut_rx))
         .layer(OverloadLayer::new(options.concurrency))

@@ -45,6 +45,8 @@ pub enum Rejection {
     Missing,
     /// Not `Bearer <jwt>`, or not a JWT at all.
     Malformed,
+    /// Longer than `MAX_TOKEN_BYTES`: refused before it is parsed.
+    TooLarge,
     Expired,
     /// `nbf` lies in the future (beyond the leeway).
     NotYetValid,
@@ -64,6 +66,7 @@ impl Rejection {
         match self {
             Rejection::Missing => "TOKEN_MISSING",
             Rejection::Malformed => "TOKEN_MALFORMED",
+            Rejection::TooLarge => "TOKEN_TOO_LARGE",
             Rejection::Expired => "TOKEN_EXPIRED",
             Rejection::NotYetValid => "TOKEN_NOT_YET_VALID",
             Rejection::BadSignature => "BAD_SIGNATURE",
@@ -79,6 +82,7 @@ impl Rejection {
         match self {
             Rejection::Missing => "missing bearer token",
             Rejection::Malformed => "the authorization header is not a bearer JWT",
+            Rejection::TooLarge => "the token is longer than 8192 bytes, the most accepted",
             Rejection::Expired => "the token has expired",
             Rejection::NotYetValid => "the token is not valid yet (nbf)",
             Rejection::BadSignature => "the token's signature is not valid",
@@ -118,6 +122,10 @@ impl std::fmt::Display for Rejection {
         f.write_str(self.message())
     }
 }
+
+/// The longest token accepted, in bytes: identity providers' JWTs are 1-4 KiB, and a longer
+/// one is refused before it is decoded. (Its message in `Rejection::message` names it.)
+pub const MAX_TOKEN_BYTES: usize = 8 << 10;
 
 /// The leeway for `exp` and `nbf` unless `with_leeway` says otherwise.
 pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(30);
@@ -257,6 +265,9 @@ impl Verifier {
 
     /// The caller a token proves, or why it proves nothing.
     pub fn verify(&self, token: &str) -> Result<Caller, Rejection> {
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(Rejection::TooLarge);
+        }
         // A header that does not parse (including `alg: none`, no algorithm of ours) is not a
         // token; only errors after the signature say something about claims.
         let header = jsonwebtoken::decode_header(token).map_err(|_| Rejection::Malformed)?;

@@ -2,15 +2,16 @@
 //! `codec_path`): prost's encoding, with two answers of R25 added on the way in.
 //!
 //! - A request that is not a valid message (truncated, a string that is not UTF-8) answers
-//!   INVALID_ARGUMENT, not prost's INTERNAL: the client sent it, nothing failed here.
+//!   INVALID_ARGUMENT `MALFORMED_MESSAGE`, not prost's INTERNAL: the client sent it, nothing
+//!   failed here.
 //! - Before decoding a request, each string field is checked against the text rule of
 //!   `domain::text` (no control characters) by walking the wire bytes with the message's
 //!   descriptor, so every text field of every request, present and future, follows the one
 //!   rule and the violation names the field's path (`group.display_name`,
 //!   `mailing_list.external_recipients[2]`).
 //!
-//! Sizes are not the codec's: tonic checks them before the codec sees a message, and
-//! `grpc::limits` gives those answers their code.
+//! Sizes and framing are not the codec's: tonic and `grpc::wire` check them before the codec
+//! sees a message (`grpc::limits`).
 
 use std::fmt;
 use std::marker::PhantomData;
@@ -68,7 +69,7 @@ impl<T: Message> tonic::codec::Encoder for Encoder<T> {
     fn encode(&mut self, item: T, buf: &mut EncodeBuf<'_>) -> Result<(), Status> {
         // EncodeBuf grows as needed: encoding into it cannot run out of space.
         item.encode(buf)
-            .map_err(|e| Status::internal(format!("encoding: {e}")))
+            .map_err(|e| Error::Internal(format!("encoding: {e}")).into())
     }
 }
 
@@ -129,7 +130,11 @@ pub fn decode<U: Message + Name + Default>(bytes: &[u8]) -> Result<U, Status> {
         check_text(&desc, bytes, None, 0).map_err(Status::from)?;
     }
     U::decode(bytes).map_err(|_| {
-        Status::invalid_argument(format!("the request is not a valid {} message", U::NAME))
+        super::status::with_reason(
+            tonic::Code::InvalidArgument,
+            super::status::reason::MALFORMED_MESSAGE,
+            format!("the request is not a valid {} message", U::NAME),
+        )
     })
 }
 

@@ -7,6 +7,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use super::convert::{Listing, Watch};
+use super::limits::{AnswerLimit, check_answer};
 use super::pb;
 use super::pb::event_service_server::EventService;
 use crate::domain::Service;
@@ -41,6 +42,7 @@ impl EventService for EventApi {
         req: Request<pb::WatchEventsRequest>,
     ) -> Result<Response<WatchStream>, Status> {
         let caller = super::caller(&req)?;
+        let limit = req.extensions().get::<AnswerLimit>().copied();
         let watch: Watch = req.into_inner().try_into()?;
         let feed = self
             .service
@@ -53,7 +55,11 @@ impl EventService for EventApi {
             let _ = stop.wait_for(|stopped| *stopped).await;
         };
         let stream = ReceiverStream::new(rx)
-            .map(|item| item.map(Into::into).map_err(Status::from))
+            .map(move |item| {
+                let event: pb::WatchEventsResponse = item.map(Into::into)?;
+                check_answer(limit.as_ref(), &event)?;
+                Ok(event)
+            })
             .take_until(Box::pin(stopped));
         Ok(Response::new(Box::pin(stream)))
     }
@@ -63,9 +69,15 @@ impl EventService for EventApi {
         req: Request<pb::GetEarliestCursorRequest>,
     ) -> Result<Response<pb::Cursor>, Status> {
         let caller = super::caller(&req)?;
+        let limit = req.extensions().get::<AnswerLimit>().copied();
         let t: TenantName = req.into_inner().try_into()?;
-        let cursor = self.service.earliest_cursor(&caller, t.tenant).await?;
-        Ok(Response::new(cursor.into()))
+        let cursor: pb::Cursor = self
+            .service
+            .earliest_cursor(&caller, t.tenant)
+            .await?
+            .into();
+        check_answer(limit.as_ref(), &cursor)?;
+        Ok(Response::new(cursor))
     }
 
     async fn list_audit_events(
@@ -73,12 +85,15 @@ impl EventService for EventApi {
         req: Request<pb::ListAuditEventsRequest>,
     ) -> Result<Response<pb::ListAuditEventsResponse>, Status> {
         let caller = super::caller(&req)?;
+        let limit = req.extensions().get::<AnswerLimit>().copied();
         let l: Listing<(TenantId, AuditFilter)> = req.into_inner().try_into()?;
         let (tenant, filter) = l.of;
         let out = self
             .service
             .list_audit_events(&caller, tenant, filter, l.page)
             .await?;
-        Ok(Response::new(out.into()))
+        let answer: pb::ListAuditEventsResponse = out.into();
+        check_answer(limit.as_ref(), &answer)?;
+        Ok(Response::new(answer))
     }
 }

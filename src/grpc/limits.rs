@@ -1,20 +1,18 @@
 //! Message size limits, both ways, answered RESOURCE_EXHAUSTED (as gRPC specifies for a
-//! message over the limit) rather than tonic's OUT_OF_RANGE.
+//! message over the limit) with an `ErrorInfo` reason.
 //!
-//! tonic checks a request's length from its frame header before reading the body, which is
-//! what keeps an oversized request from being buffered, and checks an answer after encoding
-//! it; both fail with OUT_OF_RANGE and a fixed message. `SizeLimitLayer` wraps the services
-//! and gives exactly those statuses (in the headers of a trailers-only answer, or in the
-//! trailers of a streamed one) the code RESOURCE_EXHAUSTED. The service's own OUT_OF_RANGE
-//! (an expired feed cursor) has another message and passes unchanged.
+//! Requests: tonic checks a request's length from its frame header before reading the body,
+//! which keeps an oversized request from being buffered, and a compressed one's size as it
+//! is decompressed; `grpc::wire` gives those refusals their code and reason
+//! (`REQUEST_TOO_LARGE`).
+//!
+//! Answers are counted uncompressed, here, not by tonic (which counts the bytes it sends,
+//! compressed when the client accepts gzip): an answer's size does not depend on how it
+//! travels. Only reads are refused (`RESPONSE_TOO_LARGE`): a write's answer is the resource
+//! it wrote, and refusing it after the commit would tell the client that a committed write
+//! failed, so a write answers what it committed whatever its size.
 
-use std::future::Future;
-use std::pin::Pin;
-use std::task::{Context, Poll};
-
-use http_body::Frame;
-use tonic::body::Body;
-use tonic::codegen::http::{self, HeaderMap};
+use prost::Message;
 use tonic::{Code, Status};
 
 /// Requests are at most 1 MiB unless configured otherwise: the largest valid request (a
@@ -24,139 +22,85 @@ pub const DEFAULT_MAX_REQUEST_BYTES: usize = 1 << 20;
 /// descriptions is well under 1 MiB.
 pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 4 << 20;
 
-/// The messages tonic gives its size errors (`tonic::codec::{decode, encode}`); a test of
-/// each direction fails if a tonic upgrade changes them.
-const TONIC_SIZE_MESSAGES: [&str; 2] = [
-    "Error, decoded message length too large",
-    "Error, encoded message length too large",
-];
+/// The largest answer of a read, in bytes uncompressed: put in every request's extensions
+/// by `grpc::wire`.
+#[derive(Clone, Copy, Debug)]
+pub struct AnswerLimit(pub usize);
 
-/// The status that replaces tonic's size error in `headers`, if they hold one. Every answer
-/// passes here, so the code is read first: parsing a whole status decodes its message and
-/// details and copies its metadata.
-fn size_error(headers: &HeaderMap) -> Option<Status> {
-    if super::status::status_of(headers)? != Code::OutOfRange as i32 {
-        return None;
-    }
-    let status = Status::from_header_map(headers)?;
-    let tonic_size_error = status.code() == Code::OutOfRange
-        && TONIC_SIZE_MESSAGES
-            .iter()
-            .any(|m| status.message().starts_with(m));
-    tonic_size_error.then(|| {
-        let message = status
-            .message()
-            .trim_start_matches("Error, ")
-            .replace("decoded", "request")
-            .replace("encoded", "answer");
-        Status::resource_exhausted(message)
-    })
-}
-
-fn rewrite(headers: &mut HeaderMap) {
-    if let Some(status) = size_error(headers)
-        && let Err(e) = status.add_header(headers)
-    {
-        tracing::warn!(error = %e, "size-limit status not rewritten");
-    }
-}
-
-/// Tower layer of `SizeLimits`.
-#[derive(Clone, Copy, Default)]
-pub struct SizeLimitLayer;
-
-impl<S> tower::Layer<S> for SizeLimitLayer {
-    type Service = SizeLimits<S>;
-    fn layer(&self, inner: S) -> Self::Service {
-        SizeLimits(inner)
-    }
-}
-
-#[derive(Clone)]
-pub struct SizeLimits<S>(S);
-
-impl<S, B> tower::Service<http::Request<B>> for SizeLimits<S>
-where
-    S: tower::Service<http::Request<B>, Response = http::Response<Body>>,
-    S::Future: Send + 'static,
-{
-    type Response = http::Response<Body>;
-    type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, S::Error>> + Send>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.0.poll_ready(cx)
-    }
-
-    fn call(&mut self, req: http::Request<B>) -> Self::Future {
-        let fut = self.0.call(req);
-        Box::pin(async move {
-            let res = fut.await?;
-            let (mut parts, body) = res.into_parts();
-            rewrite(&mut parts.headers);
-            Ok(http::Response::from_parts(parts, Body::new(Trailers(body))))
-        })
-    }
-}
-
-/// An answer body whose trailers get the same rewrite.
-struct Trailers(Body);
-
-impl http_body::Body for Trailers {
-    type Data = prost::bytes::Bytes;
-    type Error = Status;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
-        let polled = Pin::new(&mut self.0).poll_frame(cx);
-        if let Poll::Ready(Some(Ok(mut frame))) = polled {
-            if let Some(trailers) = frame.trailers_mut() {
-                rewrite(trailers);
-            }
-            return Poll::Ready(Some(Ok(frame)));
+/// Whether the method named `method` (snake case) only reads: its verb is one of the
+/// reading verbs of the API (AIP-131, AIP-132 and this API's Search, Check, BatchCheck and
+/// Autocomplete). Any other method writes, so that a new write is never refused after its
+/// commit.
+pub const fn is_read(method: &str) -> bool {
+    const READS: [&str; 6] = [
+        "get_",
+        "list_",
+        "search_",
+        "check_",
+        "batch_check_",
+        "autocomplete_",
+    ];
+    let mut i = 0;
+    while i < READS.len() {
+        if starts_with(method.as_bytes(), READS[i].as_bytes()) {
+            return true;
         }
-        polled
+        i += 1;
     }
+    false
+}
 
-    fn is_end_stream(&self) -> bool {
-        self.0.is_end_stream()
+const fn starts_with(s: &[u8], prefix: &[u8]) -> bool {
+    if s.len() < prefix.len() {
+        return false;
     }
+    let mut i = 0;
+    while i < prefix.len() {
+        if s[i] != prefix[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
 
-    fn size_hint(&self) -> http_body::SizeHint {
-        self.0.size_hint()
+/// RESOURCE_EXHAUSTED `RESPONSE_TOO_LARGE` when `answer` is longer than `limit` (none: no
+/// limit), counted as encoded before any compression.
+pub fn check_answer<M: Message>(limit: Option<&AnswerLimit>, answer: &M) -> Result<(), Status> {
+    let Some(&AnswerLimit(limit)) = limit else {
+        return Ok(());
+    };
+    let len = answer.encoded_len();
+    if len <= limit {
+        return Ok(());
     }
+    Err(super::status::with_reason(
+        Code::ResourceExhausted,
+        super::status::reason::RESPONSE_TOO_LARGE,
+        format!(
+            "answer message length too large: found {len} bytes, the limit is: {limit} bytes; \
+             ask for a smaller page"
+        ),
+    ))
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
     #[test]
-    fn only_tonics_size_errors_change_code() {
-        let mut headers = HeaderMap::new();
-        Status::out_of_range(
-            "Error, decoded message length too large: found 9 bytes, the limit is: 4 bytes",
-        )
-        .add_header(&mut headers)
-        .unwrap();
-        rewrite(&mut headers);
-        let status = Status::from_header_map(&headers).unwrap();
-        assert_eq!(status.code(), Code::ResourceExhausted);
-        assert!(
-            status
-                .message()
-                .starts_with("request message length too large")
-        );
-
-        let mut headers = HeaderMap::new();
-        Status::out_of_range("cursor 3 is older than the events kept")
-            .add_header(&mut headers)
-            .unwrap();
-        rewrite(&mut headers);
-        let status = Status::from_header_map(&headers).unwrap();
-        assert_eq!(status.code(), Code::OutOfRange);
+    fn reads_are_named_by_their_verb() {
+        for read in ["get_group", "list_members", "batch_check_membership"] {
+            assert!(is_read(read), "{read}");
+        }
+        for write in [
+            "create_group",
+            "upsert_user",
+            "leave",
+            "add_members",
+            "getaway",
+        ] {
+            assert!(!is_read(write), "{write}");
+        }
     }
 }

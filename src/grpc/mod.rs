@@ -4,7 +4,8 @@
 
 /// Implements a service trait whose methods all have the one handler shape: the caller from
 /// the request's extensions, the request decoded with `try_into()` (convert/), the one domain
-/// call the row names, the answer encoded with `into()`. The header names the service and the
+/// call the row names, the answer encoded with `into()` and, for a read, held to the answer
+/// limit (`grpc::limits`). The header names the service and the
 /// caller for the rows (`|s, caller|`); a row reads
 /// `method(Request) -> Response = |command: Command| domain call;`.
 /// Written once here so that the methods differ only in what they call.
@@ -20,10 +21,15 @@ macro_rules! handlers {
                     req: tonic::Request<$req>,
                 ) -> Result<tonic::Response<$resp>, tonic::Status> {
                     let $caller = &$crate::grpc::caller(&req)?;
+                    let limit = req.extensions().get::<$crate::grpc::limits::AnswerLimit>().copied();
                     let $cmd: $cmd_ty = req.into_inner().try_into()?;
                     let $service = &self.service;
                     let out = $call;
-                    Ok(tonic::Response::new(out.into()))
+                    let answer: $resp = out.into();
+                    if const { $crate::grpc::limits::is_read(stringify!($method)) } {
+                        $crate::grpc::limits::check_answer(limit.as_ref(), &answer)?;
+                    }
+                    Ok(tonic::Response::new(answer))
                 }
             )*
         }
@@ -40,6 +46,7 @@ mod membership;
 pub mod properties;
 pub(crate) mod status;
 pub mod web;
+pub mod wire;
 
 pub use directory::DirectoryApi;
 pub use events::EventApi;

@@ -1,6 +1,8 @@
 //! Domain errors to gRPC statuses with google.rpc error details, as `From<Error> for Status`
 //! so that handlers and conversions use `?`. The match is exhaustive with no `_` arm.
-//! Internal causes are logged, never sent.
+//! Internal causes are logged, never sent. Every status carries an `ErrorInfo` (domain
+//! `groups.v1`) with a stable reason (AIP-193): the domain's `Reason`s, the token's
+//! `Rejection`s, the admission refusals of `guard`, and the edge's own in `reason` below.
 
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
@@ -8,6 +10,47 @@ use tonic_types::{ErrorDetails, StatusExt};
 use crate::domain::error::{Error, Reason};
 
 const DOMAIN: &str = "groups.v1";
+
+/// The reasons of the statuses the edge makes beside the domain's (`domain::error::Reason`),
+/// the token's (`auth::Rejection`) and admission's (`guard`).
+pub mod reason {
+    /// Fields of the request break the API's rules; `BadRequest` names them.
+    pub const INVALID_FIELD: &str = "INVALID_FIELD";
+    /// The request message is not a valid message of its type.
+    pub const MALFORMED_MESSAGE: &str = "MALFORMED_MESSAGE";
+    /// The body ends inside a message's frame header or before the length it announces.
+    pub const TRUNCATED_MESSAGE: &str = "TRUNCATED_MESSAGE";
+    /// A message's compressed flag is neither 0 nor 1.
+    pub const INVALID_COMPRESSED_FLAG: &str = "INVALID_COMPRESSED_FLAG";
+    /// A message's compressed flag is set but the request names no encoding.
+    pub const COMPRESSED_FLAG_WITHOUT_ENCODING: &str = "COMPRESSED_FLAG_WITHOUT_ENCODING";
+    /// A method that takes one request message got none.
+    pub const MISSING_MESSAGE: &str = "MISSING_MESSAGE";
+    /// A method that takes one request message got more.
+    pub const TOO_MANY_MESSAGES: &str = "TOO_MANY_MESSAGES";
+    /// A message does not decompress with the request's `grpc-encoding`.
+    pub const BAD_COMPRESSION: &str = "BAD_COMPRESSION";
+    /// The request's `grpc-encoding` is not one the server accepts.
+    pub const UNSUPPORTED_ENCODING: &str = "UNSUPPORTED_ENCODING";
+    /// The request message is longer than `--max-request-bytes`.
+    pub const REQUEST_TOO_LARGE: &str = "REQUEST_TOO_LARGE";
+    /// A read's answer is longer than `--max-response-bytes`.
+    pub const RESPONSE_TOO_LARGE: &str = "RESPONSE_TOO_LARGE";
+    /// The path names no method served.
+    pub const UNKNOWN_METHOD: &str = "UNKNOWN_METHOD";
+    /// Health was asked about a service it does not know.
+    pub const UNKNOWN_SERVICE: &str = "UNKNOWN_SERVICE";
+    /// The caller's deadline passed first.
+    pub const DEADLINE_EXCEEDED: &str = "DEADLINE_EXCEEDED";
+    /// The server shut down before the call finished.
+    pub const SHUTTING_DOWN: &str = "SHUTTING_DOWN";
+    /// The transaction kept losing races with concurrent changes.
+    pub const CONFLICT: &str = "CONFLICT";
+    /// The database does not answer.
+    pub const DATABASE_UNAVAILABLE: &str = "DATABASE_UNAVAILABLE";
+    /// A bug or an unexpected storage answer (logged, never described).
+    pub const INTERNAL_ERROR: &str = "INTERNAL_ERROR";
+}
 
 /// The code in an answer's headers or trailers (`grpc-status`), when they hold one.
 pub fn status_of(headers: &tonic::codegen::http::HeaderMap) -> Option<i32> {
@@ -30,6 +73,7 @@ impl From<Error> for Status {
                     .map(|v| format!("{}: {}", v.field, v.description))
                     .collect::<Vec<_>>()
                     .join("; ");
+                details.set_error_info(reason::INVALID_FIELD, DOMAIN, no_metadata());
                 Status::with_error_details(Code::InvalidArgument, message, details)
             }
             Error::InvalidArgumentReason {
@@ -107,15 +151,27 @@ impl From<Error> for Status {
             }
             Error::Retry(cause) => {
                 tracing::warn!(%cause, "transaction conflict reached the edge");
-                Status::aborted("the request conflicted with a concurrent change; retry it")
+                with_reason(
+                    Code::Aborted,
+                    reason::CONFLICT,
+                    "the request conflicted with a concurrent change; retry it".into(),
+                )
             }
             Error::Unavailable(cause) | Error::Disconnected(cause) => {
                 tracing::error!(%cause, "storage unavailable");
-                Status::unavailable("the database is unavailable; retry later")
+                with_reason(
+                    Code::Unavailable,
+                    reason::DATABASE_UNAVAILABLE,
+                    "the database is unavailable; retry later".into(),
+                )
             }
             Error::Internal(cause) => {
                 tracing::error!(%cause, "internal error");
-                Status::internal("internal error")
+                with_reason(
+                    Code::Internal,
+                    reason::INTERNAL_ERROR,
+                    "internal error".into(),
+                )
             }
         }
     }
@@ -128,7 +184,8 @@ impl From<crate::auth::Rejection> for Status {
     }
 }
 
-fn with_reason(code: Code, reason: &str, message: String) -> Status {
+/// `code` with `message` and an `ErrorInfo` of `reason`.
+pub(crate) fn with_reason(code: Code, reason: &str, message: String) -> Status {
     let details = ErrorDetails::with_error_info(reason, DOMAIN, no_metadata());
     Status::with_error_details(code, message, details)
 }

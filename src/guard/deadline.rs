@@ -13,7 +13,6 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use tonic::Status;
 use tonic::codegen::http;
 
 /// How much earlier than the caller's budget the answer goes, at most.
@@ -60,8 +59,10 @@ where
             };
             match tokio::time::timeout_at(deadline, fut).await {
                 Ok(answer) => answer,
-                Err(_) => Ok(Status::deadline_exceeded(
-                    "the deadline passed before the call finished; nothing it did was kept",
+                Err(_) => Ok(crate::grpc::status::with_reason(
+                    tonic::Code::DeadlineExceeded,
+                    crate::grpc::status::reason::DEADLINE_EXCEEDED,
+                    "the deadline passed before the call finished; nothing it did was kept".into(),
                 )
                 .into_http()),
             }

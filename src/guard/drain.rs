@@ -154,8 +154,11 @@ where
         Box::pin(async move {
             tokio::select! {
                 answer = fut => answer,
-                _ = closed.wait_for(|c| *c) => Ok(tonic::Status::unavailable(
-                    "the server shut down before the call finished; nothing it did was kept",
+                _ = closed.wait_for(|c| *c) => Ok(crate::grpc::status::with_reason(
+                    tonic::Code::Unavailable,
+                    crate::grpc::status::reason::SHUTTING_DOWN,
+                    "the server shut down before the call finished; nothing it did was kept"
+                        .into(),
                 )
                 .into_http()),
             }

@@ -3,6 +3,9 @@
 //! resource names with aliases, counters pushed to their limits, and random requests.
 
 mod counters;
+mod error_info;
+mod framing;
+mod headers;
 mod names;
 mod props;
 mod text;

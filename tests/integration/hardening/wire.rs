@@ -156,3 +156,76 @@ async fn r25_errors_quote_a_short_prefix_of_huge_input() {
         .unwrap_err();
     assert_small_invalid(&err, "update_mask");
 }
+
+/// A server whose answers are at most 4 KiB.
+async fn answers_of_4_kib() -> Option<TestServer> {
+    TestServer::start_setup(|s| s.options.max_response_bytes = 4096).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn response_limit_counts_uncompressed_bytes() {
+    let Some(srv) = answers_of_4_kib().await else {
+        return;
+    };
+    srv.company(1, 2).await;
+    for i in 0..20 {
+        group(1, &format!("Group {i}"))
+            .master(2)
+            .with(|g| g.description = "d".repeat(300))
+            .create(&srv)
+            .await;
+    }
+    let list = pb::ListGroupsRequest {
+        parent: "tenants/1".into(),
+        page_size: 20,
+        ..Default::default()
+    };
+    // About 7 KB of answer, a few hundred bytes once gzipped: refused either way.
+    for gzip in [true, false] {
+        let mut groups = srv.groups(1, 2, true);
+        if gzip {
+            groups = groups
+                .accept_compressed(tonic::codec::CompressionEncoding::Gzip)
+                .send_compressed(tonic::codec::CompressionEncoding::Gzip);
+        }
+        let err = groups.list_groups(list.clone()).await.unwrap_err();
+        assert_reason(&err, Code::ResourceExhausted, "RESPONSE_TOO_LARGE");
+        assert!(err.message().contains("4096"), "{err:?}");
+    }
+    let page = srv
+        .groups(1, 2, true)
+        .accept_compressed(tonic::codec::CompressionEncoding::Gzip)
+        .list_groups(pb::ListGroupsRequest {
+            page_size: 2,
+            ..list
+        })
+        .await
+        .unwrap();
+    assert_eq!(page.into_inner().groups.len(), 2);
+}
+
+/// A write whose answer is over the answer limit has committed by then: it answers what it
+/// wrote rather than an error (the limit holds reads, whose pages can be made smaller).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn write_with_an_oversized_answer_answers_what_it_committed() {
+    let Some(srv) = TestServer::start_setup(|s| s.options.max_response_bytes = 256).await else {
+        return;
+    };
+    srv.company(1, 2).await;
+    let mut req = create_req(1, "Design", &[2]);
+    req.group.as_mut().unwrap().description = "d".repeat(300);
+    let created = srv
+        .groups(1, 1, true)
+        .create_group(req)
+        .await
+        .expect("a committed create answers OK")
+        .into_inner();
+    assert_eq!(created.description.len(), 300);
+    assert_eq!(srv.group_count(1).await, 1);
+    let err = srv
+        .groups(1, 1, true)
+        .get_group(get_req(&created.name))
+        .await
+        .unwrap_err();
+    assert_reason(&err, Code::ResourceExhausted, "RESPONSE_TOO_LARGE");
+}
