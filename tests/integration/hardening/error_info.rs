@@ -263,7 +263,7 @@ async fn admission_refusals_carry_error_info() {
     };
     let mut directory = srv.directory(1);
     let tenant = pb::GetTenantRequest { tenant_id: 1 };
-    let _ = directory.get_tenant(tenant.clone()).await;
+    let _ = directory.get_tenant(tenant).await;
     let err = directory.get_tenant(tenant).await.unwrap_err();
     assert_reason(&err, Code::ResourceExhausted, "RATE_LIMITED");
 }
