@@ -5,13 +5,13 @@ use sha2::{Digest, Sha256};
 use tokio::net::TcpListener;
 
 use group_service::auth;
-use group_service::config::{Cli, Command, Config, LogFormat};
+use group_service::config::{Cli, Command, Config};
 use group_service::domain::Service;
 use group_service::guard::drain::Drain;
 use group_service::guard::overload::Concurrency;
 use group_service::guard::rate::Rate;
 use group_service::store::Store;
-use group_service::{health, server};
+use group_service::{health, server, telemetry};
 
 /// A failure is said in one line on stderr (with its causes, without a backtrace) and the exit
 /// status is 1.
@@ -30,7 +30,13 @@ async fn run() -> anyhow::Result<()> {
     let mut cli = Cli::parse();
     cli.config
         .read_secret_files(|name| std::env::var_os(name))?;
-    init_tracing(&cli.config);
+    let telemetry = telemetry::init(cli.config.log_format)?;
+    let res = command(cli).await;
+    telemetry.shutdown().await;
+    res
+}
+
+async fn command(cli: Cli) -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(cli.config).await,
         Command::Migrate => {
@@ -166,17 +172,5 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = ctrl_c => {}
         _ = term => {}
-    }
-}
-
-fn init_tracing(config: &Config) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match config.log_format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.init(),
     }
 }

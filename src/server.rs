@@ -252,13 +252,27 @@ pub async fn run_with(
         let _ = stop_tx.send(true);
     };
     Server::builder()
-        .trace_fn(|req| {
-            tracing::info_span!(
+        .trace_fn(move |req| {
+            // OpenTelemetry's names for a gRPC server span (exported when configured:
+            // `telemetry`); the status code is recorded when the call ends (`metrics`).
+            let (service, method) = crate::metrics::method_of(req.uri().path());
+            let span = tracing::info_span!(
                 "rpc",
+                otel.name = %format_args!("{service}/{method}"),
+                otel.kind = "server",
+                otel.status_code = tracing::field::Empty,
+                rpc.system = "grpc",
+                rpc.service = service,
+                rpc.method = method,
+                rpc.grpc.status_code = tracing::field::Empty,
+                server.address = %addr.ip(),
+                server.port = i64::from(addr.port()),
                 method = %req.uri().path(),
                 tenant = tracing::field::Empty,
                 request_id = tracing::field::Empty
-            )
+            );
+            crate::telemetry::follow_caller(&span, req.headers());
+            span
         })
         .http2_max_pending_accept_reset_streams(Some(options.http2_max_pending_reset_streams))
         .http2_max_header_list_size(MAX_HEADER_LIST_BYTES)

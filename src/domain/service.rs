@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use tracing::Instrument;
 
 use super::cache::{Answer, AnswerCache, Key};
 use super::caller::{Actor, Caller};
@@ -68,6 +69,8 @@ pub trait Database: Send + Sync + 'static {
     fn availability(&self) -> tokio::sync::watch::Receiver<bool>;
     /// The connection pools as they are now (metrics).
     fn pools(&self) -> Vec<PoolState>;
+    /// The database system, as OpenTelemetry's `db.system` names it (`sqlite`, `postgresql`).
+    fn system(&self) -> &'static str;
 }
 
 /// One connection pool of the database at one moment.
@@ -310,8 +313,21 @@ impl Service {
         Fut: Future<Output = Result<R>>,
     {
         let started = Instant::now();
+        // Within a call (its span is current), a child span per operation: exported with the
+        // call's (`telemetry`). Work outside calls (timers, retention) makes no trace.
+        let span = if tracing::Span::current().is_none() {
+            tracing::Span::none()
+        } else {
+            tracing::info_span!(
+                "operation",
+                otel.name = name,
+                otel.kind = "client",
+                db.system = self.db.system(),
+                db.operation.name = name,
+            )
+        };
         let mut attempt = 1;
-        let res = loop {
+        let res = async { loop {
             let res = attempt_once().await;
             match res {
                 Err(Error::Retry(cause)) if attempt < MAX_ATTEMPTS => {
@@ -333,7 +349,9 @@ impl Service {
                     break other;
                 }
             }
-        };
+        } }
+        .instrument(span)
+        .await;
         if let Some(observer) = &self.observer {
             observer.operation(name, started.elapsed());
         }

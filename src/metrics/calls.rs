@@ -7,8 +7,9 @@
 //!   passed) is counted by a drop guard, as DeadlineExceeded when its deadline had passed
 //!   (within `DEADLINE_SLACK`) and Canceled otherwise. So a stream is in flight until it ends,
 //!   and its handling time is its whole life.
-//! - Labels: the served methods, read once from the descriptor sets; any other path counts
-//!   under `unknown`, so no path a client makes up adds a series.
+//! - Labels: the served methods and their `grpc_type` (`unary`, `client_stream`,
+//!   `server_stream`, `bidi_stream`), read once from the descriptor sets; any other path
+//!   counts under `unknown` (all three labels), so no path a client makes up adds a series.
 //! - Request id: `x-request-id` of the request when it is 1 to `MAX_REQUEST_ID` printable
 //!   ASCII characters, else a new random one; returned as `x-request-id` in the answer's
 //!   headers (which, for an error, are its trailers too) and recorded on the call's span.
@@ -46,12 +47,14 @@ const MAX_LOGGED_PATH: usize = 256;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(super) struct CallLabels {
+    grpc_type: &'static str,
     grpc_service: &'static str,
     grpc_method: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(super) struct HandledLabels {
+    grpc_type: &'static str,
     grpc_service: &'static str,
     grpc_method: &'static str,
     grpc_code: &'static str,
@@ -81,6 +84,10 @@ fn served() -> &'static HashMap<String, CallLabels> {
                     served.insert(
                         format!("/{service_name}/{method_name}"),
                         CallLabels {
+                            grpc_type: grpc_type(
+                                method.is_client_streaming(),
+                                method.is_server_streaming(),
+                            ),
                             grpc_service: service_name,
                             grpc_method: method_name,
                         },
@@ -92,8 +99,26 @@ fn served() -> &'static HashMap<String, CallLabels> {
     })
 }
 
+/// A method's `grpc_type` as go-grpc-prometheus writes it.
+fn grpc_type(client_streaming: bool, server_streaming: bool) -> &'static str {
+    match (client_streaming, server_streaming) {
+        (false, false) => "unary",
+        (true, false) => "client_stream",
+        (false, true) => "server_stream",
+        (true, true) => "bidi_stream",
+    }
+}
+
+/// The service and method of a call to `path`, as the metrics label it (`unknown` for a
+/// method not served): the call's span names it so too.
+pub(crate) fn method_of(path: &str) -> (&'static str, &'static str) {
+    let labels = labels_of(path);
+    (labels.grpc_service, labels.grpc_method)
+}
+
 fn labels_of(path: &str) -> CallLabels {
     served().get(path).cloned().unwrap_or(CallLabels {
+        grpc_type: UNKNOWN,
         grpc_service: UNKNOWN,
         grpc_method: UNKNOWN,
     })
@@ -120,6 +145,20 @@ fn code_name(code: i32) -> &'static str {
         tonic::Code::DataLoss => "DataLoss",
         tonic::Code::Unauthenticated => "Unauthenticated",
     }
+}
+
+/// Whether a server's span for a call answered `code` has an error status (OpenTelemetry's
+/// gRPC conventions): the codes that say the server failed, not the request.
+fn server_error(code: i32) -> bool {
+    matches!(
+        tonic::Code::from_i32(code),
+        tonic::Code::Unknown
+            | tonic::Code::DeadlineExceeded
+            | tonic::Code::Unimplemented
+            | tonic::Code::Internal
+            | tonic::Code::Unavailable
+            | tonic::Code::DataLoss
+    )
 }
 
 /// The request's `x-request-id` when it is fit to log and return, else a new one.
@@ -159,6 +198,9 @@ struct Call {
     deadline: Option<Duration>,
     tenant: CallTenant,
     started: Instant,
+    /// The call's span (the server's `trace_fn`): held until the call ends, so that it ends
+    /// then, with the call's status code.
+    span: tracing::Span,
     done: bool,
 }
 
@@ -186,6 +228,7 @@ impl Call {
             path: logged,
             tenant,
             started: Instant::now(),
+            span: tracing::Span::none(),
             done: false,
         }
     }
@@ -197,6 +240,7 @@ impl Call {
         let elapsed = self.started.elapsed();
         let grpc_code = code_name(code);
         let handled = HandledLabels {
+            grpc_type: self.labels.grpc_type,
             grpc_service: self.labels.grpc_service,
             grpc_method: self.labels.grpc_method,
             grpc_code,
@@ -207,6 +251,10 @@ impl Call {
             .get_or_create(&handled)
             .observe(elapsed.as_secs_f64());
         m.in_flight.get_or_create(&self.labels).dec();
+        self.span.record("rpc.grpc.status_code", code);
+        if server_error(code) {
+            self.span.record("otel.status_code", "ERROR");
+        }
         tracing::info!(
             target: "group_service::access",
             method = %self.path,
@@ -312,7 +360,8 @@ where
         let fut = self.inner.call(req);
         Box::pin(async move {
             // Polled inside the call's span (the server's `trace_fn`).
-            tracing::Span::current().record("request_id", call.request_id.as_str());
+            call.span = tracing::Span::current();
+            call.span.record("request_id", call.request_id.as_str());
             let res = fut.await;
             match res {
                 Ok(mut answer) => {

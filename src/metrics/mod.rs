@@ -1,10 +1,11 @@
 //! Prometheus metrics, with the Prometheus project's own client (`prometheus-client`), served
-//! in the OpenMetrics text format on `GET /metrics` of a separate, optional listener (axum;
-//! every other path answers 404 and adds nothing).
+//! on `GET /metrics` of a separate, optional listener (axum; every other path answers 404 and
+//! adds nothing), in OpenMetrics or the classic text format as the scraper asks
+//! (`exposition`).
 //!
 //! - Calls (`calls`): `grpc_server_started_total`, `grpc_server_handled_total` and the
-//!   `grpc_server_handling_seconds` histogram by `grpc_service`, `grpc_method` (and
-//!   `grpc_code`), the names and labels of go-grpc-prometheus; `grpc_server_in_flight`.
+//!   `grpc_server_handling_seconds` histogram by `grpc_type`, `grpc_service`, `grpc_method`
+//!   (and `grpc_code`), the names and labels of go-grpc-prometheus; `grpc_server_in_flight`.
 //!   Methods the server does not serve count under `unknown`, so a made-up path adds no series.
 //! - Database: `group_service_db_operation_seconds` by `operation` (the domain's operation
 //!   names, `domain::service`), and the pools' `group_service_db_pool_connections`,
@@ -13,13 +14,15 @@
 //! - The relay's `group_service_relay_lag_seconds` (`relay`), present only where a relay runs.
 
 mod calls;
+mod exposition;
 
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::http::header::CONTENT_TYPE;
+use axum::http::HeaderMap;
+use axum::http::header::{ACCEPT, CONTENT_TYPE};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
 use prometheus_client::metrics::MetricType;
@@ -33,8 +36,10 @@ use tokio::net::TcpListener;
 
 use crate::domain::Service;
 use crate::domain::service::Observer;
+pub(crate) use calls::method_of;
 use calls::{CallLabels, HandledLabels};
 pub use calls::{CallTenant, MetricsLayer};
+pub use exposition::Format;
 
 /// Latency buckets, in seconds, of calls and of database operations.
 const BUCKETS: [f64; 14] = [
@@ -70,35 +75,37 @@ impl Metrics {
     /// The families of a server over `service`, with the relay's lag when `relaying`.
     pub fn new(service: &Service, relaying: bool) -> Metrics {
         let mut registry = Registry::default();
+        // The registry ends each help text with a period; the collector's (`Pools`) are
+        // written whole.
         let started = Family::<CallLabels, Counter>::default();
         registry.register(
             "grpc_server_started",
-            "Calls started, by service and method.",
+            "Calls started, by type, service and method",
             started.clone(),
         );
         let handled = Family::<HandledLabels, Counter>::default();
         registry.register(
             "grpc_server_handled",
-            "Calls finished, by service, method and status code (a call the client \
-             cancelled or whose deadline passed counts as Canceled or DeadlineExceeded).",
+            "Calls finished, by type, service, method and status code (a call the client \
+             cancelled or whose deadline passed counts as Canceled or DeadlineExceeded)",
             handled.clone(),
         );
         let handling: Histograms<HandledLabels> = Family::new_with_constructor(histogram);
         registry.register(
             "grpc_server_handling_seconds",
-            "Time from a call's start to its answer's last frame.",
+            "Time from a call's start to its answer's last frame",
             handling.clone(),
         );
         let in_flight = Family::<CallLabels, Gauge>::default();
         registry.register(
             "grpc_server_in_flight",
-            "Calls started and not yet finished.",
+            "Calls started and not yet finished",
             in_flight.clone(),
         );
         let operations: Histograms<OperationLabels> = Family::new_with_constructor(histogram);
         registry.register(
             "group_service_db_operation_seconds",
-            "Time of each domain operation's transactions, retries included, by operation.",
+            "Time of each domain operation's transactions, retries included, by operation",
             operations.clone(),
         );
         registry.register_collector(Box::new(Pools(service.clone())));
@@ -106,7 +113,7 @@ impl Metrics {
         if relaying {
             registry.register(
                 "group_service_relay_lag_seconds",
-                "Age of the oldest unpublished event.",
+                "Age of the oldest unpublished event",
                 relay_lag.clone(),
             );
         }
@@ -126,15 +133,19 @@ impl Metrics {
         self.relay_lag.set(micros as f64 / 1e6);
     }
 
-    /// The OpenMetrics text exposition of every family.
-    pub fn render(&self) -> String {
+    /// The exposition of every family in `format`.
+    pub fn render(&self, format: Format) -> String {
         let mut out = String::new();
         // Writing to a String cannot fail, and every family encodes what it holds.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
-        out
+        match format {
+            Format::OpenMetrics => out,
+            Format::Classic => exposition::classic(&out),
+        }
     }
 
-    /// Serves `GET /metrics` until `shutdown` resolves; any other path is 404.
+    /// Serves `GET /metrics` until `shutdown` resolves, in the format the scraper's `Accept`
+    /// asks for (`exposition`); any other path is 404.
     pub async fn serve(
         self,
         listener: TcpListener,
@@ -142,15 +153,14 @@ impl Metrics {
     ) {
         let app = axum::Router::new().route(
             "/metrics",
-            axum::routing::get(move || {
+            axum::routing::get(move |headers: HeaderMap| {
                 let metrics = self.clone();
                 async move {
+                    let accept = headers.get(ACCEPT).and_then(|a| a.to_str().ok());
+                    let format = Format::negotiate(accept);
                     (
-                        [(
-                            CONTENT_TYPE,
-                            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                        )],
-                        metrics.render(),
+                        [(CONTENT_TYPE, format.content_type())],
+                        metrics.render(format),
                     )
                 }
             }),

@@ -349,6 +349,13 @@ impl Database for Store {
         self.changes.watch_available()
     }
 
+    fn system(&self) -> &'static str {
+        match &self.backend {
+            Backend::Postgres(_) => "postgresql",
+            Backend::Sqlite { .. } => "sqlite",
+        }
+    }
+
     fn pools(&self) -> Vec<PoolState> {
         fn state<M: bb8::ManageConnection>(
             name: &'static str,

@@ -1,6 +1,6 @@
-//! Observability: the Prometheus exposition, counts by method and code
-//! (cancelled calls included), the in-flight and pool gauges, the access log line, the request
-//! id, and gzip.
+//! Observability: the Prometheus exposition in both text formats, counts by type, method and
+//! code (cancelled calls included), the in-flight and pool gauges, the access log line, the
+//! request id, gzip, and the spans exported over OTLP.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -10,7 +10,17 @@ use std::time::Duration;
 use crate::harness::*;
 use group_service::auth::mint_hs256;
 use group_service::grpc::pb;
+use group_service::metrics::Format;
 use group_service::store::Backend;
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
+    TraceService, TraceServiceServer,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use opentelemetry_proto::tonic::common::v1::{KeyValue, any_value};
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, Span, span, status};
+use prost::Message;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tonic::Code;
 use tonic::codec::CompressionEncoding;
@@ -25,26 +35,32 @@ pub(crate) struct Sample {
     value: f64,
 }
 
-/// The samples of an OpenMetrics text exposition, checked line by line: every line is a
-/// HELP, TYPE or UNIT comment, a sample with well-formed and correctly escaped labels, or
-/// the final `# EOF`. Anything else fails the test.
-fn parse_exposition(text: &str) -> Vec<Sample> {
+/// The samples of a text exposition, checked line by line: every line is a HELP or TYPE
+/// comment (or UNIT, in OpenMetrics), a sample with well-formed and correctly escaped labels,
+/// or, in OpenMetrics and there only, the final `# EOF`. Anything else fails the test.
+fn parse_exposition(text: &str, format: Format) -> Vec<Sample> {
     fn is_name(s: &str) -> bool {
         !s.is_empty()
             && s.chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
             && !s.starts_with(|c: char| c.is_ascii_digit())
     }
-    let lines: Vec<&str> = text.split_terminator('\n').collect();
-    assert_eq!(lines.last(), Some(&"# EOF"), "exposition ends with # EOF");
+    let mut lines: Vec<&str> = text.split_terminator('\n').collect();
+    if format == Format::OpenMetrics {
+        assert_eq!(lines.pop(), Some("# EOF"), "OpenMetrics ends with # EOF");
+    }
     let mut samples = Vec::new();
-    for line in &lines[..lines.len() - 1] {
+    for line in &lines {
         if let Some(comment) = line.strip_prefix("# ") {
             let mut parts = comment.splitn(3, ' ');
             let kind = parts.next().unwrap();
             let name = parts.next().unwrap_or("");
+            let kinds: &[&str] = match format {
+                Format::OpenMetrics => &["HELP", "TYPE", "UNIT"],
+                Format::Classic => &["HELP", "TYPE"],
+            };
             assert!(
-                matches!(kind, "HELP" | "TYPE" | "UNIT") && is_name(name),
+                kinds.contains(&kind) && is_name(name),
                 "bad comment line: {line:?}"
             );
             continue;
@@ -143,9 +159,23 @@ fn series(samples: &[Sample]) -> BTreeSet<(String, Vec<(String, String)>)> {
 
 /// `GET path` on the metrics listener: the status code and the body.
 async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    let (status, _, body) = http_get_accepting(addr, path, None).await;
+    (status, body)
+}
+
+/// `GET path` with `accept` as the `Accept` header, when given: the status code, the
+/// `content-type` and the body.
+async fn http_get_accepting(
+    addr: SocketAddr,
+    path: &str,
+    accept: Option<&str>,
+) -> (u16, String, String) {
     let mut http = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let accept = accept
+        .map(|a| format!("accept: {a}\r\n"))
+        .unwrap_or_default();
     http.write_all(
-        format!("GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n").as_bytes(),
+        format!("GET {path} HTTP/1.1\r\nhost: x\r\n{accept}connection: close\r\n\r\n").as_bytes(),
     )
     .await
     .unwrap();
@@ -156,17 +186,32 @@ async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| panic!("no HTTP status in {answer:?}"));
-    let body = answer
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+    let content_type = head
+        .lines()
+        .find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.eq_ignore_ascii_case("content-type")
+                .then(|| value.trim().to_owned())
+        })
         .unwrap_or_default();
-    (status, body)
+    (status, content_type, body.to_owned())
 }
 
+/// What Prometheus 2 sends: OpenMetrics preferred, the classic format next.
+const PROMETHEUS_ACCEPT: &str = "application/openmetrics-text;version=1.0.0;q=0.5,\
+     application/openmetrics-text;version=0.0.1;q=0.4,text/plain;version=0.0.4;q=0.3,*/*;q=0.2";
+
+/// The exposition as Prometheus scrapes it (OpenMetrics), parsed.
 pub(crate) async fn scrape(addr: SocketAddr) -> Vec<Sample> {
-    let (status, body) = http_get(addr, "/metrics").await;
+    let (status, content_type, body) =
+        http_get_accepting(addr, "/metrics", Some(PROMETHEUS_ACCEPT)).await;
     assert_eq!(status, 200, "{body}");
-    parse_exposition(&body)
+    assert_eq!(
+        content_type,
+        "application/openmetrics-text; version=1.0.0; charset=utf-8"
+    );
+    parse_exposition(&body, Format::OpenMetrics)
 }
 
 /// A server with a metrics listener, and the listener's address.
@@ -316,6 +361,186 @@ async fn obs_made_up_paths_add_no_series() {
     srv.stop().await;
 }
 
+/// `/metrics` answers in the format the scraper asks for: OpenMetrics when the `Accept`
+/// header names it (Prometheus' header), the classic text format otherwise (no header,
+/// `text/plain`, `*/*`): no `# EOF`, counters named `<name>_total` in HELP and TYPE, and the
+/// same samples.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_negotiate_classic_and_openmetrics() {
+    let Some((srv, metrics)) = observed_server().await else {
+        return;
+    };
+    assert_eq!(
+        call_path(&srv, "/no.Such/Method").await,
+        Code::Unimplemented
+    );
+    let openmetrics = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+    let classic = "text/plain; version=0.0.4; charset=utf-8";
+    let cases = [
+        (Some(PROMETHEUS_ACCEPT), openmetrics),
+        (
+            Some("application/openmetrics-text; version=1.0.0"),
+            openmetrics,
+        ),
+        (None, classic),
+        (Some("*/*"), classic),
+        (Some("text/plain;version=0.0.4"), classic),
+        (Some("application/json"), classic),
+    ];
+    for (accept, want) in cases {
+        let (status, content_type, body) = http_get_accepting(metrics, "/metrics", accept).await;
+        assert_eq!(status, 200, "{accept:?}: {body}");
+        assert_eq!(content_type, want, "{accept:?}");
+        if want == openmetrics {
+            assert!(body.ends_with("# EOF\n"), "{accept:?}: {body}");
+            assert!(
+                body.contains("\n# TYPE grpc_server_handled counter\n"),
+                "{body}"
+            );
+            parse_exposition(&body, Format::OpenMetrics);
+        } else {
+            assert!(!body.contains("# EOF"), "{accept:?}: {body}");
+            assert!(!body.contains("# UNIT"), "{accept:?}: {body}");
+            assert!(
+                body.contains("\n# TYPE grpc_server_handled_total counter\n"),
+                "{body}"
+            );
+            assert!(
+                body.contains("\n# HELP grpc_server_handled_total "),
+                "{body}"
+            );
+            parse_exposition(&body, Format::Classic);
+        }
+    }
+    // Both formats carry the same samples.
+    let (_, _, om) = http_get_accepting(metrics, "/metrics", Some(PROMETHEUS_ACCEPT)).await;
+    let (_, _, text) = http_get_accepting(metrics, "/metrics", None).await;
+    let om = parse_exposition(&om, Format::OpenMetrics);
+    let text = parse_exposition(&text, Format::Classic);
+    assert_eq!(series(&om), series(&text));
+    let unknown = [("grpc_method", "unknown"), ("grpc_code", "Unimplemented")];
+    assert_eq!(
+        value(&text, "grpc_server_handled_total", &unknown),
+        Some(1.0)
+    );
+    srv.stop().await;
+}
+
+/// Every HELP text, in both formats, is a sentence ending in exactly one period.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_help_texts_end_in_one_period() {
+    let Some((srv, metrics)) = observed_server().await else {
+        return;
+    };
+    // Families appear with their first sample: a call that runs a domain operation.
+    let err = srv
+        .groups(1, 7, false)
+        .get_group(get_req("tenants/1/groups/1"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+    for accept in [Some(PROMETHEUS_ACCEPT), None] {
+        let (_, _, body) = http_get_accepting(metrics, "/metrics", accept).await;
+        let helps: Vec<&str> = body.lines().filter(|l| l.starts_with("# HELP ")).collect();
+        assert!(helps.len() >= 8, "{body}");
+        for help in helps {
+            assert!(
+                help.ends_with('.') && !help.ends_with(".."),
+                "{accept:?}: {help}"
+            );
+        }
+    }
+    srv.stop().await;
+}
+
+/// The call metrics carry go-grpc-prometheus' `grpc_type`: `unary`, `server_stream`,
+/// `bidi_stream` as the method is declared, `unknown` for a method not served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_server_metrics_carry_grpc_type() {
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::{ServerReflectionRequest, server_reflection_request};
+    let Some((srv, metrics)) = observed_server().await else {
+        return;
+    };
+    let err = srv
+        .groups(1, 7, false)
+        .get_group(get_req("tenants/1/groups/1"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+    assert_eq!(
+        call_path(&srv, "/no.Such/Method").await,
+        Code::Unimplemented
+    );
+    let mut health = HealthClient::new(srv.channel.clone());
+    let watch = health
+        .watch(HealthCheckRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    let mut reflection = ServerReflectionClient::new(srv.channel.clone());
+    let list = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(server_reflection_request::MessageRequest::ListServices(
+            String::new(),
+        )),
+    };
+    let mut answers = reflection
+        .server_reflection_info(tokio_stream::iter([list]))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(answers.message().await.unwrap().is_some());
+    assert!(answers.message().await.unwrap().is_none());
+    drop(watch);
+
+    let samples = eventually(metrics, |s| {
+        value(s, "grpc_server_in_flight", &[("grpc_method", "Watch")]) == Some(0.0)
+    })
+    .await;
+    let expected = [
+        ("unary", "groups.v1.GroupService", "GetGroup"),
+        ("server_stream", "grpc.health.v1.Health", "Watch"),
+        (
+            "bidi_stream",
+            "grpc.reflection.v1.ServerReflection",
+            "ServerReflectionInfo",
+        ),
+        ("unknown", "unknown", "unknown"),
+    ];
+    for (grpc_type, service, method) in expected {
+        let labels = [
+            ("grpc_type", grpc_type),
+            ("grpc_service", service),
+            ("grpc_method", method),
+        ];
+        for name in ["grpc_server_started_total", "grpc_server_in_flight"] {
+            assert!(
+                value(&samples, name, &labels).is_some(),
+                "{name} {labels:?}"
+            );
+        }
+        for name in [
+            "grpc_server_handled_total",
+            "grpc_server_handling_seconds_count",
+        ] {
+            assert_eq!(
+                value(&samples, name, &labels),
+                Some(1.0),
+                "{name} {labels:?}"
+            );
+        }
+    }
+    // Every call series has the label.
+    for sample in samples
+        .iter()
+        .filter(|s| s.name.starts_with("grpc_server_"))
+    {
+        assert!(sample.labels.contains_key("grpc_type"), "{sample:?}");
+    }
+    srv.stop().await;
+}
+
 /// A call whose client gives up (deadline) or goes away (cancel) is still counted, as
 /// DeadlineExceeded or Canceled, and leaves the in-flight gauge.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -414,6 +639,11 @@ struct Spawned {
 
 impl Spawned {
     async fn start() -> Spawned {
+        Spawned::start_with(|_| {}).await
+    }
+
+    /// `start`, with the command changed by `configure` first.
+    async fn start_with(configure: impl FnOnce(&mut std::process::Command)) -> Spawned {
         use std::io::BufRead;
         let mut server = ServerProcess::start(|command| {
             command
@@ -423,6 +653,7 @@ impl Spawned {
                     std::str::from_utf8(SECRET).unwrap(),
                 )
                 .env("RUST_LOG", "info");
+            configure(command);
         });
         let stderr = std::io::BufReader::new(server.child.stderr.take().unwrap());
         let lines = Arc::new(Mutex::new(Vec::new()));
@@ -637,4 +868,232 @@ async fn obs_streams_are_in_flight_until_they_end() {
         Some(2.0)
     );
     srv.stop().await;
+}
+
+/// The spans an OTLP collector received, whichever protocol brought them.
+#[derive(Clone, Default)]
+struct Collected(Arc<Mutex<Vec<ResourceSpans>>>);
+
+impl Collected {
+    fn take(&self, request: ExportTraceServiceRequest) {
+        self.0.lock().unwrap().extend(request.resource_spans);
+    }
+
+    /// Every span received, with its resource's `service.name`.
+    fn spans(&self) -> Vec<(String, Span)> {
+        let mut out = Vec::new();
+        for rs in self.0.lock().unwrap().iter() {
+            let service = rs
+                .resource
+                .as_ref()
+                .and_then(|r| string_attr(&r.attributes, "service.name"))
+                .unwrap_or_default();
+            for ss in &rs.scope_spans {
+                out.extend(ss.spans.iter().map(|s| (service.clone(), s.clone())));
+            }
+        }
+        out
+    }
+}
+
+#[tonic::async_trait]
+impl TraceService for Collected {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        self.take(request.into_inner());
+        Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
+    }
+}
+
+/// An OTLP collector on 127.0.0.1 for `protocol` (`http/protobuf`: `POST /v1/traces`;
+/// `grpc`: the trace service): its endpoint and what it receives.
+async fn collector(protocol: &str) -> (String, Collected) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    let collected = Collected::default();
+    if protocol == "grpc" {
+        let service = TraceServiceServer::new(collected.clone());
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(service)
+                .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+        );
+    } else {
+        let sink = collected.clone();
+        let app = axum::Router::new().route(
+            "/v1/traces",
+            axum::routing::post(move |body: axum::body::Bytes| {
+                let sink = sink.clone();
+                async move {
+                    sink.take(ExportTraceServiceRequest::decode(body).unwrap());
+                    (
+                        [("content-type", "application/x-protobuf")],
+                        ExportTraceServiceResponse::default().encode_to_vec(),
+                    )
+                }
+            }),
+        );
+        tokio::spawn(async move { axum::serve(listener, app).await });
+    }
+    (endpoint, collected)
+}
+
+fn attr<'a>(attributes: &'a [KeyValue], key: &str) -> Option<&'a any_value::Value> {
+    attributes
+        .iter()
+        .find(|kv| kv.key == key)
+        .and_then(|kv| kv.value.as_ref()?.value.as_ref())
+}
+
+fn string_attr(attributes: &[KeyValue], key: &str) -> Option<String> {
+    match attr(attributes, key)? {
+        any_value::Value::StringValue(s) => Some(s.clone()),
+        _ => None,
+    }
+}
+
+fn int_attr(attributes: &[KeyValue], key: &str) -> Option<i64> {
+    match attr(attributes, key)? {
+        any_value::Value::IntValue(i) => Some(*i),
+        _ => None,
+    }
+}
+
+/// The server binary exporting to a collector over `protocol`, over the backend's database;
+/// a GetGroup carrying a W3C `traceparent`; SIGTERM. The spans are exported when the server
+/// stops (the batch delay is a minute), so their arrival proves the flush on shutdown too.
+async fn spans_follow_the_callers_traceparent(protocol: &str) {
+    let Some(srv) = TestServer::start().await else {
+        return;
+    };
+    let (endpoint, collected) = collector(protocol).await;
+    let mut server = Spawned::start_with(|c| {
+        for var in [
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+            "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+            "OTEL_RESOURCE_ATTRIBUTES",
+            "OTEL_TRACES_SAMPLER",
+            "OTEL_SDK_DISABLED",
+        ] {
+            c.env_remove(var);
+        }
+        c.env("DATABASE_URL", &srv.url)
+            .env("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint)
+            .env("OTEL_EXPORTER_OTLP_PROTOCOL", protocol)
+            .env("OTEL_SERVICE_NAME", "groups-under-test")
+            .env("OTEL_BSP_SCHEDULE_DELAY", "60000")
+            .env("GROUP_SERVICE_SHUTDOWN_DELAY_MS", "0");
+    })
+    .await;
+    let addr = server.server.addr;
+    let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let trace_id = format!("{:032x}", rand::random::<u128>() | 1);
+    let parent_id = format!("{:016x}", rand::random::<u64>() | 1);
+    let token = mint_hs256(SECRET, 1, "7", false, false, 600).unwrap();
+    let mut request = tonic::Request::new(get_req("tenants/1/groups/1"));
+    let metadata = request.metadata_mut();
+    metadata.insert("authorization", format!("Bearer {token}").parse().unwrap());
+    let traceparent = format!("00-{trace_id}-{parent_id}-01");
+    metadata.insert("traceparent", traceparent.parse().unwrap());
+    let err = pb::group_service_client::GroupServiceClient::new(channel)
+        .get_group(request)
+        .await
+        .unwrap_err();
+    // The caller is not in the directory.
+    assert_eq!(err.code(), Code::PermissionDenied);
+
+    let pid = server.server.child.id().to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let mut exited = None;
+    for _ in 0..500 {
+        exited = server.server.child.try_wait().unwrap();
+        if exited.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(exited.is_some_and(|s| s.success()), "{exited:?}");
+
+    let spans = collected.spans();
+    let of_trace: Vec<&(String, Span)> = spans
+        .iter()
+        .filter(|(_, s)| hex(&s.trace_id) == trace_id)
+        .collect();
+    let (service, call) = of_trace
+        .iter()
+        .find(|(_, s)| s.kind == span::SpanKind::Server as i32)
+        .unwrap_or_else(|| panic!("no server span of trace {trace_id} in {spans:#?}"));
+    assert_eq!(service, "groups-under-test");
+    assert_eq!(call.name, "groups.v1.GroupService/GetGroup");
+    assert_eq!(hex(&call.parent_span_id), parent_id);
+    let a = &call.attributes;
+    assert_eq!(string_attr(a, "rpc.system").as_deref(), Some("grpc"));
+    assert_eq!(
+        string_attr(a, "rpc.service").as_deref(),
+        Some("groups.v1.GroupService")
+    );
+    assert_eq!(string_attr(a, "rpc.method").as_deref(), Some("GetGroup"));
+    assert_eq!(
+        int_attr(a, "rpc.grpc.status_code"),
+        Some(Code::PermissionDenied as i64)
+    );
+    assert_eq!(
+        string_attr(a, "server.address").as_deref(),
+        Some("127.0.0.1")
+    );
+    assert_eq!(int_attr(a, "server.port"), Some(i64::from(addr.port())));
+    // A client's refusal is no server error.
+    assert_ne!(
+        call.status.as_ref().map(|s| s.code),
+        Some(status::StatusCode::Error as i32)
+    );
+
+    let db_system = match srv.store.backend {
+        Backend::Postgres(_) => "postgresql",
+        Backend::Sqlite { .. } => "sqlite",
+    };
+    let operation = of_trace
+        .iter()
+        .map(|(_, s)| s)
+        .find(|s| s.parent_span_id == call.span_id)
+        .unwrap_or_else(|| panic!("no child of the call's span in {of_trace:#?}"));
+    assert_eq!(operation.name, "get_group");
+    assert_eq!(operation.kind, span::SpanKind::Client as i32);
+    let a = &operation.attributes;
+    assert_eq!(string_attr(a, "db.system").as_deref(), Some(db_system));
+    assert_eq!(
+        string_attr(a, "db.operation.name").as_deref(),
+        Some("get_group")
+    );
+    assert!(operation.start_time_unix_nano >= call.start_time_unix_nano);
+    assert!(operation.end_time_unix_nano <= call.end_time_unix_nano);
+    srv.stop().await;
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Over OTLP/HTTP (the default protocol): the call's server span continues the caller's
+/// trace (same trace id, the caller's span as parent) with the `rpc.*` attributes, and the
+/// domain operation is its child with `db.system`; spans buffered at SIGTERM are exported.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn otlp_spans_follow_the_callers_traceparent() {
+    spans_follow_the_callers_traceparent("http/protobuf").await;
+}
+
+/// The same over OTLP/gRPC (`OTEL_EXPORTER_OTLP_PROTOCOL=grpc`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn otlp_grpc_spans_follow_the_callers_traceparent() {
+    spans_follow_the_callers_traceparent("grpc").await;
 }
