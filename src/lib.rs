@@ -12,3 +12,4 @@ pub mod metrics;
 pub mod relay;
 pub mod server;
 pub mod store;
+pub mod tls;

@@ -81,6 +81,9 @@ pub struct Options {
     pub timers_every: Duration,
     /// Origins whose browser pages may call over gRPC-Web (`grpc::web`); none by default.
     pub cors_allowed_origins: Vec<String>,
+    /// TLS on the port (`crate::tls::server_config`): every connection, gRPC, gRPC-Web and
+    /// health, is a TLS session. None: plaintext.
+    pub tls: Option<std::sync::Arc<rustls::ServerConfig>>,
 }
 
 /// Events are kept a week unless configured otherwise.
@@ -88,6 +91,10 @@ pub const DEFAULT_EVENT_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600)
 /// Cancelled calls are client resets too: hyper's default of 20 closed connections (and
 /// failed their other calls) under a burst of deadlines.
 pub const DEFAULT_HTTP2_MAX_PENDING_RESET_STREAMS: usize = 1024;
+/// How long a client may take over its TLS handshake, and how many handshakes run at once
+/// (more connections wait to be accepted meanwhile).
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+const TLS_HANDSHAKES: usize = 1024;
 /// How often retention runs.
 const PRUNE_EVERY: Duration = Duration::from_secs(60);
 /// How often the timers run unless configured otherwise.
@@ -114,6 +121,7 @@ impl Default for Options {
             http2_max_pending_reset_streams: DEFAULT_HTTP2_MAX_PENDING_RESET_STREAMS,
             timers_every: DEFAULT_TIMERS_EVERY,
             cors_allowed_origins: Vec::new(),
+            tls: None,
         }
     }
 }
@@ -241,7 +249,7 @@ pub async fn run_with(
         tokio::time::sleep(drain.delay).await;
         let _ = stop_tx.send(true);
     };
-    Server::builder()
+    let router = Server::builder()
         .trace_fn(|req| {
             tracing::info_span!(
                 "rpc",
@@ -267,9 +275,45 @@ pub async fn run_with(
         .add_service(groups)
         .add_service(membership)
         .add_service(directory)
-        .add_service(events)
-        .serve_with_incoming_shutdown(incoming, on_shutdown)
-        .await?;
+        .add_service(events);
+    match options.tls {
+        None => {
+            router
+                .serve_with_incoming_shutdown(incoming, on_shutdown)
+                .await?
+        }
+        Some(tls) => {
+            // Handshakes run side by side: a slow client holds up only its own connection.
+            let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+            let handshakes = incoming.map(move |conn| {
+                let acceptor = acceptor.clone();
+                async move {
+                    let io = match conn {
+                        Ok(io) => io,
+                        Err(e) => return Some(Err(e)),
+                    };
+                    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(io)).await {
+                        Ok(Ok(tls)) => Some(Ok(tls)),
+                        Ok(Err(e)) => {
+                            tracing::debug!(error = %e, "TLS handshake failed");
+                            None
+                        }
+                        Err(_) => {
+                            tracing::debug!("TLS handshake timed out");
+                            None
+                        }
+                    }
+                }
+            });
+            let sessions = futures_util::StreamExt::filter_map(
+                futures_util::StreamExt::buffer_unordered(handshakes, TLS_HANDSHAKES),
+                std::future::ready,
+            );
+            router
+                .serve_with_incoming_shutdown(sessions, on_shutdown)
+                .await?
+        }
+    }
     health_task.abort();
     Ok(())
 }

@@ -22,4 +22,5 @@ mod observability;
 mod ops;
 mod round_trips;
 mod settings;
+mod tls;
 mod web;
