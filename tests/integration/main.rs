@@ -24,4 +24,5 @@ mod ops;
 mod round_trips;
 mod settings;
 mod startup;
+mod tls;
 mod web;
