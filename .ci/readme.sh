@@ -4,11 +4,9 @@
 # grpcurl walkthrough of "Try it with grpcurl", which must succeed call by call; then checks a
 # few of its answers. Needs grpcurl on PATH.
 #
-#   bash .ci/readme.sh              # the commands as written (`cargo run --release`)
-#   README_DEBUG=1 bash .ci/readme.sh
+#   bash .ci/readme.sh
 #
-# README_DEBUG=1 drops `--release` from both commands, to reuse the debug build the tests
-# made (CI: a release build would add minutes and change no answer). Only three things differ
+# Only three things differ
 # from the README, each to keep concurrent runs and the clone apart: the server's address (a
 # free port instead of 127.0.0.1:50051), its data dir (GROUP_SERVICE_DATA_DIR, a temporary
 # directory instead of ./data; `gs token` reads the same one), and the walkthrough's scratch
@@ -52,10 +50,6 @@ walkthrough=$(cat "$scratch/walkthrough.sh")
 grep -q '127.0.0.1:50051' <<<"$walkthrough" || { echo "readme: the walkthrough's address moved" >&2; exit 1; }
 walkthrough=${walkthrough//127.0.0.1:50051/127.0.0.1:$port}
 walkthrough=${walkthrough//\/tmp\//$scratch/}
-if [ "${README_DEBUG:-0}" = 1 ]; then
-  run=${run//cargo run --release/cargo run}
-  walkthrough=${walkthrough//cargo run --release/cargo run}
-fi
 printf 'set -euo pipefail\n%s\n' "$walkthrough" >"$scratch/walkthrough.sh"
 
 export GROUP_SERVICE_DATA_DIR="$scratch/data"
