@@ -46,12 +46,11 @@ async fn command(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Health(args) => {
-            let tls = health::client_tls(&args)?;
             let addr = args
                 .addr
                 .unwrap_or_else(|| health::dial_address(&cli.config.listen));
             let timeout = Duration::from_millis(args.timeout_ms);
-            health::check(&addr, &args.service, timeout, tls).await?;
+            health::check(&addr, &args.service, timeout).await?;
             println!("{addr}: SERVING");
             Ok(())
         }
@@ -90,7 +89,6 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         }
         (None, None) => rand::random::<[u8; 32]>().to_vec(),
     };
-    let tls = config.tls()?;
     let store = Store::connect(&config.database_url(), config.max_connections).await?;
     store.migrate().await?;
     let listener = bind(&config.listen, "--listen, GROUP_SERVICE_LISTEN").await?;
@@ -131,7 +129,6 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         }),
         http2_max_pending_reset_streams: config.http2_max_pending_reset_streams,
         cors_allowed_origins: config.cors_allowed_origins.clone(),
-        tls,
     };
     server::run_with(
         listener,

@@ -81,9 +81,6 @@ pub struct Options {
     pub timers_every: Duration,
     /// Origins whose browser pages may call over gRPC-Web (`grpc::web`); none by default.
     pub cors_allowed_origins: Vec<String>,
-    /// TLS on the port (`crate::tls::server_config`): every connection, gRPC, gRPC-Web and
-    /// health, is a TLS session. None: plaintext.
-    pub tls: Option<std::sync::Arc<rustls::ServerConfig>>,
 }
 
 /// Events are kept a week unless configured otherwise.
@@ -99,10 +96,6 @@ pub const DEFAULT_HTTP2_MAX_PENDING_RESET_STREAMS: usize = 1024;
 /// further beyond closes the connection (GOAWAY `ENHANCE_YOUR_CALM`, its abuse guard).
 /// hyper's default (16 KiB) answered 431 from 16 KiB and closed the connection from 64 KiB.
 pub const MAX_HEADER_LIST_BYTES: u32 = (1 << 20) + (16 << 10);
-/// How long a client may take over its TLS handshake, and how many handshakes run at once
-/// (more connections wait to be accepted meanwhile).
-const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-const TLS_HANDSHAKES: usize = 1024;
 /// How often retention runs.
 const PRUNE_EVERY: Duration = Duration::from_secs(60);
 /// How often the timers run unless configured otherwise.
@@ -129,7 +122,6 @@ impl Default for Options {
             http2_max_pending_reset_streams: DEFAULT_HTTP2_MAX_PENDING_RESET_STREAMS,
             timers_every: DEFAULT_TIMERS_EVERY,
             cors_allowed_origins: Vec::new(),
-            tls: None,
         }
     }
 }
@@ -259,7 +251,7 @@ pub async fn run_with(
         tokio::time::sleep(drain.delay).await;
         let _ = stop_tx.send(true);
     };
-    let router = Server::builder()
+    Server::builder()
         .trace_fn(move |req| {
             // OpenTelemetry's names for a gRPC server span (exported when configured:
             // `telemetry`); the status code is recorded when the call ends (`metrics`).
@@ -300,45 +292,9 @@ pub async fn run_with(
         .add_service(groups)
         .add_service(membership)
         .add_service(directory)
-        .add_service(events);
-    match options.tls {
-        None => {
-            router
-                .serve_with_incoming_shutdown(incoming, on_shutdown)
-                .await?
-        }
-        Some(tls) => {
-            // Handshakes run side by side: a slow client holds up only its own connection.
-            let acceptor = tokio_rustls::TlsAcceptor::from(tls);
-            let handshakes = incoming.map(move |conn| {
-                let acceptor = acceptor.clone();
-                async move {
-                    let io = match conn {
-                        Ok(io) => io,
-                        Err(e) => return Some(Err(e)),
-                    };
-                    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(io)).await {
-                        Ok(Ok(tls)) => Some(Ok(tls)),
-                        Ok(Err(e)) => {
-                            tracing::debug!(error = %e, "TLS handshake failed");
-                            None
-                        }
-                        Err(_) => {
-                            tracing::debug!("TLS handshake timed out");
-                            None
-                        }
-                    }
-                }
-            });
-            let sessions = futures_util::StreamExt::filter_map(
-                futures_util::StreamExt::buffer_unordered(handshakes, TLS_HANDSHAKES),
-                std::future::ready,
-            );
-            router
-                .serve_with_incoming_shutdown(sessions, on_shutdown)
-                .await?
-        }
-    }
+        .add_service(events)
+        .serve_with_incoming_shutdown(incoming, on_shutdown)
+        .await?;
     health_task.abort();
     Ok(())
 }

@@ -44,7 +44,11 @@ const RECONNECT: Duration = Duration::from_millis(200);
 /// How long connecting may take.
 pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
-use super::tls::{PgLink, PgTarget};
+/// A connection with its driver, as `tokio_postgres::connect` returns it.
+pub(crate) type PgLink = (
+    tokio_postgres::Client,
+    tokio_postgres::Connection<tokio_postgres::Socket, tokio_postgres::tls::NoTlsStream>,
+);
 
 #[derive(Debug)]
 pub(crate) struct Changes {
@@ -159,9 +163,9 @@ impl Changes {
             .send_if_modified(|up| std::mem::replace(up, known) != known);
     }
 
-    /// Follows other processes' writes on PostgreSQL at `target` for as long as `self` lives,
+    /// Follows other processes' writes on PostgreSQL at `url` for as long as `self` lives,
     /// starting with the connection `first`.
-    pub fn listen(self: &Arc<Changes>, target: Arc<PgTarget>, first: PgLink) {
+    pub fn listen(self: &Arc<Changes>, url: String, first: PgLink) {
         let weak = Arc::downgrade(self);
         tokio::spawn(async move {
             let mut link = Some(first);
@@ -172,7 +176,7 @@ impl Changes {
                 };
                 let result = match link.take() {
                     Some(link) => changes.follow(link, &mut down_since).await,
-                    None => match connect(&target, PROBE_TIMEOUT).await {
+                    None => match connect(&url, PROBE_TIMEOUT).await {
                         Ok(link) => changes.follow(link, &mut down_since).await,
                         Err(e) => Err(e),
                     },
@@ -249,9 +253,9 @@ impl Changes {
     }
 }
 
-/// Connects to PostgreSQL at `target`, waiting at most `timeout`.
-pub(crate) async fn connect(target: &PgTarget, timeout: Duration) -> anyhow::Result<PgLink> {
-    match tokio::time::timeout(timeout, target.connect()).await {
+/// Connects to PostgreSQL at `url`, waiting at most `timeout`.
+pub(crate) async fn connect(url: &str, timeout: Duration) -> anyhow::Result<PgLink> {
+    match tokio::time::timeout(timeout, tokio_postgres::connect(url, tokio_postgres::NoTls)).await {
         Ok(link) => Ok(link?),
         Err(_) => anyhow::bail!("no answer within {timeout:?}"),
     }

@@ -5,7 +5,6 @@ mod changes;
 mod rekey;
 mod rows;
 mod schema;
-mod tls;
 mod tx;
 
 use async_trait::async_trait;
@@ -105,34 +104,18 @@ impl Store {
     pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<Store> {
         let timeout = changes::CONNECT_TIMEOUT;
         if is_postgres_url(url) {
-            let target = Arc::new(
-                tls::PgTarget::parse(url)
-                    .map_err(|e| anyhow::anyhow!("DATABASE_URL {}: {e:#}", redact(url)))?,
-            );
             // One connection first, to say at once which database does not answer and why
             // (the pool would only time out); it becomes the listening connection.
-            let first = changes::connect(&target, timeout).await.map_err(|e| {
+            let first = changes::connect(url, timeout).await.map_err(|e| {
                 anyhow::anyhow!("cannot connect to PostgreSQL at {}: {e:#}", redact(url))
             })?;
             let statements: [Arc<AtomicU64>; 2] = Default::default();
             let counter = statements[0].clone();
             let mut config = ManagerConfig::default();
-            let pooled = target.clone();
-            // Every connection through `target`, with its TLS (the URL the manager is given is
-            // the same one).
-            config.custom_setup = Box::new(move |_url| {
+            config.custom_setup = Box::new(move |url| {
                 let counter = counter.clone();
-                let target = pooled.clone();
                 async move {
-                    let (client, connection) = target.connect().await.map_err(|e| {
-                        diesel::ConnectionError::BadConnection(format!(
-                            "{:#}",
-                            anyhow::Error::from(e)
-                        ))
-                    })?;
-                    let mut conn =
-                        AsyncPgConnection::try_from_client_and_connection(client, connection)
-                            .await?;
+                    let mut conn = AsyncPgConnection::establish(url).await?;
                     conn.set_instrumentation(Counted(counter));
                     Ok(conn)
                 }
@@ -150,7 +133,7 @@ impl Store {
                 .build(manager)
                 .await?;
             let changes = Changes::new(false);
-            changes.listen(target, first);
+            changes.listen(url.to_owned(), first);
             Ok(Store {
                 backend: Backend::Postgres(pool),
                 changes,

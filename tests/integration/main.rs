@@ -24,5 +24,4 @@ mod ops;
 mod round_trips;
 mod settings;
 mod startup;
-mod tls;
 mod web;
