@@ -43,6 +43,18 @@ pub struct HealthArgs {
     /// How long to wait for the answer, connecting included, in milliseconds.
     #[arg(long, default_value_t = 2000)]
     pub timeout_ms: u64,
+    /// Dial with TLS, trusting the CA certificates of this PEM file.
+    #[arg(long, env = "GROUP_SERVICE_HEALTH_CA")]
+    pub ca: Option<PathBuf>,
+    /// The name the server's certificate must carry; default: the host of the address.
+    #[arg(long, env = "GROUP_SERVICE_HEALTH_SERVER_NAME", requires = "ca")]
+    pub server_name: Option<String>,
+    /// PEM client certificate for a server that requires one (mutual TLS), with `--key`.
+    #[arg(long, env = "GROUP_SERVICE_HEALTH_CERT", requires_all = ["ca", "key"])]
+    pub cert: Option<PathBuf>,
+    /// PEM private key of `--cert`.
+    #[arg(long, env = "GROUP_SERVICE_HEALTH_KEY", requires = "cert")]
+    pub key: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -213,6 +225,15 @@ pub struct Config {
         global = true
     )]
     pub max_response_bytes: usize,
+    /// The longest a call may run, in milliseconds, whatever its `grpc-timeout`: past it the
+    /// call answers DEADLINE_EXCEEDED and what it did is rolled back; 0 turns the cap off.
+    #[arg(
+        long,
+        env = "GROUP_SERVICE_MAX_CALL_MS",
+        default_value_t = crate::server::DEFAULT_MAX_CALL.as_millis() as u64,
+        global = true
+    )]
+    pub max_call_ms: u64,
     /// Address for Prometheus metrics (`GET /metrics`); none by default.
     #[arg(long, env = "GROUP_SERVICE_METRICS_LISTEN", global = true)]
     pub metrics_listen: Option<String>,
@@ -232,6 +253,15 @@ pub struct Config {
         global = true
     )]
     pub drain_deadline_secs: u64,
+    /// On SIGTERM: once no call is left, milliseconds connections may take to close on their
+    /// own before they are closed (a client that never reads would hold them to the deadline).
+    #[arg(
+        long,
+        env = "GROUP_SERVICE_DRAIN_IDLE_CLOSE_MS",
+        default_value_t = crate::guard::drain::DEFAULT_IDLE_CLOSE.as_millis() as u64,
+        global = true
+    )]
+    pub drain_idle_close_ms: u64,
     /// Calls served at once (health and reflection aside); 0 turns the limit off.
     #[arg(
         long,
@@ -289,6 +319,32 @@ pub struct Config {
         global = true
     )]
     pub cors_allowed_origins: Vec<String>,
+    /// PEM certificate chain of the gRPC port: with `--tls-key`, the port speaks only TLS
+    /// (gRPC, gRPC-Web and health alike).
+    #[arg(
+        long,
+        env = "GROUP_SERVICE_TLS_CERT",
+        requires = "tls_key",
+        global = true
+    )]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `--tls-cert`.
+    #[arg(
+        long,
+        env = "GROUP_SERVICE_TLS_KEY",
+        requires = "tls_cert",
+        global = true
+    )]
+    pub tls_key: Option<PathBuf>,
+    /// PEM CA certificates: with it, every client must present a certificate they issued
+    /// (mutual TLS); needs `--tls-cert`.
+    #[arg(
+        long,
+        env = "GROUP_SERVICE_TLS_CLIENT_CA",
+        requires = "tls_cert",
+        global = true
+    )]
+    pub tls_client_ca: Option<PathBuf>,
     /// Log format.
     #[arg(
         long,
@@ -359,6 +415,18 @@ impl Config {
                     .to_string_lossy()
                     .into_owned()
             })
+    }
+
+    /// The gRPC port's TLS, when `--tls-cert` and `--tls-key` are set; the files are read now.
+    pub fn tls(&self) -> anyhow::Result<Option<std::sync::Arc<rustls::ServerConfig>>> {
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Ok(Some(crate::tls::server_config(
+                cert,
+                key,
+                self.tls_client_ca.as_deref(),
+            )?)),
+            _ => Ok(None),
+        }
     }
 
     /// The HS256 secret: configured, or generated once under the data dir.

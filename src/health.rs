@@ -6,7 +6,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
-use tonic::transport::Endpoint;
+use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
@@ -26,15 +26,40 @@ pub fn dial_address(listen: &str) -> String {
     }
 }
 
-/// Asks the server at `addr` for the health of `service` (`""`: the server as a whole) and
-/// answers `Ok` only for SERVING; every other outcome is an error that says why in one line.
-pub async fn check(addr: &str, service: &str, timeout: Duration) -> anyhow::Result<()> {
+/// The TLS the health command's flags ask for: with `--ca`, TLS trusting it (and with `--cert`
+/// and `--key`, that client certificate); without, plaintext.
+pub fn client_tls(args: &crate::config::HealthArgs) -> anyhow::Result<Option<ClientTlsConfig>> {
+    let read = |path: &std::path::Path| {
+        std::fs::read(path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))
+    };
+    let Some(ca) = &args.ca else {
+        return Ok(None);
+    };
+    let mut tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(read(ca)?));
+    if let Some(name) = &args.server_name {
+        tls = tls.domain_name(name);
+    }
+    if let (Some(cert), Some(key)) = (&args.cert, &args.key) {
+        tls = tls.identity(Identity::from_pem(read(cert)?, read(key)?));
+    }
+    Ok(Some(tls))
+}
+
+/// Asks the server at `addr` (over `tls` when given) for the health of `service` (`""`: the
+/// server as a whole) and answers `Ok` only for SERVING; every other outcome is an error that
+/// says why in one line.
+pub async fn check(
+    addr: &str,
+    service: &str,
+    timeout: Duration,
+    tls: Option<ClientTlsConfig>,
+) -> anyhow::Result<()> {
     let what = if service.is_empty() {
         addr.to_owned()
     } else {
         format!("{addr} ({service})")
     };
-    let status = tokio::time::timeout(timeout, ask(addr, service, timeout))
+    let status = tokio::time::timeout(timeout, ask(addr, service, timeout, tls))
         .await
         .map_err(|_| anyhow::anyhow!("{what}: no answer within {timeout:?}"))?
         .map_err(|e| anyhow::anyhow!("{what}: {e}"))?;
@@ -44,9 +69,21 @@ pub async fn check(addr: &str, service: &str, timeout: Duration) -> anyhow::Resu
     }
 }
 
-async fn ask(addr: &str, service: &str, timeout: Duration) -> Result<ServingStatus, String> {
-    let channel = Endpoint::from_shared(format!("http://{addr}"))
-        .map_err(|e| format!("not an address: {e}"))?
+async fn ask(
+    addr: &str,
+    service: &str,
+    timeout: Duration,
+    tls: Option<ClientTlsConfig>,
+) -> Result<ServingStatus, String> {
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let mut endpoint = Endpoint::from_shared(format!("{scheme}://{addr}"))
+        .map_err(|e| format!("not an address: {e}"))?;
+    if let Some(tls) = tls {
+        endpoint = endpoint
+            .tls_config(tls)
+            .map_err(|e| format!("TLS: {}", causes(&e)))?;
+    }
+    let channel = endpoint
         .connect_timeout(timeout)
         .timeout(timeout)
         .connect()

@@ -46,11 +46,12 @@ async fn command(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Health(args) => {
+            let tls = health::client_tls(&args)?;
             let addr = args
                 .addr
                 .unwrap_or_else(|| health::dial_address(&cli.config.listen));
             let timeout = Duration::from_millis(args.timeout_ms);
-            health::check(&addr, &args.service, timeout).await?;
+            health::check(&addr, &args.service, timeout, tls).await?;
             println!("{addr}: SERVING");
             Ok(())
         }
@@ -89,6 +90,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         }
         (None, None) => rand::random::<[u8; 32]>().to_vec(),
     };
+    let tls = config.tls()?;
     let store = Store::connect(&config.database_url(), config.max_connections).await?;
     store.migrate().await?;
     let listener = bind(&config.listen, "--listen, GROUP_SERVICE_LISTEN").await?;
@@ -114,9 +116,11 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         timers_every: Duration::from_secs(config.timers_interval_secs.max(1)),
         max_request_bytes: config.max_request_bytes,
         max_response_bytes: config.max_response_bytes,
+        max_call: (config.max_call_ms > 0).then(|| Duration::from_millis(config.max_call_ms)),
         drain: Drain {
             delay: Duration::from_millis(config.shutdown_delay_ms),
             deadline: Duration::from_secs(config.drain_deadline_secs),
+            idle_close: Duration::from_millis(config.drain_idle_close_ms),
         },
         concurrency: Concurrency {
             max_concurrent: config.max_concurrent_calls,
@@ -129,6 +133,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         }),
         http2_max_pending_reset_streams: config.http2_max_pending_reset_streams,
         cors_allowed_origins: config.cors_allowed_origins.clone(),
+        tls,
     };
     server::run_with(
         listener,

@@ -13,6 +13,7 @@ use tonic_health::ServingStatus;
 
 use crate::auth::Verifier;
 use crate::domain::Service;
+use crate::grpc::consistency::ConsistencyLayer;
 use crate::grpc::pb::directory_service_server::DirectoryServiceServer;
 use crate::grpc::pb::event_service_server::EventServiceServer;
 use crate::grpc::pb::group_service_server::GroupServiceServer;
@@ -21,7 +22,7 @@ use crate::grpc::web;
 use crate::grpc::wire::WireLayer;
 use crate::grpc::{DirectoryApi, EventApi, GroupApi, MembershipApi, pb};
 use crate::guard::deadline::DeadlineLayer;
-use crate::guard::drain::{Closing, CutLayer, Drain};
+use crate::guard::drain::{Closing, CutLayer, Drain, InFlight};
 use crate::guard::overload::{Concurrency, OverloadLayer};
 use crate::guard::rate::{self, Rate, TenantLimiter};
 use crate::metrics::{Metrics, MetricsLayer};
@@ -68,6 +69,9 @@ pub struct Options {
     pub max_request_bytes: usize,
     /// Largest answer of a read, in bytes uncompressed (`grpc::limits`).
     pub max_response_bytes: usize,
+    /// The longest a call may run, whatever its `grpc-timeout` (`guard::deadline`); `None`:
+    /// as long as the caller allows.
+    pub max_call: Option<Duration>,
     /// Shutdown: NOT_SERVING for `delay`, every connection closed by `deadline`.
     pub drain: Drain,
     /// The global concurrency limit and its queue (off by default here; on in `main`).
@@ -81,6 +85,9 @@ pub struct Options {
     pub timers_every: Duration,
     /// Origins whose browser pages may call over gRPC-Web (`grpc::web`); none by default.
     pub cors_allowed_origins: Vec<String>,
+    /// TLS on the port (`crate::tls::server_config`): every connection, gRPC, gRPC-Web and
+    /// health, is a TLS session. None: plaintext.
+    pub tls: Option<std::sync::Arc<rustls::ServerConfig>>,
 }
 
 /// Events are kept a week unless configured otherwise.
@@ -96,6 +103,12 @@ pub const DEFAULT_HTTP2_MAX_PENDING_RESET_STREAMS: usize = 1024;
 /// further beyond closes the connection (GOAWAY `ENHANCE_YOUR_CALM`, its abuse guard).
 /// hyper's default (16 KiB) answered 431 from 16 KiB and closed the connection from 64 KiB.
 pub const MAX_HEADER_LIST_BYTES: u32 = (1 << 20) + (16 << 10);
+/// How long a client may take over its TLS handshake, and how many handshakes run at once
+/// (more connections wait to be accepted meanwhile).
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+const TLS_HANDSHAKES: usize = 1024;
+/// The longest a call runs unless configured otherwise (`--max-call-ms`).
+pub const DEFAULT_MAX_CALL: Duration = Duration::from_secs(30);
 /// How often retention runs.
 const PRUNE_EVERY: Duration = Duration::from_secs(60);
 /// How often the timers run unless configured otherwise.
@@ -109,9 +122,11 @@ impl Default for Options {
             event_retention: DEFAULT_EVENT_RETENTION,
             max_request_bytes: crate::grpc::limits::DEFAULT_MAX_REQUEST_BYTES,
             max_response_bytes: crate::grpc::limits::DEFAULT_MAX_RESPONSE_BYTES,
+            max_call: Some(DEFAULT_MAX_CALL),
             drain: Drain {
                 delay: Duration::ZERO,
                 deadline: Duration::from_secs(10),
+                idle_close: crate::guard::drain::DEFAULT_IDLE_CLOSE,
             },
             concurrency: Concurrency {
                 max_concurrent: 0,
@@ -122,6 +137,7 @@ impl Default for Options {
             http2_max_pending_reset_streams: DEFAULT_HTTP2_MAX_PENDING_RESET_STREAMS,
             timers_every: DEFAULT_TIMERS_EVERY,
             cors_allowed_origins: Vec::new(),
+            tls: None,
         }
     }
 }
@@ -221,7 +237,11 @@ pub async fn run_with(
 
     let addr = listener.local_addr()?;
     let (close_tx, close_rx) = tokio::sync::watch::channel(false);
+    let close_tx = std::sync::Arc::new(close_tx);
     let cut_rx = close_rx.clone();
+    let in_flight = InFlight::default();
+    let draining = in_flight.clone();
+    let stopping = stop_rx.clone();
     // Without TCP_NODELAY an answer that spans segments waits out the client's delayed ACK
     // (about 40 ms on Linux).
     let incoming = TcpIncoming::from(listener)
@@ -243,15 +263,25 @@ pub async fn run_with(
                 .set_service_status(name, ServingStatus::NotServing)
                 .await;
         }
+        let at_deadline = close_tx.clone();
         tokio::spawn(async move {
             tokio::time::sleep(drain.deadline).await;
             tracing::info!("drain deadline: closing every connection left");
-            let _ = close_tx.send(true);
+            at_deadline.send_replace(true);
         });
         tokio::time::sleep(drain.delay).await;
         let _ = stop_tx.send(true);
+        // Streams end now (`CutLayer`); once the calls left have answered, connections get
+        // `idle_close` to close on their own, then are closed.
+        tokio::spawn(async move {
+            draining.idle().await;
+            tokio::time::sleep(drain.idle_close).await;
+            if !close_tx.send_replace(true) {
+                tracing::info!("drain: no call left; closing the connections still open");
+            }
+        });
     };
-    Server::builder()
+    let router = Server::builder()
         .trace_fn(move |req| {
             // OpenTelemetry's names for a gRPC server span (exported when configured:
             // `telemetry`); the status code is recorded when the call ends (`metrics`).
@@ -283,18 +313,57 @@ pub async fn run_with(
         .layer(web::layer(cors))
         .layer(MetricsLayer(metrics))
         .layer(WireLayer::new(options.max_response_bytes))
-        .layer(DeadlineLayer)
-        .layer(CutLayer::new(cut_rx))
+        .layer(DeadlineLayer {
+            max: options.max_call,
+        })
+        .layer(CutLayer::new(stopping, cut_rx, in_flight))
         .layer(OverloadLayer::new(options.concurrency))
+        .layer(ConsistencyLayer)
         .add_service(gzip!(health))
         .add_service(gzip!(reflection_v1))
         .add_service(gzip!(reflection_v1alpha))
         .add_service(groups)
         .add_service(membership)
         .add_service(directory)
-        .add_service(events)
-        .serve_with_incoming_shutdown(incoming, on_shutdown)
-        .await?;
+        .add_service(events);
+    match options.tls {
+        None => {
+            router
+                .serve_with_incoming_shutdown(incoming, on_shutdown)
+                .await?
+        }
+        Some(tls) => {
+            // Handshakes run side by side: a slow client holds up only its own connection.
+            let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+            let handshakes = incoming.map(move |conn| {
+                let acceptor = acceptor.clone();
+                async move {
+                    let io = match conn {
+                        Ok(io) => io,
+                        Err(e) => return Some(Err(e)),
+                    };
+                    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(io)).await {
+                        Ok(Ok(tls)) => Some(Ok(tls)),
+                        Ok(Err(e)) => {
+                            tracing::debug!(error = %e, "TLS handshake failed");
+                            None
+                        }
+                        Err(_) => {
+                            tracing::debug!("TLS handshake timed out");
+                            None
+                        }
+                    }
+                }
+            });
+            let sessions = futures_util::StreamExt::filter_map(
+                futures_util::StreamExt::buffer_unordered(handshakes, TLS_HANDSHAKES),
+                std::future::ready,
+            );
+            router
+                .serve_with_incoming_shutdown(sessions, on_shutdown)
+                .await?
+        }
+    }
     health_task.abort();
     Ok(())
 }

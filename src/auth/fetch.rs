@@ -91,12 +91,10 @@ fn tls_config() -> anyhow::Result<Arc<rustls::ClientConfig>> {
         "no trusted root certificates found on this system"
     );
     let config = Arc::new(
-        rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()?
-        .with_root_certificates(roots)
-        .with_no_client_auth(),
+        rustls::ClientConfig::builder_with_provider(crate::tls::provider())
+            .with_safe_default_protocol_versions()?
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
     );
     Ok(CONFIG.get_or_init(|| config).clone())
 }

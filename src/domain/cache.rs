@@ -1,16 +1,20 @@
 //! An in-process cache of whole read answers (GetGroup, CheckMembership and
 //! BatchCheckMembership), bounded by memory.
 //!
-//! Coherence rests on one number, the database's *generation* (`Database::generation`): the
-//! store bumps it after every committed write of this process, before the write's answer
-//! leaves, and whenever another replica's write is announced (PostgreSQL `NOTIFY`, sent by the
-//! writing process after the commit: `store::changes`). An answer is stored with the
-//! generation read *before* the read that produced it, and served only while the generation is
-//! still that number. So an answer is never older than the last write this replica
-//! acknowledged, and never older than the last write another replica committed once its
-//! notification has arrived. While the store cannot promise that (its listening connection is
-//! down), it reports no generation and the cache is bypassed. No answer is served more than
-//! `MAX_AGE` after it was read, which bounds a write whose notification never came.
+//! Coherence rests on per-tenant *revisions* (`Database::revision`): the store knows which
+//! tenants' rows each committed write changed (`Touched`, filled by the store's write
+//! statements) and bumps those tenants' revisions after the commit, before the write's answer
+//! leaves; another replica's writes bump them when announced (PostgreSQL `NOTIFY` with the
+//! tenants in its payload, sent by the writing process after the commit: `store::changes`;
+//! a notification that cannot say bumps every tenant). An answer is stored with the revision
+//! of the tenants it reads (`Key::tenants`), read *before* the read that produced it, and
+//! served only while that revision is still the same number. So an answer is never older than
+//! the last write this replica acknowledged, never older than the last write another replica
+//! committed once its notification has arrived, and a write in one tenant leaves every answer
+//! that reads no row of that tenant in place. While the store cannot promise that (its
+//! listening connection is down), it reports no revision and the cache is bypassed. No answer
+//! is served more than `MAX_AGE` after it was read, which bounds a write whose notification
+//! never came.
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -43,6 +47,24 @@ pub(crate) enum Key {
     /// The user's membership of groups, as the caller may learn it: one entry for all the
     /// groups asked about, so that a batch of checks is one lookup.
     Memberships { caller: Caller, user: UserKey },
+}
+
+impl Key {
+    /// The tenants whose rows the answer reads, whose revisions it is kept under (module
+    /// doc). A member of a group is of the group's tenant, or, in an external group, a user
+    /// of another tenant, whose own rows are that user's tenant's; teams and nested groups
+    /// never cross tenants (R24).
+    pub(crate) fn tenants(&self) -> [TenantId; 2] {
+        match self {
+            // The caller's directory row.
+            Key::Actor(caller) => [caller.tenant, caller.tenant],
+            // The group's row and members, and the caller's own rows (whether an admin).
+            Key::Group { caller, tenant, .. } => [caller.tenant, *tenant],
+            // The caller's and the user's rows; the groups' rows only where they are of one of
+            // those tenants (`Service::cached_memberships` caches no other).
+            Key::Memberships { caller, user } => [caller.tenant, user.tenant],
+        }
+    }
 }
 
 #[derive(Clone, Debug)]

@@ -8,11 +8,11 @@
 use super::access::manage_membership;
 use super::caller::{Actor, Caller};
 use super::error::{Error, Reason, Result};
-use super::events::{ChangeDetail, EventKind, ExpiryChange, OWN_ACCOUNT, emit};
+use super::events::{ChangeDetail, EventKind, ExpiryChange, emit};
 use super::members::{MemberBatch, member_change, with_keyed_groups};
 use super::model::*;
 use super::repo::Tx;
-use super::service::{Mode, Service, finish};
+use super::service::{Mode, Service};
 
 /// The cause recorded on the MembersRemoved event of members that expired.
 pub const EXPIRED: &str = "membership_expired";
@@ -86,21 +86,31 @@ impl Service {
     /// One sweep: deletes the expired members of up to `SWEEP_BATCH` groups, one transaction
     /// per group. Returns how many members went.
     pub async fn sweep_expired_members(&self) -> Result<usize> {
-        let mut t = self.db().begin(Mode::Read).await?;
-        let now = t.now();
-        let res = t.groups_with_expired_members(now, SWEEP_BATCH).await;
-        let due = finish(self.db(), t, Mode::Read, "", res).await?;
+        let due = self
+            .background("find_expired_members", Mode::Read, (), |tx, ()| {
+                Box::pin(async move {
+                    let now = tx.now();
+                    tx.groups_with_expired_members(now, SWEEP_BATCH).await
+                })
+            })
+            .await?;
         let mut swept = 0;
-        for (tenant, id) in due {
-            let mut t = self.db().begin(Mode::Write).await?;
-            let res = async {
-                match t.lock_group(tenant, id).await? {
-                    Some(group) => drop_expired(&mut *t, &group).await,
-                    None => Ok(0),
-                }
-            }
-            .await;
-            swept += finish(self.db(), t, Mode::Write, OWN_ACCOUNT, res).await?;
+        for group in due {
+            swept += self
+                .background(
+                    "sweep_expired_members",
+                    Mode::Write,
+                    group,
+                    |tx, &(tenant, id)| {
+                        Box::pin(async move {
+                            match tx.lock_group(tenant, id).await? {
+                                Some(group) => drop_expired(tx, &group).await,
+                                None => Ok(0),
+                            }
+                        })
+                    },
+                )
+                .await?;
         }
         Ok(swept)
     }

@@ -14,7 +14,7 @@ use super::error::{Error, Reason, Result, Violations};
 use super::model::*;
 use super::page::PageRequest;
 use super::repo::{AuditFilter, Page};
-use super::service::{Mode, Service, Transaction, finish};
+use super::service::{Mode, Service};
 
 /// An idle follower hears the current cursor at least this often.
 pub const CHECKPOINT_EVERY: Duration = Duration::from_secs(5);
@@ -147,30 +147,33 @@ impl Service {
     /// up to `limit` unpublished events in (tenant, sequence) order. `None`: another server
     /// holds the lease.
     pub async fn relay_claim(&self, holder: &str, limit: i64) -> Result<Option<Vec<Event>>> {
-        let mut t = self.db().begin(Mode::Write).await?;
-        let now = now_micros();
-        let expires = now + RELAY_LEASE.as_micros() as i64;
-        let res = async {
-            if !t.take_lease("relay", holder, now, expires).await? {
-                return Ok(None);
-            }
-            Ok(Some(t.unpublished_events(limit).await?))
-        }
-        .await;
-        bookkeeping(t, res).await
+        self.background("relay_claim", Mode::Write, holder, |t, &holder| {
+            Box::pin(async move {
+                let now = now_micros();
+                let expires = now + RELAY_LEASE.as_micros() as i64;
+                if !t.take_lease("relay", holder, now, expires).await? {
+                    return Ok(None);
+                }
+                Ok(Some(t.unpublished_events(limit).await?))
+            })
+        })
+        .await
     }
 
     pub async fn relay_published(&self, events: &[(TenantId, EventId)]) -> Result<()> {
-        let mut t = self.db().begin(Mode::Write).await?;
-        let res = t.mark_published(events).await;
-        bookkeeping(t, res).await
+        self.background("relay_published", Mode::Write, events, |t, events| {
+            Box::pin(t.mark_published(events))
+        })
+        .await
     }
 
     /// Microseconds since the oldest unpublished event was created (0 when none is).
     pub async fn relay_lag(&self) -> Result<i64> {
-        let mut t = self.db().begin(Mode::Read).await?;
-        let res = t.oldest_unpublished().await;
-        let oldest = finish(self.db(), t, Mode::Read, "", res).await?;
+        let oldest = self
+            .background("relay_lag", Mode::Read, (), |t, ()| {
+                Box::pin(t.oldest_unpublished())
+            })
+            .await?;
         Ok(oldest.map_or(0, |o| (now_micros() - o).max(0)))
     }
 
@@ -182,41 +185,27 @@ impl Service {
         // What may go is found by reading; only tenants with something to remove take the
         // writer. What the read finds stays removable: events only ever get published, and
         // new ones come after it.
-        let mut t = self.db().begin(Mode::Read).await?;
-        let res = async {
-            let mut due = Vec::new();
-            for tenant in t.event_tenants().await? {
-                let upto = t
-                    .prunable_through(tenant, before, published_only, PRUNE_BATCH)
-                    .await?;
-                due.extend(upto.map(|seq| (tenant, seq)));
-            }
-            Ok(due)
-        }
-        .await;
-        let due = finish(self.db(), t, Mode::Read, "", res).await?;
+        let due = self
+            .background("find_prunable_events", Mode::Read, (), |t, ()| {
+                Box::pin(async move {
+                    let mut due = Vec::new();
+                    for tenant in t.event_tenants().await? {
+                        let upto = t
+                            .prunable_through(tenant, before, published_only, PRUNE_BATCH)
+                            .await?;
+                        due.extend(upto.map(|seq| (tenant, seq)));
+                    }
+                    Ok(due)
+                })
+            })
+            .await?;
         for &(tenant, seq) in &due {
-            let mut t = self.db().begin(Mode::Write).await?;
-            let res = t.prune_through(tenant, seq).await;
-            bookkeeping(t, res).await?;
+            self.background("prune_events", Mode::Write, (), |t, ()| {
+                Box::pin(t.prune_through(tenant, seq))
+            })
+            .await?;
         }
         Ok(due.len())
-    }
-}
-
-/// Ends a transaction of the feed's own bookkeeping (the relay's lease and marks, retention):
-/// committed without announcing a change, since no answer a reader could have cached depends
-/// on it (announcing would empty every server's read cache at every relay round).
-async fn bookkeeping<R>(t: Box<dyn Transaction>, res: Result<R>) -> Result<R> {
-    match res {
-        Ok(value) => {
-            t.commit().await?;
-            Ok(value)
-        }
-        Err(e) => {
-            let _ = t.rollback().await;
-            Err(e)
-        }
     }
 }
 

@@ -9,11 +9,11 @@
 use std::time::Duration;
 
 use super::error::Result;
-use super::events::{EventKind, FeatureDataPurged, OWN_ACCOUNT, PurgedFeature, emit};
+use super::events::{EventKind, FeatureDataPurged, PurgedFeature, emit};
 use super::features::Feature;
 use super::model::*;
 use super::repo::Tx;
-use super::service::{Mode, Service, finish};
+use super::service::{Mode, Service};
 
 /// The product's grace period.
 pub const DEFAULT_MESSAGE_GRACE: Duration = Duration::from_secs(30 * 24 * 3600);
@@ -83,32 +83,42 @@ impl Service {
     /// Runs the purges that are due, up to `PURGE_BATCH` groups, one transaction each.
     /// Returns how many groups were purged.
     pub async fn purge_due_messages(&self) -> Result<usize> {
-        let mut t = self.db().begin(Mode::Read).await?;
-        let now = t.now();
-        let res = t.groups_due_for_purge(now, PURGE_BATCH).await;
-        let due = finish(self.db(), t, Mode::Read, "", res).await?;
+        let due = self
+            .background("find_due_message_purges", Mode::Read, (), |tx, ()| {
+                Box::pin(async move {
+                    let now = tx.now();
+                    tx.groups_due_for_purge(now, PURGE_BATCH).await
+                })
+            })
+            .await?;
         let mut purged = 0;
-        for (tenant, id) in due {
-            let mut t = self.db().begin(Mode::Write).await?;
-            let res = async {
-                let now = t.now();
-                let Some(mut group) = t.lock_group(tenant, id).await? else {
-                    return Ok(0);
-                };
-                // Read again under the lock: message may have come back on meanwhile.
-                match group.message_purge_time {
-                    Some(due) if due <= now && !group.features.message => {}
-                    _ => return Ok(0),
-                }
-                purge(&mut *t, &mut group, now).await?;
-                group.message_purge_time = None;
-                group.version += 1;
-                group.update_time = now;
-                t.update_group(&group).await?;
-                Ok(1)
-            }
-            .await;
-            purged += finish(self.db(), t, Mode::Write, OWN_ACCOUNT, res).await?;
+        for group in due {
+            purged += self
+                .background(
+                    "purge_message_data",
+                    Mode::Write,
+                    group,
+                    |t, &(tenant, id)| {
+                        Box::pin(async move {
+                            let now = t.now();
+                            let Some(mut group) = t.lock_group(tenant, id).await? else {
+                                return Ok(0);
+                            };
+                            // Read again under the lock: message may have come back on meanwhile.
+                            match group.message_purge_time {
+                                Some(due) if due <= now && !group.features.message => {}
+                                _ => return Ok(0),
+                            }
+                            purge(t, &mut group, now).await?;
+                            group.message_purge_time = None;
+                            group.version += 1;
+                            group.update_time = now;
+                            t.update_group(&group).await?;
+                            Ok(1)
+                        })
+                    },
+                )
+                .await?;
         }
         Ok(purged)
     }

@@ -22,6 +22,7 @@ pub mod access;
 pub mod cache;
 pub mod caller;
 pub mod clock;
+pub mod consistency;
 pub mod departures;
 pub mod directory;
 pub mod discovery;
@@ -47,4 +48,4 @@ pub mod service;
 pub mod settings;
 pub mod text;
 
-pub use service::{Database, Mode, Service, Transaction, TxFuture};
+pub use service::{Database, Mode, Service, Touched, Transaction, TxFuture};

@@ -36,6 +36,40 @@ pub enum Mode {
     Write,
 }
 
+/// What a committed write changed, as far as cached answers care (`cache`): the store adds
+/// to it as the transaction writes.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Touched {
+    /// The tenants whose rows the write changed.
+    pub tenants: Vec<super::model::TenantId>,
+    /// It set, moved or removed a member's expiry (the cache's horizon).
+    pub expiry: bool,
+    /// It may have changed rows of any tenant (a deletion whose reach is not tracked).
+    pub all: bool,
+    /// It wrote events (the change feed's followers are woken).
+    pub events: bool,
+}
+
+impl Touched {
+    pub fn tenant(&mut self, tenant: super::model::TenantId) {
+        if !self.tenants.contains(&tenant) {
+            self.tenants.push(tenant);
+        }
+    }
+    pub fn expiry(&mut self) {
+        self.expiry = true;
+    }
+    pub fn everything(&mut self) {
+        self.all = true;
+        self.expiry = true;
+    }
+    /// Whether nothing a reader or a follower sees changed (the feed's own bookkeeping, an
+    /// idempotency record): nobody is told.
+    pub fn is_nothing(&self) -> bool {
+        self.tenants.is_empty() && !self.expiry && !self.all && !self.events
+    }
+}
+
 /// An open transaction: the queries of [`Tx`], then commit or roll back. Dropping it without
 /// either rolls it back (the connection is discarded).
 #[async_trait]
@@ -44,7 +78,8 @@ pub trait Transaction: Tx {
     /// numbers and `actor` (the change feed: `feed`). Other processes are told that the data
     /// changed once it has committed (`Database::changed`).
     async fn announce(&mut self, actor: &str) -> Result<()>;
-    async fn commit(self: Box<Self>) -> Result<()>;
+    /// Commits; answers what the transaction changed (nothing for a read).
+    async fn commit(self: Box<Self>) -> Result<Touched>;
     async fn rollback(self: Box<Self>) -> Result<()>;
 }
 
@@ -52,15 +87,26 @@ pub trait Transaction: Tx {
 #[async_trait]
 pub trait Database: Send + Sync + 'static {
     async fn begin(&self, mode: Mode) -> Result<Box<dyn Transaction>>;
-    /// A number that grows after every committed write, or `None` while writes of other
-    /// processes could go unnoticed (see `cache`).
-    fn generation(&self) -> Option<u64>;
+    /// A number that grows after every committed write that changed rows of any of
+    /// `tenants` (here, or in another process once it is announced), or `None` while writes
+    /// of other processes could go unnoticed (see `cache`). Never the same number again once
+    /// it has grown.
+    fn revision(&self, tenants: &[super::model::TenantId]) -> Option<u64>;
+    /// A number that grows after every committed write that may have set a member's expiry
+    /// earlier than any before (the cache's horizon: `Service::cache_generation`).
+    fn expiry_revision(&self) -> u64;
     /// The clock transactions take their instant from (`Tx::now`).
     fn clock(&self) -> &super::clock::Clock;
-    /// A write transaction of this process committed: bumps the generation before the
-    /// write's answer leaves, and tells other processes (the read cache's coherence: `cache`;
-    /// the feed's followers).
-    fn changed(&self);
+    /// A write transaction of this process committed, changing `touched`: bumps those
+    /// tenants' revisions before the write's answer leaves, and tells other processes (the
+    /// read cache's coherence: `cache`; the feed's followers, woken by every write).
+    fn changed(&self, touched: &Touched);
+    /// This process's position (`consistency`): a token at least as new as every write it
+    /// has acknowledged.
+    fn token(&self) -> super::consistency::Token;
+    /// Whether this process's answers are at least as fresh as the write at `token`, waiting
+    /// at most `wait` to hear of it.
+    async fn caught_up(&self, token: &super::consistency::Token, wait: Duration) -> bool;
     /// Changes whenever a write may have committed, here or in another process (while the
     /// signal from other processes is down, at least when it comes back).
     fn subscribe(&self) -> tokio::sync::watch::Receiver<u64>;
@@ -104,7 +150,8 @@ pub struct Service {
     pub(crate) message_grace: Duration,
 }
 
-/// Until when cached membership answers hold (`Service::cache_generation`).
+/// Until when cached membership answers hold (`Service::cache_generation`); `generation` is
+/// the expiry revision it was read at.
 #[derive(Debug, Default)]
 struct Horizon {
     generation: Option<u64>,
@@ -159,9 +206,12 @@ impl Service {
         let Some(cache) = &self.cache else {
             return fill.await;
         };
-        // The generation is read before the database is: see `cache`.
+        // Whether the call's consistency lets the cache answer is settled first (it may wait
+        // for a notification, which bumps revisions); then the generation, read before the
+        // database is: see `cache`.
+        let fresh = super::consistency::fresh_enough(&*self.db).await;
         let generation = self.cache_generation(&key).await;
-        if let Some(hit) = cache.get(&key, generation).and_then(&to) {
+        if fresh && let Some(hit) = cache.get(&key, generation).and_then(&to) {
             return Ok(hit);
         }
         let answer = fill.await?;
@@ -169,36 +219,42 @@ impl Service {
         Ok(answer)
     }
 
-    /// The number cached answers for `key` are kept under and served at. The caller's
-    /// directory rows follow the database's generation. Answers that membership decides
-    /// (groups, checks) also end at the next member expiry: `horizon` holds the generation it
-    /// was read at, that expiry, and the number it hands out, which changes whenever either
-    /// is passed. The next expiry is read once per generation, before the answers it covers.
+    /// The number cached answers for `key` are kept under and served at: the revision of
+    /// the tenants the answer reads (`Key::tenants`). The caller's directory row follows its
+    /// tenant alone. Answers that membership decides (groups, checks) also end at the next
+    /// member expiry: `horizon` holds the expiry revision it was read at, that expiry, and
+    /// the number it hands out, which changes whenever either is passed; the key's number is
+    /// the sum of the two (both only grow, so the sum changes whenever either does). The next
+    /// expiry is read once per expiry revision, before the answers it covers.
     async fn cache_generation(&self, key: &Key) -> Option<u64> {
-        let generation = self.db.generation()?;
+        let revision = self.db.revision(&key.tenants())?;
         if matches!(key, Key::Actor(_)) {
-            return Some(generation);
+            return Some(revision);
         }
+        let expiry = self.db.expiry_revision();
         let now = self.db.clock().now_micros();
         {
             let h = self.horizon.lock().ok()?;
-            if h.generation == Some(generation) && now < h.until {
-                return Some(h.epoch);
+            if h.generation == Some(expiry) && now < h.until {
+                return Some(revision + h.epoch);
             }
         }
-        let mut t = self.db.begin(Mode::Read).await.ok()?;
-        let res = t.next_expiry(now).await;
-        let until = finish(&*self.db, t, Mode::Read, "", res).await.ok()?;
+        let until = self
+            .background("next_expiry", Mode::Read, now, |tx, &now| {
+                Box::pin(tx.next_expiry(now))
+            })
+            .await
+            .ok()?;
         let mut h = self.horizon.lock().ok()?;
-        // Another read of this generation got there first: its number stands, so that the
+        // Another read of this revision got there first: its number stands, so that the
         // answers cached under it meanwhile stay.
-        if h.generation == Some(generation) && now < h.until {
-            return Some(h.epoch);
+        if h.generation == Some(expiry) && now < h.until {
+            return Some(revision + h.epoch);
         }
         h.epoch += 1;
-        h.generation = Some(generation);
+        h.generation = Some(expiry);
         h.until = until.unwrap_or(i64::MAX);
-        Some(h.epoch)
+        Some(revision + h.epoch)
     }
 
     /// For each of `groups`, whether `user` is a member as `caller` may learn it: from the
@@ -219,10 +275,25 @@ impl Service {
             caller: caller.clone(),
             user,
         };
+        // The entry follows the caller's and the user's tenants: answers about a group of a
+        // third tenant (an external group) are read every time.
+        let cacheable = |g: &GroupPath| g.tenant == caller.tenant || g.tenant == user.tenant;
         let (generation, mut out) = match &self.cache {
             Some(cache) => {
+                // As in `cached`: the consistency first, then the generation.
+                let fresh = super::consistency::fresh_enough(&*self.db).await;
                 let generation = self.cache_generation(&key).await;
-                (generation, cache.memberships(&key, groups, generation))
+                let mut out = if fresh {
+                    cache.memberships(&key, groups, generation)
+                } else {
+                    vec![None; groups.len()]
+                };
+                for (answer, group) in out.iter_mut().zip(groups) {
+                    if !cacheable(group) {
+                        *answer = None;
+                    }
+                }
+                (generation, out)
             }
             None => (None, vec![None; groups.len()]),
         };
@@ -235,6 +306,7 @@ impl Service {
             let read = missing
                 .iter()
                 .zip(&filled)
+                .filter(|&(&i, _)| cacheable(&groups[i]))
                 .filter_map(|(&i, a)| a.map(|m| (groups[i].clone(), m)));
             cache.put_memberships(key, generation, read);
         }
@@ -242,11 +314,6 @@ impl Service {
             out[i] = answer;
         }
         Ok(out)
-    }
-
-    /// The database, for the work that runs outside a caller's operation (`feed`).
-    pub(crate) fn db(&self) -> &dyn Database {
-        &*self.db
     }
 
     /// Changes whenever a write may have committed (`Database::subscribe`).
@@ -305,6 +372,24 @@ impl Service {
         .await
     }
 
+    /// Runs `op`, work of the service's own (timers, retention, the relay, the cache's
+    /// horizon), in a transaction of `mode`, with `args` lent to it: through the same seam as
+    /// a caller's operation (retries, timing, the database's loss, revisions), with no actor.
+    pub(crate) async fn background<A: Send + Sync, R: Send>(
+        &self,
+        name: &'static str,
+        mode: Mode,
+        args: A,
+        op: impl for<'t> Fn(&'t mut dyn Tx, &'t A) -> TxFuture<'t, R> + Send + Sync,
+    ) -> Result<R> {
+        self.run(name, mode, || async {
+            let mut t = self.db.begin(mode).await?;
+            let res = op(&mut *t, &args).await;
+            finish(&*self.db, t, mode, super::events::OWN_ACCOUNT, res).await
+        })
+        .await
+    }
+
     /// Runs `attempt` (one transaction, start to end) again when it loses a serialization
     /// race, or when a read's connection broke under it, and times the whole.
     async fn run<R, F, Fut>(&self, name: &'static str, mode: Mode, attempt_once: F) -> Result<R>
@@ -327,29 +412,46 @@ impl Service {
             )
         };
         let mut attempt = 1;
-        let res = async { loop {
-            let res = attempt_once().await;
-            match res {
-                Err(Error::Retry(cause)) if attempt < MAX_ATTEMPTS => {
-                    tracing::debug!(op = name, attempt, %cause, "transaction retried");
-                    attempt += 1;
-                    tokio::time::sleep(Duration::from_millis(5 * u64::from(attempt))).await;
-                }
-                Err(Error::Disconnected(cause)) if mode == Mode::Read && attempt < MAX_ATTEMPTS => {
-                    tracing::debug!(op = name, attempt, %cause, "read retried on a new connection");
-                    attempt += 1;
-                }
-                Err(Error::Retry(cause)) => {
-                    break Err(Error::Unavailable(format!(
-                        "gave up after retries: {cause}"
-                    )));
-                }
-                other => {
-                    tracing::trace!(op = name, attempt, elapsed = ?started.elapsed(), "operation");
-                    break other;
+        // A statement in flight when the database is seen to stop answering (a frozen network
+        // answers nothing and closes nothing) is abandoned: the operation answers UNAVAILABLE
+        // at once instead of waiting out the outage, and its transaction, dropped unfinished,
+        // takes its connection out of the pool.
+        let lost = database_lost(self.db.availability());
+        let work = async {
+            loop {
+                let res = attempt_once().await;
+                match res {
+                    Err(Error::Retry(cause)) if attempt < MAX_ATTEMPTS => {
+                        tracing::debug!(op = name, attempt, %cause, "transaction retried");
+                        attempt += 1;
+                        tokio::time::sleep(Duration::from_millis(5 * u64::from(attempt))).await;
+                    }
+                    Err(Error::Disconnected(cause))
+                        if mode == Mode::Read && attempt < MAX_ATTEMPTS =>
+                    {
+                        tracing::debug!(op = name, attempt, %cause, "read retried on a new connection");
+                        attempt += 1;
+                    }
+                    Err(Error::Retry(cause)) => {
+                        break Err(Error::Unavailable(format!(
+                            "gave up after retries: {cause}"
+                        )));
+                    }
+                    other => {
+                        tracing::trace!(op = name, attempt, elapsed = ?started.elapsed(), "operation");
+                        break other;
+                    }
                 }
             }
-        } }
+        };
+        let res = async {
+            tokio::select! {
+                res = work => res,
+                () = lost => Err(Error::Unavailable(
+                    "the database stopped answering during the operation".into(),
+                )),
+            }
+        }
         .instrument(span)
         .await;
         if let Some(observer) = &self.observer {
@@ -404,6 +506,13 @@ impl Service {
     }
 }
 
+/// Resolves when `available` turns false (at once if it is), never if its sender is gone.
+async fn database_lost(mut available: tokio::sync::watch::Receiver<bool>) {
+    if available.wait_for(|up| !*up).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
 /// Ends a transaction with the outcome of its work: commits on `Ok` (a write's events written
 /// first; after the commit, this process's generation bumped before the answer leaves, so no
 /// cached read older than the write is served from here on, and other processes told), rolls
@@ -420,9 +529,12 @@ pub async fn finish<R>(
             if mode == Mode::Write {
                 t.announce(actor).await?;
             }
-            t.commit().await?;
+            let touched = t.commit().await?;
             if mode == Mode::Write {
-                db.changed();
+                if !touched.is_nothing() {
+                    db.changed(&touched);
+                }
+                super::consistency::record(db.token());
             }
             Ok(value)
         }

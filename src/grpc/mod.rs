@@ -37,6 +37,7 @@ macro_rules! handlers {
 }
 
 pub mod codec;
+pub mod consistency;
 mod convert;
 mod directory;
 mod events;

@@ -11,6 +11,10 @@ use crate::domain::error::{Error, Reason};
 
 const DOMAIN: &str = "groups.v1";
 
+/// The delay a DATABASE_UNAVAILABLE answer suggests in its `RetryInfo`: about the time the
+/// store takes to notice the database answering again.
+pub const DATABASE_RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// The reasons of the statuses the edge makes beside the domain's (`domain::error::Reason`),
 /// the token's (`auth::Rejection`) and admission's (`guard`).
 pub mod reason {
@@ -159,10 +163,16 @@ impl From<Error> for Status {
             }
             Error::Unavailable(cause) | Error::Disconnected(cause) => {
                 tracing::error!(%cause, "storage unavailable");
-                with_reason(
-                    Code::Unavailable,
+                let mut details = ErrorDetails::with_error_info(
                     reason::DATABASE_UNAVAILABLE,
-                    "the database is unavailable; retry later".into(),
+                    DOMAIN,
+                    no_metadata(),
+                );
+                details.set_retry_info(Some(DATABASE_RETRY_AFTER));
+                Status::with_error_details(
+                    Code::Unavailable,
+                    "the database is unavailable; retry later",
+                    details,
                 )
             }
             Error::Internal(cause) => {

@@ -108,27 +108,37 @@ where
 /// descriptors: every other method takes exactly one request message.
 fn client_streaming() -> &'static HashSet<String> {
     static PATHS: OnceLock<HashSet<String>> = OnceLock::new();
-    PATHS.get_or_init(|| {
-        let sets = [
-            super::pb::FILE_DESCRIPTOR_SET,
-            tonic_health::pb::FILE_DESCRIPTOR_SET,
-            tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
-            tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
-        ];
-        let mut paths = HashSet::new();
-        for set in sets {
-            // Compiled in from the same protos as the services: they always decode.
-            let Ok(pool) = prost_reflect::DescriptorPool::decode(set) else {
-                continue;
-            };
-            for service in pool.services() {
-                for method in service.methods().filter(|m| m.is_client_streaming()) {
-                    paths.insert(format!("/{}/{}", service.full_name(), method.name()));
-                }
+    PATHS.get_or_init(|| methods(|m| m.is_client_streaming()))
+}
+
+/// The paths of the server-streaming methods served (health's Watch, WatchEvents,
+/// reflection's), read from the descriptors: the drain ends their answers (`guard::drain`).
+pub fn server_streaming() -> &'static HashSet<String> {
+    static PATHS: OnceLock<HashSet<String>> = OnceLock::new();
+    PATHS.get_or_init(|| methods(|m| m.is_server_streaming()))
+}
+
+/// The paths `/{service}/{method}` of the methods served that `pick` picks.
+fn methods(pick: impl Fn(&prost_reflect::MethodDescriptor) -> bool) -> HashSet<String> {
+    let sets = [
+        super::pb::FILE_DESCRIPTOR_SET,
+        tonic_health::pb::FILE_DESCRIPTOR_SET,
+        tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
+        tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
+    ];
+    let mut paths = HashSet::new();
+    for set in sets {
+        // Compiled in from the same protos as the services: they always decode.
+        let Ok(pool) = prost_reflect::DescriptorPool::decode(set) else {
+            continue;
+        };
+        for service in pool.services() {
+            for method in service.methods().filter(|m| pick(m)) {
+                paths.insert(format!("/{}/{}", service.full_name(), method.name()));
             }
         }
-        paths
-    })
+    }
+    paths
 }
 
 /// A request body whose length-prefixed framing is checked as it passes (module doc).

@@ -18,20 +18,28 @@ use tonic::codegen::http;
 /// How much earlier than the caller's budget the answer goes, at most.
 const EARLY: Duration = Duration::from_millis(25);
 
-/// Tower layer: `Deadline` around each call.
+/// Tower layer: `Deadline` around each call, with the server's cap (`--max-call-ms`): a call
+/// without a `grpc-timeout`, or with a longer one, gets the cap as its deadline. Server
+/// streams are bounded only until their answer's headers: their messages flow after.
 #[derive(Clone, Copy, Default)]
-pub struct DeadlineLayer;
+pub struct DeadlineLayer {
+    pub max: Option<Duration>,
+}
 
 impl<S> tower::Layer<S> for DeadlineLayer {
     type Service = Deadline<S>;
     fn layer(&self, inner: S) -> Self::Service {
-        Deadline { inner }
+        Deadline {
+            inner,
+            max: self.max,
+        }
     }
 }
 
 #[derive(Clone)]
 pub struct Deadline<S> {
     inner: S,
+    max: Option<Duration>,
 }
 
 impl<S, B, RB> tower::Service<http::Request<B>> for Deadline<S>
@@ -50,8 +58,11 @@ where
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
         // Taken now, before tonic's own timer starts: see the module's doc.
-        let deadline = grpc_timeout(req.headers())
-            .map(|d| tokio::time::Instant::now() + d - (d / 10).min(EARLY));
+        let now = tokio::time::Instant::now();
+        let deadline = match (grpc_timeout(req.headers()), self.max) {
+            (Some(d), max) if max.is_none_or(|max| d <= max) => Some(now + d - (d / 10).min(EARLY)),
+            (_, max) => max.map(|max| now + max),
+        };
         let fut = self.inner.call(req);
         Box::pin(async move {
             let Some(deadline) = deadline else {

@@ -1,23 +1,28 @@
-//! The database's generation, for the read cache (`domain::cache`): a number that grows after
-//! every committed write of this process and after every write another process announces.
+//! The database's revisions, for the read cache (`domain::cache`): per tenant, a number that
+//! grows after every committed write of this process that changed rows of the tenant, and
+//! after every such write another process announces.
 //!
 //! Announcing: after a write transaction on PostgreSQL commits, the process sends
-//! `NOTIFY CHANNEL, '<token>'` on its listening connection (`wrote`): one notification in
-//! flight at a time, so commits that end while one is being sent share the next. It is not
-//! sent inside the writing transaction: PostgreSQL serializes every committing transaction
-//! that has notified, through its WAL flush, on one lock for the whole cluster (TPC-B with a
-//! `pg_notify` per transaction: 463 tps against 2,458 without, docs/decisions.md). A process
-//! that dies between a commit and its notification leaves other processes' cached answers
-//! stale until they age out (`cache::MAX_AGE`).
-//! Listening: the same connection `LISTEN`s on `CHANNEL` and bumps the generation on each
-//! notification of another process (its own carry its token). While that connection is down
-//! (or not yet up) the generation is unknown and the cache is bypassed; when it comes back
-//! the generation is bumped, because notifications may have been missed meanwhile, and a
-//! notification owed is sent. SQLite is one process: its own writes are all there is, and the
-//! generation is always known.
+//! `NOTIFY CHANNEL, '<token>|<tenants>|<flags>'` on its listening connection (`wrote`): the
+//! tenants whose rows changed, comma-separated (`*`: every tenant, for a write whose reach is
+//! not tracked or more than `MAX_NAMED` tenants), and `e` when a member's expiry was set. One
+//! notification is in flight at a time, so commits that end while one is being sent share
+//! the next, which names the union of their tenants. It is not sent inside the writing
+//! transaction: PostgreSQL serializes every committing transaction that has notified, through
+//! its WAL flush, on one lock for the whole cluster (TPC-B with a `pg_notify` per transaction:
+//! 463 tps against 2,458 without, docs/decisions.md). A process that dies between a commit and
+//! its notification leaves other processes' cached answers stale until they age out
+//! (`cache::MAX_AGE`).
+//! Listening: the same connection `LISTEN`s on `CHANNEL` and bumps the revisions a
+//! notification of another process names (its own carry its token; a payload it cannot read
+//! bumps every tenant). While that connection is down (or not yet up) the revisions are
+//! unknown and the cache is bypassed; when it comes back every tenant is bumped, because
+//! notifications may have been missed meanwhile, and a notification owed is sent. SQLite is
+//! one process: its own writes are all there is, and the revisions are always known.
 //!
-//! The same signal wakes the change feed's followers (`domain::feed`): on PostgreSQL the
-//! notification of another process's commit, on SQLite the process's own commit.
+//! Every write, whatever it touched, also wakes the change feed's followers (`domain::feed`):
+//! on PostgreSQL the notification of another process's commit, on SQLite the process's own
+//! commit.
 //!
 //! The listening connection is also how a process knows that PostgreSQL answers
 //! (`available`): it is probed every `PROBE` and a lost one is replaced as soon as the
@@ -25,8 +30,9 @@
 //! at once with UNAVAILABLE instead of waiting out the pool's timeout, and health reports
 //! NOT_SERVING; both come back within `RECONNECT` of the database's return.
 
-use std::sync::Arc;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -44,37 +50,110 @@ const RECONNECT: Duration = Duration::from_millis(200);
 /// How long connecting may take.
 pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// A connection with its driver, as `tokio_postgres::connect` returns it.
-pub(crate) type PgLink = (
-    tokio_postgres::Client,
-    tokio_postgres::Connection<tokio_postgres::Socket, tokio_postgres::tls::NoTlsStream>,
-);
+use super::tls::{PgLink, PgTarget};
+use crate::domain::Touched;
+use crate::domain::consistency::Token;
+use crate::domain::model::TenantId;
+
+/// The most tenants one notification names; a wider write is announced as every tenant.
+const MAX_NAMED: usize = 100;
 
 #[derive(Debug)]
 pub(crate) struct Changes {
-    generation: AtomicU64,
+    /// Grows when every tenant may have changed; part of every tenant's revision.
+    epoch: AtomicU64,
+    /// Each tenant's own count of changes (0 for a tenant never changed).
+    revisions: RwLock<HashMap<i64, u64, foldhash::fast::RandomState>>,
+    /// Grows when a member's expiry may have been set (`Database::expiry_revision`).
+    expiry: AtomicU64,
     known: AtomicBool,
-    /// Wakes the change feed's followers on every bump.
+    /// Counts every change; wakes the change feed's followers.
     wake: tokio::sync::watch::Sender<u64>,
     /// Whether the database answers: on PostgreSQL, whether the listening connection is up.
     up: tokio::sync::watch::Sender<bool>,
-    /// A commit of this process that other processes have not been told of yet.
-    owed: AtomicBool,
+    /// Commits of this process that other processes have not been told of yet.
+    owed: Mutex<Owed>,
     /// Wakes the listening connection to send what is owed.
     announce: tokio::sync::Notify,
-    /// The payload of this process's notifications, by which it knows its own.
+    /// The payload's first field in this process's notifications, by which it knows its own.
     token: String,
+    /// This process's writes so far (consistency tokens: `domain::consistency`).
+    writes: AtomicU64,
+    /// The highest write number heard from each other process.
+    heard: Mutex<HashMap<String, u64>>,
+    /// How long another process's notification is held before it is applied, in
+    /// microseconds (0: none): a slow notification path on purpose, for tests.
+    hold: AtomicU64,
+}
+
+/// What the next notification says.
+#[derive(Debug, Default)]
+struct Owed {
+    any: bool,
+    all: bool,
+    expiry: bool,
+    tenants: BTreeSet<i64>,
+    /// The number of the last write it covers.
+    writes: u64,
+}
+
+impl Owed {
+    fn add(&mut self, touched: &Touched) {
+        self.any = true;
+        self.all |= touched.all;
+        self.expiry |= touched.expiry;
+        self.tenants.extend(touched.tenants.iter().map(|t| t.0));
+    }
+
+    /// The notification's payload after `token`.
+    fn payload(&self, token: &str) -> String {
+        let tenants = if self.all || self.tenants.len() > MAX_NAMED {
+            "*".to_owned()
+        } else {
+            let ids: Vec<String> = self.tenants.iter().map(i64::to_string).collect();
+            ids.join(",")
+        };
+        let flags = if self.expiry { "e" } else { "" };
+        format!("{token}|{tenants}|{flags}|{}", self.writes)
+    }
+}
+
+/// What another process's notification `payload` says changed (every tenant when it cannot
+/// be read: an older or foreign payload), and the number of the last write it covers.
+fn heard(payload: &str) -> (Touched, Option<u64>) {
+    let mut parts = payload.split('|');
+    let _token = parts.next();
+    let mut touched = Touched::default();
+    let (tenants, flags, writes) = (parts.next(), parts.next(), parts.next());
+    match (tenants, flags) {
+        (Some(tenants), Some(flags)) if tenants != "*" => {
+            for id in tenants.split(',').filter(|t| !t.is_empty()) {
+                match id.parse() {
+                    Ok(id) => touched.tenant(TenantId(id)),
+                    Err(_) => {
+                        touched.everything();
+                        break;
+                    }
+                }
+            }
+            touched.expiry |= flags.contains('e');
+        }
+        _ => touched.everything(),
+    }
+    (touched, writes.and_then(|w| w.parse().ok()))
 }
 
 impl Changes {
     pub fn new(known: bool) -> Arc<Changes> {
         Arc::new(Changes {
-            generation: AtomicU64::new(1),
+            epoch: AtomicU64::new(1),
+            revisions: RwLock::default(),
+            expiry: AtomicU64::new(1),
             known: AtomicBool::new(known),
             wake: tokio::sync::watch::Sender::new(1),
             // The store was just connected: the database answers until seen otherwise.
             up: tokio::sync::watch::Sender::new(true),
-            owed: AtomicBool::new(false),
+            owed: Mutex::default(),
             announce: tokio::sync::Notify::new(),
             token: format!(
                 "{:x}-{:x}",
@@ -83,7 +162,64 @@ impl Changes {
                     .duration_since(std::time::UNIX_EPOCH)
                     .map_or(0, |d| d.as_nanos())
             ),
+            writes: AtomicU64::new(0),
+            heard: Mutex::default(),
+            hold: AtomicU64::new(0),
         })
+    }
+
+    /// This process's position: its mark and its writes so far.
+    pub fn token(&self) -> Token {
+        Token {
+            process: self.token.clone(),
+            writes: self.writes.load(Ordering::SeqCst),
+        }
+    }
+
+    /// Whether this process has heard of the write at `token` (its own writes it always has),
+    /// waiting at most `wait` for the notification.
+    pub async fn caught_up(&self, token: &Token, wait: Duration) -> bool {
+        if token.process == self.token {
+            return token.writes <= self.writes.load(Ordering::SeqCst);
+        }
+        let mut woken = self.wake.subscribe();
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let heard = self
+                .heard
+                .lock()
+                .ok()
+                .and_then(|h| h.get(&token.process).copied());
+            if heard.is_some_and(|w| w >= token.writes) {
+                return true;
+            }
+            match tokio::time::timeout_at(deadline, woken.changed()).await {
+                Ok(Ok(())) => {}
+                _ => return false,
+            }
+        }
+    }
+
+    /// Holds every notification of another process for `by` before applying it.
+    pub fn hold_notifications(&self, by: Duration) {
+        self.hold.store(
+            u64::try_from(by.as_micros()).unwrap_or(u64::MAX),
+            Ordering::SeqCst,
+        );
+    }
+
+    /// Applies another process's notification: its tenants' revisions first, then its write
+    /// number (a read that sees the number sees the revisions), then wakes the followers.
+    fn apply_heard(&self, payload: &str) {
+        let (touched, writes) = heard(payload);
+        self.count(&touched);
+        if let (Some(writes), Some(process)) = (writes, payload.split('|').next())
+            && let Ok(mut heard) = self.heard.lock()
+        {
+            let last = heard.entry(process.to_owned()).or_insert(0);
+            *last = (*last).max(writes);
+        }
+        self.wake.send_modify(|n| *n += 1);
     }
 
     /// Whether the database answers, as last seen.
@@ -107,42 +243,94 @@ impl Changes {
         self.wake.subscribe()
     }
 
-    /// The generation, or `None` while writes of other processes could go unnoticed.
-    pub fn generation(&self) -> Option<u64> {
-        // Read the generation before `known`: a listener that drops after this read makes
-        // `known` false, and a listener that comes back bumps the generation first.
-        let generation = self.generation.load(Ordering::SeqCst);
-        self.known.load(Ordering::SeqCst).then_some(generation)
+    /// The revision of `tenants` (the epoch plus each one's count), or `None` while writes of
+    /// other processes could go unnoticed. Every part only grows, so the sum changes whenever
+    /// one of them does and never comes back to a number it was.
+    pub fn revision(&self, tenants: &[TenantId]) -> Option<u64> {
+        // Read the revision before `known`: a listener that drops after this read makes
+        // `known` false, and a listener that comes back bumps the epoch first.
+        let mut revision = self.epoch.load(Ordering::SeqCst);
+        if let Ok(counts) = self.revisions.read() {
+            for t in tenants {
+                revision += counts.get(&t.0).copied().unwrap_or(0);
+            }
+        }
+        self.known.load(Ordering::SeqCst).then_some(revision)
     }
 
-    /// A write committed (here or elsewhere).
-    pub fn bump(&self) {
-        let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
-        self.wake.send_replace(generation);
+    pub fn expiry_revision(&self) -> u64 {
+        self.expiry.load(Ordering::SeqCst)
     }
 
-    /// A write of this process committed: bumps the generation and has the listening
-    /// connection tell other processes.
-    pub fn wrote(&self) {
-        self.bump();
-        self.owed.store(true, Ordering::SeqCst);
+    /// A write committed (here or elsewhere) that changed `touched`.
+    pub fn bump(&self, touched: &Touched) {
+        self.count(touched);
+        self.wake.send_modify(|n| *n += 1);
+    }
+
+    /// Counts `touched` into the revisions.
+    fn count(&self, touched: &Touched) {
+        if touched.all {
+            self.epoch.fetch_add(1, Ordering::SeqCst);
+        } else if !touched.tenants.is_empty()
+            && let Ok(mut counts) = self.revisions.write()
+        {
+            for t in &touched.tenants {
+                *counts.entry(t.0).or_insert(0) += 1;
+            }
+        }
+        if touched.expiry {
+            self.expiry.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// A write of this process committed, changing `touched`: bumps those revisions; the
+    /// write's number.
+    pub fn committed(&self, touched: &Touched) -> u64 {
+        self.bump(touched);
+        self.writes.fetch_add(1, Ordering::SeqCst) + 1
+    }
+
+    /// Every tenant may have changed.
+    fn bump_all(&self) {
+        let mut all = Touched::default();
+        all.everything();
+        self.bump(&all);
+    }
+
+    /// A write of this process committed, changing `touched`: bumps those revisions and has
+    /// the listening connection tell other processes.
+    pub fn wrote(&self, touched: &Touched) {
+        let writes = self.committed(touched);
+        if let Ok(mut owed) = self.owed.lock() {
+            owed.add(touched);
+            owed.writes = owed.writes.max(writes);
+        }
         self.announce.notify_one();
     }
 
     /// Sends one notification for every commit owed so far; on failure they stay owed.
     async fn send_owed(&self, client: &tokio_postgres::Client) -> anyhow::Result<()> {
-        if !self.owed.swap(false, Ordering::SeqCst) {
-            return Ok(());
-        }
+        let owed = match self.owed.lock() {
+            Ok(mut owed) if owed.any => std::mem::take(&mut *owed),
+            _ => return Ok(()),
+        };
+        let payload = owed.payload(&self.token);
         let sent = tokio::time::timeout(
             PROBE_TIMEOUT,
-            client.batch_execute(&format!("NOTIFY {CHANNEL}, '{}'", self.token)),
+            client.batch_execute(&format!("NOTIFY {CHANNEL}, '{payload}'")),
         )
         .await;
         match sent {
             Ok(Ok(())) => Ok(()),
             failed => {
-                self.owed.store(true, Ordering::SeqCst);
+                if let Ok(mut now) = self.owed.lock() {
+                    now.any = true;
+                    now.writes = now.writes.max(owed.writes);
+                    now.all |= owed.all;
+                    now.expiry |= owed.expiry;
+                    now.tenants.extend(owed.tenants);
+                }
                 match failed {
                     Ok(Err(e)) => Err(e.into()),
                     _ => anyhow::bail!("no answer to NOTIFY within {PROBE_TIMEOUT:?}"),
@@ -151,21 +339,26 @@ impl Changes {
         }
     }
 
+    /// Whether `payload` is one of this process's own notifications.
+    fn is_own(&self, payload: &str) -> bool {
+        payload.split('|').next() == Some(self.token.as_str())
+    }
+
     fn set_known(&self, known: bool) {
         if known {
-            self.bump();
+            self.bump_all();
         }
         self.known.store(known, Ordering::SeqCst);
         if !known {
-            self.bump();
+            self.bump_all();
         }
         self.up
             .send_if_modified(|up| std::mem::replace(up, known) != known);
     }
 
-    /// Follows other processes' writes on PostgreSQL at `url` for as long as `self` lives,
+    /// Follows other processes' writes on PostgreSQL at `target` for as long as `self` lives,
     /// starting with the connection `first`.
-    pub fn listen(self: &Arc<Changes>, url: String, first: PgLink) {
+    pub fn listen(self: &Arc<Changes>, target: Arc<PgTarget>, first: PgLink) {
         let weak = Arc::downgrade(self);
         tokio::spawn(async move {
             let mut link = Some(first);
@@ -176,7 +369,7 @@ impl Changes {
                 };
                 let result = match link.take() {
                     Some(link) => changes.follow(link, &mut down_since).await,
-                    None => match connect(&url, PROBE_TIMEOUT).await {
+                    None => match connect(&target, PROBE_TIMEOUT).await {
                         Ok(link) => changes.follow(link, &mut down_since).await,
                         Err(e) => Err(e),
                     },
@@ -207,12 +400,15 @@ impl Changes {
         let (tx, mut notifications) = tokio::sync::mpsc::unbounded_channel();
         let driver = tokio::spawn(async move {
             let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
+            // An error ends the connection: after it, a TLS connection answers the same error
+            // to every poll at once, so the loop stops at the first (it would never yield).
             while let Some(message) = messages.next().await {
+                let failed = message.is_err();
                 let message = message.map(|m| match m {
                     tokio_postgres::AsyncMessage::Notification(n) => Some(n.payload().to_owned()),
                     _ => None,
                 });
-                if tx.send(message).is_err() {
+                if tx.send(message).is_err() || failed {
                     break;
                 }
             }
@@ -231,8 +427,19 @@ impl Changes {
             loop {
                 tokio::select! {
                     message = notifications.recv() => match message {
-                        Some(Ok(Some(payload))) if payload == self.token => {}
-                        Some(Ok(Some(_))) => self.bump(),
+                        Some(Ok(Some(payload))) if self.is_own(&payload) => {}
+                        Some(Ok(Some(payload))) => {
+                            let hold = self.hold.load(Ordering::SeqCst);
+                            if hold == 0 {
+                                self.apply_heard(&payload);
+                            } else {
+                                let changes = self.clone();
+                                tokio::spawn(async move {
+                                    tokio::time::sleep(Duration::from_micros(hold)).await;
+                                    changes.apply_heard(&payload);
+                                });
+                            }
+                        }
                         Some(Ok(None)) => {}
                         Some(Err(e)) => return Err(e.into()),
                         None => anyhow::bail!("the listening connection closed"),
@@ -253,9 +460,9 @@ impl Changes {
     }
 }
 
-/// Connects to PostgreSQL at `url`, waiting at most `timeout`.
-pub(crate) async fn connect(url: &str, timeout: Duration) -> anyhow::Result<PgLink> {
-    match tokio::time::timeout(timeout, tokio_postgres::connect(url, tokio_postgres::NoTls)).await {
+/// Connects to PostgreSQL at `target`, waiting at most `timeout`.
+pub(crate) async fn connect(target: &PgTarget, timeout: Duration) -> anyhow::Result<PgLink> {
+    match tokio::time::timeout(timeout, target.connect()).await {
         Ok(link) => Ok(link?),
         Err(_) => anyhow::bail!("no answer within {timeout:?}"),
     }

@@ -5,6 +5,7 @@ mod changes;
 mod rekey;
 mod rows;
 mod schema;
+mod tls;
 mod tx;
 
 use async_trait::async_trait;
@@ -27,10 +28,12 @@ use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 use futures_util::FutureExt;
 
 use crate::domain::clock::Clock;
+use crate::domain::consistency::Token;
 use crate::domain::error::{Error, Result};
+use crate::domain::model::TenantId;
 use crate::domain::repo::Tx;
 pub use crate::domain::service::TxFuture;
-use crate::domain::service::{Database, Mode, PoolState, Transaction, finish};
+use crate::domain::service::{Database, Mode, PoolState, Touched, Transaction, finish};
 use changes::Changes;
 pub use rekey::Rekeyed;
 use tx::{PgTx, SqliteTx};
@@ -95,6 +98,12 @@ pub fn is_postgres_url(url: &str) -> bool {
 }
 
 impl Store {
+    /// Holds every notification of another process's writes for `by` before this store
+    /// applies it: a slow notification path on purpose, for tests of consistency tokens.
+    pub fn hold_notifications(&self, by: Duration) {
+        self.changes.hold_notifications(by);
+    }
+
     /// The clock of this store's transactions; tests move it forward.
     pub fn clock(&self) -> Clock {
         self.clock.clone()
@@ -104,18 +113,34 @@ impl Store {
     pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<Store> {
         let timeout = changes::CONNECT_TIMEOUT;
         if is_postgres_url(url) {
+            let target = Arc::new(
+                tls::PgTarget::parse(url)
+                    .map_err(|e| anyhow::anyhow!("DATABASE_URL {}: {e:#}", redact(url)))?,
+            );
             // One connection first, to say at once which database does not answer and why
             // (the pool would only time out); it becomes the listening connection.
-            let first = changes::connect(url, timeout).await.map_err(|e| {
+            let first = changes::connect(&target, timeout).await.map_err(|e| {
                 anyhow::anyhow!("cannot connect to PostgreSQL at {}: {e:#}", redact(url))
             })?;
             let statements: [Arc<AtomicU64>; 2] = Default::default();
             let counter = statements[0].clone();
             let mut config = ManagerConfig::default();
-            config.custom_setup = Box::new(move |url| {
+            let pooled = target.clone();
+            // Every connection through `target`, with its TLS (the URL the manager is given is
+            // the same one).
+            config.custom_setup = Box::new(move |_url| {
                 let counter = counter.clone();
+                let target = pooled.clone();
                 async move {
-                    let mut conn = AsyncPgConnection::establish(url).await?;
+                    let (client, connection) = target.connect().await.map_err(|e| {
+                        diesel::ConnectionError::BadConnection(format!(
+                            "{:#}",
+                            anyhow::Error::from(e)
+                        ))
+                    })?;
+                    let mut conn =
+                        AsyncPgConnection::try_from_client_and_connection(client, connection)
+                            .await?;
                     conn.set_instrumentation(Counted(counter));
                     Ok(conn)
                 }
@@ -133,7 +158,7 @@ impl Store {
                 .build(manager)
                 .await?;
             let changes = Changes::new(false);
-            changes.listen(url.to_owned(), first);
+            changes.listen(target, first);
             Ok(Store {
                 backend: Backend::Postgres(pool),
                 changes,
@@ -308,6 +333,7 @@ impl Database for Store {
                     open,
                     now: self.clock.now_micros(),
                     events: Vec::new(),
+                    touched: Touched::default(),
                 }))
             }
             Backend::Sqlite { writer, readers } => {
@@ -321,23 +347,38 @@ impl Database for Store {
                     conn,
                     now: self.clock.now_micros(),
                     events: Vec::new(),
+                    touched: Touched::default(),
                 }))
             }
         }
     }
 
-    fn generation(&self) -> Option<u64> {
-        self.changes.generation()
+    fn revision(&self, tenants: &[TenantId]) -> Option<u64> {
+        self.changes.revision(tenants)
+    }
+
+    fn expiry_revision(&self) -> u64 {
+        self.changes.expiry_revision()
+    }
+
+    fn token(&self) -> Token {
+        self.changes.token()
+    }
+
+    async fn caught_up(&self, token: &Token, wait: Duration) -> bool {
+        self.changes.caught_up(token, wait).await
     }
 
     fn clock(&self) -> &Clock {
         &self.clock
     }
 
-    fn changed(&self) {
+    fn changed(&self, touched: &Touched) {
         match &self.backend {
-            Backend::Postgres(_) => self.changes.wrote(),
-            Backend::Sqlite { .. } => self.changes.bump(),
+            Backend::Postgres(_) => self.changes.wrote(touched),
+            Backend::Sqlite { .. } => {
+                self.changes.committed(touched);
+            }
         }
     }
 
@@ -422,11 +463,11 @@ impl Transaction for PgTx {
     async fn announce(&mut self, actor: &str) -> Result<()> {
         self.write_events(actor).await
     }
-    async fn commit(mut self: Box<Self>) -> Result<()> {
+    async fn commit(mut self: Box<Self>) -> Result<Touched> {
         if self.open {
             PgTm::commit_transaction(&mut *self.conn).await?;
         }
-        Ok(())
+        Ok(std::mem::take(&mut self.touched))
     }
     async fn rollback(mut self: Box<Self>) -> Result<()> {
         if self.open {
@@ -443,8 +484,9 @@ impl Transaction for SqliteTx {
     async fn announce(&mut self, actor: &str) -> Result<()> {
         self.write_events(actor).await
     }
-    async fn commit(mut self: Box<Self>) -> Result<()> {
-        Ok(SqliteTm::commit_transaction(&mut *self.conn).await?)
+    async fn commit(mut self: Box<Self>) -> Result<Touched> {
+        SqliteTm::commit_transaction(&mut *self.conn).await?;
+        Ok(std::mem::take(&mut self.touched))
     }
     async fn rollback(mut self: Box<Self>) -> Result<()> {
         Ok(SqliteTm::rollback_transaction(&mut *self.conn).await?)

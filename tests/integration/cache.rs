@@ -4,6 +4,8 @@
 
 use std::time::{Duration, Instant};
 
+use group_service::domain::model::TenantId;
+use group_service::domain::{Database, Touched};
 use group_service::grpc::pb;
 
 use crate::fixtures::*;
@@ -214,13 +216,12 @@ async fn cache_a_write_nobody_announced_is_seen_within_the_max_age() {
     );
 }
 
-/// Waits until `store` reports a generation (its listening connection is up).
+/// Waits until `store` reports revisions (its listening connection is up); tenant 1's.
 async fn known(store: &group_service::store::Store) -> u64 {
-    use group_service::domain::Database;
     let started = Instant::now();
     loop {
-        if let Some(g) = store.generation() {
-            return g;
+        if let Some(r) = store.revision(&[TenantId(1)]) {
+            return r;
         }
         assert!(
             started.elapsed() < BOUND,
@@ -230,9 +231,17 @@ async fn known(store: &group_service::store::Store) -> u64 {
     }
 }
 
+/// A write that changed the rows of `tenants`.
+fn touching(tenants: impl IntoIterator<Item = i64>) -> Touched {
+    let mut touched = Touched::default();
+    for t in tenants {
+        touched.tenant(TenantId(t));
+    }
+    touched
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cache_a_commit_is_announced_to_other_processes_and_not_to_its_own() {
-    use group_service::domain::Database;
+async fn cache_a_commit_is_announced_to_other_processes_per_tenant_and_not_to_its_own() {
     let Some(srv) = server().await else { return };
     if !only_on(
         "postgres",
@@ -247,16 +256,15 @@ async fn cache_a_commit_is_announced_to_other_processes_and_not_to_its_own() {
     let b = group_service::store::Store::connect(&srv.url, 2)
         .await
         .expect("connect b");
-    let (a0, b0) = (known(&a).await, known(&b).await);
-    // What `finish` does after a commit.
-    a.changed();
-    assert_eq!(
-        a.generation(),
-        Some(a0 + 1),
-        "bumped before the answer leaves"
-    );
+    let (a1, b1) = (known(&a).await, known(&b).await);
+    let rev = |s: &group_service::store::Store, t: i64| s.revision(&[TenantId(t)]).expect("known");
+    let (a2, b2) = (rev(&a, 2), rev(&b, 2));
+    // What `finish` does after a commit that changed tenant 1's rows.
+    a.changed(&touching([1]));
+    assert_eq!(rev(&a, 1), a1 + 1, "bumped before the answer leaves");
+    assert_eq!(rev(&a, 2), a2, "another tenant's revision moved");
     let sent = Instant::now();
-    while b.generation() == Some(b0) {
+    while rev(&b, 1) == b1 {
         assert!(sent.elapsed() < BOUND, "the other process was not told");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
@@ -264,24 +272,234 @@ async fn cache_a_commit_is_announced_to_other_processes_and_not_to_its_own() {
         "cache: announced to the other process in {:?}",
         sent.elapsed()
     );
-    // Its own notification came back to it as well, and changed nothing.
+    // Its own notification came back to it as well, and changed nothing; the other process
+    // bumped only the tenant named.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(
-        a.generation(),
-        Some(a0 + 1),
-        "its own notification bumped it again"
-    );
-    // Commits made while one notification is in flight share the next.
-    let before = b.generation().expect("known");
-    for _ in 0..50 {
-        a.changed();
+    assert_eq!(rev(&a, 1), a1 + 1, "its own notification bumped it again");
+    assert_eq!(rev(&b, 1), b1 + 1);
+    assert_eq!(rev(&b, 2), b2, "a tenant no write touched moved");
+    // Commits made while one notification is in flight share the next, which names each
+    // of their tenants: every one is bumped once, a tenant none touched not at all.
+    let before: Vec<u64> = (10..60).map(|t| rev(&b, t)).collect();
+    let untouched = rev(&b, 99);
+    for t in 10..60 {
+        a.changed(&touching([t]));
     }
-    assert_eq!(a.generation(), Some(a0 + 51));
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let heard = b.generation().expect("known") - before;
-    assert!(
-        (1..=50).contains(&heard),
-        "50 commits made {heard} notifications"
-    );
-    println!("cache: 50 commits in a row were announced in {heard} notifications");
+    let after: Vec<u64> = (10..60).map(|t| rev(&b, t)).collect();
+    let grown: Vec<u64> = after.iter().zip(&before).map(|(a, b)| a - b).collect();
+    assert_eq!(grown, vec![1; 50], "each tenant is bumped once");
+    assert_eq!(rev(&b, 99), untouched);
+    // A write whose reach is not tracked bumps every tenant there.
+    let mut all = Touched::default();
+    all.everything();
+    a.changed(&all);
+    let sent = Instant::now();
+    while rev(&b, 99) == untouched {
+        assert!(sent.elapsed() < BOUND, "the other process was not told");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Whether user `(tenant, user)` is a member of `group`, as `c`'s caller learns it.
+async fn member(c: &mut Membership, group: &str, (tenant, user): (i64, i64)) -> bool {
+    c.check_membership(pb::CheckMembershipRequest {
+        group: group.to_owned(),
+        user: Some(user_ref(tenant, user)),
+    })
+    .await
+    .expect("check membership")
+    .into_inner()
+    .member
+}
+
+/// One fact a writer changes and then reads back: the group, the caller `(tenant, user,
+/// admin)` who checks, and the user checked.
+#[derive(Clone)]
+struct Fact {
+    group: String,
+    caller: (i64, i64, bool),
+    user: (i64, i64),
+}
+
+impl Fact {
+    /// The fact as `srv` answers it to the fact's caller.
+    async fn on(&self, srv: &TestServer) -> bool {
+        let (t, u, admin) = self.caller;
+        member(&mut srv.membership(t, u, admin), &self.group, self.user).await
+    }
+}
+
+/// Cached answers equal uncached ones, and both the writer's acknowledged change, while
+/// writers change five facts in three tenants at once: nesting and an expiring member in
+/// tenant 1, a tenant-1 external group whose tenant-2 member loses and regains the external
+/// permission (R18: the write is tenant 2's directory, the rows removed tenant 1's), a team of
+/// tenant 3, and an internal group of tenant 2. Readers keep filling the cache with every
+/// fact meanwhile. Per-tenant revisions must drop exactly the answers a write can change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cache_answers_match_uncached_ones_across_tenants_under_concurrent_writes() {
+    let Some(srv) = server().await else { return };
+    let srv = std::sync::Arc::new(srv);
+    srv.company(1, 6).await;
+    srv.company(2, 4).await;
+    srv.company(3, 4).await;
+    add_contact(&srv, (1, 2), (2, 2)).await;
+    let (child, parent) = nested(
+        &srv,
+        group(1, "Child").master(2),
+        group(1, "Parent").master(2),
+    )
+    .await;
+    let external = group(1, "Partners")
+        .master(2)
+        .external()
+        .create(&srv)
+        .await
+        .name;
+    add_as(&srv, (1, 2), &external, vec![user_of(2, 2)])
+        .await
+        .unwrap();
+    srv.team(3, 10, &[3]).await;
+    let teamed = group(3, "Teamed")
+        .master(2)
+        .member(team_member(10))
+        .create(&srv)
+        .await
+        .name;
+    let expiring = group(1, "Expiring").master(2).create(&srv).await.name;
+    let internal = group(2, "Internal").master(2).create(&srv).await.name;
+    let uncached = std::sync::Arc::new(srv.sibling(0).await);
+
+    let fact = |group: &str, caller, user| Fact {
+        group: group.to_owned(),
+        caller,
+        user,
+    };
+    let facts = [
+        fact(&parent, (1, 1, true), (1, 4)),
+        fact(&external, (1, 2, false), (2, 2)),
+        fact(&teamed, (3, 1, true), (3, 3)),
+        fact(&internal, (2, 1, true), (2, 3)),
+        fact(&expiring, (1, 1, true), (1, 5)),
+    ];
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut readers = Vec::new();
+    for r in 0..3 {
+        let (srv, facts, stop) = (srv.clone(), facts.clone(), stop.clone());
+        readers.push(tokio::spawn(async move {
+            let mut n = r;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                facts[n % facts.len()].on(&srv).await;
+                n += 1;
+            }
+        }));
+    }
+
+    // After each acknowledged change the writer knows the fact: the cached answer must say
+    // it, and say what the uncached server says.
+    async fn confirm(
+        srv: &TestServer,
+        uncached: &TestServer,
+        fact: &Fact,
+        want: bool,
+        what: &str,
+    ) -> u32 {
+        let (seen, truth) = (fact.on(srv).await, fact.on(uncached).await);
+        if seen != want || truth != want {
+            eprintln!("stale: {what}: cached {seen}, uncached {truth}, want {want}");
+            return 1;
+        }
+        0
+    }
+    const ROUNDS: usize = 16;
+    let mut writers = Vec::new();
+    for (i, fact) in facts.iter().cloned().enumerate() {
+        let (srv, uncached) = (srv.clone(), uncached.clone());
+        let (child, expiring) = (child.clone(), expiring.clone());
+        writers.push(tokio::spawn(async move {
+            let mut stale = 0;
+            // The external member starts in the group; every other fact starts false.
+            let rounds = if i == 4 { ROUNDS / 2 } else { ROUNDS };
+            for round in 0..rounds {
+                let on = (round % 2 == 0) != (i == 1);
+                match i {
+                    // Nesting: the user joins and leaves the child group.
+                    0 => {
+                        let mut admin = srv.membership(1, 1, true);
+                        if on {
+                            add(&mut admin, &child, vec![user_of(1, 4)]).await.unwrap();
+                        } else {
+                            remove(&mut admin, &child, vec![user_of(1, 4)])
+                                .await
+                                .unwrap();
+                        }
+                    }
+                    // R18: tenant 2's directory revokes the permission (the user leaves), or
+                    // gives it back and tenant 1's master adds the user again.
+                    1 => {
+                        person(&srv, 2, 2, on, pb::UserKind::Works).await;
+                        if on {
+                            add_as(&srv, (1, 2), &fact.group, vec![user_of(2, 2)])
+                                .await
+                                .unwrap();
+                        }
+                    }
+                    // Tenant 3's team gains and loses the user.
+                    2 => {
+                        srv.team(3, 10, if on { &[3] } else { &[] }).await;
+                    }
+                    3 => {
+                        let mut admin = srv.membership(2, 1, true);
+                        if on {
+                            add(&mut admin, &fact.group, vec![user_of(2, 3)])
+                                .await
+                                .unwrap();
+                        } else {
+                            remove(&mut admin, &fact.group, vec![user_of(2, 3)])
+                                .await
+                                .unwrap();
+                        }
+                    }
+                    // Expiry: a member for a second, then, with no write at all, not.
+                    _ => {
+                        if on {
+                            let micros = srv.clock().now_micros() + 1_000_000;
+                            let req = pb::AddMembersRequest {
+                                expire_time: Some(prost_types::Timestamp {
+                                    seconds: micros.div_euclid(1_000_000),
+                                    nanos: (micros.rem_euclid(1_000_000) * 1000) as i32,
+                                }),
+                                ..add_req(&expiring, vec![user_of(1, 5)])
+                            };
+                            srv.membership(1, 1, true).add_members(req).await.unwrap();
+                        } else {
+                            tokio::time::sleep(Duration::from_millis(1300)).await;
+                            // The expired row is swept, so that the next round can add again.
+                            stale += confirm(&srv, &uncached, &fact, false, "expired").await;
+                            srv.run_timers().await;
+                            continue;
+                        }
+                    }
+                }
+                stale += confirm(
+                    &srv,
+                    &uncached,
+                    &fact,
+                    on,
+                    &format!("fact {i} round {round}"),
+                )
+                .await;
+            }
+            stale
+        }));
+    }
+    let mut stale = 0;
+    for w in writers {
+        stale += w.await.expect("writer");
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for r in readers {
+        r.await.expect("reader");
+    }
+    assert_eq!(stale, 0, "answers older than an acknowledged write");
 }

@@ -65,6 +65,8 @@ pub struct Setup {
     pub verifier: Verifier,
     pub cache_bytes: u64,
     pub message_grace: std::time::Duration,
+    /// How the harness's clients dial a server with `options.tls`: over TLS with this.
+    pub client_tls: Option<tonic::transport::ClientTlsConfig>,
 }
 
 impl Default for Setup {
@@ -74,6 +76,7 @@ impl Default for Setup {
             verifier: Verifier::hs256(SECRET),
             cache_bytes: CACHE_BYTES,
             message_grace: group_service::domain::grace::DEFAULT_MESSAGE_GRACE,
+            client_tls: None,
         }
     }
 }
@@ -216,6 +219,16 @@ impl TestServer {
         Some((srv, arranged))
     }
 
+    /// A server over the database at `url` (made and dropped by the caller), migrated here.
+    #[allow(dead_code)]
+    pub async fn start_on(url: &str, setup: Setup) -> TestServer {
+        let store = Store::connect(url, 8).await.expect("connect");
+        store.migrate().await.expect("migrate");
+        let mut srv = Self::serve(store, setup, None, None).await;
+        srv.url = url.to_owned();
+        srv
+    }
+
     /// Another server over this one's store (one process, one cache generation), with a
     /// cache of `cache_bytes` (0: none).
     pub async fn sibling(&self, cache_bytes: u64) -> TestServer {
@@ -252,25 +265,33 @@ impl TestServer {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let Setup {
+            options,
+            verifier,
+            cache_bytes,
+            message_grace,
+            client_tls,
+        } = setup;
         let service = Service::new(store.clone(), b"page-token-test-key")
-            .with_cache(setup.cache_bytes)
-            .with_message_grace(setup.message_grace);
+            .with_cache(cache_bytes)
+            .with_message_grace(message_grace);
         let task = tokio::spawn(async move {
-            group_service::server::run_with(
-                listener,
-                setup.options,
-                service,
-                setup.verifier,
-                async {
-                    let _ = rx.await;
-                },
-            )
+            group_service::server::run_with(listener, options, service, verifier, async {
+                let _ = rx.await;
+            })
             .await
             .expect("server");
         });
-        let channel = Channel::from_shared(format!("http://{addr}"))
-            .expect("uri")
-            .connect_lazy();
+        let channel = match client_tls {
+            None => Channel::from_shared(format!("http://{addr}"))
+                .expect("uri")
+                .connect_lazy(),
+            Some(tls) => Channel::from_shared(format!("https://{addr}"))
+                .expect("uri")
+                .tls_config(tls)
+                .expect("client TLS")
+                .connect_lazy(),
+        };
         TestServer {
             addr,
             channel,

@@ -202,6 +202,7 @@ async fn ops_health_command_fails_while_shutting_down() {
         s.options.drain = group_service::guard::drain::Drain {
             delay: Duration::from_secs(5),
             deadline: Duration::from_secs(10),
+            idle_close: group_service::guard::drain::DEFAULT_IDLE_CLOSE,
         }
     })
     .await

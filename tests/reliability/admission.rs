@@ -123,6 +123,52 @@ async fn deadline_expired_calls_answer_deadline_exceeded_and_keep_no_write() {
     assert!(created.is_ok(), "the tenant is left unusable: {created:?}");
 }
 
+/// The server's cap on a call (`--max-call-ms`): a call with no deadline, or a longer one, that
+/// runs past it answers DEADLINE_EXCEEDED at the cap and keeps nothing; a shorter deadline
+/// of the caller's still applies.
+#[tokio::test(flavor = "multi_thread")]
+async fn deadline_the_servers_cap_bounds_calls_without_one() {
+    let Some(srv) = TestServer::start_setup(|s| {
+        s.options.max_call = Some(Duration::from_millis(400));
+    })
+    .await
+    else {
+        return;
+    };
+    srv.company(1, 2).await;
+    let before = srv.group_count(1).await;
+    let hold = hold_writes(&srv, 1, Duration::from_millis(2000)).await;
+    let mut groups = srv.groups(1, 1, true);
+    for timeout in [
+        None,
+        Some(Duration::from_secs(60)),
+        Some(Duration::from_millis(150)),
+    ] {
+        let mut req = Request::new(create_req(1, "Capped", &[1]));
+        if let Some(t) = timeout {
+            req.set_timeout(t);
+        }
+        let started = std::time::Instant::now();
+        let refused = groups.create_group(req).await.unwrap_err();
+        let took = started.elapsed();
+        assert_eq!(
+            refused.code(),
+            Code::DeadlineExceeded,
+            "{timeout:?}: {refused:?}"
+        );
+        let bound = timeout.map_or(Duration::from_millis(400), |t| {
+            t.min(Duration::from_millis(400))
+        });
+        assert!(
+            took >= bound - Duration::from_millis(30) && took < bound + Duration::from_millis(300),
+            "{timeout:?}: answered after {took:?}, the bound is {bound:?}"
+        );
+    }
+    hold.await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(srv.group_count(1).await, before, "a capped write was kept");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn deadline_a_burst_of_cancelled_calls_does_not_fail_a_concurrent_call() {
     let Some(srv) = TestServer::start().await else {

@@ -22,11 +22,35 @@ use crate::harness::*;
 use group_service::grpc::pb;
 
 /// A TCP proxy to PostgreSQL that the test can cut (every connection closed, new ones closed
-/// at once, as a database that went away) and restore.
+/// at once, as a database that went away), freeze (connections stay open, new ones are
+/// accepted, and nothing is forwarded either way: a network that went silent) and restore.
 struct Proxy {
     addr: std::net::SocketAddr,
     cut: Arc<tokio::sync::watch::Sender<bool>>,
+    frozen: Arc<tokio::sync::watch::Sender<bool>>,
     task: tokio::task::JoinHandle<()>,
+}
+
+/// Forwards bytes from `from` to `to`, none while `frozen`.
+async fn pump(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    mut frozen: tokio::sync::watch::Receiver<bool>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = vec![0u8; 16 << 10];
+    loop {
+        if frozen.wait_for(|f| !*f).await.is_err() {
+            return;
+        }
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        if frozen.wait_for(|f| !*f).await.is_err() || to.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
+    }
 }
 
 impl Proxy {
@@ -34,10 +58,11 @@ impl Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let cut = Arc::new(tokio::sync::watch::Sender::new(false));
-        let state = cut.clone();
+        let frozen = Arc::new(tokio::sync::watch::Sender::new(false));
+        let (state, freezing) = (cut.clone(), frozen.clone());
         let task = tokio::spawn(async move {
             loop {
-                let Ok((mut client, _)) = listener.accept().await else {
+                let Ok((client, _)) = listener.accept().await else {
                     return;
                 };
                 if *state.borrow() {
@@ -45,18 +70,27 @@ impl Proxy {
                     continue;
                 }
                 let mut cut = state.subscribe();
+                let frozen = freezing.subscribe();
                 tokio::spawn(async move {
-                    let Ok(mut server) = TcpStream::connect(upstream).await else {
+                    let Ok(server) = TcpStream::connect(upstream).await else {
                         return;
                     };
+                    let (client_in, client_out) = client.into_split();
+                    let (server_in, server_out) = server.into_split();
                     tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                        _ = pump(client_in, server_out, frozen.clone()) => {}
+                        _ = pump(server_in, client_out, frozen) => {}
                         _ = cut.wait_for(|cut| *cut) => {}
                     }
                 });
             }
         });
-        Proxy { addr, cut, task }
+        Proxy {
+            addr,
+            cut,
+            frozen,
+            task,
+        }
     }
 
     fn cut(&self) {
@@ -65,6 +99,11 @@ impl Proxy {
 
     fn restore(&self) {
         self.cut.send_replace(false);
+        self.frozen.send_replace(false);
+    }
+
+    fn freeze(&self) {
+        self.frozen.send_replace(true);
     }
 
     /// `count` times: `period` up, then `period` cut; up at the end.
@@ -81,6 +120,24 @@ impl Proxy {
 impl Drop for Proxy {
     fn drop(&mut self) {
         self.task.abort();
+    }
+}
+
+/// Each create of `unknown` (display name, request id) that did not answer OK, retried through
+/// `srv` with its request id: stored once, added to `acknowledged`.
+async fn retry_unanswered(
+    srv: &TestServer,
+    unknown: &[(String, String)],
+    acknowledged: &mut Vec<(String, String)>,
+) {
+    let mut creator = srv.groups(1, 1, true);
+    for (name, request_id) in unknown {
+        let g = creator
+            .create_group(group(1, name).master(2).request_id(request_id).request())
+            .await
+            .unwrap()
+            .into_inner();
+        acknowledged.push((name.clone(), g.name));
     }
 }
 
@@ -364,15 +421,7 @@ async fn outage_loses_no_acknowledged_write() {
         unknown.extend(u);
     }
     // Whatever did not answer is retried with its request id until it does.
-    let mut creator = srv.groups(1, 1, true);
-    for (name, request_id) in &unknown {
-        let g = creator
-            .create_group(group(1, name).master(2).request_id(request_id).request())
-            .await
-            .unwrap()
-            .into_inner();
-        acknowledged.push((name.clone(), g.name));
-    }
+    retry_unanswered(&srv, &unknown, &mut acknowledged).await;
     println!(
         "writes: {} acknowledged during the outages, {} retried after UNAVAILABLE",
         acknowledged.len() - unknown.len(),
@@ -382,4 +431,125 @@ async fn outage_loses_no_acknowledged_write() {
     let mut reader = srv.groups(1, 1, true);
     crate::assert_stored(&mut reader, &acknowledged).await;
     assert_eq!(srv.group_count(1).await, acknowledged.len() as i64);
+}
+
+/// The network to the database goes silent for 4 s (connections stay open, nothing is
+/// forwarded, nothing is closed) under readers and writers: every call running when it froze
+/// answers within about a second (UNAVAILABLE), never waiting out the outage; every answer is
+/// OK or UNAVAILABLE; after it, every acknowledged write is stored and the rest are stored
+/// exactly once when retried with their request ids.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn frozen_database_network_fails_calls_in_flight_within_a_second() {
+    let Some((srv, replica, proxy)) = behind_proxy("frozen_database_network").await else {
+        return;
+    };
+    srv.company(1, 3).await;
+    let g = group(1, "Design").master(2).create(&srv).await;
+    let running = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let frozen_at: Arc<std::sync::Mutex<Option<Instant>>> = Arc::default();
+    let mut workers = Vec::new();
+    for worker in 0..6 {
+        let (running, frozen_at, name) = (running.clone(), frozen_at.clone(), g.name.clone());
+        let mut creator = replica.groups(1, 1, true);
+        let mut reader = replica.groups(1, 2, false);
+        workers.push(tokio::spawn(async move {
+            let mut acknowledged = Vec::new();
+            let mut unknown = Vec::new();
+            let mut codes = std::collections::BTreeMap::<String, u64>::new();
+            // How long past the freeze each call caught by it took to answer.
+            let mut caught = Vec::new();
+            let mut i = 0;
+            while running.load(Ordering::SeqCst) {
+                i += 1;
+                let started = Instant::now();
+                let name_i = format!("Frozen {worker} {i}");
+                let request_id = format!("f{worker}-{i}");
+                let answer = if worker % 2 == 0 {
+                    creator
+                        .create_group(
+                            group(1, &name_i)
+                                .master(2)
+                                .request_id(&request_id)
+                                .request(),
+                        )
+                        .await
+                        .map(|g| Some(g.into_inner().name))
+                } else {
+                    reader
+                        .get_group(pb::GetGroupRequest { name: name.clone() })
+                        .await
+                        .map(|_| None)
+                };
+                let ended = Instant::now();
+                let frozen = *frozen_at.lock().unwrap();
+                if let Some(at) = frozen
+                    && started <= at
+                    && ended > at
+                {
+                    caught.push(ended - at);
+                }
+                let code = match answer {
+                    Ok(Some(stored)) => {
+                        acknowledged.push((name_i, stored));
+                        "Ok".to_owned()
+                    }
+                    Ok(None) => "Ok".to_owned(),
+                    Err(e) => {
+                        if worker % 2 == 0 {
+                            unknown.push((name_i, request_id));
+                        }
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        format!("{:?}", e.code())
+                    }
+                };
+                *codes.entry(code).or_default() += 1;
+            }
+            (acknowledged, unknown, codes, caught)
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    *frozen_at.lock().unwrap() = Some(Instant::now());
+    proxy.freeze();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    proxy.restore();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    running.store(false, Ordering::SeqCst);
+    let (mut acknowledged, mut unknown) = (Vec::new(), Vec::new());
+    let mut codes = std::collections::BTreeMap::<String, u64>::new();
+    let mut caught = Vec::new();
+    for worker in workers {
+        let (a, u, c, t) = worker.await.unwrap();
+        acknowledged.extend(a);
+        unknown.extend(u);
+        caught.extend(t);
+        for (code, n) in c {
+            *codes.entry(code).or_default() += n;
+        }
+    }
+    caught.sort();
+    println!("answers: {codes:?}; calls caught by the freeze answered after {caught:?}");
+    for code in codes.keys() {
+        assert!(code == "Ok" || code == "Unavailable", "{codes:?}");
+    }
+    assert!(
+        !caught.is_empty(),
+        "no call was running when the network froze"
+    );
+    let slowest = *caught.last().unwrap();
+    assert!(
+        slowest < Duration::from_millis(1500),
+        "a call caught by the freeze answered {slowest:?} after it: {caught:?}"
+    );
+    // Whatever did not answer OK is retried with its request id, through the server that
+    // never lost the database: stored once, and nothing acknowledged is missing.
+    retry_unanswered(&srv, &unknown, &mut acknowledged).await;
+    let mut reader = srv.groups(1, 1, true);
+    crate::assert_stored(&mut reader, &acknowledged).await;
+    assert_eq!(srv.group_count(1).await, acknowledged.len() as i64 + 1);
+    // And the replica serves again.
+    replica
+        .groups(1, 2, false)
+        .get_group(pb::GetGroupRequest { name: g.name })
+        .await
+        .unwrap();
 }

@@ -3,7 +3,8 @@
 
 use std::time::{Duration, Instant};
 
-use group_service::guard::drain::Drain;
+use group_service::grpc::pb;
+use group_service::guard::drain::{DEFAULT_IDLE_CLOSE, Drain};
 use tokio::io::AsyncReadExt;
 use tonic::Code;
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -15,7 +16,46 @@ use crate::hold::hold_writes;
 
 /// A server that drains for at most `deadline` after a NOT_SERVING `delay`.
 async fn draining(delay: Duration, deadline: Duration) -> Option<TestServer> {
-    TestServer::start_setup(|s| s.options.drain = Drain { delay, deadline }).await
+    draining_with(delay, deadline, DEFAULT_IDLE_CLOSE).await
+}
+
+/// `draining`, closing connections `idle_close` after the last call has answered.
+async fn draining_with(
+    delay: Duration,
+    deadline: Duration,
+    idle_close: Duration,
+) -> Option<TestServer> {
+    TestServer::start_setup(|s| {
+        s.options.drain = Drain {
+            delay,
+            deadline,
+            idle_close,
+        }
+    })
+    .await
+}
+
+/// The messages a stream still sends, and the status it ends with; panics if it ends without
+/// one or is still open 2 s after its last message.
+async fn stream_end<T>(stream: &mut tonic::Streaming<T>) -> (Vec<T>, tonic::Status) {
+    let mut seen = Vec::new();
+    loop {
+        match tokio::time::timeout(Duration::from_secs(2), stream.message()).await {
+            Ok(Ok(Some(m))) => seen.push(m),
+            Ok(Ok(None)) => panic!("the stream ended without a status"),
+            Ok(Err(status)) => return (seen, status),
+            Err(_) => panic!("the stream is still open after the drain"),
+        }
+    }
+}
+
+/// A status whose ErrorInfo reason is SHUTTING_DOWN, with code UNAVAILABLE.
+#[track_caller]
+fn assert_shutting_down(status: &tonic::Status) {
+    use tonic_types::StatusExt;
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    let info = status.get_details_error_info().expect("ErrorInfo");
+    assert_eq!(info.reason, "SHUTTING_DOWN", "{status:?}");
 }
 
 fn health_of(srv: &TestServer) -> HealthClient<tonic::transport::Channel> {
@@ -51,31 +91,73 @@ async fn until_serving(srv: &TestServer) {
     panic!("the server never reported SERVING");
 }
 
+/// Open streams (health's Watch and WatchEvents) end at the start of the drain with
+/// UNAVAILABLE `SHUTTING_DOWN`, after the health watcher has seen NOT_SERVING during the delay;
+/// the server stops long before its deadline.
 #[tokio::test(flavor = "multi_thread")]
-async fn shutdown_an_open_health_watch_stream_ends_by_the_drain_deadline() {
-    let Some(mut srv) = draining(Duration::ZERO, Duration::from_millis(500)).await else {
+async fn shutdown_open_streams_end_at_the_start_of_the_drain() {
+    let delay = Duration::from_millis(300);
+    let Some(mut srv) = draining(delay, Duration::from_secs(10)).await else {
         return;
     };
+    srv.company(1, 2).await;
     until_serving(&srv).await;
     let mut watch = health_of(&srv)
         .watch(HealthCheckRequest::default())
         .await
         .unwrap()
         .into_inner();
-    watch.message().await.unwrap().expect("the current status");
+    let first = watch.message().await.unwrap().expect("the current status");
+    assert_eq!(first.status, ServingStatus::Serving as i32);
+    let mut events = srv
+        .events(1)
+        .watch_events(pb::WatchEventsRequest {
+            parent: "tenants/1".into(),
+            after_cursor: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner();
     let took = stop_within(&mut srv, Duration::from_secs(5)).await;
     assert!(
-        took >= Duration::from_millis(400),
-        "stopped before the deadline: {took:?}"
+        took < Duration::from_secs(2),
+        "the open streams held the drain: {took:?}"
     );
-    // Whatever it sent before, the stream has ended or failed by now.
-    loop {
-        match tokio::time::timeout(Duration::from_secs(2), watch.message()).await {
-            Ok(Ok(Some(_))) => continue,
-            Ok(_) => break,
-            Err(_) => panic!("the watch stream is still open after the drain"),
-        }
-    }
+    let (seen, health_end) = stream_end(&mut watch).await;
+    let seen: Vec<i32> = seen.iter().map(|m| m.status).collect();
+    assert_eq!(seen, vec![ServingStatus::NotServing as i32]);
+    assert_shutting_down(&health_end);
+    let (_, events_end) = stream_end(&mut events).await;
+    assert_shutting_down(&events_end);
+}
+
+/// An HTTP/2 client that sent its preface and then never reads (the server's GOAWAY and PING
+/// are never acknowledged) is closed `idle_close` after the last call answered, not at the
+/// deadline.
+#[tokio::test(flavor = "multi_thread")]
+async fn shutdown_a_client_that_never_reads_is_closed_after_the_idle_close() {
+    use tokio::io::AsyncWriteExt;
+    let Some(mut srv) = draining_with(
+        Duration::ZERO,
+        Duration::from_secs(10),
+        Duration::from_millis(300),
+    )
+    .await
+    else {
+        return;
+    };
+    until_serving(&srv).await;
+    let mut deaf = tokio::net::TcpStream::connect(srv.addr).await.unwrap();
+    // The connection preface and an empty SETTINGS frame; nothing is ever read.
+    deaf.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let took = stop_within(&mut srv, Duration::from_secs(5)).await;
+    assert!(
+        took < Duration::from_secs(2),
+        "the client that never reads held the drain: {took:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -26,6 +26,7 @@ use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel_async::AsyncPgConnection;
 
 use super::{Pooled, SqliteConn};
+use crate::domain::Touched;
 use crate::domain::error::{Error, Reason};
 use crate::domain::model::{Event, TenantId, UserId, UserKey};
 
@@ -41,12 +42,15 @@ pub struct PgTx {
     /// The transaction's events, written with their sequence numbers just before it commits
     /// (`EventTx::sequence_events`).
     pub events: Vec<Event>,
+    /// What its writes changed (`domain::cache`), added to by every write statement.
+    pub touched: Touched,
 }
 /// An SQLite transaction, likewise.
 pub struct SqliteTx {
     pub conn: Pooled<SqliteConn>,
     pub now: i64,
     pub events: Vec<Event>,
+    pub touched: Touched,
 }
 
 impl PgTx {

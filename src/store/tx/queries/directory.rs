@@ -20,6 +20,7 @@ use crate::store::tx::{sql, user_key};
 #[async_trait]
 impl DirectoryTx for BackendTx {
     async fn upsert_tenant(&mut self, t: &Tenant) -> Result<()> {
+        self.touched.tenant(t.id);
         use tenants::dsl as c;
         let row = TenantRow::new(t, now_micros());
         diesel::insert_into(tenants::table)
@@ -66,6 +67,7 @@ impl DirectoryTx for BackendTx {
     }
 
     async fn delete_tenant(&mut self, id: TenantId) -> Result<bool> {
+        self.touched.everything();
         // Rows of other tenants naming its users have no foreign key to them (migration 12).
         diesel::delete(contacts::table.filter(contacts::contact_tenant_id.eq(id.0)))
             .execute(self.conn())
@@ -80,6 +82,7 @@ impl DirectoryTx for BackendTx {
     }
 
     async fn take_group_slot(&mut self, id: TenantId) -> Result<bool> {
+        self.touched.tenant(id);
         let n = diesel::sql_query(BackendTx::statement(sql::take_group_slot()))
             .bind::<BigInt, _>(id.0)
             .bind::<BigInt, _>(Plan::Paid.group_limit())
@@ -91,6 +94,7 @@ impl DirectoryTx for BackendTx {
     }
 
     async fn release_group_slot(&mut self, id: TenantId) -> Result<()> {
+        self.touched.tenant(id);
         use tenants::dsl as c;
         diesel::update(tenants::table.find(id.0).filter(c::group_count.gt(0)))
             .set(c::group_count.eq(c::group_count - 1))
@@ -100,6 +104,7 @@ impl DirectoryTx for BackendTx {
     }
 
     async fn upsert_user(&mut self, u: &User) -> Result<()> {
+        self.touched.tenant(u.key.tenant);
         use users::dsl as c;
         diesel::insert_into(users::table)
             .values(&UserRow::from(u))
@@ -164,6 +169,7 @@ impl DirectoryTx for BackendTx {
     }
 
     async fn delete_user(&mut self, key: UserKey) -> Result<bool> {
+        self.touched.everything();
         // Contacts and room seats naming the user have no foreign key to them (migration 12).
         diesel::delete(
             contacts::table
@@ -191,6 +197,7 @@ impl DirectoryTx for BackendTx {
         limit: i64,
         needs_external_permission: bool,
     ) -> Result<bool> {
+        self.touched.tenant(key.tenant);
         use users::dsl as c;
         let mut q = diesel::update(users::table)
             .filter(c::tenant_id.eq(key.tenant.0))
@@ -211,6 +218,7 @@ impl DirectoryTx for BackendTx {
     }
 
     async fn release_user_group_slots(&mut self, keys: &[UserKey]) -> Result<()> {
+        keys.iter().for_each(|k| self.touched.tenant(k.tenant));
         use users::dsl as c;
         for key in keys {
             diesel::update(
@@ -227,6 +235,7 @@ impl DirectoryTx for BackendTx {
     }
 
     async fn upsert_team(&mut self, team: &Team) -> Result<()> {
+        self.touched.tenant(team.tenant);
         use teams::dsl as c;
         diesel::insert_into(teams::table)
             .values(&TeamRow {
@@ -336,6 +345,7 @@ impl DirectoryTx for BackendTx {
     }
 
     async fn delete_team(&mut self, tenant: TenantId, id: TeamId) -> Result<bool> {
+        self.touched.tenant(tenant);
         let n = diesel::delete(teams::table.find((tenant.0, id.0)))
             .execute(self.conn())
             .await?;
@@ -343,6 +353,8 @@ impl DirectoryTx for BackendTx {
     }
 
     async fn add_contact(&mut self, contact: &Contact) -> Result<()> {
+        self.touched.tenant(contact.owner.tenant);
+        self.touched.tenant(contact.contact.tenant);
         diesel::insert_into(contacts::table)
             .values(&ContactRow::from(contact))
             .on_conflict_do_nothing()
@@ -375,6 +387,8 @@ impl DirectoryTx for BackendTx {
     }
 
     async fn remove_contact(&mut self, contact: &Contact) -> Result<bool> {
+        self.touched.tenant(contact.owner.tenant);
+        self.touched.tenant(contact.contact.tenant);
         let n = diesel::delete(contacts::table.find((
             contact.owner.tenant.0,
             contact.owner.user.0,
@@ -415,6 +429,7 @@ impl DirectoryTx for BackendTx {
     }
 
     async fn upsert_room(&mut self, room: &MessageRoom) -> Result<()> {
+        self.touched.tenant(room.tenant);
         use message_rooms::dsl as c;
         diesel::insert_into(message_rooms::table)
             .values(&RoomRow {
@@ -518,6 +533,7 @@ impl DirectoryTx for BackendTx {
     }
 
     async fn delete_room(&mut self, tenant: TenantId, id: RoomId) -> Result<bool> {
+        self.touched.tenant(tenant);
         let n = diesel::delete(message_rooms::table.find((tenant.0, id.0)))
             .execute(self.conn())
             .await?;
@@ -530,6 +546,7 @@ impl DirectoryTx for BackendTx {
         id: RoomId,
         group: GroupId,
     ) -> Result<bool> {
+        self.touched.tenant(tenant);
         use message_rooms::dsl as r;
         let n = diesel::update(
             message_rooms::table

@@ -101,6 +101,7 @@ impl EventTx for BackendTx {
     }
 
     async fn insert_event(&mut self, event: &Event) -> Result<()> {
+        self.touched.events = true;
         self.events.push(event.clone());
         Ok(())
     }

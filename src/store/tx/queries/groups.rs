@@ -18,6 +18,7 @@ use crate::store::tx::{map_group_write, sql, user_key};
 #[async_trait]
 impl GroupTx for BackendTx {
     async fn insert_group(&mut self, group: &Group) -> Result<()> {
+        self.touched.tenant(group.tenant);
         let res = diesel::insert_into(groups::table)
             .values(&GroupRow::from(group))
             .keep_prepared()
@@ -94,6 +95,7 @@ impl GroupTx for BackendTx {
     }
 
     async fn touch_group(&mut self, tenant: TenantId, id: GroupId, now: i64) -> Result<()> {
+        self.touched.tenant(tenant);
         use groups::dsl as c;
         diesel::update(groups::table.find((tenant.0, id.0)))
             .set((c::version.eq(c::version + 1), c::update_time.eq(now)))
@@ -120,6 +122,7 @@ impl GroupTx for BackendTx {
     }
 
     async fn delete_group(&mut self, tenant: TenantId, id: GroupId) -> Result<bool> {
+        self.touched.tenant(tenant);
         let n = diesel::delete(groups::table.find((tenant.0, id.0)))
             .execute(self.conn())
             .await?;
@@ -127,6 +130,7 @@ impl GroupTx for BackendTx {
     }
 
     async fn update_group(&mut self, group: &Group) -> Result<()> {
+        self.touched.tenant(group.tenant);
         let res = diesel::update(groups::table.find((group.tenant.0, group.id.0)))
             .set(&GroupRow::from(group))
             .keep_prepared()
@@ -189,6 +193,7 @@ impl GroupTx for BackendTx {
     }
 
     async fn save_mailing_list(&mut self, group: &Group) -> Result<()> {
+        self.touched.tenant(group.tenant);
         let (tenant, id) = (group.tenant.0, group.id.0);
         diesel::delete(
             mailing_list_senders::table
@@ -253,6 +258,7 @@ impl GroupTx for BackendTx {
         bytes: i64,
         now: i64,
     ) -> Result<i64> {
+        self.touched.tenant(tenant);
         use feature_usage::dsl as f;
         let old = feature_usage::table
             .find((tenant.0, group.0, feature))
@@ -309,6 +315,7 @@ impl GroupTx for BackendTx {
     }
 
     async fn set_name_keys(&mut self, keys: &StaleKeys, version: i32) -> Result<()> {
+        self.touched.tenant(keys.tenant);
         diesel::sql_query(BackendTx::statement(sql::SET_NAME_KEYS))
             .bind::<Text, _>(&keys.name_key)
             .bind::<Text, _>(&keys.search_text)
@@ -322,6 +329,7 @@ impl GroupTx for BackendTx {
     }
 
     async fn add_storage(&mut self, tenant: TenantId, group: GroupId, delta: i64) -> Result<()> {
+        self.touched.tenant(tenant);
         diesel::sql_query(BackendTx::statement(sql::ADD_GROUP_STORAGE))
             .bind::<BigInt, _>(delta)
             .bind::<BigInt, _>(tenant.0)

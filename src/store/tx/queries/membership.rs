@@ -64,6 +64,10 @@ impl MembershipTx for BackendTx {
         expire_time: Option<i64>,
         now: i64,
     ) -> Result<()> {
+        self.touched.tenant(tenant);
+        if expire_time.is_some() {
+            self.touched.expiry();
+        }
         let (t, g) = (tenant.0, group.0);
         let conn = self.conn();
         match member {
@@ -155,6 +159,7 @@ impl MembershipTx for BackendTx {
         group: GroupId,
         member: MemberRef,
     ) -> Result<bool> {
+        self.touched.tenant(tenant);
         let (t, g) = (tenant.0, group.0);
         let conn = self.conn();
         let n = match member {
@@ -209,6 +214,7 @@ impl MembershipTx for BackendTx {
         user: UserKey,
         is_master: bool,
     ) -> Result<bool> {
+        self.touched.tenant(tenant);
         use group_user_members::dsl as u;
         let row = group_user_members::table.find((tenant.0, group.0, user.tenant.0, user.user.0));
         let n = if is_master {
@@ -234,6 +240,8 @@ impl MembershipTx for BackendTx {
         member: MemberRef,
         expire_time: Option<i64>,
     ) -> Result<bool> {
+        self.touched.tenant(tenant);
+        self.touched.expiry();
         let (t, g) = (tenant.0, group.0);
         let conn = self.conn();
         let n = match member {
