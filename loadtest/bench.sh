@@ -380,6 +380,41 @@ bench_service() {
   run "$many" --config loadtest/ghz/create_group.json --host "$SVC_HOST" -m "$metas" -d "$bodies"
   overload "$many" --config loadtest/ghz/create_group.json -m "$metas" -d "$bodies"
 
+  # Reads under writes: CheckMembership of the private group for users drawn from the
+  # tenant's first 2,000 (many keys, not one hot key), and GetGroup over the first 1,000 group
+  # ids, while creates run open loop in the other tenants at 0, 10 and 100 a second (the
+  # cache's per-tenant revisions: other tenants' writes keep this tenant's answers), then at
+  # 10 a second in the tenant itself.
+  local spread_users spread_groups wrps wpid
+  spread_users=$(jq -r '[.users, 2000] | min' "$s")
+  spread_groups=$(jq -c '[.group_sample[] | {name: .}]' "$s")
+  local spread=(--config loadtest/ghz/check_membership.json --host "$SVC_HOST" -m "$admin"
+    -d "{\"group\":\"$priv\",\"user\":{\"tenant_id\":$t,\"user_id\":\"{{randomInt 1 $((spread_users + 1))}}\"}}")
+  local spread_get=(--config loadtest/ghz/get_group.json --host "$SVC_HOST" -m "$admin"
+    -d "$spread_groups")
+  local own_bodies
+  own_bodies=$(printf "$create_tpl" "$t" 2)
+  for wrps in 0 10 100 own10; do
+    wpid=""
+    case "$wrps" in
+      0) ;;
+      own10)
+        "$LOAD" run --name "writes-$wrps" --config loadtest/ghz/create_group.json --host "$SVC_HOST" \
+          -m "$admin" -d "$own_bodies" -c 4 --connections 1 -r 10 \
+          -z "$((2 * SECONDS_PER_CALL + 6))s" >"$WORK/w-$b-$wrps.txt" 2>&1 &
+        wpid=$! ;;
+      *)
+        "$LOAD" run --name "writes-$wrps" --config loadtest/ghz/create_group.json --host "$SVC_HOST" \
+          -m "$metas" -d "$bodies" -c 4 --connections 1 -r "$wrps" \
+          -z "$((2 * SECONDS_PER_CALL + 6))s" >"$WORK/w-$b-$wrps.txt" 2>&1 &
+        wpid=$! ;;
+    esac
+    [ -z "$wpid" ] || sleep 1
+    run "$b:Check-${spread_users}users-writes-$wrps" "${spread[@]}"
+    run "$b:GetGroup-$(jq '.group_sample | length' "$s")groups-writes-$wrps" "${spread_get[@]}"
+    [ -z "$wpid" ] || wait "$wpid" || FAILED+=("$b:writes-$wrps")
+  done
+
   local rss hwm
   rss=$(awk '/^VmRSS/ {print int($2 / 1024)}' "/proc/$pid/status")
   hwm=$(awk '/^VmHWM/ {print int($2 / 1024)}' "/proc/$pid/status")

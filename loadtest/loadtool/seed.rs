@@ -457,6 +457,8 @@ pub async fn seed(a: SeedArgs) -> anyhow::Result<Value> {
         // user 2 is in group 0, which is public).
         "private_group": name(bulk_ids[if a.heavy_groups > 1 { 1 } else { 0 }]),
         "public_group": name(bulk_ids[0]),
+        // Up to 1,000 groups of the tenant, for reads over many keys.
+        "group_sample": bulk_ids.iter().take(1000).map(|&id| name(id)).collect::<Vec<_>>(),
         "create_tenants": create_tenants,
         "create_users": a.create_users,
     });

@@ -17,6 +17,7 @@
 //! never came.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::hash::Hash;
 use std::sync::{Arc, RwLock};
 
@@ -122,11 +123,49 @@ impl Answer {
     }
 }
 
+/// Reads under way, by what they fill: concurrent misses of one key wait for one read
+/// (`coalesced`).
+pub(crate) type Filling<K, V> =
+    std::sync::Mutex<HashMap<K, Arc<tokio::sync::OnceCell<V>>, foldhash::fast::RandomState>>;
+
+/// `fill`'s value for `key`, shared by every caller that asks while one read of `key` is under
+/// way: the first caller's `fill` runs, the others wait for its value (and run theirs only if
+/// it fails). `fill` should keep its value in the cache before it returns, so that a caller
+/// arriving once the read is done finds it there.
+pub(crate) async fn coalesced<K, V>(
+    filling: &Filling<K, V>,
+    key: K,
+    fill: impl Future<Output = super::error::Result<V>>,
+) -> super::error::Result<V>
+where
+    K: Hash + Eq + Clone,
+    V: Clone,
+{
+    let cell = filling
+        .lock()
+        .ok()
+        .map(|mut under_way| under_way.entry(key.clone()).or_default().clone());
+    let Some(cell) = cell else {
+        return fill.await;
+    };
+    let value = cell.get_or_try_init(|| fill).await.cloned();
+    if let Ok(mut under_way) = filling.lock()
+        && under_way.get(&key).is_some_and(|c| Arc::ptr_eq(c, &cell))
+    {
+        under_way.remove(&key);
+    }
+    value
+}
+
 /// The answers, each with the generation it was read at.
 pub(crate) struct AnswerCache {
     /// foldhash: keys are a few integers, which SipHash (moka's default) spends a tenth of a
     /// cached batch check on; its seed is random per cache, as SipHash's is.
     entries: moka::sync::Cache<Key, (u64, Answer), foldhash::fast::RandomState>,
+    /// Reads of whole answers under way, by key and generation.
+    pub(crate) filling: Filling<(Key, u64), Answer>,
+    /// Reads of membership answers under way, by key, generation and the groups asked.
+    pub(crate) filling_memberships: Filling<(Key, u64, Vec<GroupPath>), Vec<Option<Membership>>>,
 }
 
 impl AnswerCache {
@@ -143,7 +182,11 @@ impl AnswerCache {
                 a.weight().saturating_add(key)
             })
             .build_with_hasher(foldhash::fast::RandomState::default());
-        AnswerCache { entries }
+        AnswerCache {
+            entries,
+            filling: Default::default(),
+            filling_memberships: Default::default(),
+        }
     }
 
     /// The answer for `key` if it was read at generation `now`.

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use tracing::Instrument;
 
-use super::cache::{Answer, AnswerCache, Key};
+use super::cache::{Answer, AnswerCache, Key, coalesced};
 use super::caller::{Actor, Caller};
 use super::error::{Error, Result};
 use super::membership::Membership;
@@ -145,6 +145,8 @@ pub struct Service {
     pub(crate) pager: Pager,
     cache: Option<Arc<AnswerCache>>,
     horizon: Arc<Mutex<Horizon>>,
+    /// Held while the horizon is read, so that concurrent misses read it once.
+    horizon_read: Arc<tokio::sync::Mutex<()>>,
     observer: Option<Arc<dyn Observer>>,
     /// How long after message is turned off its data is purged (`grace`).
     pub(crate) message_grace: Duration,
@@ -166,6 +168,7 @@ impl Service {
             pager: Pager::new(page_token_key),
             cache: None,
             horizon: Arc::default(),
+            horizon_read: Arc::default(),
             observer: None,
             message_grace: super::grace::DEFAULT_MESSAGE_GRACE,
         }
@@ -214,9 +217,20 @@ impl Service {
         if fresh && let Some(hit) = cache.get(&key, generation).and_then(&to) {
             return Ok(hit);
         }
-        let answer = fill.await?;
-        cache.put(key, generation, from(&answer));
-        Ok(answer)
+        let Some(read_at) = generation.filter(|_| fresh) else {
+            let answer = fill.await?;
+            cache.put(key, generation, from(&answer));
+            return Ok(answer);
+        };
+        // Concurrent misses of the key at this generation share one read: the first fills
+        // (and keeps the answer before the others are let go), the others wait for it.
+        let answer = coalesced(&cache.filling, (key.clone(), read_at), async {
+            let answer = from(&fill.await?);
+            cache.put(key.clone(), Some(read_at), answer.clone());
+            Ok(answer)
+        })
+        .await?;
+        to(answer).ok_or_else(|| Error::Internal("a shared answer of another kind".into()))
     }
 
     /// The number cached answers for `key` are kept under and served at: the revision of
@@ -233,6 +247,14 @@ impl Service {
         }
         let expiry = self.db.expiry_revision();
         let now = self.db.clock().now_micros();
+        {
+            let h = self.horizon.lock().ok()?;
+            if h.generation == Some(expiry) && now < h.until {
+                return Some(revision + h.epoch);
+            }
+        }
+        // One read at a time: the others wait for it and take its number.
+        let _reading = self.horizon_read.lock().await;
         {
             let h = self.horizon.lock().ok()?;
             if h.generation == Some(expiry) && now < h.until {
@@ -278,7 +300,7 @@ impl Service {
         // The entry follows the caller's and the user's tenants: answers about a group of a
         // third tenant (an external group) are read every time.
         let cacheable = |g: &GroupPath| g.tenant == caller.tenant || g.tenant == user.tenant;
-        let (generation, mut out) = match &self.cache {
+        let (generation, fresh, mut out) = match &self.cache {
             Some(cache) => {
                 // As in `cached`: the consistency first, then the generation.
                 let fresh = super::consistency::fresh_enough(&*self.db).await;
@@ -293,23 +315,41 @@ impl Service {
                         *answer = None;
                     }
                 }
-                (generation, out)
+                (generation, fresh, out)
             }
-            None => (None, vec![None; groups.len()]),
+            None => (None, false, vec![None; groups.len()]),
         };
         let missing: Vec<usize> = (0..groups.len()).filter(|&i| out[i].is_none()).collect();
         if missing.is_empty() {
             return Ok(out);
         }
-        let filled = fill(missing.clone()).await?;
-        if let Some(cache) = &self.cache {
-            let read = missing
-                .iter()
-                .zip(&filled)
-                .filter(|&(&i, _)| cacheable(&groups[i]))
-                .filter_map(|(&i, a)| a.map(|m| (groups[i].clone(), m)));
-            cache.put_memberships(key, generation, read);
-        }
+        let keep = |filled: &[Option<Membership>]| {
+            if let Some(cache) = &self.cache {
+                let read = missing
+                    .iter()
+                    .zip(filled)
+                    .filter(|&(&i, _)| cacheable(&groups[i]))
+                    .filter_map(|(&i, a)| a.map(|m| (groups[i].clone(), m)));
+                cache.put_memberships(key.clone(), generation, read);
+            }
+        };
+        let filled = match (&self.cache, generation.filter(|_| fresh)) {
+            // Concurrent misses of the same groups share one read, as in `cached`.
+            (Some(cache), Some(read_at)) => {
+                let asked: Vec<GroupPath> = missing.iter().map(|&i| groups[i].clone()).collect();
+                coalesced(&cache.filling_memberships, (key.clone(), read_at, asked), async {
+                    let filled = fill(missing.clone()).await?;
+                    keep(&filled);
+                    Ok(filled)
+                })
+                .await?
+            }
+            _ => {
+                let filled = fill(missing.clone()).await?;
+                keep(&filled);
+                filled
+            }
+        };
         for (i, answer) in missing.into_iter().zip(filled) {
             out[i] = answer;
         }

@@ -503,3 +503,45 @@ async fn cache_answers_match_uncached_ones_across_tenants_under_concurrent_write
     }
     assert_eq!(stale, 0, "answers older than an acknowledged write");
 }
+
+/// Round trips to the database so far, over every pool of `srv`'s store.
+fn statements(srv: &TestServer) -> u64 {
+    srv.store.pools().iter().map(|p| p.statements).sum()
+}
+
+/// 1,000 concurrent CheckMembership and 1,000 concurrent GetGroup calls on one cold key each
+/// (same caller, same question): each burst makes one read of its answer, not one per call.
+/// Counted by the store's statement counters: the whole burst takes a handful of round trips
+/// (the caller's row, the expiry horizon, the answer, with their BEGIN and COMMIT on SQLite).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cache_concurrent_misses_on_one_key_make_one_read() {
+    let Some(srv) = server().await else { return };
+    let group = arrange(&srv, 3).await;
+    for burst in ["CheckMembership", "GetGroup"] {
+        // A write first: every cached answer and the horizon are cold again.
+        srv.user(1, 3, false).await;
+        let before = statements(&srv);
+        let calls: Vec<_> = (0..1000)
+            .map(|_| {
+                let (mut m, mut g, group) = (
+                    srv.membership(1, 1, true),
+                    srv.groups(1, 1, true),
+                    group.clone(),
+                );
+                tokio::spawn(async move {
+                    if burst == "GetGroup" {
+                        version(&mut g, &group).await;
+                    } else {
+                        assert!(check(&mut m, &group, 1).await.member);
+                    }
+                })
+            })
+            .collect();
+        for call in calls {
+            call.await.expect("call");
+        }
+        let made = statements(&srv) - before;
+        println!("cache: 1,000 concurrent {burst} calls on one cold key made {made} round trips");
+        assert!(made <= 12, "{burst}: {made} round trips for one cold key");
+    }
+}
