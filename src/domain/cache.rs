@@ -51,6 +51,15 @@ pub(crate) enum Key {
 }
 
 impl Key {
+    /// The answer's kind, as metrics label it.
+    pub(crate) fn kind(&self) -> &'static str {
+        match self {
+            Key::Actor(_) => "caller",
+            Key::Group { .. } => "group",
+            Key::Memberships { .. } => "membership",
+        }
+    }
+
     /// The tenants whose rows the answer reads, whose revisions it is kept under (module
     /// doc). A member of a group is of the group's tenant, or, in an external group, a user
     /// of another tenant, whose own rows are that user's tenant's; teams and nested groups
@@ -66,6 +75,15 @@ impl Key {
             Key::Memberships { caller, user } => [caller.tenant, user.tenant],
         }
     }
+}
+
+/// What a lookup found.
+#[derive(Debug)]
+pub(crate) enum Lookup {
+    Hit(Answer),
+    /// An entry read at another generation; dropped.
+    Stale,
+    Absent,
 }
 
 #[derive(Clone, Debug)]
@@ -190,15 +208,17 @@ impl AnswerCache {
     }
 
     /// The answer for `key` if it was read at generation `now`.
-    pub fn get(&self, key: &Key, now: Option<u64>) -> Option<Answer> {
-        let now = now?;
+    pub fn get(&self, key: &Key, now: Option<u64>) -> Lookup {
+        let Some(now) = now else {
+            return Lookup::Absent;
+        };
         match self.entries.get(key) {
-            Some((generation, answer)) if generation == now => Some(answer),
+            Some((generation, answer)) if generation == now => Lookup::Hit(answer),
             Some(_) => {
                 self.entries.invalidate(key);
-                None
+                Lookup::Stale
             }
-            None => None,
+            None => Lookup::Absent,
         }
     }
 
@@ -211,18 +231,23 @@ impl AnswerCache {
 
     /// For each of `groups`, the membership answer of `key` (a `Key::Memberships`) if it was
     /// read at generation `now`.
+    /// Whether an entry of an older generation was found (and dropped) comes with them.
     pub fn memberships(
         &self,
         key: &Key,
         groups: &[GroupPath],
         now: Option<u64>,
-    ) -> Vec<Option<Membership>> {
+    ) -> (Vec<Option<Membership>>, bool) {
         match self.get(key, now) {
-            Some(Answer::Memberships(m)) => match m.by_group.read() {
-                Ok(by_group) => groups.iter().map(|g| by_group.get(g).copied()).collect(),
-                Err(_) => vec![None; groups.len()],
+            Lookup::Hit(Answer::Memberships(m)) => match m.by_group.read() {
+                Ok(by_group) => (
+                    groups.iter().map(|g| by_group.get(g).copied()).collect(),
+                    false,
+                ),
+                Err(_) => (vec![None; groups.len()], false),
             },
-            _ => vec![None; groups.len()],
+            Lookup::Stale => (vec![None; groups.len()], true),
+            _ => (vec![None; groups.len()], false),
         }
     }
 
@@ -289,7 +314,7 @@ mod tests {
     }
 
     fn member(cache: &AnswerCache, user: i64, g: i64, now: Option<u64>) -> Option<bool> {
-        cache.memberships(&key(user), &[group(g)], now)[0].map(|m| m.member)
+        cache.memberships(&key(user), &[group(g)], now).0[0].map(|m| m.member)
     }
 
     const YES: Membership = Membership {
@@ -322,11 +347,11 @@ mod tests {
         let cache = AnswerCache::new(1 << 20);
         cache.put_memberships(key(3), Some(5), [(group(1), YES)]);
         cache.put_memberships(key(3), Some(5), [(group(2), YES)]);
-        let both = cache.memberships(&key(3), &[group(1), group(2), group(9)], Some(5));
+        let (both, _) = cache.memberships(&key(3), &[group(1), group(2), group(9)], Some(5));
         assert_eq!(both, vec![Some(YES), Some(YES), None]);
         // An answer read at a later generation starts a new entry: the older answers go.
         cache.put_memberships(key(3), Some(6), [(group(2), YES)]);
-        let now = cache.memberships(&key(3), &[group(1), group(2)], Some(6));
+        let (now, _) = cache.memberships(&key(3), &[group(1), group(2)], Some(6));
         assert_eq!(now, vec![None, Some(YES)]);
     }
 

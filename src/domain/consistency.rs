@@ -109,16 +109,56 @@ pub(crate) fn record(token: Token) {
     });
 }
 
-/// Whether the cache may answer the current call: not for `Full`; for `AtLeast`, once this
-/// process has heard of the token's write (waiting at most `TOKEN_WAIT`).
-pub(crate) async fn fresh_enough(db: &dyn Database) -> bool {
+/// How the current call's consistency was met (metrics: `Observer::consistency`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Met {
+    /// No choice made: the default.
+    Default,
+    /// `Full`: the database, not the cache.
+    FullyConsistent,
+    /// `AtLeast`, already heard of.
+    CaughtUp,
+    /// `AtLeast`, heard of within the wait.
+    Waited,
+    /// `AtLeast`, not heard of within the wait: the database, not the cache.
+    FellThrough,
+}
+
+impl Met {
+    /// Whether the cache may answer.
+    pub fn cache_may_answer(self) -> bool {
+        matches!(self, Met::Default | Met::CaughtUp | Met::Waited)
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Met::Default => "default",
+            Met::FullyConsistent => "fully_consistent",
+            Met::CaughtUp => "caught_up",
+            Met::Waited => "waited",
+            Met::FellThrough => "fell_through",
+        }
+    }
+}
+
+/// How the current call's consistency lets the cache answer: not for `Full`; for `AtLeast`,
+/// once this process has heard of the token's write (waiting at most `TOKEN_WAIT`).
+pub(crate) async fn fresh_enough(db: &dyn Database) -> Met {
     let requested = CALL
         .try_with(|call| call.requested.clone())
         .unwrap_or_default();
     match requested {
-        Consistency::Default => true,
-        Consistency::Full => false,
-        Consistency::AtLeast(token) => db.caught_up(&token, TOKEN_WAIT).await,
+        Consistency::Default => Met::Default,
+        Consistency::Full => Met::FullyConsistent,
+        Consistency::AtLeast(token) => {
+            if db.caught_up(&token, Duration::ZERO).await {
+                Met::CaughtUp
+            } else if db.caught_up(&token, TOKEN_WAIT).await {
+                Met::Waited
+            } else {
+                Met::FellThrough
+            }
+        }
     }
 }
 

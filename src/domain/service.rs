@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use tracing::Instrument;
 
-use super::cache::{Answer, AnswerCache, Key, coalesced};
+use super::cache::{Answer, AnswerCache, Key, Lookup, coalesced};
 use super::caller::{Actor, Caller};
 use super::error::{Error, Result};
 use super::membership::Membership;
@@ -136,6 +136,17 @@ pub struct PoolState {
 /// set: the names the domain passes to `read` and `write`).
 pub trait Observer: Send + Sync + 'static {
     fn operation(&self, name: &'static str, elapsed: Duration);
+    /// A cache lookup of an answer of `kind` (`Key::kind`) ended as `outcome`: `hit`,
+    /// `miss`, `stale` (an entry of an older revision, dropped), `shared` (another call's read
+    /// of the same key answered it) or `bypassed` (the call's consistency, or revisions
+    /// unknown).
+    fn cache(&self, kind: &'static str, outcome: &'static str) {
+        let _ = (kind, outcome);
+    }
+    /// A read's consistency choice was met as `met` (`consistency::Met::label`).
+    fn consistency(&self, met: &'static str) {
+        let _ = met;
+    }
 }
 
 /// The service: the database plus what the rules need around it.
@@ -212,25 +223,56 @@ impl Service {
         // Whether the call's consistency lets the cache answer is settled first (it may wait
         // for a notification, which bumps revisions); then the generation, read before the
         // database is: see `cache`.
-        let fresh = super::consistency::fresh_enough(&*self.db).await;
+        let fresh = self.fresh_enough().await;
         let generation = self.cache_generation(&key).await;
-        if fresh && let Some(hit) = cache.get(&key, generation).and_then(&to) {
-            return Ok(hit);
-        }
+        let kind = key.kind();
         let Some(read_at) = generation.filter(|_| fresh) else {
+            self.observe_cache(kind, "bypassed");
             let answer = fill.await?;
             cache.put(key, generation, from(&answer));
             return Ok(answer);
         };
+        match cache.get(&key, generation) {
+            Lookup::Hit(answer) => {
+                if let Some(hit) = to(answer) {
+                    self.observe_cache(kind, "hit");
+                    return Ok(hit);
+                }
+            }
+            Lookup::Stale => self.observe_cache(kind, "stale"),
+            Lookup::Absent => self.observe_cache(kind, "miss"),
+        }
         // Concurrent misses of the key at this generation share one read: the first fills
         // (and keeps the answer before the others are let go), the others wait for it.
+        let mut filled = false;
         let answer = coalesced(&cache.filling, (key.clone(), read_at), async {
+            filled = true;
             let answer = from(&fill.await?);
             cache.put(key.clone(), Some(read_at), answer.clone());
             Ok(answer)
         })
         .await?;
+        if !filled {
+            self.observe_cache(kind, "shared");
+        }
         to(answer).ok_or_else(|| Error::Internal("a shared answer of another kind".into()))
+    }
+
+    /// `consistency::fresh_enough`, observed.
+    async fn fresh_enough(&self) -> bool {
+        let met = super::consistency::fresh_enough(&*self.db).await;
+        if met != super::consistency::Met::Default
+            && let Some(observer) = &self.observer
+        {
+            observer.consistency(met.label());
+        }
+        met.cache_may_answer()
+    }
+
+    fn observe_cache(&self, kind: &'static str, outcome: &'static str) {
+        if let Some(observer) = &self.observer {
+            observer.cache(kind, outcome);
+        }
     }
 
     /// The number cached answers for `key` are kept under and served at: the revision of
@@ -303,11 +345,21 @@ impl Service {
         let (generation, fresh, mut out) = match &self.cache {
             Some(cache) => {
                 // As in `cached`: the consistency first, then the generation.
-                let fresh = super::consistency::fresh_enough(&*self.db).await;
+                let fresh = self.fresh_enough().await;
                 let generation = self.cache_generation(&key).await;
-                let mut out = if fresh {
-                    cache.memberships(&key, groups, generation)
+                let mut out = if fresh && generation.is_some() {
+                    let (out, stale) = cache.memberships(&key, groups, generation);
+                    let outcome = if stale {
+                        "stale"
+                    } else if out.iter().all(Option::is_some) {
+                        "hit"
+                    } else {
+                        "miss"
+                    };
+                    self.observe_cache(key.kind(), outcome);
+                    out
                 } else {
+                    self.observe_cache(key.kind(), "bypassed");
                     vec![None; groups.len()]
                 };
                 for (answer, group) in out.iter_mut().zip(groups) {
@@ -337,11 +389,15 @@ impl Service {
             // Concurrent misses of the same groups share one read, as in `cached`.
             (Some(cache), Some(read_at)) => {
                 let asked: Vec<GroupPath> = missing.iter().map(|&i| groups[i].clone()).collect();
-                coalesced(&cache.filling_memberships, (key.clone(), read_at, asked), async {
-                    let filled = fill(missing.clone()).await?;
-                    keep(&filled);
-                    Ok(filled)
-                })
+                coalesced(
+                    &cache.filling_memberships,
+                    (key.clone(), read_at, asked),
+                    async {
+                        let filled = fill(missing.clone()).await?;
+                        keep(&filled);
+                        Ok(filled)
+                    },
+                )
                 .await?
             }
             _ => {

@@ -67,6 +67,8 @@ pub struct Metrics {
     handling: Histograms<HandledLabels>,
     in_flight: Family<CallLabels, Gauge>,
     operations: Histograms<OperationLabels>,
+    cache_lookups: Family<CacheLabels, Counter>,
+    consistency: Family<ConsistencyLabels, Counter>,
     /// The event relay's lag in seconds; registered only where a relay runs.
     relay_lag: Gauge<f64, AtomicU64>,
 }
@@ -108,6 +110,21 @@ impl Metrics {
             "Time of each domain operation's transactions, retries included, by operation",
             operations.clone(),
         );
+        let cache_lookups = Family::<CacheLabels, Counter>::default();
+        registry.register(
+            "group_service_cache_lookups",
+            "Read cache lookups, by answer kind (caller, group, membership) and outcome (hit; \
+             miss; stale: an entry of an older revision, dropped; shared: another call's read \
+             of the same key answered it; bypassed: the call's consistency or unknown revisions)",
+            cache_lookups.clone(),
+        );
+        let consistency = Family::<ConsistencyLabels, Counter>::default();
+        registry.register(
+            "group_service_consistency_reads",
+            "Reads that asked for a consistency, by how it was met (caught_up, waited, \
+             fell_through to the database, fully_consistent)",
+            consistency.clone(),
+        );
         registry.register_collector(Box::new(Pools(service.clone())));
         let relay_lag = Gauge::<f64, AtomicU64>::default();
         if relaying {
@@ -124,6 +141,8 @@ impl Metrics {
             handling,
             in_flight,
             operations,
+            cache_lookups,
+            consistency,
             relay_lag,
         }
     }
@@ -180,6 +199,29 @@ impl Observer for Metrics {
             .get_or_create(&OperationLabels { operation: name })
             .observe(elapsed.as_secs_f64());
     }
+
+    fn cache(&self, answer: &'static str, outcome: &'static str) {
+        self.cache_lookups
+            .get_or_create(&CacheLabels { answer, outcome })
+            .inc();
+    }
+
+    fn consistency(&self, met: &'static str) {
+        self.consistency
+            .get_or_create(&ConsistencyLabels { met })
+            .inc();
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CacheLabels {
+    answer: &'static str,
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ConsistencyLabels {
+    met: &'static str,
 }
 
 /// The pool gauges, read from the pools at each scrape.

@@ -1108,3 +1108,75 @@ async fn otlp_spans_follow_the_callers_traceparent() {
 async fn otlp_grpc_spans_follow_the_callers_traceparent() {
     spans_follow_the_callers_traceparent("grpc").await;
 }
+
+/// The read cache and the consistency choices are counted: a miss then hits of one check, a
+/// write making the next lookup stale, a fully consistent read bypassing the cache, and a
+/// token read of the server's own write caught up at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn obs_cache_lookups_and_consistency_reads_are_counted() {
+    let Some((srv, metrics)) = observed_server().await else {
+        return;
+    };
+    srv.company(1, 3).await;
+    use crate::fixtures::{add_req, group, user_of, user_ref};
+    let g = group(1, "Counted").master(2).create(&srv).await.name;
+    let mut admin = srv.membership(1, 1, true);
+    let check = || pb::CheckMembershipRequest {
+        group: g.clone(),
+        user: Some(user_ref(1, 3)),
+    };
+    for _ in 0..3 {
+        admin.check_membership(check()).await.unwrap();
+    }
+    let token = admin
+        .add_members(add_req(&g, vec![user_of(1, 3)]))
+        .await
+        .unwrap()
+        .metadata()
+        .get("x-consistency-token")
+        .unwrap()
+        .clone();
+    let mut with_token = tonic::Request::new(check());
+    with_token
+        .metadata_mut()
+        .insert("x-consistency-token", token);
+    assert!(
+        admin
+            .check_membership(with_token)
+            .await
+            .unwrap()
+            .into_inner()
+            .member
+    );
+    let mut full = tonic::Request::new(check());
+    full.metadata_mut()
+        .insert("x-consistency", "fully-consistent".parse().unwrap());
+    admin.check_membership(full).await.unwrap();
+
+    let samples = scrape(metrics).await;
+    let lookups = |outcome| {
+        value(
+            &samples,
+            "group_service_cache_lookups_total",
+            &[("answer", "membership"), ("outcome", outcome)],
+        )
+    };
+    assert_eq!(lookups("miss"), Some(1.0));
+    assert_eq!(lookups("hit"), Some(2.0));
+    assert_eq!(
+        lookups("stale"),
+        Some(1.0),
+        "the write made the entry stale"
+    );
+    assert_eq!(lookups("bypassed"), Some(1.0), "the fully consistent read");
+    let met = |met| {
+        value(
+            &samples,
+            "group_service_consistency_reads_total",
+            &[("met", met)],
+        )
+    };
+    assert_eq!(met("caught_up"), Some(1.0));
+    assert!(met("fully_consistent").is_some_and(|n| n >= 1.0));
+    srv.stop().await;
+}
