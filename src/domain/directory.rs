@@ -204,7 +204,8 @@ impl Service {
                 if tx.get_tenant(id).await?.is_none() {
                     return Err(Error::NotFound("tenant"));
                 }
-                remove_tenant(tx, id, now_micros()).await?;
+                let now = tx.now();
+                remove_tenant(tx, id, now).await?;
                 found(tx.delete_tenant(id).await?, "tenant")
             })
         })
@@ -230,7 +231,8 @@ impl Service {
                 let could = |u: &User| u.external_messaging_allowed && u.kind == UserKind::Works;
                 if before.as_ref().is_some_and(could) && !could(user) {
                     let why = Departure::ExternalPermissionRevoked;
-                    remove_user_everywhere(tx, user.key, why, now_micros()).await?;
+                    let now = tx.now();
+                    remove_user_everywhere(tx, user.key, why, now).await?;
                 }
                 Ok(user.clone())
             })
@@ -271,7 +273,7 @@ impl Service {
                 if tx.get_user(key).await?.is_none() {
                     return Err(Error::NotFound("user"));
                 }
-                let now = now_micros();
+                let now = tx.now();
                 remove_user_everywhere(tx, key, Departure::UserDeleted, now).await?;
                 let deleted = EventKind::UserDeleted(UserDeleted { user: key });
                 emit_for_tenant(tx, key.tenant, deleted, now).await?;
@@ -347,7 +349,8 @@ impl Service {
         caller.require_service_of(tenant)?;
         self.write("delete_team", caller, (), |tx, _, ()| {
             Box::pin(async move {
-                remove_team_everywhere(tx, tenant, id, now_micros()).await?;
+                let now = tx.now();
+                remove_team_everywhere(tx, tenant, id, now).await?;
                 found(tx.delete_team(tenant, id).await?, "team")
             })
         })

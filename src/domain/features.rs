@@ -101,7 +101,7 @@ impl Service {
                         ));
                     }
                     let usage = tx.feature_usage(tenant, id).await?;
-                    let now = now_micros();
+                    let now = tx.now();
                     let mut purged = Vec::new();
                     for &f in features {
                         let bytes = usage
@@ -165,7 +165,7 @@ impl Service {
                     .lock_group(tenant, id)
                     .await?
                     .ok_or(Error::NotFound("group"))?;
-                let now = now_micros();
+                let now = tx.now();
                 let name = feature.as_str();
                 let old = tx.set_feature_usage(tenant, id, name, bytes, now).await?;
                 tx.add_storage(tenant, id, bytes - old).await?;

@@ -228,7 +228,7 @@ pub(crate) async fn delete_in(tx: &mut dyn Tx, group: &Group) -> Result<()> {
     } else {
         Vec::new()
     };
-    let now = now_micros();
+    let now = tx.now();
     let parents = tx.parent_groups(tenant, &[id]).await?;
     for parent in &parents {
         tx.touch_group(tenant, *parent, now).await?;
@@ -328,7 +328,7 @@ pub(crate) struct NewGroup<'a> {
 /// and members, settings, the event.
 pub(crate) async fn insert_new_group(tx: &mut dyn Tx, new: NewGroup<'_>) -> Result<Created> {
     let (tenant, spec) = (new.tenant, new.spec);
-    let now = now_micros();
+    let now = tx.now();
     let id = GroupId(next_id());
     if let Some(key) = new.request
         && let Some(first) = idempotency::claim_create(tx, tenant.id, key, id, now).await?

@@ -96,7 +96,7 @@ async fn promote(
             message: "every named user is already a Group Master".into(),
         });
     }
-    let now = now_micros();
+    let now = tx.now();
     let added = add_members_in(tx, &managed, &[], &changed, Admission::Added, None, now).await?;
     let group = &managed.group;
     tx.touch_group(group.tenant, group.id, now).await?;
@@ -131,7 +131,7 @@ async fn demote(
     for u in &changed {
         tx.set_master(group.tenant, group.id, *u, false).await?;
     }
-    let now = now_micros();
+    let now = tx.now();
     tx.touch_group(group.tenant, group.id, now).await?;
     emit_change(
         tx,

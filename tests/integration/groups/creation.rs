@@ -178,3 +178,38 @@ async fn r04_masters_count_as_members() {
         .unwrap_err();
     assert_eq!(err.code(), Code::NotFound, "{err:?}");
 }
+
+/// One clock per transaction: with the server's clock moved a year ahead, what a write
+/// stamps (a group's creation, its update by AddMasters) is the clock's time, the instant its
+/// rules decide at, not the wall clock's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_stamp_the_transactions_own_clock() {
+    let Some(srv) = server().await else { return };
+    srv.company(1, 3).await;
+    let year = std::time::Duration::from_secs(365 * 24 * 3600);
+    srv.clock().advance(year);
+    let ahead = (srv.clock().now_micros() / 1_000_000) - 60;
+    let g = group(1, "Later").master(2).create(&srv).await;
+    let created = g.create_time.expect("create_time").seconds;
+    assert!(
+        created >= ahead,
+        "created at {created}, the clock says {ahead}"
+    );
+    let mut admin = srv.membership(1, 1, true);
+    add_master_users(&mut admin, &g.name, &[(1, 3)])
+        .await
+        .expect("add a master");
+    let updated = srv
+        .groups(1, 1, true)
+        .get_group(get_req(&g.name))
+        .await
+        .unwrap()
+        .into_inner()
+        .update_time
+        .expect("update_time")
+        .seconds;
+    assert!(
+        updated >= ahead,
+        "updated at {updated}, the clock says {ahead}"
+    );
+}
