@@ -109,6 +109,13 @@ pub(crate) fn record(token: Token) {
     });
 }
 
+/// Whether the current call has committed a write (its answer then carries a token): such an
+/// answer is never refused afterwards (`grpc::limits`), since what it did is kept.
+pub fn committed_a_write() -> bool {
+    CALL.try_with(|call| call.answered().is_some())
+        .unwrap_or(false)
+}
+
 /// How the current call's consistency was met (metrics: `Observer::consistency`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Met {

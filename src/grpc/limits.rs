@@ -8,9 +8,11 @@
 //!
 //! Answers are counted uncompressed, here, not by tonic (which counts the bytes it sends,
 //! compressed when the client accepts gzip): an answer's size does not depend on how it
-//! travels. Only reads are refused (`RESPONSE_TOO_LARGE`): a write's answer is the resource
-//! it wrote, and refusing it after the commit would tell the client that a committed write
-//! failed, so a write answers what it committed whatever its size.
+//! travels. Only calls that committed no write are refused (`RESPONSE_TOO_LARGE`): a write's
+//! answer is the resource it wrote, and refusing it after the commit would tell the client
+//! that a committed write failed, so a write answers what it committed whatever its size.
+//! Whether a call committed a write is the seam's to say (`domain::consistency`), not the
+//! method's name.
 
 use prost::Message;
 use tonic::{Code, Status};
@@ -26,43 +28,6 @@ pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 4 << 20;
 /// by `grpc::wire`.
 #[derive(Clone, Copy, Debug)]
 pub struct AnswerLimit(pub usize);
-
-/// Whether the method named `method` (snake case) only reads: its verb is one of the
-/// reading verbs of the API (AIP-131, AIP-132 and this API's Search, Check, BatchCheck and
-/// Autocomplete). Any other method writes, so that a new write is never refused after its
-/// commit.
-pub const fn is_read(method: &str) -> bool {
-    const READS: [&str; 6] = [
-        "get_",
-        "list_",
-        "search_",
-        "check_",
-        "batch_check_",
-        "autocomplete_",
-    ];
-    let mut i = 0;
-    while i < READS.len() {
-        if starts_with(method.as_bytes(), READS[i].as_bytes()) {
-            return true;
-        }
-        i += 1;
-    }
-    false
-}
-
-const fn starts_with(s: &[u8], prefix: &[u8]) -> bool {
-    if s.len() < prefix.len() {
-        return false;
-    }
-    let mut i = 0;
-    while i < prefix.len() {
-        if s[i] != prefix[i] {
-            return false;
-        }
-        i += 1;
-    }
-    true
-}
 
 /// RESOURCE_EXHAUSTED `RESPONSE_TOO_LARGE` when `answer` is longer than `limit` (none: no
 /// limit), counted as encoded before any compression.
@@ -82,25 +47,4 @@ pub fn check_answer<M: Message>(limit: Option<&AnswerLimit>, answer: &M) -> Resu
              ask for a smaller page"
         ),
     ))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reads_are_named_by_their_verb() {
-        for read in ["get_group", "list_members", "batch_check_membership"] {
-            assert!(is_read(read), "{read}");
-        }
-        for write in [
-            "create_group",
-            "upsert_user",
-            "leave",
-            "add_members",
-            "getaway",
-        ] {
-            assert!(!is_read(write), "{write}");
-        }
-    }
 }
