@@ -63,6 +63,12 @@ where
             (Some(d), max) if max.is_none_or(|max| d <= max) => Some(now + d - (d / 10).min(EARLY)),
             (_, max) => max.map(|max| now + max),
         };
+        // A budget under the timer's tick cannot be enforced (tokio's timers tick in
+        // milliseconds, and a timeout polls the call before its timer): such a call is
+        // answered at once, without running.
+        if deadline.is_some_and(|d| d <= now + TIMER_TICK) {
+            return Box::pin(async { Ok(expired()) });
+        }
         let fut = self.inner.call(req);
         Box::pin(async move {
             let Some(deadline) = deadline else {
@@ -70,15 +76,23 @@ where
             };
             match tokio::time::timeout_at(deadline, fut).await {
                 Ok(answer) => answer,
-                Err(_) => Ok(crate::grpc::status::with_reason(
-                    tonic::Code::DeadlineExceeded,
-                    crate::grpc::status::reason::DEADLINE_EXCEEDED,
-                    "the deadline passed before the call finished; nothing it did was kept".into(),
-                )
-                .into_http()),
+                Err(_) => Ok(expired()),
             }
         })
     }
+}
+
+/// The smallest budget a call is run with.
+const TIMER_TICK: Duration = Duration::from_millis(1);
+
+/// DEADLINE_EXCEEDED, for a call that ran out of time (or never had enough to start).
+fn expired<RB: Default>() -> http::Response<RB> {
+    crate::grpc::status::with_reason(
+        tonic::Code::DeadlineExceeded,
+        crate::grpc::status::reason::DEADLINE_EXCEEDED,
+        "the deadline passed before the call finished; nothing it did was kept".into(),
+    )
+    .into_http()
 }
 
 /// The `grpc-timeout` header (gRPC over HTTP/2: at most 8 digits and a unit), if valid.
