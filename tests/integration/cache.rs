@@ -40,6 +40,24 @@ async fn version(c: &mut Groups, group: &str) -> u64 {
     etag.trim_matches('"').parse().expect("numeric etag")
 }
 
+/// Waits for the writers (each counting the stale answers it saw), then stops and waits for
+/// the readers; no writer saw a stale answer.
+async fn assert_no_stale(
+    writers: Vec<tokio::task::JoinHandle<u32>>,
+    readers: Vec<tokio::task::JoinHandle<()>>,
+    stop: &std::sync::atomic::AtomicBool,
+) {
+    let mut stale = 0;
+    for w in writers {
+        stale += w.await.expect("writer");
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for r in readers {
+        r.await.expect("reader");
+    }
+    assert_eq!(stale, 0, "answers older than an acknowledged write");
+}
+
 /// A tenant with users 1..=users, and a group whose master is user 1.
 async fn arrange(srv: &TestServer, users: i64) -> String {
     srv.tenant(1, pb::Plan::Paid, pb::GroupCreation::AllMembers)
@@ -115,15 +133,7 @@ async fn cache_answers_match_uncached_ones_under_concurrent_writes() {
             stale
         }));
     }
-    let mut stale = 0;
-    for w in writers {
-        stale += w.await.expect("writer");
-    }
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    for r in readers {
-        r.await.expect("reader");
-    }
-    assert_eq!(stale, 0, "answers older than an acknowledged write");
+    assert_no_stale(writers, readers, &stop).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -493,15 +503,7 @@ async fn cache_answers_match_uncached_ones_across_tenants_under_concurrent_write
             stale
         }));
     }
-    let mut stale = 0;
-    for w in writers {
-        stale += w.await.expect("writer");
-    }
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    for r in readers {
-        r.await.expect("reader");
-    }
-    assert_eq!(stale, 0, "answers older than an acknowledged write");
+    assert_no_stale(writers, readers, &stop).await;
 }
 
 /// Round trips to the database so far, over every pool of `srv`'s store.
