@@ -37,6 +37,7 @@ PORT="${BENCH_PORT:-20071}"
 BARE_PORT=$((PORT + 1))
 SVC_HOST="127.0.0.1:$PORT"
 BARE_HOST="127.0.0.1:$BARE_PORT"
+METRICS_HOST="127.0.0.1:$((PORT + 2))"
 SECRET="bench-hs256-secret-0123456789abcdef"
 PGBENCH_DB="group_bench_pgbench_$$"
 SVC_DB="group_bench_service_$$"
@@ -99,7 +100,7 @@ LOAD="$BIN/group-load"
 port_free() {
   ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 }
-for p in "$PORT" "$BARE_PORT"; do
+for p in "$PORT" "$BARE_PORT" "$((PORT + 2))"; do
   port_free "$p" || { echo "port $p is in use: set BENCH_PORT" >&2; exit 1; }
 done
 
@@ -197,13 +198,16 @@ wait_serving() {
 }
 
 BARE_PID=""
+# bare_baseline NAME [bare-health flags...]: the bare server, driven by the same load tool as
+# the service (its JSON lands in $WORK/r-NAME.json).
 bare_baseline() {
-  local when="$1"
-  "$BIN/bare-health" --listen "$BARE_HOST" --max-seconds 600 2>"$WORK/bare.log" &
+  local name="$1"
+  shift
+  "$BIN/bare-health" --listen "$BARE_HOST" --max-seconds 600 "$@" 2>"$WORK/$name.log" &
   BARE_PID=$!
   PIDS+=("$BARE_PID")
-  wait_serving "$BARE_HOST" "$BARE_PID" "$WORK/bare.log"
-  run "bare-health-$when" --config loadtest/ghz/health.json --host "$BARE_HOST"
+  wait_serving "$BARE_HOST" "$BARE_PID" "$WORK/$name.log"
+  run "$name" --config loadtest/ghz/health.json --host "$BARE_HOST"
   kill "$BARE_PID"
   wait "$BARE_PID" 2>/dev/null || true
 }
@@ -233,8 +237,28 @@ baselines() {
   echo "== baselines ($when)"
   if [ "$PGBENCH" = 1 ]; then
     pgbench_baseline "$when"
+    # The bare server whose Check makes pgbench -S's one primary-key read first: the ceiling
+    # of a gRPC call that needs one read, which uncached reads are measured against (/pk).
+    bare_baseline "bare-pk-$when" --pg-url "$PG_BASE/$PGBENCH_DB" --pg-connections "$CLIENTS"
   fi
-  bare_baseline "$when"
+  bare_baseline "bare-health-$when"
+}
+
+# cache_counts: the server's cache hits and lookups so far (its metrics).
+cache_counts() {
+  curl -s "http://$METRICS_HOST/metrics" | awk '/^group_service_cache_lookups_total/ {
+    total += $NF; if ($0 ~ /outcome="hit"/) hits += $NF } END { printf "%d %d\n", hits, total }'
+}
+
+# run_hits NAME [flags...]: `run`, and the share of the run's cache lookups that hit, into
+# $WORK/hits-NAME (the table's hit% column).
+run_hits() {
+  local name="$1" before after
+  before=$(cache_counts)
+  run "$@"
+  after=$(cache_counts)
+  echo "$before $after" | awk '{ l = $4 - $2; printf "%s\n", (l > 0 ? sprintf("%.0f", 100 * ($3 - $1) / l) : "-") }' \
+    >"$WORK/hits-$name"
 }
 
 if [ "$PGBENCH" = 1 ]; then
@@ -266,6 +290,7 @@ bench_service() {
   MALLOC_ARENA_MAX="${MALLOC_ARENA_MAX:-2}" RUST_LOG=warn "$BIN/group-service" \
     --listen "$SVC_HOST" --database-url "$url" \
     --data-dir "$WORK/data" --jwt-secret "$SECRET" --max-connections 16 --cache-mb "$CACHE_MB" \
+    --metrics-listen "$METRICS_HOST" \
     "${SERVER_ARGS[@]}" 2>"$WORK/service-$backend.log" &
   local pid=$!
   PIDS+=("$pid")
@@ -396,7 +421,15 @@ bench_service() {
   # group's description (an UpdateGroup without an etag).
   local own_bodies
   own_bodies="{\"group\":{\"name\":\"$(jq -r .public_group "$s")\",\"description\":\"load {{.UUID}}\"},\"update_mask\":\"description\"}"
-  for wrps in 0 10 100 own10; do
+  # The same reads with `x-consistency: fully-consistent` (the cache bypassed, call by call)
+  # at 0 and 100 writes a second: the cache off, measured beside it.
+  local uncached_admin
+  uncached_admin=$(jq -c '. + {"x-consistency": "fully-consistent"}' <<<"$admin")
+  local spread_off=("${spread[@]}")
+  spread_off[5]="$uncached_admin"
+  local spread_get_off=("${spread_get[@]}")
+  spread_get_off[5]="$uncached_admin"
+  for wrps in 0 10 100 400 own10; do
     wpid=""
     case "$wrps" in
       0) ;;
@@ -413,10 +446,40 @@ bench_service() {
         wpid=$! ;;
     esac
     [ -z "$wpid" ] || sleep 1
-    run "$b:Check-${spread_users}users-writes-$wrps" "${spread[@]}"
-    run "$b:GetGroup-$(jq '.group_sample | length' "$s")groups-writes-$wrps" "${spread_get[@]}"
+    run_hits "$b:Check-${spread_users}users-writes-$wrps" "${spread[@]}"
+    run_hits "$b:GetGroup-$(jq '.group_sample | length' "$s")groups-writes-$wrps" "${spread_get[@]}"
+    case "$wrps" in
+      0 | 100)
+        run_hits "$b:Check-${spread_users}users-writes-$wrps-nocache" "${spread_off[@]}"
+        run_hits "$b:GetGroup-$(jq '.group_sample | length' "$s")groups-writes-$wrps-nocache" "${spread_get_off[@]}"
+        ;;
+    esac
     [ -z "$wpid" ] || wait "$wpid" || FAILED+=("$b:writes-$wrps")
   done
+
+  # A plain member in many groups (the seed's member user), over random groups of theirs:
+  # GetGroup and CheckMembership of themselves, uncached (against the /pk baseline: tonic and
+  # one primary-key read) and cached; then the names of all of their groups in one call.
+  local uncached_member their_groups their_checks
+  uncached_member=$(jq -c '. + {"x-consistency": "fully-consistent"}' <<<"$member")
+  their_groups=$(jq -c --argjson n "$(jq .member_user_groups "$s")" '[.group_sample[:$n][] | {name: .}]' "$s")
+  their_checks=$(jq -c --argjson n "$(jq .member_user_groups "$s")" --argjson t "$t" --argjson u "$muser" \
+    '[.group_sample[:$n][] | {group: ., user: {tenant_id: $t, user_id: $u}}]' "$s")
+  local mg
+  mg=$(jq .member_user_groups "$s")
+  run "$b:GetGroup-member-in-${mg}-uncached" --config loadtest/ghz/get_group.json --host "$SVC_HOST" \
+    -m "$uncached_member" -d "$their_groups"
+  run "$b:Check-member-in-${mg}-uncached" --config loadtest/ghz/check_membership.json --host "$SVC_HOST" \
+    -m "$uncached_member" -d "$their_checks" --expect '{"member":true}'
+  run_hits "$b:GetGroup-member-in-${mg}-cached" --config loadtest/ghz/get_group.json --host "$SVC_HOST" \
+    -m "$member" -d "$their_groups"
+  run_hits "$b:Check-member-in-${mg}-cached" --config loadtest/ghz/check_membership.json --host "$SVC_HOST" \
+    -m "$member" -d "$their_checks" --expect '{"member":true}'
+  local names_body="{\"user\":{\"tenant_id\":$t,\"user_id\":$muser},\"view\":\"GROUP_OF_USER_VIEW_NAME_ONLY\"}"
+  run_hits "$b:GroupNames-of-${mg}-cached" --config loadtest/ghz/list_groups_of_user.json --host "$SVC_HOST" \
+    -m "$member" -d "$names_body"
+  run "$b:GroupNames-of-${mg}-uncached" --config loadtest/ghz/list_groups_of_user.json --host "$SVC_HOST" \
+    -m "$uncached_member" -d "$names_body"
 
   local rss hwm
   rss=$(awk '/^VmRSS/ {print int($2 / 1024)}' "/proc/$pid/status")
@@ -438,9 +501,15 @@ median2() { awk -v a="${1:-0}" -v b="${2:-0}" 'BEGIN { printf "%.1f", (a + b) / 
 bare_first=$(jq .rps "$WORK/r-bare-health-first.json" 2>/dev/null || echo 0)
 bare_last=$(jq .rps "$WORK/r-bare-health-last.json" 2>/dev/null || echo 0)
 BARE=$(median2 "$bare_first" "$bare_last")
+pk_first=$(jq .rps "$WORK/r-bare-pk-first.json" 2>/dev/null || echo 0)
+pk_last=$(jq .rps "$WORK/r-bare-pk-last.json" 2>/dev/null || echo 0)
+PK=$(median2 "$pk_first" "$pk_last")
 echo
 echo "== baselines (first / last / median)"
 printf '  %-28s %10.1f %10.1f %10.1f\n' "bare tonic Health/Check" "$bare_first" "$bare_last" "$BARE"
+if [ "$PGBENCH" = 1 ]; then
+  printf '  %-28s %10.1f %10.1f %10.1f\n' "bare tonic + one key read" "$pk_first" "$pk_last" "$PK"
+fi
 SEL=0
 TPCB=0
 if [ "$PGBENCH" = 1 ]; then
@@ -453,17 +522,19 @@ if [ "$PGBENCH" = 1 ]; then
 fi
 echo
 echo "== calls ($CLIENTS in flight, 4 connections, ${SECONDS_PER_CALL}s each after $WARMUP warm-up)"
-printf '  %-34s %9s %8s %8s %8s %8s %9s %9s\n' call rps p50_ms p99_ms p99.9_ms /bare /pg-S /pg-TPCB
+printf '  %-34s %9s %8s %8s %8s %8s %8s %9s %9s %5s\n' call rps p50_ms p99_ms p99.9_ms /bare /pk /pg-S /pg-TPCB hit%
 for name in "${RUNS[@]}"; do
   f="$WORK/r-$name.json"
   case "$name" in *:*) ;; *) continue ;; esac
   [ -e "$f" ] || continue
-  jq -r --argjson bare "$BARE" --argjson sel "$SEL" --argjson tpcb "$TPCB" '
+  hits=$(cat "$WORK/hits-$name" 2>/dev/null || echo "")
+  jq -r --argjson bare "$BARE" --argjson pk "$PK" --argjson sel "$SEL" --argjson tpcb "$TPCB" \
+    --arg hits "${hits:--}" '
     def r($base): if $base > 0 then (.rps / $base * 1000 | round / 1000 | tostring) else "-" end;
     [.name, (.rps | . * 10 | round / 10), .latency_ms.p50, .latency_ms.p99, .latency_ms.p99_9,
-     r($bare), r($sel), r($tpcb), (if .passed then "" else "FAILED" end)] | @tsv' "$f"
-done | while IFS=$'\t' read -r name rps p50 p99 p999 rb rs rt status; do
-  printf '  %-34s %9s %8.3f %8.3f %8.3f %8s %8s %9s %s\n' "$name" "$rps" "$p50" "$p99" "$p999" "$rb" "$rs" "$rt" "$status"
+     r($bare), r($pk), r($sel), r($tpcb), $hits, (if .passed then "" else "FAILED" end)] | @tsv' "$f"
+done | while IFS=$'\t' read -r name rps p50 p99 p999 rb rp rs rt hit status; do
+  printf '  %-34s %9s %8.3f %8.3f %8.3f %8s %8s %8s %9s %5s %s\n' "$name" "$rps" "$p50" "$p99" "$p999" "$rb" "$rp" "$rs" "$rt" "$hit" "$status"
 done
 if [ -f "$WORK/goodput" ]; then
   echo

@@ -82,11 +82,21 @@ pub(crate) fn group_not_found() -> Error {
 /// actor's role or the group's openness decides, `None` when only membership can.
 /// The SQL of discovery (`store`) applies the same rule; `tests` cross-check the two.
 pub(crate) fn visible_without_membership(actor: &Actor, group: &Group) -> Option<bool> {
-    if actor.is_admin_of(group.tenant) {
+    seen_without_membership(actor, group.tenant, group.kind, group.is_public)
+}
+
+/// `visible_without_membership` from the group's tenant, kind and openness alone.
+pub(crate) fn seen_without_membership(
+    actor: &Actor,
+    tenant: TenantId,
+    kind: GroupKind,
+    is_public: bool,
+) -> Option<bool> {
+    if actor.is_admin_of(tenant) {
         return Some(true);
     }
     let user = actor.user_key()?;
-    if group.is_public && group.kind == GroupKind::Internal && user.tenant == group.tenant {
+    if is_public && kind == GroupKind::Internal && user.tenant == tenant {
         return Some(true);
     }
     None

@@ -1,5 +1,5 @@
-//! An in-process cache of whole read answers (GetGroup, CheckMembership and
-//! BatchCheckMembership), bounded by memory.
+//! An in-process cache of whole read answers (GetGroup, CheckMembership,
+//! BatchCheckMembership and ListGroupsOfUser's names-only view), bounded by memory.
 //!
 //! Coherence rests on per-tenant *revisions* (`Database::revision`): the store knows which
 //! tenants' rows each committed write changed (`Touched`, filled by the store's write
@@ -23,7 +23,7 @@ use std::sync::{Arc, RwLock};
 
 use super::caller::{Actor, Caller};
 use super::membership::Membership;
-use super::model::{Group, GroupRef, TenantId, UserKey};
+use super::model::{Group, GroupId, GroupKeyOfUser, GroupRef, TenantId, UserKey};
 use super::names::GroupPath;
 
 /// The longest an answer is served, whatever the generation says: the bound on staleness
@@ -48,6 +48,9 @@ pub(crate) enum Key {
     /// The user's membership of groups, as the caller may learn it: one entry for all the
     /// groups asked about, so that a batch of checks is one lookup.
     Memberships { caller: Caller, user: UserKey },
+    /// The groups a user is in, names only, as the caller may see them (ListGroupsOfUser's
+    /// names-only view).
+    GroupsOfUser { caller: Caller, user: UserKey },
 }
 
 impl Key {
@@ -57,6 +60,7 @@ impl Key {
             Key::Actor(_) => "caller",
             Key::Group { .. } => "group",
             Key::Memberships { .. } => "membership",
+            Key::GroupsOfUser { .. } => "groups_of_user",
         }
     }
 
@@ -73,6 +77,11 @@ impl Key {
             // The caller's and the user's rows; the groups' rows only where they are of one of
             // those tenants (`Service::cached_memberships` caches no other).
             Key::Memberships { caller, user } => [caller.tenant, user.tenant],
+            // The user's memberships and the caller's, and the groups' rows: kept only when
+            // every group is of one of these tenants (`GroupKeysOfUser::keeps`). A group of a
+            // third tenant joins the list only through a membership row of that user, which
+            // touches the user's tenant too (the store's `touch_member`).
+            Key::GroupsOfUser { caller, user } => [caller.tenant, user.tenant],
         }
     }
 }
@@ -91,6 +100,26 @@ pub(crate) enum Answer {
     Actor(Actor),
     Group(Arc<Group>),
     Memberships(Arc<Memberships>),
+    GroupsOfUser(Arc<GroupKeysOfUser>),
+}
+
+/// The groups of a user that a caller may see, in (tenant, group) order, as far as one read
+/// scanned them.
+#[derive(Debug)]
+pub(crate) struct GroupKeysOfUser {
+    pub keys: Vec<GroupKeyOfUser>,
+    /// Every group of the user was scanned (fewer than the read's limit).
+    pub complete: bool,
+    /// The last of the user's groups the read looked at, seen or not.
+    pub last_scanned: Option<(TenantId, GroupId)>,
+}
+
+impl GroupKeysOfUser {
+    /// Kept only whole, and only when the revisions of the key's tenants cover it: every
+    /// group is of the caller's or the user's tenant.
+    fn keeps(&self, tenants: &[TenantId]) -> bool {
+        self.complete && self.keys.iter().all(|k| tenants.contains(&k.tenant))
+    }
 }
 
 /// One user's membership answers by group, all read at the generation of the entry holding
@@ -136,6 +165,7 @@ impl Answer {
                 });
                 u32::try_from(base + 64 + by_group).unwrap_or(u32::MAX)
             }
+            Answer::GroupsOfUser(g) => u32::try_from(base + 40 * g.keys.len()).unwrap_or(u32::MAX),
             Answer::Actor(_) => base as u32,
         }
     }
@@ -195,7 +225,7 @@ impl AnswerCache {
             .weigher(|k: &Key, (_, a): &(u64, Answer)| {
                 let key = match k {
                     Key::Actor(_) | Key::Group { .. } => 64,
-                    Key::Memberships { .. } => 80,
+                    Key::Memberships { .. } | Key::GroupsOfUser { .. } => 80,
                 };
                 a.weight().saturating_add(key)
             })
@@ -224,6 +254,11 @@ impl AnswerCache {
 
     /// Keeps `answer`, read at generation `read_at` (taken before the read began).
     pub fn put(&self, key: Key, read_at: Option<u64>, answer: Answer) {
+        if let Answer::GroupsOfUser(g) = &answer
+            && !g.keeps(&key.tenants())
+        {
+            return;
+        }
         if let Some(generation) = read_at {
             self.entries.insert(key, (generation, answer));
         }
@@ -290,7 +325,7 @@ impl AnswerCache {
 mod tests {
     use super::*;
     use crate::domain::caller::Principal;
-    use crate::domain::model::{GroupId, UserId};
+    use crate::domain::model::UserId;
 
     fn key(user: i64) -> Key {
         Key::Memberships {

@@ -2,12 +2,14 @@
 //! groups: effective members, CheckMembership, ListGroupsOfUser), and R17/R23 (members
 //! cannot leave a group by themselves).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use super::access::{
-    Lock, can_see, group_for_caller, group_not_found, require_own_tenant, sees_own_groups,
-    visible_group,
+    Lock, can_see, group_for_caller, group_not_found, require_own_tenant, seen_without_membership,
+    sees_own_groups, visible_group,
 };
+use super::cache::{Answer, GroupKeysOfUser, Key};
 use super::caller::Caller;
 use super::error::{Error, Reason, Result, Violations};
 use super::limits::MAX_BATCH;
@@ -35,6 +37,10 @@ impl Membership {
         }
     }
 }
+
+/// The most groups a names-only page of ListGroupsOfUser holds, and its size unless the
+/// request says fewer: Microsoft Graph's getMemberGroups answers up to 11,000 ids at once.
+pub const MAX_NAMES_PAGE: i64 = 10_000;
 
 /// A direct member as listed.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -287,6 +293,120 @@ impl Service {
             .await?;
         let next = last.map_or_else(String::new, |key| self.pager.token(&scope, &key));
         Ok((rows, next))
+    }
+
+    /// `list_groups_of_user`, names only (and whether directly): up to `MAX_NAMES_PAGE` a
+    /// page, that many unless `page_size` says fewer. The user's whole visible membership is
+    /// read in one statement and cached like the checks (`cache::Key::GroupsOfUser`); pages
+    /// are cut from it. A user in more groups than a page holds is read page by page instead.
+    pub async fn list_group_names_of_user(
+        &self,
+        caller: &Caller,
+        user: UserKey,
+        page: PageRequest,
+    ) -> Result<(Vec<GroupKeyOfUser>, String)> {
+        let scope = format!(
+            "group-names-of-user|{}|{}|{}|{:?}",
+            user.tenant, user.user, caller.tenant, caller.principal
+        );
+        let (size, after) =
+            self.pager
+                .start_sized::<(i64, i64)>(&scope, &page, MAX_NAMES_PAGE, MAX_NAMES_PAGE)?;
+        let after = after.map(|(t, g)| (TenantId(t), GroupId(g)));
+        let key = Key::GroupsOfUser {
+            caller: caller.clone(),
+            user,
+        };
+        let read_whole = self.visible_group_keys_of_user(caller, user, None, MAX_NAMES_PAGE);
+        let to = |a| match a {
+            Answer::GroupsOfUser(g) => Some(g),
+            _ => None,
+        };
+        let whole = self
+            .cached(key, to, |g| Answer::GroupsOfUser(g.clone()), read_whole)
+            .await?;
+        let (rows, last) = if whole.complete {
+            let start = after.map_or(0, |a| whole.keys.partition_point(|k| (k.tenant, k.id) <= a));
+            let rows: Vec<GroupKeyOfUser> = whole.keys[start..]
+                .iter()
+                .take(size as usize)
+                .copied()
+                .collect();
+            let more = start + rows.len() < whole.keys.len();
+            let last = rows.last().filter(|_| more).map(|k| (k.tenant, k.id));
+            (rows, last)
+        } else {
+            let page = self
+                .visible_group_keys_of_user(caller, user, after, size)
+                .await?;
+            let more = page.last_scanned.filter(|_| !page.complete);
+            (page.keys.clone(), more)
+        };
+        let next = last.map_or_else(String::new, |(t, g)| self.pager.token(&scope, &(t.0, g.0)));
+        Ok((rows, next))
+    }
+
+    /// The groups of `user` after `after` that the caller may see, scanning at most `limit`
+    /// of the user's groups (R07, R20, R24 as `list_groups_of_user`).
+    async fn visible_group_keys_of_user(
+        &self,
+        caller: &Caller,
+        user: UserKey,
+        after: Option<(TenantId, GroupId)>,
+        limit: i64,
+    ) -> Result<Arc<GroupKeysOfUser>> {
+        self.read(
+            "list_group_names_of_user",
+            caller,
+            (),
+            move |tx, actor, ()| {
+                Box::pin(async move {
+                    require_own_tenant(actor, user)?;
+                    if !sees_own_groups(actor, user) && tx.get_user(user).await?.is_none() {
+                        return Err(Error::NotFound("user"));
+                    }
+                    let page = Page { after, limit };
+                    let scanned = tx.group_keys_of_user(user, page).await?;
+                    let complete = (scanned.len() as i64) < limit;
+                    let last_scanned = scanned.last().map(|k| (k.tenant, k.id));
+                    let mut keys = Vec::with_capacity(scanned.len());
+                    // The caller's own groups, read once if membership must decide.
+                    let mut callers: Option<HashSet<(TenantId, GroupId)>> = None;
+                    for k in scanned {
+                        let seen = if sees_own_groups(actor, user) {
+                            true
+                        } else if let Some(seen) =
+                            seen_without_membership(actor, k.tenant, k.kind, k.is_public)
+                        {
+                            seen
+                        } else if let Some(me) = actor.user_key() {
+                            if callers.is_none() {
+                                let all = Page {
+                                    after: None,
+                                    limit: i64::MAX,
+                                };
+                                let mine = tx.group_keys_of_user(me, all).await?;
+                                callers = Some(mine.iter().map(|m| (m.tenant, m.id)).collect());
+                            }
+                            callers
+                                .as_ref()
+                                .is_some_and(|c| c.contains(&(k.tenant, k.id)))
+                        } else {
+                            false
+                        };
+                        if seen {
+                            keys.push(k);
+                        }
+                    }
+                    Ok(Arc::new(GroupKeysOfUser {
+                        keys,
+                        complete,
+                        last_scanned,
+                    }))
+                })
+            },
+        )
+        .await
     }
 
     /// R17, R23: members cannot leave by themselves.

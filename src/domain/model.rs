@@ -285,6 +285,17 @@ pub struct Group {
     pub message_purge_time: Option<i64>,
 }
 
+/// A group a user is in as the names-only listing reads it: its key, what decides its
+/// visibility without a membership test (R07, R20), and whether the user is a direct member.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GroupKeyOfUser {
+    pub tenant: TenantId,
+    pub id: GroupId,
+    pub kind: GroupKind,
+    pub is_public: bool,
+    pub direct: bool,
+}
+
 impl Group {
     /// `tenants/{tenant}/groups/{group}`.
     pub fn resource_name(&self) -> String {

@@ -60,12 +60,24 @@ impl Pager {
         scope: &str,
         req: &PageRequest,
     ) -> Result<(i64, Option<K>)> {
+        self.start_sized(scope, req, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+    }
+
+    /// `start` for a listing whose pages are `default` rows unless the request says, and at
+    /// most `max`.
+    pub fn start_sized<K: DeserializeOwned>(
+        &self,
+        scope: &str,
+        req: &PageRequest,
+        default: i64,
+        max: i64,
+    ) -> Result<(i64, Option<K>)> {
         if req.size < 0 {
             return Err(Error::invalid("page_size", "must not be negative"));
         }
         let size = match i64::from(req.size) {
-            0 => DEFAULT_PAGE_SIZE,
-            n => n.min(MAX_PAGE_SIZE),
+            0 => default,
+            n => n.min(max),
         };
         if req.token.is_empty() {
             return Ok((size, None));

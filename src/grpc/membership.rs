@@ -1,11 +1,10 @@
 //! `groups.v1.MembershipService`.
 
-use super::convert::{BatchCheck, CheckMember, Expiry, Listing, Masters};
+use super::convert::{BatchCheck, CheckMember, Expiry, GroupsOfUser, Listing, Masters};
 use super::pb;
 use super::pb::membership_service_server::MembershipService;
 use crate::domain::Service;
 use crate::domain::members::MemberBatch;
-use crate::domain::model::UserKey;
 use crate::domain::names::GroupPath;
 
 pub struct MembershipApi {
@@ -52,7 +51,14 @@ handlers! {
                 (b.names, answers)
             };
         list_groups_of_user(pb::ListGroupsOfUserRequest) -> pb::ListGroupsOfUserResponse =
-            |l: Listing<UserKey>| s.list_groups_of_user(caller, l.of, l.page).await?;
+            |l: GroupsOfUser| {
+                let Listing { of, page } = l.listing;
+                if l.names_only {
+                    s.list_group_names_of_user(caller, of, page).await?.into()
+                } else {
+                    pb::ListGroupsOfUserResponse::from(s.list_groups_of_user(caller, of, page).await?)
+                }
+            };
         leave(pb::LeaveRequest) -> () = |g: GroupPath| s.leave(caller, g.tenant, g.group).await?;
     }
 }

@@ -298,6 +298,6 @@ requests! {
     ListMastersRequest => Listing<GroupPath>,
     CheckMembershipRequest => CheckMember,
     BatchCheckMembershipRequest => BatchCheck,
-    ListGroupsOfUserRequest => Listing<UserKey>,
+    ListGroupsOfUserRequest => GroupsOfUser,
     LeaveRequest => GroupPath,
 }

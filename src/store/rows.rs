@@ -494,6 +494,34 @@ pub struct GroupOfUserRow {
     pub direct: bool,
 }
 
+/// A group the user is in, as the names-only listing reads it (`sql::group_keys_of_user`).
+#[derive(QueryableByName)]
+pub struct GroupKeyOfUserRow {
+    #[diesel(sql_type = BigInt)]
+    pub tenant_id: i64,
+    #[diesel(sql_type = BigInt)]
+    pub group_id: i64,
+    #[diesel(sql_type = Text)]
+    pub kind: String,
+    #[diesel(sql_type = Bool)]
+    pub is_public: bool,
+    #[diesel(sql_type = Bool)]
+    pub direct: bool,
+}
+
+impl TryFrom<GroupKeyOfUserRow> for GroupKeyOfUser {
+    type Error = Error;
+    fn try_from(r: GroupKeyOfUserRow) -> Result<Self> {
+        Ok(GroupKeyOfUser {
+            tenant: TenantId(r.tenant_id),
+            id: GroupId(r.group_id),
+            kind: group_kind_of_text(&r.kind)?,
+            is_public: r.is_public,
+            direct: r.direct,
+        })
+    }
+}
+
 /// A group, if there is one, whether a given user is its effective member, and that user's
 /// directory row (`sql::group_seen_by`).
 #[derive(QueryableByName)]

@@ -323,25 +323,52 @@ async fn member(c: &mut Membership, group: &str, (tenant, user): (i64, i64)) -> 
     .member
 }
 
+/// Whether `group` is among the names of `user`'s groups, as `c`'s caller may list them
+/// (ListGroupsOfUser's names-only view, cached whole).
+async fn listed(c: &mut Membership, group: &str, (tenant, user): (i64, i64)) -> bool {
+    c.list_groups_of_user(pb::ListGroupsOfUserRequest {
+        user: Some(user_ref(tenant, user)),
+        view: pb::GroupOfUserView::NameOnly as i32,
+        ..Default::default()
+    })
+    .await
+    .expect("list group names of user")
+    .into_inner()
+    .groups
+    .iter()
+    .any(|g| g.group.as_ref().is_some_and(|g| g.name == group))
+}
+
 /// One fact a writer changes and then reads back: the group, the caller `(tenant, user,
-/// admin)` who checks, and the user checked.
+/// admin)` who checks, the user checked, and the caller of the user's tenant who lists the
+/// user's groups.
 #[derive(Clone)]
 struct Fact {
     group: String,
     caller: (i64, i64, bool),
     user: (i64, i64),
+    lister: (i64, i64, bool),
 }
 
 impl Fact {
-    /// The fact as `srv` answers it to the fact's caller.
+    /// The fact as `srv` answers it: to the caller's check, and in the lister's list; the
+    /// two must agree.
     async fn on(&self, srv: &TestServer) -> bool {
         let (t, u, admin) = self.caller;
-        member(&mut srv.membership(t, u, admin), &self.group, self.user).await
+        let checked = member(&mut srv.membership(t, u, admin), &self.group, self.user).await;
+        let (t, u, admin) = self.lister;
+        let names = listed(&mut srv.membership(t, u, admin), &self.group, self.user).await;
+        if checked != names {
+            eprintln!("{}: checked {checked}, listed {names}", self.group);
+            return !checked;
+        }
+        checked
     }
 }
 
-/// Cached answers equal uncached ones, and both the writer's acknowledged change, while
-/// writers change five facts in three tenants at once: nesting and an expiring member in
+/// Cached answers (checks and names-only lists of a user's groups) equal uncached ones, and
+/// both the writer's acknowledged change, while writers change five facts in three tenants at
+/// once: nesting and an expiring member in
 /// tenant 1, a tenant-1 external group whose tenant-2 member loses and regains the external
 /// permission (R18: the write is tenant 2's directory, the rows removed tenant 1's), a team of
 /// tenant 3, and an internal group of tenant 2. Readers keep filling the cache with every
@@ -380,17 +407,18 @@ async fn cache_answers_match_uncached_ones_across_tenants_under_concurrent_write
     let internal = group(2, "Internal").master(2).create(&srv).await.name;
     let uncached = std::sync::Arc::new(srv.sibling(0).await);
 
-    let fact = |group: &str, caller, user| Fact {
+    let fact = |group: &str, caller, user, lister| Fact {
         group: group.to_owned(),
         caller,
         user,
+        lister,
     };
     let facts = [
-        fact(&parent, (1, 1, true), (1, 4)),
-        fact(&external, (1, 2, false), (2, 2)),
-        fact(&teamed, (3, 1, true), (3, 3)),
-        fact(&internal, (2, 1, true), (2, 3)),
-        fact(&expiring, (1, 1, true), (1, 5)),
+        fact(&parent, (1, 1, true), (1, 4), (1, 1, true)),
+        fact(&external, (1, 2, false), (2, 2), (2, 2, false)),
+        fact(&teamed, (3, 1, true), (3, 3), (3, 3, false)),
+        fact(&internal, (2, 1, true), (2, 3), (2, 3, false)),
+        fact(&expiring, (1, 1, true), (1, 5), (1, 1, true)),
     ];
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut readers = Vec::new();

@@ -143,6 +143,12 @@ pub trait MembershipTx: Send {
         user: UserKey,
         page: Page<(TenantId, GroupId)>,
     ) -> Result<Vec<(Group, bool)>>;
+    /// `groups_of_user`, keys only (the names-only listing).
+    async fn group_keys_of_user(
+        &mut self,
+        user: UserKey,
+        page: Page<(TenantId, GroupId)>,
+    ) -> Result<Vec<GroupKeyOfUser>>;
     /// Groups in which the user is a direct member: (tenant, group, is_master).
     async fn direct_groups_of_user(
         &mut self,

@@ -20,6 +20,13 @@ pub struct Masters {
     pub users: Vec<UserKey>,
 }
 
+/// ListGroupsOfUser: the user, the page, and whether names only.
+#[derive(Debug)]
+pub struct GroupsOfUser {
+    pub listing: Listing<UserKey>,
+    pub names_only: bool,
+}
+
 /// CheckMembership.
 #[derive(Debug)]
 pub struct CheckMember {
@@ -173,9 +180,14 @@ decode! {
             .collect::<Result<_, _>>()?,
         names: r.groups,
     });
-    pb::ListGroupsOfUserRequest => Listing<UserKey> = |r| {
+    pb::ListGroupsOfUserRequest => GroupsOfUser = |r| {
         let user = user_ref("user", &required("user", r.user)?)?;
-        Ok(listing(user, r.page_size, r.page_token))
+        let names_only = match pb::GroupOfUserView::try_from(r.view) {
+            Ok(pb::GroupOfUserView::Unspecified | pb::GroupOfUserView::Full) => false,
+            Ok(pb::GroupOfUserView::NameOnly) => true,
+            Err(_) => return Err(invalid("view", "must be FULL or NAME_ONLY")),
+        };
+        Ok(GroupsOfUser { listing: listing(user, r.page_size, r.page_token), names_only })
     };
     pb::LeaveRequest => GroupPath = |r| Ok(GroupPath::parse("group", &r.group)?);
 }
@@ -307,10 +319,24 @@ impl From<(Group, bool)> for pb::GroupOfUser {
     }
 }
 
+/// A group of the user in the names-only view: its name, and whether directly.
+impl From<GroupKeyOfUser> for pb::GroupOfUser {
+    fn from(k: GroupKeyOfUser) -> Self {
+        pb::GroupOfUser {
+            group: Some(pb::Group {
+                name: group_name(k.tenant, k.id),
+                ..Default::default()
+            }),
+            direct: k.direct,
+        }
+    }
+}
+
 page_response! {
     ListEffectiveMembersResponse { users: UserKey }
     ListMastersResponse { masters: UserKey }
     ListGroupsOfUserResponse { groups: (Group, bool) }
+    ListGroupsOfUserResponse { groups: GroupKeyOfUser }
 }
 
 #[cfg(test)]

@@ -37,7 +37,7 @@ mod membership;
 
 pub use events::Watch;
 pub use groups::{Autocomplete, DeleteFeatureData, DeleteGroup, FeatureUsage, Query};
-pub use membership::{BatchCheck, CheckMember, Expiry, Masters};
+pub use membership::{BatchCheck, CheckMember, Expiry, GroupsOfUser, Masters};
 
 use tonic::Status;
 

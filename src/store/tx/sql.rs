@@ -202,15 +202,23 @@ pub const ADDRESS_IN_USE: &str = "SELECT (EXISTS (SELECT 1 FROM users \
 
 /// Piece, a condition after `REACH`. Mentions `$2` tenant, `$3` user's tenant, `$4` user id.
 /// Whether the user is an effective member (R22) of the group `REACH` starts from.
-const EFFECTIVE_MEMBER: &str = "(EXISTS (SELECT 1 FROM group_user_members u \
-       WHERE u.tenant_id = $2 AND u.group_id IN (SELECT group_id FROM reach) \
-       AND u.user_tenant_id = $3 AND u.user_id = $4 \
-       AND (u.expire_time IS NULL OR u.expire_time > $now)) \
-     OR EXISTS (SELECT 1 FROM group_team_members t \
-       JOIN team_members tm ON tm.tenant_id = t.tenant_id AND tm.team_id = t.team_id \
-       WHERE t.tenant_id = $2 AND t.group_id IN (SELECT group_id FROM reach) \
-       AND tm.tenant_id = $3 AND tm.user_id = $4 \
-       AND (t.expire_time IS NULL OR t.expire_time > $now)))";
+///
+/// Driven from the group's reach: for each reached group, one primary-key probe of the user's
+/// direct row and one walk of the group's teams to the user's team row, stopping at the first
+/// hit. The probes are scalar subqueries, which neither backend turns into a join, so the cost
+/// is the reach's whatever plan the statement is cached under. Written as a join (`IN (SELECT
+/// group_id FROM reach)`), PostgreSQL's generic plan scanned the user's every membership row
+/// instead (a user in 2,000 groups: 2,000 index entries a check).
+const EFFECTIVE_MEMBER: &str = "EXISTS (SELECT 1 FROM reach r WHERE \
+       (SELECT 1 FROM group_user_members u \
+         WHERE u.tenant_id = $2 AND u.group_id = r.group_id \
+         AND u.user_tenant_id = $3 AND u.user_id = $4 \
+         AND (u.expire_time IS NULL OR u.expire_time > $now)) IS NOT NULL \
+     OR (SELECT 1 FROM group_team_members t CROSS JOIN team_members tm \
+         WHERE t.tenant_id = $2 AND t.group_id = r.group_id \
+         AND tm.tenant_id = t.tenant_id AND tm.team_id = t.team_id \
+         AND tm.tenant_id = $3 AND tm.user_id = $4 \
+         AND (t.expire_time IS NULL OR t.expire_time > $now) LIMIT 1) IS NOT NULL)";
 
 /// Binds `$1` group, `$2` tenant, `$3` user's tenant, `$4` user id. Rows: `MembershipRow`.
 /// The user's direct row (`master`, NULL when not a direct member) and effective membership
@@ -236,7 +244,8 @@ pub fn membership_of() -> String {
 /// (docs/reliability.md, "Existence by timing"). The group's row comes back only to a member or
 /// to a user of its own tenant: to anyone else it is invisible (R07, R20), and answering NULL
 /// columns for it, as for a missing group, keeps the decoding of a row another tenant may not
-/// see from telling the two apart.
+/// see from telling the two apart. `seen` has a `LIMIT` so that PostgreSQL keeps it a
+/// subquery, evaluated once: pulled up, its test ran once for each place `member` is named.
 pub fn group_seen_by() -> String {
     with_now(
         format!(
@@ -244,7 +253,7 @@ pub fn group_seen_by() -> String {
                c.display_name AS caller_display_name, c.is_admin AS caller_is_admin, \
                c.external_messaging_allowed AS caller_external_messaging_allowed, \
                c.kind AS caller_kind \
-             FROM (SELECT {EFFECTIVE_MEMBER} AS member) seen \
+             FROM (SELECT {EFFECTIVE_MEMBER} AS member LIMIT 1) seen \
              LEFT JOIN groups g ON g.tenant_id = $2 AND g.group_id = $1 \
                AND (seen.member OR g.tenant_id = $3) \
              LEFT JOIN users c ON c.tenant_id = $3 AND c.user_id = $4"
@@ -301,12 +310,24 @@ pub fn list_members() -> String {
 /// of the covering membership indexes), the page is cut from the keys, and only the page's
 /// group rows are read, not one query each and not the user's every group.
 pub fn groups_of_user() -> String {
+    of_user_page("g.*")
+}
+
+/// `groups_of_user` answering only what the names-only listing needs. Rows:
+/// `GroupKeyOfUserRow`.
+pub fn group_keys_of_user() -> String {
+    of_user_page("g.tenant_id, g.group_id, g.kind, g.is_public")
+}
+
+/// A page of the user's groups (`groups_of_user`), with `columns` of each and whether the user
+/// is a direct member.
+fn of_user_page(columns: &str) -> String {
     with_now(
         format!(
             "{UP_FROM_USER}, page AS (SELECT up.tenant_id, up.group_id FROM up \
                WHERE up.tenant_id > $3 OR (up.tenant_id = $3 AND up.group_id > $4) \
                ORDER BY up.tenant_id, up.group_id LIMIT $5) \
-             SELECT g.*, EXISTS ( \
+             SELECT {columns}, EXISTS ( \
                SELECT 1 FROM group_user_members d WHERE d.tenant_id = g.tenant_id \
                AND d.group_id = g.group_id AND d.user_tenant_id = $1 AND d.user_id = $2 \
                AND (d.expire_time IS NULL OR d.expire_time > $now)) AS direct \
@@ -465,6 +486,7 @@ mod tests {
         assert_numbered(&list_effective_users(), 6);
         assert_numbered(&list_members(), 7);
         assert_numbered(&groups_of_user(), 6);
+        assert_numbered(&group_keys_of_user(), 6);
     }
 
     #[test]
@@ -574,6 +596,7 @@ mod tests {
             ("effective_users", effective_users()),
             ("list_effective_users", list_effective_users()),
             ("groups_of_user", groups_of_user()),
+            ("group_keys_of_user", group_keys_of_user()),
             ("list_members", list_members()),
         ];
         for (name, sql) in statements {
@@ -585,6 +608,121 @@ mod tests {
                     plan.join("\n")
                 );
             }
+        }
+    }
+}
+
+/// PostgreSQL's plans of the statements that test one user's membership, under the generic
+/// plan a prepared statement settles on (`plan_cache_mode = force_generic_plan`), on the
+/// migrated schema. Runs where `TEST_DATABASE_URL` names a server (always in CI).
+#[cfg(test)]
+mod postgres_plans {
+    use super::*;
+
+    /// The text of `EXPLAIN` of `sql` under its generic plan, or `None` (said on stderr)
+    /// without a server outside CI.
+    async fn generic_plans(statements: &[(&str, String)]) -> Option<Vec<(String, String)>> {
+        let admin = match std::env::var("TEST_DATABASE_URL") {
+            Ok(url) if !url.is_empty() => url,
+            _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
+                panic!("CI runs this test on PostgreSQL: set TEST_DATABASE_URL")
+            }
+            _ => {
+                eprintln!("postgres_plans: PostgreSQL only (set TEST_DATABASE_URL)");
+                return None;
+            }
+        };
+        let name = format!("plans_{}_{}", std::process::id(), rand::random::<u32>());
+        let (client, conn) = tokio_postgres::connect(&admin, tokio_postgres::NoTls)
+            .await
+            .expect("PostgreSQL at TEST_DATABASE_URL");
+        tokio::spawn(conn);
+        client
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .expect("create database");
+        // The same server, the new database: the path after the authority, before any query.
+        let (base, query) = admin.split_once('?').unwrap_or((&admin, ""));
+        let server = match base.find("://").map(|i| i + 3) {
+            Some(start) => base[start..]
+                .find('/')
+                .map_or(base, |slash| &base[..start + slash]),
+            None => base,
+        };
+        let url = if query.is_empty() {
+            format!("{server}/{name}")
+        } else {
+            format!("{server}/{name}?{query}")
+        };
+        let store = crate::store::Store::connect(&url, 1)
+            .await
+            .expect("connect");
+        store.migrate().await.expect("migrate");
+        drop(store);
+        let (db, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .expect("connect");
+        let driver = tokio::spawn(conn);
+        db.batch_execute("SET plan_cache_mode = force_generic_plan")
+            .await
+            .expect("set");
+        let mut plans = Vec::new();
+        for (i, (statement, sql)) in statements.iter().enumerate() {
+            let binds = sql.matches('$').count();
+            let types = vec!["bigint"; binds].join(", ");
+            db.batch_execute(&format!("PREPARE s{i} ({types}) AS {sql}"))
+                .await
+                .unwrap_or_else(|e| panic!("{statement}: {e}"));
+            let args = vec!["1"; binds].join(", ");
+            let rows = db
+                .query(&format!("EXPLAIN (COSTS OFF) EXECUTE s{i} ({args})"), &[])
+                .await
+                .unwrap_or_else(|e| panic!("{statement}: {e}"));
+            let plan: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+            plans.push(((*statement).to_owned(), plan.join("\n")));
+        }
+        drop(db);
+        let _ = driver.await;
+        client
+            .batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)"))
+            .await
+            .expect("drop database");
+        Some(plans)
+    }
+
+    /// Every read of `group_user_members` and `group_team_members` in a membership test is a
+    /// probe of one reached group (its condition names `group_id`), never a scan of the
+    /// user's every membership row, whatever the statistics.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn membership_tests_probe_the_groups_reach_under_the_generic_plan() {
+        let statements = [
+            ("membership_of", membership_of()),
+            ("group_seen_by", group_seen_by()),
+        ];
+        let Some(plans) = generic_plans(&statements).await else {
+            return;
+        };
+        for (statement, plan) in plans {
+            let lines: Vec<&str> = plan.lines().collect();
+            let mut probes = 0;
+            for (i, line) in lines.iter().enumerate() {
+                if !(line.contains(" on group_user_members")
+                    || line.contains(" on group_team_members"))
+                {
+                    continue;
+                }
+                assert!(!line.contains("Seq Scan"), "{statement} scans:\n{plan}");
+                let cond = lines[i + 1..]
+                    .iter()
+                    .find(|l| l.contains("Index Cond"))
+                    .unwrap_or_else(|| panic!("{statement}: no index condition:\n{plan}"));
+                assert!(
+                    cond.contains("(group_id = "),
+                    "{statement} does not probe by the reached group:\n{plan}"
+                );
+                probes += 1;
+            }
+            assert!(probes >= 2, "{statement}: {probes} probes:\n{plan}");
         }
     }
 }

@@ -118,6 +118,7 @@ async fn r24_owning_tenant_sees_only_id_name_and_tenant_of_other_members() {
             user: Some(user_ref(B, 2)),
             page_size: 10,
             page_token: String::new(),
+            ..Default::default()
         })
         .await
         .unwrap_err();

@@ -52,6 +52,7 @@ async fn groups_page(mut c: Membership, page_token: String) -> (Vec<String>, Str
         user: Some(user_ref(T, 4)),
         page_size: 3,
         page_token,
+        ..Default::default()
     };
     let r = c.list_groups_of_user(req).await.unwrap().into_inner();
     let names = r

@@ -9,6 +9,7 @@ mod expiry;
 mod limits;
 mod masters;
 mod members;
+mod names;
 mod nesting;
 mod paging;
 

@@ -91,6 +91,7 @@ fn groups_req(user: i64, page_token: &str) -> pb::ListGroupsOfUserRequest {
         user: Some(user_ref(T, user)),
         page_size: 1,
         page_token: page_token.to_owned(),
+        ..Default::default()
     }
 }
 
@@ -195,6 +196,7 @@ async fn misused_member_tokens(
         user: Some(user_ref(T, 3)),
         page_size: 1,
         page_token: token.to_owned(),
+        ..Default::default()
     };
     bad.extend([
         (

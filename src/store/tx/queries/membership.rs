@@ -14,6 +14,41 @@ use crate::store::schema::*;
 use crate::store::tx::KeepPrepared;
 use crate::store::tx::{sql, user_key};
 
+impl BackendTx {
+    /// The rows of a page of the user's groups (`sql::groups_of_user` and its variants).
+    async fn of_user_page<R>(
+        &mut self,
+        sql: String,
+        user: UserKey,
+        page: Page<(TenantId, GroupId)>,
+    ) -> Result<Vec<R>>
+    where
+        R: diesel::QueryableByName<super::Db> + Send + 'static,
+    {
+        let (t, g) = page.after.map_or((i64::MIN, i64::MIN), |(t, g)| (t.0, g.0));
+        Ok(diesel::sql_query(BackendTx::statement(sql))
+            .bind::<BigInt, _>(user.tenant.0)
+            .bind::<BigInt, _>(user.user.0)
+            .bind::<BigInt, _>(t)
+            .bind::<BigInt, _>(g)
+            .bind::<BigInt, _>(page.limit)
+            .bind::<BigInt, _>(self.now)
+            .keep_prepared()
+            .load::<R>(self.conn())
+            .await?)
+    }
+
+    /// A change of `member`'s row in a group of `tenant` touches that tenant, and, for a user
+    /// of another tenant (an external group's member, R20), the user's tenant too: which
+    /// groups a user is in is that user's tenant's answer as well (`cache::Key::tenants`).
+    fn touch_member(&mut self, tenant: TenantId, member: MemberRef) {
+        self.touched.tenant(tenant);
+        if let MemberRef::User(user) = member {
+            self.touched.tenant(user.tenant);
+        }
+    }
+}
+
 #[async_trait]
 impl MembershipTx for BackendTx {
     async fn direct_members(&mut self, tenant: TenantId, id: GroupId) -> Result<DirectMembers> {
@@ -64,7 +99,7 @@ impl MembershipTx for BackendTx {
         expire_time: Option<i64>,
         now: i64,
     ) -> Result<()> {
-        self.touched.tenant(tenant);
+        self.touch_member(tenant, member);
         if expire_time.is_some() {
             self.touched.expiry();
         }
@@ -159,7 +194,7 @@ impl MembershipTx for BackendTx {
         group: GroupId,
         member: MemberRef,
     ) -> Result<bool> {
-        self.touched.tenant(tenant);
+        self.touch_member(tenant, member);
         let (t, g) = (tenant.0, group.0);
         let conn = self.conn();
         let n = match member {
@@ -240,7 +275,7 @@ impl MembershipTx for BackendTx {
         member: MemberRef,
         expire_time: Option<i64>,
     ) -> Result<bool> {
-        self.touched.tenant(tenant);
+        self.touch_member(tenant, member);
         self.touched.expiry();
         let (t, g) = (tenant.0, group.0);
         let conn = self.conn();
@@ -537,19 +572,22 @@ impl MembershipTx for BackendTx {
         user: UserKey,
         page: Page<(TenantId, GroupId)>,
     ) -> Result<Vec<(Group, bool)>> {
-        let (t, g) = page.after.map_or((i64::MIN, i64::MIN), |(t, g)| (t.0, g.0));
-        diesel::sql_query(BackendTx::statement(sql::groups_of_user()))
-            .bind::<BigInt, _>(user.tenant.0)
-            .bind::<BigInt, _>(user.user.0)
-            .bind::<BigInt, _>(t)
-            .bind::<BigInt, _>(g)
-            .bind::<BigInt, _>(page.limit)
-            .bind::<BigInt, _>(self.now)
-            .keep_prepared()
-            .load::<GroupOfUserRow>(self.conn())
+        self.of_user_page::<GroupOfUserRow>(sql::groups_of_user(), user, page)
             .await?
             .into_iter()
             .map(|r| Ok((Group::try_from(r.group)?, r.direct)))
+            .collect()
+    }
+
+    async fn group_keys_of_user(
+        &mut self,
+        user: UserKey,
+        page: Page<(TenantId, GroupId)>,
+    ) -> Result<Vec<GroupKeyOfUser>> {
+        self.of_user_page::<GroupKeyOfUserRow>(sql::group_keys_of_user(), user, page)
+            .await?
+            .into_iter()
+            .map(GroupKeyOfUser::try_from)
             .collect()
     }
 
