@@ -10,6 +10,7 @@ use super::error::{Error, Reason, Result, Violations};
 use super::events::{Departure, EventKind, UserDeleted, emit_for_tenant};
 use super::members::user_subject;
 use super::model::*;
+use super::operation::Operation;
 use super::page::PageRequest;
 use super::repo::{Page, Tx};
 use super::service::TxFuture;
@@ -91,7 +92,7 @@ async fn require_users(tx: &mut dyn Tx, tenant: TenantId, keys: &[UserKey]) -> R
 
 /// One kind of a tenant's directory entries, listed a page at a time by id.
 struct DirectoryList<T, Id> {
-    name: &'static str,
+    name: Operation,
     scope: &'static str,
     id: fn(i64) -> Id,
     key: fn(&T) -> i64,
@@ -105,7 +106,7 @@ impl Service {
     /// One directory entry of `tenant`, or NOT_FOUND naming `what`.
     async fn directory_get<T: Send + 'static>(
         &self,
-        name: &'static str,
+        name: Operation,
         caller: &Caller,
         tenant: TenantId,
         what: &'static str,
@@ -154,7 +155,7 @@ impl Service {
             || "must not be negative".into(),
         );
         v.finish()?;
-        self.write("upsert_tenant", caller, tenant, |tx, _, tenant| {
+        self.write(Operation::UpsertTenant, caller, tenant, |tx, _, tenant| {
             Box::pin(async move {
                 tx.upsert_tenant(tenant).await?;
                 tx.get_tenant(tenant.id).await?.ok_or(not_found("tenant"))
@@ -165,8 +166,10 @@ impl Service {
 
     pub async fn get_tenant(&self, caller: &Caller, id: TenantId) -> Result<Tenant> {
         let what = "tenant";
-        self.directory_get("get_tenant", caller, id, what, move |tx| tx.get_tenant(id))
-            .await
+        self.directory_get(Operation::GetTenant, caller, id, what, move |tx| {
+            tx.get_tenant(id)
+        })
+        .await
     }
 
     /// The tenants the caller may read: its own.
@@ -180,7 +183,7 @@ impl Service {
         let scope = format!("tenants|{tenant}");
         let (size, after) = self.pager.start::<i64>(&scope, &page)?;
         let rows = self
-            .read("list_tenants", caller, (), |tx, _, ()| {
+            .read(Operation::ListTenants, caller, (), |tx, _, ()| {
                 Box::pin(async move {
                     let own = tx.get_tenant(tenant).await?;
                     Ok(own
@@ -199,7 +202,7 @@ impl Service {
     /// writing the events of every group and departure (`departures::remove_tenant`).
     pub async fn delete_tenant(&self, caller: &Caller, id: TenantId) -> Result<()> {
         caller.require_service_of(id)?;
-        self.write("delete_tenant", caller, (), |tx, _, ()| {
+        self.write(Operation::DeleteTenant, caller, (), |tx, _, ()| {
             Box::pin(async move {
                 if tx.get_tenant(id).await?.is_none() {
                     return Err(Error::NotFound("tenant"));
@@ -221,7 +224,7 @@ impl Service {
             "must be an email address".into()
         });
         v.finish()?;
-        self.write("upsert_user", caller, user, |tx, _, user| {
+        self.write(Operation::UpsertUser, caller, user, |tx, _, user| {
             Box::pin(async move {
                 require_tenant(tx, user.key.tenant).await?;
                 let before = tx.get_user(user.key).await?;
@@ -242,7 +245,7 @@ impl Service {
 
     pub async fn get_user(&self, caller: &Caller, key: UserKey) -> Result<User> {
         let what = "user";
-        self.directory_get("get_user", caller, key.tenant, what, move |tx| {
+        self.directory_get(Operation::GetUser, caller, key.tenant, what, move |tx| {
             tx.get_user(key)
         })
         .await
@@ -255,7 +258,7 @@ impl Service {
         page: PageRequest,
     ) -> Result<(Vec<User>, String)> {
         let list = DirectoryList {
-            name: "list_users",
+            name: Operation::ListUsers,
             scope: "users",
             id: UserId,
             key: |r: &User| r.key.user.0,
@@ -268,7 +271,7 @@ impl Service {
     /// them in the same transaction.
     pub async fn delete_user(&self, caller: &Caller, key: UserKey) -> Result<()> {
         caller.require_service_of(key.tenant)?;
-        self.write("delete_user", caller, (), |tx, _, ()| {
+        self.write(Operation::DeleteUser, caller, (), |tx, _, ()| {
             Box::pin(async move {
                 if tx.get_user(key).await?.is_none() {
                     return Err(Error::NotFound("user"));
@@ -301,7 +304,7 @@ impl Service {
         v.finish()?;
         team.members.sort();
         team.members.dedup();
-        self.write("upsert_team", caller, team, |tx, _, team| {
+        self.write(Operation::UpsertTeam, caller, team, |tx, _, team| {
             Box::pin(async move {
                 require_tenant(tx, team.tenant).await?;
                 let keys: Vec<UserKey> = team
@@ -322,7 +325,7 @@ impl Service {
 
     pub async fn get_team(&self, caller: &Caller, tenant: TenantId, id: TeamId) -> Result<Team> {
         let what = "team";
-        self.directory_get("get_team", caller, tenant, what, move |tx| {
+        self.directory_get(Operation::GetTeam, caller, tenant, what, move |tx| {
             tx.get_team(tenant, id)
         })
         .await
@@ -335,7 +338,7 @@ impl Service {
         page: PageRequest,
     ) -> Result<(Vec<Team>, String)> {
         let list = DirectoryList {
-            name: "list_teams",
+            name: Operation::ListTeams,
             scope: "teams",
             id: TeamId,
             key: |r: &Team| r.id.0,
@@ -347,7 +350,7 @@ impl Service {
     /// Deletes a team; its group memberships go with it in the same transaction.
     pub async fn delete_team(&self, caller: &Caller, tenant: TenantId, id: TeamId) -> Result<()> {
         caller.require_service_of(tenant)?;
-        self.write("delete_team", caller, (), |tx, _, ()| {
+        self.write(Operation::DeleteTeam, caller, (), |tx, _, ()| {
             Box::pin(async move {
                 let now = tx.now();
                 remove_team_everywhere(tx, tenant, id, now).await?;
@@ -375,7 +378,7 @@ impl Service {
             || "an external contact is a user of another tenant".into(),
         );
         v.finish()?;
-        self.write("add_contact", caller, (), |tx, _, ()| {
+        self.write(Operation::AddContact, caller, (), |tx, _, ()| {
             Box::pin(async move {
                 require_users(tx, contact.owner.tenant, &[contact.owner]).await?;
                 tx.add_contact(&contact).await?;
@@ -400,7 +403,7 @@ impl Service {
         });
         let page = Page { after, limit: size };
         let rows = self
-            .read("list_contacts", caller, (), |tx, _, ()| {
+            .read(Operation::ListContacts, caller, (), |tx, _, ()| {
                 Box::pin(async move { tx.list_contacts(owner, page).await })
             })
             .await?;
@@ -412,7 +415,7 @@ impl Service {
 
     pub async fn remove_contact(&self, caller: &Caller, contact: Contact) -> Result<()> {
         caller.require_service_of(contact.owner.tenant)?;
-        self.write("remove_contact", caller, (), |tx, _, ()| {
+        self.write(Operation::RemoveContact, caller, (), |tx, _, ()| {
             Box::pin(async move { found(tx.remove_contact(&contact).await?, "contact") })
         })
         .await
@@ -429,7 +432,7 @@ impl Service {
         v.finish()?;
         room.members.sort();
         room.members.dedup();
-        self.write("upsert_room", caller, room, |tx, _, room| {
+        self.write(Operation::UpsertRoom, caller, room, |tx, _, room| {
             Box::pin(async move {
                 require_tenant(tx, room.tenant).await?;
                 require_users(tx, room.tenant, &room.members).await?;
@@ -449,7 +452,7 @@ impl Service {
         id: RoomId,
     ) -> Result<MessageRoom> {
         let what = "message room";
-        self.directory_get("get_room", caller, tenant, what, move |tx| {
+        self.directory_get(Operation::GetRoom, caller, tenant, what, move |tx| {
             tx.get_room(tenant, id)
         })
         .await
@@ -462,7 +465,7 @@ impl Service {
         page: PageRequest,
     ) -> Result<(Vec<MessageRoom>, String)> {
         let list = DirectoryList {
-            name: "list_rooms",
+            name: Operation::ListRooms,
             scope: "rooms",
             id: RoomId,
             key: |r: &MessageRoom| r.id.0,
@@ -473,7 +476,7 @@ impl Service {
 
     pub async fn delete_room(&self, caller: &Caller, tenant: TenantId, id: RoomId) -> Result<()> {
         caller.require_service_of(tenant)?;
-        self.write("delete_room", caller, (), |tx, _, ()| {
+        self.write(Operation::DeleteRoom, caller, (), |tx, _, ()| {
             Box::pin(async move { found(tx.delete_room(tenant, id).await?, "message room") })
         })
         .await

@@ -4,6 +4,7 @@
 use super::caller::{Actor, Caller};
 use super::error::{Error, Result, Violations};
 use super::model::*;
+use super::operation::Operation;
 use super::page::PageRequest;
 use super::repo::{GroupFilter, Page};
 use super::service::Service;
@@ -88,12 +89,17 @@ impl Service {
             limit: size,
         };
         let rows = self
-            .read("list_groups", caller, parsed, |tx, actor, parsed| {
-                Box::pin(async move {
-                    let (v, all) = viewer(actor, tenant);
-                    tx.list_groups(tenant, v, all, parsed, page).await
-                })
-            })
+            .read(
+                Operation::ListGroups,
+                caller,
+                parsed,
+                |tx, actor, parsed| {
+                    Box::pin(async move {
+                        let (v, all) = viewer(actor, tenant);
+                        tx.list_groups(tenant, v, all, parsed, page).await
+                    })
+                },
+            )
             .await?;
         let next = self.pager.next(&scope, &rows, size, |g| g.id.0);
         Ok((rows, next))
@@ -115,7 +121,7 @@ impl Service {
         let page = Page { after, limit: size };
         let rows = self
             .read(
-                "search_groups",
+                Operation::SearchGroups,
                 caller,
                 (query, page),
                 |tx, actor, (query, page)| {
@@ -151,7 +157,7 @@ impl Service {
             limit
         });
         self.read(
-            "autocomplete_groups",
+            Operation::AutocompleteGroups,
             caller,
             prefix,
             |tx, actor, prefix| {

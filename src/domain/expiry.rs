@@ -11,6 +11,7 @@ use super::error::{Error, Reason, Result};
 use super::events::{ChangeDetail, EventKind, ExpiryChange, emit};
 use super::members::{MemberBatch, member_change, with_keyed_groups};
 use super::model::*;
+use super::operation::Operation;
 use super::repo::Tx;
 use super::service::{Mode, Service};
 
@@ -69,9 +70,12 @@ impl Service {
         mut batch: MemberBatch,
     ) -> Result<ExpiryOutcome> {
         batch.validate()?;
-        self.write("set_members_expiry", caller, batch, |tx, actor, batch| {
-            Box::pin(set_expiry(tx, actor, batch))
-        })
+        self.write(
+            Operation::SetMembersExpiry,
+            caller,
+            batch,
+            |tx, actor, batch| Box::pin(set_expiry(tx, actor, batch)),
+        )
         .await
     }
 
@@ -87,7 +91,7 @@ impl Service {
     /// per group. Returns how many members went.
     pub async fn sweep_expired_members(&self) -> Result<usize> {
         let due = self
-            .background("find_expired_members", Mode::Read, (), |tx, ()| {
+            .background(Operation::FindExpiredMembers, Mode::Read, (), |tx, ()| {
                 Box::pin(async move {
                     let now = tx.now();
                     tx.groups_with_expired_members(now, SWEEP_BATCH).await
@@ -98,7 +102,7 @@ impl Service {
         for group in due {
             swept += self
                 .background(
-                    "sweep_expired_members",
+                    Operation::SweepExpiredMembers,
                     Mode::Write,
                     group,
                     |tx, &(tenant, id)| {

@@ -9,6 +9,7 @@ use super::groups::{Created, GroupSpec, NewGroup, insert_new_group, validate_spe
 use super::idempotency::{self, RequestKey};
 use super::model::*;
 use super::names::RoomName;
+use super::operation::Operation;
 use super::repo::Tx;
 use super::service::Service;
 
@@ -75,7 +76,7 @@ impl Service {
         let fingerprint = idempotency::fingerprint("convert", caller, &content);
         let args = (cmd, spec, fingerprint);
         self.write(
-            "convert_room",
+            Operation::ConvertRoom,
             caller,
             args,
             |tx, actor, (cmd, spec, fp)| {
@@ -88,7 +89,7 @@ impl Service {
     /// R19: groups and storage of a tenant, internal and external. Admins and services of
     /// the tenant.
     pub async fn tenant_usage(&self, caller: &Caller, tenant: TenantId) -> Result<TenantUsage> {
-        self.read("tenant_usage", caller, (), |tx, actor, ()| {
+        self.read(Operation::TenantUsage, caller, (), |tx, actor, ()| {
             Box::pin(async move {
                 if actor.tenant() != tenant {
                     return Err(Error::NotFound("tenant"));

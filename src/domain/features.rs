@@ -10,6 +10,7 @@ use super::error::{Error, Reason, Result, Violations};
 use super::events::{EventKind, FeatureDataPurged, FeatureUsageReported, PurgedFeature, emit};
 use super::limits::MAX_REPORTED_BYTES;
 use super::model::*;
+use super::operation::Operation;
 use super::service::Service;
 
 /// The features whose data size other services report.
@@ -86,7 +87,7 @@ impl Service {
         }
         let features: BTreeSet<DataFeature> = features.into_iter().collect();
         self.write(
-            "delete_feature_data",
+            Operation::DeleteFeatureData,
             caller,
             (group, features),
             |tx, actor, (group, features)| {
@@ -158,34 +159,39 @@ impl Service {
         });
         v.finish()?;
         let feature = parsed.ok_or_else(|| Error::invalid("feature", "unknown feature"))?;
-        self.write("report_feature_usage", caller, group, |tx, _, group| {
-            Box::pin(async move {
-                let id = locate(tx, tenant, group).await?;
-                let group = tx
-                    .lock_group(tenant, id)
-                    .await?
-                    .ok_or(Error::NotFound("group"))?;
-                let now = tx.now();
-                let name = feature.as_str();
-                let old = tx.set_feature_usage(tenant, id, name, bytes, now).await?;
-                tx.add_storage(tenant, id, bytes - old).await?;
-                let report = FeatureUsageReported {
-                    group: group.resource_name(),
-                    feature: name,
-                    bytes,
-                };
-                emit(tx, &group, EventKind::FeatureUsageReported(report), now).await?;
-                let group = tx
-                    .get_group(tenant, id)
-                    .await?
-                    .ok_or(Error::NotFound("group"))?;
-                let owner = tx
-                    .get_tenant(tenant)
-                    .await?
-                    .ok_or(Error::NotFound("tenant"))?;
-                Ok((group, owner))
-            })
-        })
+        self.write(
+            Operation::ReportFeatureUsage,
+            caller,
+            group,
+            |tx, _, group| {
+                Box::pin(async move {
+                    let id = locate(tx, tenant, group).await?;
+                    let group = tx
+                        .lock_group(tenant, id)
+                        .await?
+                        .ok_or(Error::NotFound("group"))?;
+                    let now = tx.now();
+                    let name = feature.as_str();
+                    let old = tx.set_feature_usage(tenant, id, name, bytes, now).await?;
+                    tx.add_storage(tenant, id, bytes - old).await?;
+                    let report = FeatureUsageReported {
+                        group: group.resource_name(),
+                        feature: name,
+                        bytes,
+                    };
+                    emit(tx, &group, EventKind::FeatureUsageReported(report), now).await?;
+                    let group = tx
+                        .get_group(tenant, id)
+                        .await?
+                        .ok_or(Error::NotFound("group"))?;
+                    let owner = tx
+                        .get_tenant(tenant)
+                        .await?
+                        .ok_or(Error::NotFound("tenant"))?;
+                    Ok((group, owner))
+                })
+            },
+        )
         .await
     }
 }

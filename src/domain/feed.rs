@@ -12,6 +12,7 @@ use tokio::sync::mpsc;
 use super::caller::{Actor, Caller};
 use super::error::{Error, Reason, Result, Violations};
 use super::model::*;
+use super::operation::Operation;
 use super::page::PageRequest;
 use super::repo::{AuditFilter, Page};
 use super::service::{Mode, Service};
@@ -53,7 +54,7 @@ fn check_cursor(cursor: i64) -> Result<()> {
 impl Service {
     /// The oldest cursor a follower can resume from: every event after it is kept.
     pub async fn earliest_cursor(&self, caller: &Caller, tenant: TenantId) -> Result<i64> {
-        self.read("earliest_cursor", caller, (), |tx, actor, ()| {
+        self.read(Operation::EarliestCursor, caller, (), |tx, actor, ()| {
             Box::pin(async move {
                 require_feed_reader(actor, tenant)?;
                 Ok(tx.event_bounds(tenant).await?.0)
@@ -71,7 +72,7 @@ impl Service {
         tenant: TenantId,
         after: i64,
     ) -> Result<Vec<Event>> {
-        self.read("watch_events", caller, (), |tx, actor, ()| {
+        self.read(Operation::WatchEvents, caller, (), |tx, actor, ()| {
             Box::pin(async move {
                 require_feed_reader(actor, tenant)?;
                 let (pruned, last) = tx.event_bounds(tenant).await?;
@@ -127,17 +128,22 @@ impl Service {
         let (size, after) = self.pager.start::<i64>(&scope, &page)?;
         let page = Page { after, limit: size };
         let rows = self
-            .read("list_audit_events", caller, filter, |tx, actor, filter| {
-                Box::pin(async move {
-                    if actor.tenant() != tenant || !actor.is_admin_of(tenant) {
-                        return Err(Error::permission(
-                            Reason::NotGroupManager,
-                            "the audit log is for admins and services of the tenant",
-                        ));
-                    }
-                    tx.audit_events(tenant, filter, page).await
-                })
-            })
+            .read(
+                Operation::ListAuditEvents,
+                caller,
+                filter,
+                |tx, actor, filter| {
+                    Box::pin(async move {
+                        if actor.tenant() != tenant || !actor.is_admin_of(tenant) {
+                            return Err(Error::permission(
+                                Reason::NotGroupManager,
+                                "the audit log is for admins and services of the tenant",
+                            ));
+                        }
+                        tx.audit_events(tenant, filter, page).await
+                    })
+                },
+            )
             .await?;
         let next = self.pager.next(&scope, &rows, size, |e| e.seq);
         Ok((rows, next))
@@ -147,7 +153,7 @@ impl Service {
     /// up to `limit` unpublished events in (tenant, sequence) order. `None`: another server
     /// holds the lease.
     pub async fn relay_claim(&self, holder: &str, limit: i64) -> Result<Option<Vec<Event>>> {
-        self.background("relay_claim", Mode::Write, holder, |t, &holder| {
+        self.background(Operation::RelayClaim, Mode::Write, holder, |t, &holder| {
             Box::pin(async move {
                 let now = now_micros();
                 let expires = now + RELAY_LEASE.as_micros() as i64;
@@ -161,16 +167,19 @@ impl Service {
     }
 
     pub async fn relay_published(&self, events: &[(TenantId, EventId)]) -> Result<()> {
-        self.background("relay_published", Mode::Write, events, |t, events| {
-            Box::pin(t.mark_published(events))
-        })
+        self.background(
+            Operation::RelayPublished,
+            Mode::Write,
+            events,
+            |t, events| Box::pin(t.mark_published(events)),
+        )
         .await
     }
 
     /// Microseconds since the oldest unpublished event was created (0 when none is).
     pub async fn relay_lag(&self) -> Result<i64> {
         let oldest = self
-            .background("relay_lag", Mode::Read, (), |t, ()| {
+            .background(Operation::RelayLag, Mode::Read, (), |t, ()| {
                 Box::pin(t.oldest_unpublished())
             })
             .await?;
@@ -186,7 +195,7 @@ impl Service {
         // writer. What the read finds stays removable: events only ever get published, and
         // new ones come after it.
         let due = self
-            .background("find_prunable_events", Mode::Read, (), |t, ()| {
+            .background(Operation::FindPrunableEvents, Mode::Read, (), |t, ()| {
                 Box::pin(async move {
                     let mut due = Vec::new();
                     for tenant in t.event_tenants().await? {
@@ -200,7 +209,7 @@ impl Service {
             })
             .await?;
         for &(tenant, seq) in &due {
-            self.background("prune_events", Mode::Write, (), |t, ()| {
+            self.background(Operation::PruneEvents, Mode::Write, (), |t, ()| {
                 Box::pin(t.prune_through(tenant, seq))
             })
             .await?;

@@ -12,6 +12,7 @@ use super::error::Result;
 use super::events::{EventKind, FeatureDataPurged, PurgedFeature, emit};
 use super::features::Feature;
 use super::model::*;
+use super::operation::Operation;
 use super::repo::Tx;
 use super::service::{Mode, Service};
 
@@ -84,7 +85,7 @@ impl Service {
     /// Returns how many groups were purged.
     pub async fn purge_due_messages(&self) -> Result<usize> {
         let due = self
-            .background("find_due_message_purges", Mode::Read, (), |tx, ()| {
+            .background(Operation::FindDueMessagePurges, Mode::Read, (), |tx, ()| {
                 Box::pin(async move {
                     let now = tx.now();
                     tx.groups_due_for_purge(now, PURGE_BATCH).await
@@ -95,7 +96,7 @@ impl Service {
         for group in due {
             purged += self
                 .background(
-                    "purge_message_data",
+                    Operation::PurgeMessageData,
                     Mode::Write,
                     group,
                     |t, &(tenant, id)| {

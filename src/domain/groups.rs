@@ -15,6 +15,7 @@ use super::limits::{MAX_INITIAL_MEMBERS, MAX_REQUEST_ID_CHARS};
 use super::members::{Admission, add_members_in, with_keyed_groups};
 use super::model::*;
 use super::names::{TenantName, external_key_problem};
+use super::operation::Operation;
 use super::repo::Tx;
 use super::service::Service;
 use super::text;
@@ -138,7 +139,7 @@ impl Service {
         let fingerprint = fingerprint(caller, &cmd);
         let args = (cmd, fingerprint);
         self.write(
-            "create_group",
+            Operation::CreateGroup,
             caller,
             args,
             |tx, actor, (cmd, fingerprint)| {
@@ -159,7 +160,7 @@ impl Service {
             tenant,
             id: id.clone(),
         };
-        let read = self.read_resolving("get_group", caller, id, |tx, caller, id| {
+        let read = self.read_resolving(Operation::GetGroup, caller, id, |tx, caller, id| {
             Box::pin(async move {
                 let mut group = group_for_caller(tx, caller, tenant, id).await?;
                 tx.load_mailing_list(&mut group).await?;
@@ -186,7 +187,7 @@ impl Service {
         etag: Option<String>,
     ) -> Result<()> {
         self.write(
-            "delete_group",
+            Operation::DeleteGroup,
             caller,
             (id, etag),
             |tx, actor, (id, etag)| {

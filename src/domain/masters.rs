@@ -9,6 +9,7 @@ use super::limits::MAX_BATCH;
 use super::members::{Admission, add_members_in, emit_change};
 use super::model::*;
 use super::names::GroupPath;
+use super::operation::Operation;
 use super::repo::Tx;
 use super::service::Service;
 
@@ -186,8 +187,8 @@ impl Service {
     ) -> Result<MastersOutcome> {
         let users = master_batch(users)?;
         let op = match change {
-            Change::Promote => "add_masters",
-            Change::Demote => "remove_masters",
+            Change::Promote => Operation::AddMasters,
+            Change::Demote => Operation::RemoveMasters,
         };
         self.write(op, caller, (name, users), |tx, actor, (name, users)| {
             Box::pin(async move {

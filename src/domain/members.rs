@@ -17,6 +17,7 @@ use super::masters::keep_a_master;
 use super::model::*;
 use super::names::{TeamName, UserName};
 use super::nesting::check_nesting;
+use super::operation::Operation;
 use super::repo::Tx;
 use super::service::Service;
 use super::text::quote;
@@ -593,9 +594,12 @@ impl Service {
     pub async fn add_members(&self, caller: &Caller, mut batch: MemberBatch) -> Result<AddOutcome> {
         batch.validate()?;
         let fp = batch.fingerprint(caller, "add");
-        self.write("add_members", caller, (batch, fp), |tx, actor, (b, fp)| {
-            Box::pin(add_batch(tx, actor, b, fp))
-        })
+        self.write(
+            Operation::AddMembers,
+            caller,
+            (batch, fp),
+            |tx, actor, (b, fp)| Box::pin(add_batch(tx, actor, b, fp)),
+        )
         .await
     }
 
@@ -607,7 +611,7 @@ impl Service {
         batch.validate()?;
         let fp = batch.fingerprint(caller, "remove");
         self.write(
-            "remove_members",
+            Operation::RemoveMembers,
             caller,
             (batch, fp),
             |tx, actor, (b, fp)| Box::pin(remove_batch(tx, actor, b, fp)),

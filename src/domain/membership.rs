@@ -15,6 +15,7 @@ use super::error::{Error, Reason, Result, Violations};
 use super::limits::MAX_BATCH;
 use super::model::*;
 use super::names::GroupPath;
+use super::operation::Operation;
 use super::page::PageRequest;
 use super::repo::{MemberRow, Page};
 use super::service::Service;
@@ -82,7 +83,7 @@ impl Service {
         let (size, after) = self.pager.start::<(MemberKind, i64, i64)>(&scope, &page)?;
         let page = Page { after, limit: size };
         let rows = self
-            .read("list_members", caller, group, |tx, actor, group| {
+            .read(Operation::ListMembers, caller, group, |tx, actor, group| {
                 Box::pin(async move {
                     let group = visible_group(tx, actor, tenant, group, Lock::No).await?.id;
                     let rows = tx.list_members(tenant, group, page).await?;
@@ -158,7 +159,7 @@ impl Service {
         let (size, after) = self.pager.start::<UserKey>(&scope, &page)?;
         let page = Page { after, limit: size };
         let rows = self
-            .read("list_users_of", caller, group, |tx, actor, group| {
+            .read(Operation::ListUsersOf, caller, group, |tx, actor, group| {
                 Box::pin(async move {
                     let group = visible_group(tx, actor, tenant, group, Lock::No).await?.id;
                     match list {
@@ -183,7 +184,7 @@ impl Service {
         let groups = [GroupPath { tenant, group }];
         let fill = |_| {
             self.read_resolving(
-                "check_membership",
+                Operation::CheckMembership,
                 caller,
                 &groups[0].group,
                 |tx, caller, group| {
@@ -220,7 +221,7 @@ impl Service {
         let fill = |missing: Vec<usize>| {
             let wanted: Vec<GroupPath> = missing.iter().map(|&i| groups[i].clone()).collect();
             self.read(
-                "batch_check_membership",
+                Operation::BatchCheckMembership,
                 caller,
                 wanted,
                 move |tx, actor, wanted| {
@@ -265,7 +266,7 @@ impl Service {
         let after = after.map(|(t, g)| (TenantId(t), GroupId(g)));
         let page = Page { after, limit: size };
         let (rows, last) = self
-            .read("list_groups_of_user", caller, (), |tx, actor, ()| {
+            .read(Operation::ListGroupsOfUser, caller, (), |tx, actor, ()| {
                 Box::pin(async move {
                     require_own_tenant(actor, user)?;
                     // A user listing their own groups was just read from the directory.
@@ -356,7 +357,7 @@ impl Service {
         limit: i64,
     ) -> Result<Arc<GroupKeysOfUser>> {
         self.read(
-            "list_group_names_of_user",
+            Operation::ListGroupNamesOfUser,
             caller,
             (),
             move |tx, actor, ()| {
@@ -411,7 +412,7 @@ impl Service {
 
     /// R17, R23: members cannot leave by themselves.
     pub async fn leave(&self, caller: &Caller, tenant: TenantId, group: GroupRef) -> Result<()> {
-        self.read("leave", caller, group, |tx, actor, group| {
+        self.read(Operation::Leave, caller, group, |tx, actor, group| {
             Box::pin(async move {
                 let g = visible_group(tx, actor, tenant, group, Lock::No).await?;
                 let Some(user) = actor.user_key() else {

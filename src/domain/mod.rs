@@ -42,6 +42,7 @@ pub mod membership;
 pub mod model;
 pub mod names;
 pub mod nesting;
+pub mod operation;
 pub mod page;
 pub mod repo;
 pub mod service;

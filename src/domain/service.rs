@@ -18,6 +18,7 @@ use super::error::{Error, Result};
 use super::membership::Membership;
 use super::model::UserKey;
 use super::names::GroupPath;
+use super::operation::Operation;
 use super::page::Pager;
 use super::repo::Tx;
 
@@ -132,10 +133,9 @@ pub struct PoolState {
     pub statements: u64,
 }
 
-/// Told how long each operation run through the seam took, by the operation's name (a bounded
-/// set: the names the domain passes to `read` and `write`).
+/// Told how long each operation run through the seam took.
 pub trait Observer: Send + Sync + 'static {
-    fn operation(&self, name: &'static str, elapsed: Duration);
+    fn operation(&self, op: Operation, elapsed: Duration);
     /// A cache lookup of an answer of `kind` (`Key::kind`) ended as `outcome`: `hit`,
     /// `miss`, `stale` (an entry of an older revision, dropped), `shared` (another call's read
     /// of the same key answered it) or `bypassed` (the call's consistency, or revisions
@@ -304,7 +304,7 @@ impl Service {
             }
         }
         let until = self
-            .background("next_expiry", Mode::Read, now, |tx, &now| {
+            .background(Operation::NextExpiry, Mode::Read, now, |tx, &now| {
                 Box::pin(tx.next_expiry(now))
             })
             .await
@@ -425,7 +425,7 @@ impl Service {
     /// Runs `op` in a read transaction, for the resolved caller, with `args` lent to it.
     pub(crate) async fn read<A: Send + Sync, R: Send>(
         &self,
-        name: &'static str,
+        name: Operation,
         caller: &Caller,
         args: A,
         op: impl for<'t> Fn(&'t mut dyn Tx, &'t Actor, &'t A) -> TxFuture<'t, R> + Send + Sync,
@@ -442,7 +442,7 @@ impl Service {
     /// The caller is resolved once all the same, by `Caller::user_actor`'s rule.
     pub(crate) async fn read_resolving<A: Send + Sync, R: Send>(
         &self,
-        name: &'static str,
+        name: Operation,
         caller: &Caller,
         args: A,
         op: impl for<'t> Fn(&'t mut dyn Tx, &'t Caller, &'t A) -> TxFuture<'t, R> + Send + Sync,
@@ -457,7 +457,7 @@ impl Service {
     /// nothing: an error rolls back every write of the attempt.
     pub(crate) async fn write<A: Send + Sync, R: Send>(
         &self,
-        name: &'static str,
+        name: Operation,
         caller: &Caller,
         args: A,
         op: impl for<'t> Fn(&'t mut dyn Tx, &'t Actor, &'t A) -> TxFuture<'t, R> + Send + Sync,
@@ -473,7 +473,7 @@ impl Service {
     /// a caller's operation (retries, timing, the database's loss, revisions), with no actor.
     pub(crate) async fn background<A: Send + Sync, R: Send>(
         &self,
-        name: &'static str,
+        name: Operation,
         mode: Mode,
         args: A,
         op: impl for<'t> Fn(&'t mut dyn Tx, &'t A) -> TxFuture<'t, R> + Send + Sync,
@@ -488,7 +488,7 @@ impl Service {
 
     /// Runs `attempt` (one transaction, start to end) again when it loses a serialization
     /// race, or when a read's connection broke under it, and times the whole.
-    async fn run<R, F, Fut>(&self, name: &'static str, mode: Mode, attempt_once: F) -> Result<R>
+    async fn run<R, F, Fut>(&self, name: Operation, mode: Mode, attempt_once: F) -> Result<R>
     where
         F: Fn() -> Fut,
         Fut: Future<Output = Result<R>>,
@@ -501,10 +501,10 @@ impl Service {
         } else {
             tracing::info_span!(
                 "operation",
-                otel.name = name,
+                otel.name = name.label(),
                 otel.kind = "client",
                 db.system = self.db.system(),
-                db.operation.name = name,
+                db.operation.name = name.label(),
             )
         };
         let mut attempt = 1;
@@ -518,14 +518,14 @@ impl Service {
                 let res = attempt_once().await;
                 match res {
                     Err(Error::Retry(cause)) if attempt < MAX_ATTEMPTS => {
-                        tracing::debug!(op = name, attempt, %cause, "transaction retried");
+                        tracing::debug!(op = name.label(), attempt, %cause, "transaction retried");
                         attempt += 1;
                         tokio::time::sleep(Duration::from_millis(5 * u64::from(attempt))).await;
                     }
                     Err(Error::Disconnected(cause))
                         if mode == Mode::Read && attempt < MAX_ATTEMPTS =>
                     {
-                        tracing::debug!(op = name, attempt, %cause, "read retried on a new connection");
+                        tracing::debug!(op = name.label(), attempt, %cause, "read retried on a new connection");
                         attempt += 1;
                     }
                     Err(Error::Retry(cause)) => {
@@ -534,7 +534,7 @@ impl Service {
                         )));
                     }
                     other => {
-                        tracing::trace!(op = name, attempt, elapsed = ?started.elapsed(), "operation");
+                        tracing::trace!(op = name.label(), attempt, elapsed = ?started.elapsed(), "operation");
                         break other;
                     }
                 }

@@ -14,6 +14,7 @@ use super::groups::{GroupSpec, check_etag, validate_spec};
 use super::members::user_subject;
 use super::model::*;
 use super::names::UserName;
+use super::operation::Operation;
 use super::repo::Tx;
 use super::service::Service;
 
@@ -278,9 +279,12 @@ impl Service {
         let mut cmd = cmd;
         normalize_mailing_list(&mut cmd.spec.mailing_list);
         let grace = self.message_grace;
-        self.write("update_group", caller, cmd, move |tx, actor, cmd| {
-            Box::pin(async move { update_in(tx, actor, cmd, grace).await })
-        })
+        self.write(
+            Operation::UpdateGroup,
+            caller,
+            cmd,
+            move |tx, actor, cmd| Box::pin(async move { update_in(tx, actor, cmd, grace).await }),
+        )
         .await
     }
 }

@@ -35,6 +35,7 @@ use std::sync::atomic::AtomicU64;
 use tokio::net::TcpListener;
 
 use crate::domain::Service;
+use crate::domain::operation::Operation;
 use crate::domain::service::Observer;
 pub(crate) use calls::method_of;
 use calls::{CallLabels, HandledLabels};
@@ -194,9 +195,11 @@ impl Metrics {
 }
 
 impl Observer for Metrics {
-    fn operation(&self, name: &'static str, elapsed: Duration) {
+    fn operation(&self, op: Operation, elapsed: Duration) {
         self.operations
-            .get_or_create(&OperationLabels { operation: name })
+            .get_or_create(&OperationLabels {
+                operation: op.label(),
+            })
             .observe(elapsed.as_secs_f64());
     }
 

@@ -407,3 +407,54 @@ async fn set_members_expiry_sets_extends_and_clears_an_expiry() {
     let listed = members(&mut admin, &g).await;
     assert!(listed.iter().all(|m| m.expire_time.is_none()), "{listed:?}");
 }
+
+/// Work of the service's own goes through the seam as a caller's does: the sweep of expired
+/// members loses two serialization races (PostgreSQL's `serialization_failure`, raised by a
+/// trigger whose count is a sequence, which the rolled back attempts do not undo) and removes
+/// the member, with its event, on its third attempt.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r11_a_sweep_that_loses_serialization_races_is_retried() {
+    let test = "r11_a_sweep_that_loses_serialization_races_is_retried";
+    if !only_on("postgres", test, "a sequence outlives rolled back attempts") {
+        return;
+    }
+    let Some(srv) = server().await else { return };
+    srv.company(T, 4).await;
+    let g = group(T, "Swept").master(2).create(&srv).await.name;
+    add_expiring(&srv, &g, vec![user_member(3)], in_an_hour(&srv))
+        .await
+        .unwrap();
+    execute(
+        &srv,
+        "CREATE SEQUENCE forced_races; \
+         CREATE FUNCTION lose_two_races() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+           IF nextval('forced_races') <= 2 THEN \
+             RAISE EXCEPTION 'forced race' USING ERRCODE = 'serialization_failure'; \
+           END IF; \
+           RETURN OLD; \
+         END $$; \
+         CREATE TRIGGER lose_two_races BEFORE DELETE ON group_user_members \
+           FOR EACH ROW EXECUTE FUNCTION lose_two_races();"
+            .into(),
+    )
+    .await;
+    srv.clock().advance(2 * HOUR);
+    srv.run_timers().await;
+    let db = pg_client(&srv).await;
+    let attempts: i64 = db
+        .query_one("SELECT last_value FROM forced_races", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(attempts, 3, "two lost races, then the sweep");
+    let left: i64 = db
+        .query_one(
+            "SELECT count(*) FROM group_user_members WHERE user_id = 3",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(left, 0, "the expired member's row is gone");
+    assert_eq!(payloads(&srv, &g, "members.removed").await.len(), 1);
+}
