@@ -38,6 +38,7 @@ BARE_PORT=$((PORT + 1))
 SVC_HOST="127.0.0.1:$PORT"
 BARE_HOST="127.0.0.1:$BARE_PORT"
 METRICS_HOST="127.0.0.1:$((PORT + 2))"
+SECOND_HOST="127.0.0.1:$((PORT + 3))"
 SECRET="bench-hs256-secret-0123456789abcdef"
 PGBENCH_DB="group_bench_pgbench_$$"
 SVC_DB="group_bench_service_$$"
@@ -57,6 +58,7 @@ if [ "$MODE" = smoke ]; then
   BACKENDS=(sqlite)
   LATER_PAGE=3
   OPEN_RPS=50
+  TOKEN_ROUNDS=50
 else
   SECONDS_PER_CALL="${BENCH_SECONDS:-6}"
   WARMUP=1s
@@ -65,6 +67,7 @@ else
   read -r -a BACKENDS <<<"${BENCH_BACKENDS:-postgres sqlite}"
   LATER_PAGE=20
   OPEN_RPS=500
+  TOKEN_ROUNDS=2000
 fi
 
 cleanup() {
@@ -100,7 +103,7 @@ LOAD="$BIN/group-load"
 port_free() {
   ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 }
-for p in "$PORT" "$BARE_PORT" "$((PORT + 2))"; do
+for p in "$PORT" "$BARE_PORT" "$((PORT + 2))" "$((PORT + 3))"; do
   port_free "$p" || { echo "port $p is in use: set BENCH_PORT" >&2; exit 1; }
 done
 
@@ -480,6 +483,31 @@ bench_service() {
     -m "$member" -d "$names_body"
   run "$b:GroupNames-of-${mg}-uncached" --config loadtest/ghz/list_groups_of_user.json --host "$SVC_HOST" \
     -m "$uncached_member" -d "$names_body"
+
+  # Consistency tokens across servers (PostgreSQL: a second server on the same database):
+  # writes through this server, each read at once through the second one, every other read
+  # with the write's token. The token reads must never be stale; their p99 against the plain
+  # reads' is what the token adds.
+  if [ "$backend" = postgres ]; then
+    RUST_LOG=warn "$BIN/group-service" --listen "$SECOND_HOST" --database-url "$url" \
+      --data-dir "$WORK/data" --jwt-secret "$SECRET" --max-connections 16 --cache-mb "$CACHE_MB" \
+      2>"$WORK/service-second.log" &
+    local second=$!
+    PIDS+=("$second")
+    wait_serving "$SECOND_HOST" "$second" "$WORK/service-second.log"
+    if "$LOAD" token-reads --write-host "$SVC_HOST" --read-host "$SECOND_HOST" \
+        --token "$(jq -r .tokens.admin "$s")" --group "$(jq -r .public_group "$s")" \
+        --rounds "$TOKEN_ROUNDS" >"$WORK/token-$b.json"; then
+      :
+    else
+      FAILED+=("$b:token-reads")
+    fi
+    jq -r 'def ms: . * 100 | round / 100;
+      "  token reads on a second server, \(.rounds) rounds: with the token p50 \(.with_token.p50_ms | ms) ms, p99 \(.with_token.p99_ms | ms) ms, stale \(.stale_with_token); without p50 \(.without_token.p50_ms | ms) ms, p99 \(.without_token.p99_ms | ms) ms, stale \(.stale_without_token)"' \
+      "$WORK/token-$b.json" 2>/dev/null || true
+    kill "$second"
+    wait "$second" 2>/dev/null || true
+  fi
 
   local rss hwm
   rss=$(awk '/^VmRSS/ {print int($2 / 1024)}' "/proc/$pid/status")

@@ -95,6 +95,16 @@ pub struct Config {
     /// `postgres://...` for PostgreSQL; otherwise an SQLite file (default under the data dir).
     #[arg(long, env = "DATABASE_URL", global = true)]
     pub database_url: Option<String>,
+    /// A streaming standby of the PostgreSQL primary that reads may go to (repeat the flag,
+    /// or separate URLs with commas in the variable). A read goes to a standby only once the
+    /// standby has replayed every write the read must see; otherwise to the primary.
+    #[arg(
+        long,
+        env = "GROUP_SERVICE_DATABASE_READ_URLS",
+        value_delimiter = ',',
+        global = true
+    )]
+    pub database_read_url: Vec<String>,
     /// Where the SQLite file and the generated development secret live.
     #[arg(
         long,

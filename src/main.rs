@@ -93,6 +93,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let tls = config.tls()?;
     let store = Store::connect(&config.database_url(), config.max_connections).await?;
     store.migrate().await?;
+    let store = store
+        .with_standbys(&config.database_read_url, config.max_connections)
+        .await?;
     let listener = bind(&config.listen, "--listen, GROUP_SERVICE_LISTEN").await?;
     let key_configured =
         config.jwt_secret.is_some() || config.jwt_public_key.is_some() || config.jwt_jwks.is_some();

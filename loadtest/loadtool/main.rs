@@ -7,6 +7,8 @@
 //! - `group-load call --call M -d JSON [-m JSON]`: one call, the answer printed as JSON.
 //! - `group-load seed --database-url URL`: a 100,000-group tenant inserted straight into a
 //!   migrated database; prints the ids (and tokens) a benchmark needs.
+//! - `group-load token-reads --write-host A --read-host B`: the latency a consistency token
+//!   adds to a read on another server right after a write (`token`).
 //!
 //! Only loopback addresses are targets; every run is bounded in calls and in time.
 
@@ -14,6 +16,7 @@ mod config;
 mod runner;
 mod seed;
 mod template;
+mod token;
 
 use std::time::Duration;
 
@@ -39,6 +42,9 @@ enum Command {
     Call(CallArgs),
     /// Inserts a large tenant into a migrated database.
     Seed(Box<seed::SeedArgs>),
+    /// Reads on server B right after writes on server A, with and without the write's
+    /// consistency token.
+    TokenReads(token::TokenArgs),
 }
 
 /// Flags named as ghz's (short and long); each overrides the configuration file's key.
@@ -273,6 +279,7 @@ async fn main() -> anyhow::Result<()> {
     let ok = match cli.command {
         Command::Run(args) => run(*args).await?,
         Command::Call(args) => call(args).await?,
+        Command::TokenReads(args) => token::token_reads(args).await?,
         Command::Seed(args) => {
             let out = seed::seed(*args).await?;
             println!("{}", serde_json::to_string_pretty(&out)?);

@@ -64,6 +64,24 @@ impl Key {
         }
     }
 
+    /// The group whose own row the answer reads besides what `tenants` covers (its id, or
+    /// `None` for a group named by external key: any group of the tenant), so that a change
+    /// of that row alone (`Touched::groups`: not its visibility, kind or key) drops this
+    /// answer and no other. Membership answers and lists of names read no group's other
+    /// columns.
+    pub(crate) fn group(&self) -> Option<(TenantId, Option<GroupId>)> {
+        match self {
+            Key::Group { tenant, id, .. } => Some((
+                *tenant,
+                match id {
+                    GroupRef::Id(id) => Some(*id),
+                    GroupRef::Key(_) => None,
+                },
+            )),
+            _ => None,
+        }
+    }
+
     /// The tenants whose rows the answer reads, whose revisions it is kept under (module
     /// doc). A member of a group is of the group's tenant, or, in an external group, a user
     /// of another tenant, whose own rows are that user's tenant's; teams and nested groups

@@ -109,6 +109,13 @@ pub(crate) fn record(token: Token) {
     });
 }
 
+/// The current call's consistency choice (the default outside calls): the store routes reads
+/// to standbys by it (`Store::with_standbys`).
+pub fn requested() -> Consistency {
+    CALL.try_with(|call| call.requested.clone())
+        .unwrap_or_default()
+}
+
 /// Whether the current call has committed a write (its answer then carries a token): such an
 /// answer is never refused afterwards (`grpc::limits`), since what it did is kept.
 pub fn committed_a_write() -> bool {
@@ -151,10 +158,7 @@ impl Met {
 /// How the current call's consistency lets the cache answer: not for `Full`; for `AtLeast`,
 /// once this process has heard of the token's write (waiting at most `TOKEN_WAIT`).
 pub(crate) async fn fresh_enough(db: &dyn Database) -> Met {
-    let requested = CALL
-        .try_with(|call| call.requested.clone())
-        .unwrap_or_default();
-    match requested {
+    match requested() {
         Consistency::Default => Met::Default,
         Consistency::Full => Met::FullyConsistent,
         Consistency::AtLeast(token) => {

@@ -110,11 +110,12 @@ impl Service {
                                 Some(due) if due <= now && !group.features.message => {}
                                 _ => return Ok(0),
                             }
+                            let before = group.clone();
                             purge(t, &mut group, now).await?;
                             group.message_purge_time = None;
                             group.version += 1;
                             group.update_time = now;
-                            t.update_group(&group).await?;
+                            t.update_group(&before, &group).await?;
                             Ok(1)
                         })
                     },

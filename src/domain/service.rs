@@ -43,6 +43,10 @@ pub enum Mode {
 pub struct Touched {
     /// The tenants whose rows the write changed.
     pub tenants: Vec<super::model::TenantId>,
+    /// Groups whose own row changed in nothing another answer reads (not their visibility,
+    /// kind or external key): only answers of the group itself depend on it. A group of a
+    /// tenant in `tenants` is not named here.
+    pub groups: Vec<(super::model::TenantId, super::model::GroupId)>,
     /// It set, moved or removed a member's expiry (the cache's horizon).
     pub expiry: bool,
     /// It may have changed rows of any tenant (a deletion whose reach is not tracked).
@@ -57,6 +61,12 @@ impl Touched {
             self.tenants.push(tenant);
         }
     }
+    /// Only the group's own row changed (`groups`).
+    pub fn group(&mut self, tenant: super::model::TenantId, group: super::model::GroupId) {
+        if !self.groups.contains(&(tenant, group)) {
+            self.groups.push((tenant, group));
+        }
+    }
     pub fn expiry(&mut self) {
         self.expiry = true;
     }
@@ -67,7 +77,11 @@ impl Touched {
     /// Whether nothing a reader or a follower sees changed (the feed's own bookkeeping, an
     /// idempotency record): nobody is told.
     pub fn is_nothing(&self) -> bool {
-        self.tenants.is_empty() && !self.expiry && !self.all && !self.events
+        self.tenants.is_empty()
+            && self.groups.is_empty()
+            && !self.expiry
+            && !self.all
+            && !self.events
     }
 }
 
@@ -93,6 +107,14 @@ pub trait Database: Send + Sync + 'static {
     /// of other processes could go unnoticed (see `cache`). Never the same number again once
     /// it has grown.
     fn revision(&self, tenants: &[super::model::TenantId]) -> Option<u64>;
+    /// A number that grows after every committed write that changed the row of group `id` of
+    /// `tenant` alone (`Touched::groups`), or, for `None`, of any group of `tenant` (an answer
+    /// that names its group by external key).
+    fn group_revision(
+        &self,
+        tenant: super::model::TenantId,
+        id: Option<super::model::GroupId>,
+    ) -> u64;
     /// A number that grows after every committed write that may have set a member's expiry
     /// earlier than any before (the cache's horizon: `Service::cache_generation`).
     fn expiry_revision(&self) -> u64;
@@ -283,7 +305,10 @@ impl Service {
     /// the sum of the two (both only grow, so the sum changes whenever either does). The next
     /// expiry is read once per expiry revision, before the answers it covers.
     async fn cache_generation(&self, key: &Key) -> Option<u64> {
-        let revision = self.db.revision(&key.tenants())?;
+        let revision = self.db.revision(&key.tenants())?
+            + key
+                .group()
+                .map_or(0, |(tenant, id)| self.db.group_revision(tenant, id));
         if matches!(key, Key::Actor(_)) {
             return Some(revision);
         }

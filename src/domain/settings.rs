@@ -322,7 +322,7 @@ async fn update_in(
     let now = tx.now();
     group.version += 1;
     group.update_time = now;
-    tx.update_group(&group).await?;
+    tx.update_group(&before, &group).await?;
     if group.mailing_list != before.mailing_list {
         tx.save_mailing_list(&group).await?;
     }

@@ -3,9 +3,11 @@
 //! after every such write another process announces.
 //!
 //! Announcing: after a write transaction on PostgreSQL commits, the process sends
-//! `NOTIFY CHANNEL, '<token>|<tenants>|<flags>'` on its listening connection (`wrote`): the
-//! tenants whose rows changed, comma-separated (`*`: every tenant, for a write whose reach is
-//! not tracked or more than `MAX_NAMED` tenants), and `e` when a member's expiry was set. One
+//! `NOTIFY CHANNEL, '<token>|<tenants>|<flags>|<writes>|<position>'` on its listening
+//! connection (`wrote`): the tenants whose rows changed, comma-separated, with `t/g` for a
+//! group of tenant `t` whose own row alone changed (`*`: every tenant, for a write whose
+//! reach is not tracked or more than `MAX_NAMED` names), `e` when a member's expiry was set,
+//! the number of the writer's last write it covers, and the primary's WAL position. One
 //! notification is in flight at a time, so commits that end while one is being sent share
 //! the next, which names the union of their tenants. It is not sent inside the writing
 //! transaction: PostgreSQL serializes every committing transaction that has notified, through
@@ -52,11 +54,18 @@ pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 use super::tls::{PgLink, PgTarget};
 use crate::domain::Touched;
-use crate::domain::consistency::Token;
+use crate::domain::consistency::{Consistency, Token};
 use crate::domain::model::TenantId;
 
 /// The most tenants one notification names; a wider write is announced as every tenant.
 const MAX_NAMED: usize = 100;
+
+/// SQL: the primary's WAL insert position in bytes, past every record written so far.
+pub(crate) const POSITION: &str = "(pg_current_wal_insert_lsn() - '0/0')::bigint";
+
+/// SQL: how far a server has replayed (a standby) or written (a primary) its WAL, in bytes.
+pub(crate) const REPLAYED: &str = "(CASE WHEN pg_is_in_recovery() \
+     THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_insert_lsn() END - '0/0')::bigint";
 
 #[derive(Debug)]
 pub(crate) struct Changes {
@@ -64,6 +73,10 @@ pub(crate) struct Changes {
     epoch: AtomicU64,
     /// Each tenant's own count of changes (0 for a tenant never changed).
     revisions: RwLock<HashMap<i64, u64, foldhash::fast::RandomState>>,
+    /// Changes of a group's own row alone (`Touched::groups`): by group, and by tenant (any
+    /// of its groups).
+    group_rows: RwLock<HashMap<(i64, i64), u64, foldhash::fast::RandomState>>,
+    tenant_rows: RwLock<HashMap<i64, u64, foldhash::fast::RandomState>>,
     /// Grows when a member's expiry may have been set (`Database::expiry_revision`).
     expiry: AtomicU64,
     known: AtomicBool,
@@ -79,8 +92,17 @@ pub(crate) struct Changes {
     token: String,
     /// This process's writes so far (consistency tokens: `domain::consistency`).
     writes: AtomicU64,
-    /// The highest write number heard from each other process.
-    heard: Mutex<HashMap<String, u64>>,
+    /// The highest write number heard from each other process, and the primary's WAL
+    /// position its notification of it was sent at.
+    heard: Mutex<HashMap<String, (u64, u64)>>,
+    /// This process's writes covered by a notification already sent, and the primary's WAL
+    /// position that notification was sent at: read replicas (`Store::read_pool`).
+    announced: Mutex<(u64, u64)>,
+    /// The highest WAL position of the primary this process knows to hold a write it has
+    /// heard of or made (from the notifications, and the primary's position whenever the
+    /// listening connection (re)connects): a standby that has replayed it answers every read
+    /// at least as fresh as this process's revisions.
+    known_position: AtomicU64,
     /// How long another process's notification is held before it is applied, in
     /// microseconds (0: none): a slow notification path on purpose, for tests.
     hold: AtomicU64,
@@ -93,6 +115,7 @@ struct Owed {
     all: bool,
     expiry: bool,
     tenants: BTreeSet<i64>,
+    groups: BTreeSet<(i64, i64)>,
     /// The number of the last write it covers.
     writes: u64,
 }
@@ -103,15 +126,18 @@ impl Owed {
         self.all |= touched.all;
         self.expiry |= touched.expiry;
         self.tenants.extend(touched.tenants.iter().map(|t| t.0));
+        self.groups
+            .extend(touched.groups.iter().map(|(t, g)| (t.0, g.0)));
     }
 
     /// The notification's payload after `token`.
     fn payload(&self, token: &str) -> String {
-        let tenants = if self.all || self.tenants.len() > MAX_NAMED {
+        let tenants = if self.all || self.tenants.len() + self.groups.len() > MAX_NAMED {
             "*".to_owned()
         } else {
-            let ids: Vec<String> = self.tenants.iter().map(i64::to_string).collect();
-            ids.join(",")
+            let ids = self.tenants.iter().map(i64::to_string);
+            let groups = self.groups.iter().map(|(t, g)| format!("{t}/{g}"));
+            ids.chain(groups).collect::<Vec<String>>().join(",")
         };
         let flags = if self.expiry { "e" } else { "" };
         format!("{token}|{tenants}|{flags}|{}", self.writes)
@@ -119,28 +145,34 @@ impl Owed {
 }
 
 /// What another process's notification `payload` says changed (every tenant when it cannot
-/// be read: an older or foreign payload), and the number of the last write it covers.
-fn heard(payload: &str) -> (Touched, Option<u64>) {
+/// be read: an older or foreign payload), the number of the last write it covers, and the
+/// primary's WAL position it was sent at.
+fn heard(payload: &str) -> (Touched, Option<u64>, Option<u64>) {
     let mut parts = payload.split('|');
     let _token = parts.next();
     let mut touched = Touched::default();
     let (tenants, flags, writes) = (parts.next(), parts.next(), parts.next());
+    let position = parts.next().and_then(|p| p.parse().ok());
     match (tenants, flags) {
         (Some(tenants), Some(flags)) if tenants != "*" => {
             for id in tenants.split(',').filter(|t| !t.is_empty()) {
-                match id.parse() {
-                    Ok(id) => touched.tenant(TenantId(id)),
-                    Err(_) => {
-                        touched.everything();
-                        break;
-                    }
+                let parsed = match id.split_once('/') {
+                    None => id.parse().map(|t| touched.tenant(TenantId(t))),
+                    Some((t, g)) => t.parse().and_then(|t| {
+                        g.parse()
+                            .map(|g| touched.group(TenantId(t), crate::domain::model::GroupId(g)))
+                    }),
+                };
+                if parsed.is_err() {
+                    touched.everything();
+                    break;
                 }
             }
             touched.expiry |= flags.contains('e');
         }
         _ => touched.everything(),
     }
-    (touched, writes.and_then(|w| w.parse().ok()))
+    (touched, writes.and_then(|w| w.parse().ok()), position)
 }
 
 impl Changes {
@@ -148,6 +180,8 @@ impl Changes {
         Arc::new(Changes {
             epoch: AtomicU64::new(1),
             revisions: RwLock::default(),
+            group_rows: RwLock::default(),
+            tenant_rows: RwLock::default(),
             expiry: AtomicU64::new(1),
             known: AtomicBool::new(known),
             wake: tokio::sync::watch::Sender::new(1),
@@ -164,6 +198,8 @@ impl Changes {
             ),
             writes: AtomicU64::new(0),
             heard: Mutex::default(),
+            announced: Mutex::default(),
+            known_position: AtomicU64::new(0),
             hold: AtomicU64::new(0),
         })
     }
@@ -190,7 +226,7 @@ impl Changes {
                 .lock()
                 .ok()
                 .and_then(|h| h.get(&token.process).copied());
-            if heard.is_some_and(|w| w >= token.writes) {
+            if heard.is_some_and(|(w, _)| w >= token.writes) {
                 return true;
             }
             match tokio::time::timeout_at(deadline, woken.changed()).await {
@@ -210,16 +246,55 @@ impl Changes {
 
     /// Applies another process's notification: its tenants' revisions first, then its write
     /// number (a read that sees the number sees the revisions), then wakes the followers.
-    fn apply_heard(&self, payload: &str) {
-        let (touched, writes) = heard(payload);
+    /// `position`: the primary's WAL position the notification names, or one read after it
+    /// arrived (a payload without one).
+    fn apply_heard(&self, payload: &str, position: u64) {
+        let (touched, writes, _) = heard(payload);
+        // The position first: a read that sees a revision this notification bumped must not
+        // be sent to a standby that lacks the write (`read_position`).
+        self.learned_position(position);
         self.count(&touched);
         if let (Some(writes), Some(process)) = (writes, payload.split('|').next())
             && let Ok(mut heard) = self.heard.lock()
         {
-            let last = heard.entry(process.to_owned()).or_insert(0);
-            *last = (*last).max(writes);
+            let last = heard.entry(process.to_owned()).or_insert((0, 0));
+            *last = (last.0.max(writes), last.1.max(position));
         }
         self.wake.send_modify(|n| *n += 1);
+    }
+
+    /// The primary held every write this process knows of at `position`.
+    fn learned_position(&self, position: u64) {
+        self.known_position.fetch_max(position, Ordering::SeqCst);
+    }
+
+    /// The WAL position a standby must have replayed to answer the current read, or `None`
+    /// when only the primary may: the read wants to be fully consistent, or names a write
+    /// this process has not heard of yet, or this process has writes it has not announced
+    /// (their position is not known until it does). Otherwise every write this process knows
+    /// of: then an answer a standby gives is as fresh as the revisions it is cached under,
+    /// and never older than what this process acknowledged or a caught-up token names.
+    pub fn read_position(&self, wanted: &Consistency) -> Option<u64> {
+        let (announced, _) = *self.announced.lock().ok()?;
+        if announced < self.writes.load(Ordering::SeqCst) {
+            return None;
+        }
+        match wanted {
+            Consistency::Full => return None,
+            Consistency::AtLeast(token) if token.process == self.token => {
+                if token.writes > announced {
+                    return None;
+                }
+            }
+            Consistency::AtLeast(token) => {
+                let heard = self.heard.lock().ok()?.get(&token.process).copied();
+                if heard.is_none_or(|(w, _)| w < token.writes) {
+                    return None;
+                }
+            }
+            Consistency::Default => {}
+        }
+        Some(self.known_position.load(Ordering::SeqCst))
     }
 
     /// Whether the database answers, as last seen.
@@ -279,8 +354,35 @@ impl Changes {
                 *counts.entry(t.0).or_insert(0) += 1;
             }
         }
+        if !touched.groups.is_empty()
+            && let (Ok(mut groups), Ok(mut tenants)) =
+                (self.group_rows.write(), self.tenant_rows.write())
+        {
+            for (t, g) in &touched.groups {
+                *groups.entry((t.0, g.0)).or_insert(0) += 1;
+                *tenants.entry(t.0).or_insert(0) += 1;
+            }
+        }
         if touched.expiry {
             self.expiry.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// `Database::group_revision`.
+    pub fn group_revision(
+        &self,
+        tenant: TenantId,
+        id: Option<crate::domain::model::GroupId>,
+    ) -> u64 {
+        match id {
+            Some(g) => self
+                .group_rows
+                .read()
+                .map_or(0, |m| m.get(&(tenant.0, g.0)).copied().unwrap_or(0)),
+            None => self
+                .tenant_rows
+                .read()
+                .map_or(0, |m| m.get(&tenant.0).copied().unwrap_or(0)),
         }
     }
 
@@ -316,13 +418,28 @@ impl Changes {
             _ => return Ok(()),
         };
         let payload = owed.payload(&self.token);
+        // The primary's WAL insert position as the notification is sent, after the commits it
+        // covers: a standby that has replayed it holds them. It ends the payload.
         let sent = tokio::time::timeout(
             PROBE_TIMEOUT,
-            client.batch_execute(&format!("NOTIFY {CHANNEL}, '{payload}'")),
+            client.query_one(
+                &format!(
+                    "WITH p AS (SELECT {POSITION} AS position) \
+                     SELECT pg_notify('{CHANNEL}', '{payload}|' || p.position), p.position FROM p"
+                ),
+                &[],
+            ),
         )
         .await;
         match sent {
-            Ok(Ok(())) => Ok(()),
+            Ok(Ok(row)) => {
+                let position = u64::try_from(row.get::<_, i64>(1)).unwrap_or(0);
+                self.learned_position(position);
+                if let Ok(mut announced) = self.announced.lock() {
+                    *announced = (announced.0.max(owed.writes), announced.1.max(position));
+                }
+                Ok(())
+            }
             failed => {
                 if let Ok(mut now) = self.owed.lock() {
                     now.any = true;
@@ -333,6 +450,7 @@ impl Changes {
                 }
                 match failed {
                     Ok(Err(e)) => Err(e.into()),
+                    Ok(Ok(_)) => Ok(()),
                     _ => anyhow::bail!("no answer to NOTIFY within {PROBE_TIMEOUT:?}"),
                 }
             }
@@ -416,6 +534,15 @@ impl Changes {
         let result = async {
             tokio::time::timeout(PROBE_TIMEOUT, client.batch_execute(&format!("LISTEN {CHANNEL}")))
                 .await??;
+            // Writes made while this connection was down were not heard: a standby must have
+            // replayed at least what the primary holds now.
+            let now: i64 = tokio::time::timeout(
+                PROBE_TIMEOUT,
+                client.query_one(&format!("SELECT {POSITION}"), &[]),
+            )
+            .await??
+            .get(0);
+            self.learned_position(u64::try_from(now).unwrap_or(0));
             self.set_known(true);
             if let Some(since) = down_since.take() {
                 tracing::info!(after = ?since.elapsed(), "the database answers again");
@@ -429,14 +556,28 @@ impl Changes {
                     message = notifications.recv() => match message {
                         Some(Ok(Some(payload))) if self.is_own(&payload) => {}
                         Some(Ok(Some(payload))) => {
+                            // A payload without a position (an older process's): the primary's
+                            // position now, read after the notification came, holds its write.
+                            let position = match heard(&payload).2 {
+                                Some(position) => position,
+                                None => {
+                                    let now: i64 = tokio::time::timeout(
+                                        PROBE_TIMEOUT,
+                                        client.query_one(&format!("SELECT {POSITION}"), &[]),
+                                    )
+                                    .await??
+                                    .get(0);
+                                    u64::try_from(now).unwrap_or(0)
+                                }
+                            };
                             let hold = self.hold.load(Ordering::SeqCst);
                             if hold == 0 {
-                                self.apply_heard(&payload);
+                                self.apply_heard(&payload, position);
                             } else {
                                 let changes = self.clone();
                                 tokio::spawn(async move {
                                     tokio::time::sleep(Duration::from_micros(hold)).await;
-                                    changes.apply_heard(&payload);
+                                    changes.apply_heard(&payload, position);
                                 });
                             }
                         }

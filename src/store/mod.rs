@@ -36,6 +36,7 @@ pub use crate::domain::service::TxFuture;
 use crate::domain::service::{Database, Mode, PoolState, Touched, Transaction, finish};
 use changes::Changes;
 pub use rekey::Rekeyed;
+use tls::PgTarget;
 use tx::{PgTx, SqliteTx};
 
 pub(crate) type SqliteConn = SyncConnectionWrapper<SqliteConnection>;
@@ -64,6 +65,82 @@ pub struct Store {
     clock: Clock,
     /// Statements sent to the database, by pool (`PoolState::statements`).
     statements: Arc<[Arc<AtomicU64>; 2]>,
+    /// Streaming standbys that reads may go to (PostgreSQL, `with_standbys`).
+    standbys: Arc<[Arc<Standby>]>,
+    /// Which standby a read tries first: they take turns.
+    next_standby: Arc<AtomicU64>,
+}
+
+/// A streaming standby of the primary (`--database-read-url`).
+struct Standby {
+    /// Its pool's name in `PoolState` (`postgres_standby_1`, ...).
+    name: &'static str,
+    target: PgTarget,
+    pool: Pool<AsyncPgConnection>,
+    statements: Arc<AtomicU64>,
+    /// The WAL position it was last seen to have replayed, read from the standby itself:
+    /// replay only moves forward, so it has replayed at least this much now.
+    replayed: AtomicU64,
+    /// The connection its position is read on (outside the pool, so that the pool's
+    /// statements count reads only), and when it was last read. Held while it is read.
+    check: tokio::sync::Mutex<(Option<tokio_postgres::Client>, Option<std::time::Instant>)>,
+}
+
+/// The longest a read waits to learn a standby's position or for one of its connections:
+/// past it the read goes to the primary.
+const STANDBY_PATIENCE: Duration = Duration::from_millis(200);
+/// A standby's position is read again at most this often.
+const STANDBY_RECHECK: Duration = Duration::from_millis(1);
+
+impl Standby {
+    /// Whether it has replayed the primary's WAL up to `position`: from what it last said,
+    /// or asking it again (at most every `STANDBY_RECHECK`, one read at a time; a read that
+    /// finds another asking does not wait for it).
+    async fn has_replayed(&self, position: u64) -> bool {
+        if self.replayed.load(Ordering::SeqCst) >= position {
+            return true;
+        }
+        let Ok(mut check) = self.check.try_lock() else {
+            return false;
+        };
+        if self.replayed.load(Ordering::SeqCst) >= position {
+            return true;
+        }
+        if check.1.is_some_and(|at| at.elapsed() < STANDBY_RECHECK) {
+            return false;
+        }
+        check.1 = Some(std::time::Instant::now());
+        let asked = tokio::time::timeout(STANDBY_PATIENCE, async {
+            if check.0.as_ref().is_none_or(|c| c.is_closed()) {
+                let (client, connection) = self.target.connect().await?;
+                tokio::spawn(connection);
+                check.0 = Some(client);
+            }
+            let client = check.0.as_ref().expect("connected above");
+            let row = client
+                .query_one(&format!("SELECT {}", changes::REPLAYED), &[])
+                .await?;
+            anyhow::Ok(row.get::<_, Option<i64>>(0))
+        })
+        .await;
+        match asked {
+            Ok(Ok(Some(replayed))) => {
+                let replayed = u64::try_from(replayed).unwrap_or(0);
+                self.replayed.fetch_max(replayed, Ordering::SeqCst);
+                replayed >= position
+            }
+            Ok(Ok(None)) => false,
+            Ok(Err(e)) => {
+                tracing::debug!(standby = self.name, error = %e, "standby position unread");
+                check.0 = None;
+                false
+            }
+            Err(_) => {
+                check.0 = None;
+                false
+            }
+        }
+    }
 }
 
 /// Counts the statements a connection sends (every query and every `batch_execute`, BEGIN
@@ -123,40 +200,7 @@ impl Store {
                 anyhow::anyhow!("cannot connect to PostgreSQL at {}: {e:#}", redact(url))
             })?;
             let statements: [Arc<AtomicU64>; 2] = Default::default();
-            let counter = statements[0].clone();
-            let mut config = ManagerConfig::default();
-            let pooled = target.clone();
-            // Every connection through `target`, with its TLS (the URL the manager is given is
-            // the same one).
-            config.custom_setup = Box::new(move |_url| {
-                let counter = counter.clone();
-                let target = pooled.clone();
-                async move {
-                    let (client, connection) = target.connect().await.map_err(|e| {
-                        diesel::ConnectionError::BadConnection(format!(
-                            "{:#}",
-                            anyhow::Error::from(e)
-                        ))
-                    })?;
-                    let mut conn =
-                        AsyncPgConnection::try_from_client_and_connection(client, connection)
-                            .await?;
-                    conn.set_instrumentation(Counted(counter));
-                    Ok(conn)
-                }
-                .boxed()
-            });
-            let manager =
-                AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(url, config);
-            // No `SELECT 1` before each checkout (a round trip per operation): a connection that
-            // closed while idle fails its first statement with `Error::Disconnected`, which
-            // the seam answers by running a read again on a new connection.
-            let pool = Pool::builder()
-                .max_size(max_connections)
-                .connection_timeout(timeout)
-                .test_on_check_out(false)
-                .build(manager)
-                .await?;
+            let pool = pg_pool(target.clone(), url, max_connections, statements[0].clone()).await?;
             let changes = Changes::new(false);
             changes.listen(target, first);
             Ok(Store {
@@ -164,6 +208,8 @@ impl Store {
                 changes,
                 clock: Clock::default(),
                 statements: Arc::new(statements),
+                standbys: Arc::new([]),
+                next_standby: Arc::default(),
             })
         } else {
             let path = url.strip_prefix("sqlite://").unwrap_or(url).to_owned();
@@ -239,8 +285,91 @@ impl Store {
                 changes: Changes::new(true),
                 clock: Clock::default(),
                 statements: Arc::new(statements),
+                standbys: Arc::new([]),
+                next_standby: Arc::default(),
             })
         }
+    }
+
+    /// Sends reads to the streaming standbys at `urls` whenever one has replayed every write
+    /// the read must see (`Changes::read_position`), checked against the standby itself;
+    /// otherwise, and for every write, to the primary. PostgreSQL only.
+    pub async fn with_standbys(
+        mut self,
+        urls: &[String],
+        max_connections: u32,
+    ) -> anyhow::Result<Store> {
+        if urls.is_empty() {
+            return Ok(self);
+        }
+        anyhow::ensure!(
+            matches!(self.backend, Backend::Postgres(_)),
+            "--database-read-url needs a PostgreSQL DATABASE_URL"
+        );
+        let mut standbys = Vec::with_capacity(urls.len());
+        for (i, url) in urls.iter().enumerate() {
+            anyhow::ensure!(
+                is_postgres_url(url),
+                "--database-read-url {} is not a postgres:// URL",
+                redact(url)
+            );
+            let target = tls::PgTarget::parse(url)
+                .map_err(|e| anyhow::anyhow!("--database-read-url {}: {e:#}", redact(url)))?;
+            let (client, connection) = changes::connect(&target, changes::CONNECT_TIMEOUT)
+                .await
+                .map_err(|e| {
+                    anyhow::anyhow!("cannot connect to the standby at {}: {e:#}", redact(url))
+                })?;
+            tokio::spawn(connection);
+            let standby: bool = client
+                .query_one("SELECT pg_is_in_recovery()", &[])
+                .await?
+                .get(0);
+            if !standby {
+                tracing::warn!(
+                    url = %redact(url),
+                    "--database-read-url names a server that is not a standby: reads go to \
+                     it only once it has the primary's writes"
+                );
+            }
+            let statements = Arc::new(AtomicU64::new(0));
+            let target = Arc::new(target);
+            let pool = pg_pool(target.clone(), url, max_connections, statements.clone()).await?;
+            standbys.push(Arc::new(Standby {
+                name: Box::leak(format!("postgres_standby_{}", i + 1).into_boxed_str()),
+                target: (*target).clone(),
+                pool,
+                statements,
+                replayed: AtomicU64::new(0),
+                check: tokio::sync::Mutex::new((Some(client), None)),
+            }));
+        }
+        self.standbys = standbys.into();
+        Ok(self)
+    }
+
+    /// Where a read transaction goes: a standby that has replayed what the read must see, or
+    /// the primary (`with_standbys`).
+    async fn read_pool<'a>(
+        &'a self,
+        primary: &'a Pool<AsyncPgConnection>,
+    ) -> &'a Pool<AsyncPgConnection> {
+        if self.standbys.is_empty() {
+            return primary;
+        }
+        let wanted = crate::domain::consistency::requested();
+        let Some(position) = self.changes.read_position(&wanted) else {
+            return primary;
+        };
+        let n = self.standbys.len();
+        let first = self.next_standby.fetch_add(1, Ordering::Relaxed) as usize;
+        for i in 0..n {
+            let standby = &self.standbys[(first + i) % n];
+            if standby.has_replayed(position).await {
+                return &standby.pool;
+            }
+        }
+        primary
     }
 
     /// Runs the pending migrations of this backend, then the re-key of group names
@@ -303,7 +432,8 @@ impl Store {
 impl Database for Store {
     async fn begin(&self, mode: Mode) -> Result<Box<dyn Transaction>> {
         match &self.backend {
-            Backend::Postgres(pool) => {
+            Backend::Postgres(primary) => {
+                let pool = primary;
                 // While the database is known not to answer, at once; and a call waiting for
                 // a connection when that becomes known stops waiting.
                 if !self.changes.available() {
@@ -312,12 +442,28 @@ impl Database for Store {
                 // A pooled connection whose session ended while it was idle (the database
                 // restarted) is known closed without a round trip: it is dropped here, and the
                 // pool discards it, instead of failing the transaction's first statement.
+                let mut pool = match mode {
+                    Mode::Write => pool,
+                    Mode::Read => self.read_pool(pool).await,
+                };
                 let mut conn = loop {
-                    let mut conn = tokio::select! {
-                        biased;
-                        conn = pool.get_owned() => conn.map_err(pool_error)?,
-                        () = self.changes.lost() => {
-                            return Err(Error::Unavailable(NOT_ANSWERING.into()));
+                    let mut conn = if std::ptr::eq(pool, primary) {
+                        tokio::select! {
+                            biased;
+                            conn = pool.get_owned() => conn.map_err(pool_error)?,
+                            () = self.changes.lost() => {
+                                return Err(Error::Unavailable(NOT_ANSWERING.into()));
+                            }
+                        }
+                    } else {
+                        // A standby that does not hand a connection over at once leaves the
+                        // read to the primary.
+                        match tokio::time::timeout(STANDBY_PATIENCE, pool.get_owned()).await {
+                            Ok(Ok(conn)) => conn,
+                            _ => {
+                                pool = primary;
+                                continue;
+                            }
                         }
                     };
                     if !conn.is_broken() {
@@ -355,6 +501,10 @@ impl Database for Store {
 
     fn revision(&self, tenants: &[TenantId]) -> Option<u64> {
         self.changes.revision(tenants)
+    }
+
+    fn group_revision(&self, tenant: TenantId, id: Option<crate::domain::model::GroupId>) -> u64 {
+        self.changes.group_revision(tenant, id)
     }
 
     fn expiry_revision(&self) -> u64 {
@@ -413,7 +563,13 @@ impl Database for Store {
         }
         let [primary, readers_sent] = &*self.statements;
         match &self.backend {
-            Backend::Postgres(pool) => vec![state("postgres", pool, primary)],
+            Backend::Postgres(pool) => std::iter::once(state("postgres", pool, primary))
+                .chain(
+                    self.standbys
+                        .iter()
+                        .map(|s| state(s.name, &s.pool, &s.statements)),
+                )
+                .collect(),
             Backend::Sqlite { writer, readers } => vec![
                 state("sqlite_writer", writer, primary),
                 state("sqlite_readers", readers, readers_sent),
@@ -423,6 +579,43 @@ impl Database for Store {
 }
 
 const NOT_ANSWERING: &str = "the database does not answer";
+
+/// A pool of connections to the PostgreSQL server at `target` (`url`, the same one), each
+/// counting its statements into `counter`.
+async fn pg_pool(
+    target: Arc<PgTarget>,
+    url: &str,
+    max_connections: u32,
+    counter: Arc<AtomicU64>,
+) -> anyhow::Result<Pool<AsyncPgConnection>> {
+    let mut config = ManagerConfig::default();
+    // Every connection through `target`, with its TLS (the URL the manager is given is the
+    // same one).
+    config.custom_setup = Box::new(move |_url| {
+        let counter = counter.clone();
+        let target = target.clone();
+        async move {
+            let (client, connection) = target.connect().await.map_err(|e| {
+                diesel::ConnectionError::BadConnection(format!("{:#}", anyhow::Error::from(e)))
+            })?;
+            let mut conn =
+                AsyncPgConnection::try_from_client_and_connection(client, connection).await?;
+            conn.set_instrumentation(Counted(counter));
+            Ok(conn)
+        }
+        .boxed()
+    });
+    let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(url, config);
+    // No `SELECT 1` before each checkout (a round trip per operation): a connection that
+    // closed while idle fails its first statement with `Error::Disconnected`, which the seam
+    // answers by running a read again on a new connection.
+    Ok(Pool::builder()
+        .max_size(max_connections)
+        .connection_timeout(changes::CONNECT_TIMEOUT)
+        .test_on_check_out(false)
+        .build(manager)
+        .await?)
+}
 
 /// `url` with its password (in the authority or as a `password` parameter) replaced by `***`,
 /// for messages.

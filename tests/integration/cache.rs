@@ -575,3 +575,93 @@ async fn cache_concurrent_misses_on_one_key_make_one_read() {
         assert!(made <= 12, "{burst}: {made} round trips for one cold key");
     }
 }
+
+/// Finer than a tenant: a change of a group's own row that is not its visibility, kind or
+/// external key (a description, a name) drops the answers about that group (GetGroup by id
+/// and by key, on this server and on another one over the same database) and nothing else:
+/// membership checks of the group and GetGroup of another group of the tenant stay cached
+/// (no statement). Turning the group public drops the tenant's answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cache_a_groups_own_fields_drop_only_that_groups_answers() {
+    let Some(srv) = server().await else { return };
+    srv.company(1, 4).await;
+    let g = group(1, "Described")
+        .master(2)
+        .member(user_member(3))
+        .with(|g| g.external_key = "hr-described".into())
+        .create(&srv)
+        .await
+        .name;
+    let other = group(1, "Other").master(2).create(&srv).await.name;
+    let by_key = "tenants/1/groups/key:hr-described".to_owned();
+    let replica = if backend() == "postgres" {
+        Some(srv.replica().await)
+    } else {
+        None
+    };
+    let mut admin = srv.membership(1, 1, true);
+    let read = |srv: &TestServer, name: &str| {
+        let mut c = srv.groups(1, 1, true);
+        let name = name.to_owned();
+        async move {
+            c.get_group(get_req(&name))
+                .await
+                .expect("get group")
+                .into_inner()
+                .description
+        }
+    };
+    for round in 0..3 {
+        // Warm every answer.
+        check(&mut admin, &g, 3).await;
+        read(&srv, &g).await;
+        read(&srv, &by_key).await;
+        read(&srv, &other).await;
+        if let Some(replica) = &replica {
+            read(replica, &g).await;
+        }
+        let description = format!("round {round}");
+        let mut patch = patch(&g);
+        patch.description = description.clone();
+        srv.groups(1, 1, true)
+            .update_group(update(patch, &["description"]))
+            .await
+            .unwrap();
+        // The group's own answers are new at once, by id and by key.
+        assert_eq!(read(&srv, &g).await, description);
+        assert_eq!(read(&srv, &by_key).await, description);
+        // Everything else is still cached: no statement.
+        let before = statements(&srv);
+        assert!(check(&mut admin, &g, 3).await.member);
+        read(&srv, &other).await;
+        assert_eq!(
+            statements(&srv),
+            before,
+            "round {round}: other answers were dropped"
+        );
+        // Another server hears of it and drops that group's answer too.
+        if let Some(replica) = &replica {
+            let sent = std::time::Instant::now();
+            while read(replica, &g).await != description {
+                assert!(
+                    sent.elapsed() < Duration::from_secs(2),
+                    "the replica kept it"
+                );
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+    }
+    // Visibility is the tenant's: a membership answer is read again after it.
+    let mut public = patch(&g);
+    public.visibility = pb::Visibility::Public as i32;
+    srv.groups(1, 1, true)
+        .update_group(update(public, &["visibility"]))
+        .await
+        .unwrap();
+    let before = statements(&srv);
+    check(&mut admin, &g, 3).await;
+    assert!(
+        statements(&srv) > before,
+        "a visibility change kept a membership answer"
+    );
+}

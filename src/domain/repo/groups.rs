@@ -34,8 +34,9 @@ pub trait GroupTx: Send {
     async fn delete_group(&mut self, tenant: TenantId, id: GroupId) -> Result<bool>;
 
     // Settings (R06-R10)
-    /// Writes every column of the group (the caller bumps `version`).
-    async fn update_group(&mut self, group: &Group) -> Result<()>;
+    /// Writes every column of the group (the caller bumps `version`); `before` is the row as
+    /// the transaction read it, which tells the store what the change touched.
+    async fn update_group(&mut self, before: &Group, group: &Group) -> Result<()>;
     /// Whether a mailing-list local part is in use in the tenant: by a user's or a team's
     /// address, or by another group's list.
     async fn address_in_use(

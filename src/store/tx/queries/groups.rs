@@ -129,8 +129,20 @@ impl GroupTx for BackendTx {
         Ok(n > 0)
     }
 
-    async fn update_group(&mut self, group: &Group) -> Result<()> {
-        self.touched.tenant(group.tenant);
+    async fn update_group(&mut self, before: &Group, group: &Group) -> Result<()> {
+        // Visibility (R07: kind, openness) and the external key decide answers about the
+        // group's members and listings (and which group a key names); anything else of the
+        // row is read only by answers about the group itself.
+        let seen_alike = before.tenant == group.tenant
+            && before.id == group.id
+            && before.kind == group.kind
+            && before.is_public == group.is_public
+            && before.external_key == group.external_key;
+        if seen_alike {
+            self.touched.group(group.tenant, group.id);
+        } else {
+            self.touched.tenant(group.tenant);
+        }
         let res = diesel::update(groups::table.find((group.tenant.0, group.id.0)))
             .set(&GroupRow::from(group))
             .keep_prepared()
