@@ -8,7 +8,8 @@
 //! tenants in its payload, sent by the writing process after the commit: `store::changes`;
 //! a notification that cannot say bumps every tenant). An answer is stored with the revision
 //! of the tenants it reads (`Key::tenants`), read *before* the read that produced it, and
-//! served only while that revision is still the same number. So an answer is never older than
+//! served only while that revision is still the same number. A change of a group's own row
+//! that leaves its visibility, kind and key alone touches only that group (`Key::group`). So an answer is never older than
 //! the last write this replica acknowledged, never older than the last write another replica
 //! committed once its notification has arrived, and a write in one tenant leaves every answer
 //! that reads no row of that tenant in place. While the store cannot promise that (its

@@ -145,6 +145,27 @@ impl Cluster {
         )
     }
 
+    /// Both servers, the writable one chosen at each connection (libpq's multi-host form):
+    /// what a server keeps using across a failover.
+    pub fn failover_url(&self) -> String {
+        format!(
+            "postgres://postgres@127.0.0.1:{},127.0.0.1:{}/postgres?sslmode=disable\
+             &target_session_attrs=read-write",
+            self.primary_port, self.standby_port
+        )
+    }
+
+    /// The primary goes away at once, as a crashed machine would (`pg_ctl stop -m
+    /// immediate`).
+    pub fn stop_primary(&self) {
+        self.pg_ctl(&self.dir.join("primary"), "stop");
+    }
+
+    /// The standby becomes the primary (`pg_ctl promote`, waiting until it accepts writes).
+    pub fn promote_standby(&self) {
+        self.pg_ctl(&self.dir.join("standby"), "promote");
+    }
+
     /// The first column of the first row of `sql` on the primary, as text.
     async fn primary_query(&self, sql: &str) -> Option<String> {
         let client = connect(&self.primary_url()).await;

@@ -90,3 +90,97 @@ async fn replicas_read_their_writes_with_tokens_and_use_the_standby_once_it_has_
     assert_eq!(stale, 0);
     assert!(served, "B did not go back to the standby");
 }
+
+/// The standby is promoted and the primary stopped under a steady load of creates, through
+/// servers whose `DATABASE_URL` names both hosts (`target_session_attrs=read-write`): writes
+/// resume on the new primary, every create that was acknowledged is there (synchronous
+/// replication), and the calls caught in the switch answer UNAVAILABLE, never INTERNAL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn failover_to_the_promoted_standby_loses_no_acknowledged_write() {
+    let Some(cluster) = Cluster::start("failover").await else {
+        return;
+    };
+    let url = cluster.failover_url();
+    let a = Replica::start_on(&url, "a", &[]).await;
+    let b = Replica::start_on(&url, "b", &[]).await;
+    a.arrange(1).await;
+
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut writers = Vec::new();
+    for (w, server) in [a, b].into_iter().enumerate() {
+        let stop = stop.clone();
+        writers.push(tokio::spawn(async move {
+            let (mut acknowledged, mut refused) = (Vec::new(), Vec::new());
+            let mut n = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let name = format!("w{w}-{n}");
+                n += 1;
+                match server.create(&name).await {
+                    Ok(()) => acknowledged.push((std::time::Instant::now(), name)),
+                    Err(status) => {
+                        refused.push((std::time::Instant::now(), status.code()));
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                }
+            }
+            (server, acknowledged, refused)
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let switched = std::time::Instant::now();
+    cluster.stop_primary();
+    cluster.promote_standby();
+    // The new primary has no standby of its own: it must not wait for one at each commit.
+    cluster
+        .standby_sql("ALTER SYSTEM SET synchronous_standby_names = ''")
+        .await;
+    cluster.standby_sql("SELECT pg_reload_conf()").await;
+    let promoted = switched.elapsed();
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+
+    let mut acknowledged = std::collections::BTreeSet::new();
+    let mut resumed = Duration::ZERO;
+    let mut codes = std::collections::BTreeMap::new();
+    let mut servers = Vec::new();
+    for writer in writers {
+        let (server, acked, refused) = writer.await.expect("a writer");
+        // Resumed: the first create acknowledged once the new primary took writes and after
+        // this writer's first refusal (a call in flight at the stop may be answered after
+        // it, for a commit made before).
+        let first_refusal = refused
+            .iter()
+            .map(|(at, _)| *at)
+            .filter(|at| *at > switched)
+            .min();
+        let up = (switched + promoted).max(first_refusal.unwrap_or(switched));
+        let after = acked.iter().map(|(at, _)| *at).filter(|at| *at > up).min();
+        let after = after.expect("writes resumed after the failover");
+        resumed = resumed.max(after - switched);
+        acknowledged.extend(acked.into_iter().map(|(_, name)| name));
+        for (_, code) in refused {
+            *codes.entry(format!("{code:?}")).or_insert(0) += 1;
+        }
+        servers.push(server);
+    }
+    let stored = servers[0].group_names().await;
+    let lost: Vec<&String> = acknowledged
+        .iter()
+        .filter(|n| !stored.contains(*n))
+        .collect();
+    eprintln!(
+        "failover: stopped and promoted in {promoted:?}; writes resumed {resumed:?} after the \
+         primary stopped; {} creates acknowledged, {} lost; refused calls by code: {codes:?}",
+        acknowledged.len(),
+        lost.len()
+    );
+    assert!(lost.is_empty(), "acknowledged creates lost: {lost:?}");
+    assert!(
+        codes.keys().all(|c| c == "Unavailable"),
+        "calls caught in the switch: {codes:?}"
+    );
+    assert!(
+        resumed < Duration::from_secs(5),
+        "writes resumed after {resumed:?}"
+    );
+}

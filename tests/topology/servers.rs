@@ -54,14 +54,21 @@ pub struct Replica {
 }
 
 impl Replica {
-    /// `extra`: more flags.
+    /// A server on `cluster`'s primary, reading from its standby; `extra`: more flags.
     pub async fn start(cluster: &Cluster, name: &str, extra: &[&str]) -> Replica {
+        let standby = cluster.standby_url();
+        let mut flags = vec!["--database-read-url", &standby];
+        flags.extend_from_slice(extra);
+        Replica::start_on(&cluster.primary_url(), name, &flags).await
+    }
+
+    /// A server on the database at `url`; `extra`: more flags.
+    pub async fn start_on(url: &str, name: &str, extra: &[&str]) -> Replica {
         let data = tempfile::tempdir().expect("a data dir");
         let (addr, metrics) = (free_addr(), free_addr());
         let child = Command::new(env!("CARGO_BIN_EXE_group-service"))
             .args(["--listen", &addr, "--metrics-listen", &metrics])
-            .args(["--database-url", &cluster.primary_url()])
-            .args(["--database-read-url", &cluster.standby_url()])
+            .args(["--database-url", url])
             .args(["--jwt-secret", SECRET])
             .args(extra)
             .arg("--data-dir")
@@ -162,6 +169,51 @@ impl Replica {
             .expect("group")
             .into_inner()
             .name
+    }
+
+    /// Creates a group named `name` (mastered by the admin); the call's outcome.
+    pub async fn create(&self, name: &str) -> Result<(), tonic::Status> {
+        let mut groups = GroupServiceClient::new(self.channel.clone());
+        let mut req = self.request(
+            pb::CreateGroupRequest {
+                parent: format!("tenants/{TENANT}"),
+                group: Some(pb::Group {
+                    display_name: name.to_owned(),
+                    ..Default::default()
+                }),
+                master_user_ids: vec![1],
+                ..Default::default()
+            },
+            &token("1", true, false),
+        );
+        req.set_timeout(Duration::from_secs(10));
+        groups.create_group(req).await.map(|_| ())
+    }
+
+    /// The display names of every group of the tenant, as the admin lists them here.
+    pub async fn group_names(&self) -> std::collections::BTreeSet<String> {
+        let mut groups = GroupServiceClient::new(self.channel.clone());
+        let (mut names, mut page_token) = (std::collections::BTreeSet::new(), String::new());
+        loop {
+            let page = groups
+                .list_groups(self.request(
+                    pb::ListGroupsRequest {
+                        parent: format!("tenants/{TENANT}"),
+                        page_size: 100,
+                        page_token: page_token.clone(),
+                        ..Default::default()
+                    },
+                    &token("1", true, false),
+                ))
+                .await
+                .expect("list groups")
+                .into_inner();
+            names.extend(page.groups.into_iter().map(|g| g.display_name));
+            if page.next_page_token.is_empty() {
+                return names;
+            }
+            page_token = page.next_page_token;
+        }
     }
 
     /// Sets the group's description; the write's consistency token.
