@@ -186,14 +186,31 @@ pub(crate) async fn group_for_caller(
     tenant: TenantId,
     group: &GroupRef,
 ) -> Result<Group> {
+    Ok(group_and_own_membership(tx, caller, tenant, group).await?.0)
+}
+
+/// `group_for_caller`, with the caller's own membership of the group when the caller is a
+/// user (`(direct row, effective)`, as `Tx::membership_of` answers it): read in the same
+/// statement, so a user checking their own membership makes one round trip.
+pub(crate) async fn group_and_own_membership(
+    tx: &mut dyn Tx,
+    caller: &Caller,
+    tenant: TenantId,
+    group: &GroupRef,
+) -> Result<(Group, Option<(Option<bool>, bool)>)> {
     let Some(user) = caller.user_key() else {
         let actor = caller.resolve(tx).await?;
-        return visible_group(tx, &actor, tenant, group, Lock::No).await;
+        return Ok((
+            visible_group(tx, &actor, tenant, group, Lock::No).await?,
+            None,
+        ));
     };
     let id = locate(tx, tenant, group).await?;
     let seen = tx.get_group_seen_by(tenant, id, user).await?;
     let actor = caller.user_actor(seen.user)?;
-    seen_or_not_found(&actor, seen.group)
+    let member = seen.group.as_ref().is_some_and(|(_, member)| *member);
+    let group = seen_or_not_found(&actor, seen.group)?;
+    Ok((group, Some((seen.direct, member))))
 }
 
 /// The id of a group named by id or by external key. A key that names no group gives id 0,

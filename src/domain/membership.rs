@@ -6,8 +6,8 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use super::access::{
-    Lock, can_see, group_for_caller, group_not_found, require_own_tenant, seen_without_membership,
-    sees_own_groups, visible_group,
+    Lock, can_see, group_and_own_membership, group_not_found, require_own_tenant,
+    seen_without_membership, sees_own_groups, visible_group,
 };
 use super::cache::{Answer, GroupKeysOfUser, Key};
 use super::caller::Caller;
@@ -189,8 +189,12 @@ impl Service {
                 &groups[0].group,
                 |tx, caller, group| {
                     Box::pin(async move {
-                        let group = group_for_caller(tx, caller, tenant, group).await?.id;
-                        let (direct, member) = tx.membership_of(tenant, group, user).await?;
+                        let (group, own) =
+                            group_and_own_membership(tx, caller, tenant, group).await?;
+                        let (direct, member) = match own {
+                            Some(own) if caller.user_key() == Some(user) => own,
+                            _ => tx.membership_of(tenant, group.id, user).await?,
+                        };
                         Ok(vec![Some(Membership::of(direct, member))])
                     })
                 },

@@ -530,6 +530,8 @@ pub struct GroupSeenRow {
     pub group: Option<GroupRow>,
     #[diesel(sql_type = Bool)]
     pub member: bool,
+    #[diesel(sql_type = Nullable<Bool>)]
+    pub master: Option<bool>,
     #[diesel(embed)]
     pub caller: CallerColumns,
 }

@@ -123,6 +123,8 @@ pub struct GroupSeen {
     pub user: Option<User>,
     /// The group, when there is one, and whether the user is its effective member.
     pub group: Option<(Group, bool)>,
+    /// The user's direct row in the group: `Some(is_master)`, `None` when not a direct member.
+    pub direct: Option<bool>,
 }
 
 /// A group's name and description with the comparison keys stored for them.

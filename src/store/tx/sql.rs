@@ -236,8 +236,9 @@ pub fn membership_of() -> String {
 }
 
 /// Binds `$1` group, `$2` tenant, `$3` user's tenant, `$4` user id. Rows: `GroupSeenRow`, always
-/// one. The group (NULL columns when there is none), whether the user is an effective member,
-/// and the user's directory row (NULL columns when the directory does not know them), in one
+/// one. The group (NULL columns when there is none), whether the user is an effective member
+/// and their direct row (`master`, NULL when not a direct member: a check of the caller's own
+/// membership needs no second statement), and the user's directory row (NULL columns when the directory does not know them), in one
 /// statement: what R24 and R07 need to decide a user's read of a group, the caller resolved
 /// in the same round trip. The membership test is the preserved side of the `LEFT JOIN`s, so
 /// it runs whether or not the group exists: a missing group costs what an invisible one does
@@ -249,11 +250,15 @@ pub fn membership_of() -> String {
 pub fn group_seen_by() -> String {
     with_now(
         format!(
-            "{REACH}SELECT g.*, seen.member, c.email AS caller_email, \
+            "{REACH}SELECT g.*, seen.member, seen.master, c.email AS caller_email, \
                c.display_name AS caller_display_name, c.is_admin AS caller_is_admin, \
                c.external_messaging_allowed AS caller_external_messaging_allowed, \
                c.kind AS caller_kind \
-             FROM (SELECT {EFFECTIVE_MEMBER} AS member LIMIT 1) seen \
+             FROM (SELECT {EFFECTIVE_MEMBER} AS member, \
+               (SELECT d.is_master FROM group_user_members d \
+                 WHERE d.tenant_id = $2 AND d.group_id = $1 AND d.user_tenant_id = $3 \
+                 AND d.user_id = $4 AND (d.expire_time IS NULL OR d.expire_time > $now)) \
+               AS master LIMIT 1) seen \
              LEFT JOIN groups g ON g.tenant_id = $2 AND g.group_id = $1 \
                AND (seen.member OR g.tenant_id = $3) \
              LEFT JOIN users c ON c.tenant_id = $3 AND c.user_id = $4"

@@ -78,6 +78,7 @@ impl GroupTx for BackendTx {
         let GroupSeenRow {
             group,
             member,
+            master,
             caller,
         } = self
             .user_in_reach(sql::group_seen_by(), tenant, id, user)
@@ -87,6 +88,7 @@ impl GroupTx for BackendTx {
             group: group
                 .map(|g| Ok::<_, Error>((Group::try_from(g)?, member)))
                 .transpose()?,
+            direct: master,
         })
     }
 
