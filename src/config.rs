@@ -193,6 +193,16 @@ pub struct Config {
     /// same setting: retention waits for the relay only where it is set.
     #[arg(long, env = "NATS_URL", global = true)]
     pub nats_url: Option<String>,
+    /// How many servers of the JetStream cluster keep each event when the relay creates the
+    /// stream (3 in production; 1 for a single server). An existing stream keeps its own.
+    #[arg(
+        long,
+        env = "GROUP_SERVICE_NATS_STREAM_REPLICAS",
+        default_value_t = 1,
+        value_parser = clap::value_parser!(u8).range(1..=5),
+        global = true
+    )]
+    pub nats_stream_replicas: u8,
     /// How long events are kept for WatchEvents and the audit log, in hours.
     #[arg(
         long,

@@ -115,6 +115,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let options = server::Options {
         metrics_listener,
         nats_url: config.nats_url.clone().filter(|u| !u.is_empty()),
+        nats_stream_replicas: usize::from(config.nats_stream_replicas),
         event_retention: std::time::Duration::from_secs(config.event_retention_hours * 3600),
         timers_every: Duration::from_secs(config.timers_interval_secs.max(1)),
         max_request_bytes: config.max_request_bytes,

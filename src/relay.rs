@@ -36,21 +36,33 @@ pub fn subject(e: &Event) -> String {
 }
 
 /// The stream as the relay creates it when it is missing: every subject `groups.>`, message
-/// ids remembered for `DUPLICATE_WINDOW`, messages kept a week.
-pub fn stream_config() -> jetstream::stream::Config {
+/// ids remembered for `DUPLICATE_WINDOW`, messages kept a week, each on `replicas` servers of
+/// the JetStream cluster (3 in production: the stream keeps taking messages, none lost, while
+/// one of three servers is down). An existing stream is used as it is.
+pub fn stream_config(replicas: usize) -> jetstream::stream::Config {
     jetstream::stream::Config {
         name: STREAM.to_owned(),
         subjects: vec!["groups.>".to_owned()],
         duplicate_window: DUPLICATE_WINDOW,
         max_age: Duration::from_secs(7 * 24 * 3600),
+        num_replicas: replicas.max(1),
         ..Default::default()
     }
+}
+
+/// Where the relay publishes.
+#[derive(Clone, Debug)]
+pub struct Nats {
+    /// A NATS server, or several separated by commas (the servers of a cluster).
+    pub url: String,
+    /// `stream_config`'s replicas.
+    pub replicas: usize,
 }
 
 /// Runs until `stop` becomes true.
 pub async fn run(
     service: Service,
-    url: String,
+    nats: Nats,
     holder: String,
     metrics: Metrics,
     mut stop: watch::Receiver<bool>,
@@ -59,7 +71,7 @@ pub async fn run(
     let mut wake = service.subscribe();
     loop {
         let result = tokio::select! {
-            r = round(&service, &url, &holder, &metrics, &mut wake) => r,
+            r = round(&service, &nats, &holder, &metrics, &mut wake) => r,
             _ = stop.wait_for(|s| *s) => return,
         };
         let pause = match result {
@@ -84,18 +96,19 @@ pub async fn run(
 /// Connects, then publishes for as long as that works; an error ends the round.
 async fn round(
     service: &Service,
-    url: &str,
+    nats: &Nats,
     holder: &str,
     metrics: &Metrics,
     wake: &mut watch::Receiver<u64>,
 ) -> anyhow::Result<()> {
     let client = async_nats::ConnectOptions::new()
         .connection_timeout(Duration::from_secs(2))
-        .connect(url)
+        .connect(nats.url.as_str())
         .await?;
     let js = jetstream::new(client);
-    js.get_or_create_stream(stream_config()).await?;
-    tracing::info!(url, "event relay connected");
+    js.get_or_create_stream(stream_config(nats.replicas))
+        .await?;
+    tracing::info!(url = nats.url, "event relay connected");
     loop {
         wake.borrow_and_update();
         metrics.set_relay_lag(service.relay_lag().await?);

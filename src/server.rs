@@ -63,6 +63,8 @@ pub struct Options {
     pub metrics_listener: Option<TcpListener>,
     /// The JetStream relay of the change feed (`relay`), when set.
     pub nats_url: Option<String>,
+    /// Servers of the JetStream cluster each event is kept on (`relay::stream_config`).
+    pub nats_stream_replicas: usize,
     /// How long events are kept (`feed::Service::prune_events`).
     pub event_retention: Duration,
     /// Largest request message, in bytes (`grpc::limits`).
@@ -119,6 +121,7 @@ impl Default for Options {
         Options {
             metrics_listener: None,
             nats_url: None,
+            nats_stream_replicas: 1,
             event_retention: DEFAULT_EVENT_RETENTION,
             max_request_bytes: crate::grpc::limits::DEFAULT_MAX_REQUEST_BYTES,
             max_response_bytes: crate::grpc::limits::DEFAULT_MAX_RESPONSE_BYTES,
@@ -187,7 +190,10 @@ pub async fn run_with(
         let holder = format!("{}-{:016x}", std::process::id(), rand::random::<u64>());
         let relay = crate::relay::run(
             service.clone(),
-            url,
+            crate::relay::Nats {
+                url,
+                replicas: options.nats_stream_replicas,
+            },
             holder,
             metrics.clone(),
             stop_rx.clone(),

@@ -32,7 +32,10 @@ async fn relay_for(srv: &TestServer, url: &str, for_: Duration) {
     let metrics = Metrics::new(&service, true);
     let task = tokio::spawn(relay::run(
         service,
-        url.into(),
+        relay::Nats {
+            url: url.into(),
+            replicas: 1,
+        },
         "test".into(),
         metrics,
         stopped,
@@ -46,7 +49,7 @@ async fn relay_for(srv: &TestServer, url: &str, for_: Duration) {
 async fn published(client: &async_nats::Client, tenant: i64) -> Vec<serde_json::Value> {
     let js = jetstream::new(client.clone());
     let stream = js
-        .get_or_create_stream(relay::stream_config())
+        .get_or_create_stream(relay::stream_config(1))
         .await
         .unwrap();
     let consumer = stream
@@ -101,7 +104,7 @@ async fn r11_relay_publishes_every_event_once_in_order_across_a_nats_outage() {
     let mut headers = async_nats::HeaderMap::new();
     headers.insert("Nats-Msg-Id", first.name.as_str());
     let js = jetstream::new(client.clone());
-    js.get_or_create_stream(relay::stream_config())
+    js.get_or_create_stream(relay::stream_config(1))
         .await
         .unwrap();
     let body = serde_json::json!({"cursor": 1, "kind": "group.created", "earlier": true});
