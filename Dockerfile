@@ -10,12 +10,13 @@ COPY Cargo.toml Cargo.lock build.rs ./
 COPY proto ./proto
 # Every target Cargo.toml declares needs a file, even the ones this image does not build.
 # Cargo.toml's targets: the lib, the bins group-service, group-load and bare-health, the
-# tests integration and reliability, the bench loadgen.
-RUN mkdir -p src tests/integration tests/reliability loadtest/loadtool \
+# tests integration, reliability and topology, the bench loadgen.
+RUN mkdir -p src tests/integration tests/reliability tests/topology loadtest/loadtool \
     && echo 'fn main() {}' > src/main.rs \
     && echo '' > src/lib.rs \
     && echo '' > tests/integration/main.rs \
     && echo '' > tests/reliability/main.rs \
+    && echo '' > tests/topology/main.rs \
     && echo 'fn main() {}' > loadtest/loadgen.rs \
     && echo 'fn main() {}' > loadtest/loadtool/main.rs \
     && echo 'fn main() {}' > loadtest/bare_health.rs \
