@@ -387,10 +387,13 @@ impl Changes {
     }
 
     /// A write of this process committed, changing `touched`: bumps those revisions; the
-    /// write's number.
+    /// write's number. The number first: a read that sees the bumped revisions also sees an
+    /// unannounced write, and so does not go to a standby (`read_position`). The write's
+    /// answer, with its token, leaves after both.
     pub fn committed(&self, touched: &Touched) -> u64 {
+        let number = self.writes.fetch_add(1, Ordering::SeqCst) + 1;
         self.bump(touched);
-        self.writes.fetch_add(1, Ordering::SeqCst) + 1
+        number
     }
 
     /// Every tenant may have changed.
