@@ -619,7 +619,7 @@ mod tests {
 
 /// PostgreSQL's plans of the statements that test one user's membership, under the generic
 /// plan a prepared statement settles on (`plan_cache_mode = force_generic_plan`), on the
-/// migrated schema. Runs where `TEST_DATABASE_URL` names a server (always in CI).
+/// migrated schema. Runs where `TEST_DATABASE_URL` names a server (CI's PostgreSQL run).
 #[cfg(test)]
 mod postgres_plans {
     use super::*;
@@ -627,11 +627,10 @@ mod postgres_plans {
     /// The text of `EXPLAIN` of `sql` under its generic plan, or `None` (said on stderr)
     /// without a server outside CI.
     async fn generic_plans(statements: &[(&str, String)]) -> Option<Vec<(String, String)>> {
+        // The suite's SQLite run says so and returns; its PostgreSQL run (CI's included) has
+        // the URL.
         let admin = match std::env::var("TEST_DATABASE_URL") {
             Ok(url) if !url.is_empty() => url,
-            _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
-                panic!("CI runs this test on PostgreSQL: set TEST_DATABASE_URL")
-            }
             _ => {
                 eprintln!("postgres_plans: PostgreSQL only (set TEST_DATABASE_URL)");
                 return None;
