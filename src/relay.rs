@@ -50,6 +50,15 @@ pub fn stream_config(replicas: usize) -> jetstream::stream::Config {
     }
 }
 
+/// `url` (a NATS server or a comma-separated list of them) as logs show it: passwords
+/// replaced by `***`.
+pub fn shown(url: &str) -> String {
+    url.split(',')
+        .map(crate::store::redact)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 /// Where the relay publishes.
 #[derive(Clone, Debug)]
 pub struct Nats {
@@ -108,7 +117,7 @@ async fn round(
     let js = jetstream::new(client);
     js.get_or_create_stream(stream_config(nats.replicas))
         .await?;
-    tracing::info!(url = nats.url, "event relay connected");
+    tracing::info!(url = %shown(&nats.url), "event relay connected");
     loop {
         wake.borrow_and_update();
         metrics.set_relay_lag(service.relay_lag().await?);
@@ -160,4 +169,15 @@ async fn publish(js: &jetstream::Context, e: &Event) -> anyhow::Result<()> {
         .await?;
     tokio::time::timeout(Duration::from_secs(5), ack).await??;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn logged_urls_hide_every_servers_password() {
+        assert_eq!(
+            super::shown("nats://u:secret@n1:4222,nats://v:other@n2:4222,nats://n3:4222"),
+            "nats://u:***@n1:4222,nats://v:***@n2:4222,nats://n3:4222"
+        );
+    }
 }
